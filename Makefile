@@ -1,0 +1,56 @@
+# Soft Token IdP. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test check lint typecheck serve bench translations chromium clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its test tools
+
+demo: install ## run everything on the embedded default (SQLite, no Redis); Ctrl-C stops it
+	$(BIN)/idp demo up
+
+chromium: ## install Debian's chromium for the browser tests when missing (as root)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing and we are not root: browser tests will not run"; fi; \
+	fi
+
+lint: install ## ruff (lint and format check)
+	$(BIN)/ruff check idp tests bench
+	$(BIN)/ruff format --check idp tests bench
+
+typecheck: install ## mypy --strict on idp/
+	$(BIN)/mypy
+
+test: install chromium lint typecheck ## install what tests need, then lint, type-check and run every test
+	$(BIN)/pytest $(T)
+
+check: test ## everything CI runs
+
+serve: install ## the IdP in production mode on 127.0.0.1:8000 (needs IDP_DATABASE_URL, IDP_REDIS_URL, secrets)
+	IDP_MODE=production $(BIN)/idp db upgrade
+	IDP_MODE=production $(BIN)/idp serve
+
+bench: install ## load benchmark against a running `make serve` (see bench/README.md)
+	$(BIN)/python bench/run.py
+
+translations: install ## extract page texts, update the Thai catalogue, compile it
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -o instance/messages.pot .
+	$(BIN)/pybabel update -i instance/messages.pot -d idp/web/translations --no-fuzzy-matching
+	$(BIN)/pybabel compile -d idp/web/translations
+
+clean: ## remove the virtualenv and the demo database
+	rm -rf $(VENV) instance

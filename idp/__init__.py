@@ -1,0 +1,122 @@
+"""Soft Token IdP: the OpenID Connect provider of the New GFMIS Thai Soft Token."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.deps import Deps
+from idp.deps import build_deps
+from idp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Protocol and form bodies are small; anything larger is refused before it is parsed.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(
+    settings: Settings | None = None, *, deps: Deps | None = None, background: bool = True
+) -> Flask:
+    """Build the IdP's WSGI application.
+
+    ``background`` starts the audit sealer and the revocation reconciler; tests turn it off
+    and run those jobs themselves.
+    """
+    from idp.audit.service import Sealer
+    from idp.oidc import views as oidc_views
+    from idp.oidc.discovery import build_discovery_document
+    from idp.oidc.jsondoc import serialise
+    from idp.oidc.server import build_authorization_server
+    from idp.web import context
+    from idp.web import errors
+    from idp.web import i18n
+    from idp.web import login
+    from idp.web import ops
+    from idp.web import pages
+    from idp.web import security
+    from idp.web.sessions import EphemeralSessionInterface
+
+    settings = settings or (deps.settings if deps else Settings())
+    deps = deps or build_deps(settings)
+    ops.configure_logging(settings.log_level)
+
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        MAX_FORM_PARTS=200,
+        PREFERRED_URL_SCHEME="https" if settings.issuer.startswith("https") else "http",
+    )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.trusted_proxies,
+            x_proto=settings.trusted_proxies,
+            x_host=settings.trusted_proxies,
+        )
+    app.extensions["idp"] = deps
+    app.extensions["idp.discovery"] = serialise(build_discovery_document(settings.issuer))
+    app.session_interface = EphemeralSessionInterface(deps)
+
+    context.init_app(app)
+    ops.init_app(app)
+    security.init_app(app, production=settings.is_production)
+    i18n.init_app(app, default_locale=settings.default_locale)
+    errors.init_app(app)
+    app.extensions["idp.oauth"] = build_authorization_server(app, deps)
+    for blueprint in (oidc_views.bp, login.bp, pages.bp, ops.bp):
+        app.register_blueprint(blueprint)
+
+    deps.keyring.reload()
+    _watch_for_changes(deps)
+    if not deps.store.is_shared:
+        log.warning("idp.store.in_process: no IDP_REDIS_URL, so this must be the only process")
+    if background:
+        sealer = Sealer(deps.sessions, interval=settings.audit_seal_interval)
+        sealer.start()
+        _start_reconciler(deps)
+    return app
+
+
+def _watch_for_changes(deps: Deps) -> None:
+    """Reload clients and keys when another process changes them (Redis pub/sub)."""
+
+    def on_clients(message: bytes) -> None:
+        deps.clients.invalidate(message.decode() or None)
+
+    def on_keys(_message: bytes) -> None:
+        deps.keyring.reload()
+
+    deps.store.subscribe(deps.keys.channel("clients"), on_clients)
+    deps.store.subscribe(deps.keys.channel("keys"), on_keys)
+    deps.store.start_listening()
+
+
+def _start_reconciler(deps: Deps) -> None:
+    from idp.audit.service import run_periodically
+
+    def reconcile() -> None:
+        with deps.sessions() as session:
+            deps.revocations.reconcile(session, deps.clock.now())
+
+    def reload_keys() -> None:
+        deps.keyring.reload()
+
+    stop = threading.Event()
+    threading.Thread(
+        target=run_periodically,
+        args=(stop, 5.0, reconcile, "idp.revocation.reconcile_failed"),
+        name="idp-revocation-reconciler",
+        daemon=True,
+    ).start()
+    # Keys also rotate on a schedule nobody announces (retirement after the overlap).
+    threading.Thread(
+        target=run_periodically,
+        args=(stop, 60.0, reload_keys, "idp.keys.reload_failed"),
+        name="idp-key-reloader",
+        daemon=True,
+    ).start()

@@ -1,0 +1,110 @@
+"""The login transaction: the steps a browser must pass before an authorization resumes.
+
+The protocol engine (``idp.oidc``) decides *that* a login is needed and stores the request;
+the steps below run the interaction; when none is left the authorization resumes with the
+result (subject, ``acr``, ``amr``, ``auth_time``). A later step (the phone confirmation, a
+required action) is one more entry in ``LOGIN_STEPS``.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+from idp.accounts.models import User
+
+
+class Step(enum.StrEnum):
+    PASSWORD = "password"
+    CHANGE_PASSWORD = "change_password"
+
+
+# RFC 8176 §2 authentication method reference values.
+AMR_PASSWORD = "pwd"
+
+
+class Assurance(enum.StrEnum):
+    """How the user authenticated (DESIGN §5): the last path segment of the ``acr`` URI."""
+
+    PASSWORD = "aal1-pwd"
+    SOFT_TOKEN = "aal2-softtoken"
+    SOFT_TOKEN_TXN = "aal2-softtoken-txn"
+
+
+def acr_uri(issuer: str, level: Assurance) -> str:
+    return f"{issuer}/acr/{level.value}"
+
+
+def assurance_for(amr: list[str]) -> Assurance:
+    """The level a set of methods reaches; password alone is AAL1."""
+    return Assurance.PASSWORD
+
+
+@dataclass
+class LoginTransaction:
+    """One pending authorization request and how far its login has got."""
+
+    id: str
+    params: dict[str, str]
+    client_id: str
+    started_at: float
+    user_id: str | None = None
+    completed: list[str] = field(default_factory=list)
+    amr: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, params: dict[str, str], *, client_id: str, now: datetime) -> LoginTransaction:
+        return cls(
+            id=secrets.token_urlsafe(16),
+            params=params,
+            client_id=client_id,
+            started_at=now.timestamp(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoginTransaction:
+        return cls(**data)
+
+    def complete(self, step: Step, *, amr: list[str] | None = None) -> None:
+        if step.value not in self.completed:
+            self.completed.append(step.value)
+        for method in amr or []:
+            if method not in self.amr:
+                self.amr.append(method)
+
+
+@dataclass(frozen=True)
+class StepRule:
+    step: Step
+    is_due: Callable[[LoginTransaction, User | None, datetime], bool]
+
+
+def _password_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
+    return Step.PASSWORD.value not in tx.completed or user is None
+
+
+def _change_password_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
+    return user is not None and user.must_change_password
+
+
+LOGIN_STEPS: tuple[StepRule, ...] = (
+    StepRule(Step.PASSWORD, _password_due),
+    StepRule(Step.CHANGE_PASSWORD, _change_password_due),
+)
+
+
+def next_step(tx: LoginTransaction, user: User | None, now: datetime) -> Step | None:
+    """The first step still due, or None when the login is complete."""
+    for rule in LOGIN_STEPS:
+        if rule.is_due(tx, user, now):
+            return rule.step
+    return None

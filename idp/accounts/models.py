@@ -1,0 +1,111 @@
+"""Users, their login sessions and the password step's failure counters."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from idp.store.db import Base
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_subject() -> str:
+    # OIDC Core §2: sub is locally unique, never reassigned; opaque so it leaks nothing.
+    return secrets.token_urlsafe(16)
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sub: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
+    # Stored case-folded: "Somchai" and "somchai" are one account and share one failure counter.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(default=True)
+    password_changed_at: Mapped[datetime | None]
+    temporary_password_expires_at: Mapped[datetime | None]
+    status: Mapped[UserStatus] = mapped_column(String(16), default=UserStatus.ACTIVE)
+
+    given_name_th: Mapped[str] = mapped_column(String(100), default="")
+    family_name_th: Mapped[str] = mapped_column(String(100), default="")
+    given_name_en: Mapped[str] = mapped_column(String(100), default="")
+    family_name_en: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    # DESIGN §4: encrypted, plus a keyed hash for look-ups.
+    citizen_id_encrypted: Mapped[str | None] = mapped_column(String(255))
+    citizen_id_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    created_at: Mapped[datetime]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == UserStatus.ACTIVE
+
+    def display_name(self, locale: str) -> str:
+        if locale == "en" and self.given_name_en:
+            return f"{self.given_name_en} {self.family_name_en}".strip()
+        return f"{self.given_name_th} {self.family_name_th}".strip() or self.username
+
+    # Authlib reads these two.
+    def get_user_id(self) -> str:
+        return self.sub
+
+    def get_profile(self) -> dict[str, Any]:
+        return {"preferred_username": self.username}
+
+
+class UserSession(Base):
+    """A browser's authenticated session at the IdP (the ``sid`` of OIDC logout)."""
+
+    __tablename__ = "user_sessions"
+
+    # Public: appears in ID tokens and logout tokens as "sid".
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    # Secret: only the SHA-256 of the cookie value is stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    auth_time: Mapped[datetime]
+    acr: Mapped[str] = mapped_column(String(255))
+    amr: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class LoginFailure(Base):
+    """Consecutive failed password attempts for one username, known or not.
+
+    Unknown usernames are counted exactly like real ones, so neither the answers, their timing
+    nor a lock-out reveals whether an account exists.
+    """
+
+    __tablename__ = "login_failures"
+
+    username_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime]
+
+
+Index("ix_user_sessions_active", UserSession.user_id, UserSession.ended_at)

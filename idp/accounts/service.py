@@ -1,0 +1,245 @@
+"""Issuing accounts, checking passwords and changing them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Session
+
+from idp.accounts import citizen_id as citizen_ids
+from idp.accounts.errors import InvalidCredentialsError
+from idp.accounts.errors import UsernameTakenError
+from idp.accounts.models import LoginFailure
+from idp.accounts.models import User
+from idp.accounts.passwords import hash_password
+from idp.accounts.passwords import needs_rehash
+from idp.accounts.passwords import validate_new_password
+from idp.accounts.passwords import verify_password
+from idp.accounts.throttle import ThrottlePolicy
+from idp.audit.service import NO_CONTEXT
+from idp.audit.service import AuditContext
+from idp.audit.service import record
+from idp.store.db import is_postgresql
+from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import EphemeralStoreError
+from idp.store.ephemeral import Keys
+from idp.store.secrets import DataCipher
+
+log = logging.getLogger(__name__)
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().casefold()
+
+
+def get_user_by_username(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == normalise_username(username)))
+
+
+def create_user(
+    session: Session,
+    cipher: DataCipher,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    temporary: bool,
+    temporary_ttl: int,
+    min_length: int,
+    citizen_id: str | None = None,
+    given_name_th: str = "",
+    family_name_th: str = "",
+    given_name_en: str = "",
+    family_name_en: str = "",
+    email: str | None = None,
+    actor: str | None = None,
+    context: AuditContext = NO_CONTEXT,
+) -> User:
+    """Issue an account; a temporary password must be changed at first login.
+
+    Raises:
+        UsernameTakenError, CitizenIdError, PasswordPolicyError.
+    """
+    name = normalise_username(username)
+    if not name or get_user_by_username(session, name) is not None:
+        raise UsernameTakenError()
+    validate_new_password(password, username=name, min_length=min_length, current_hash=None)
+    user = User(
+        username=name,
+        password_hash=hash_password(password),
+        must_change_password=temporary,
+        password_changed_at=None if temporary else now,
+        temporary_password_expires_at=now + timedelta(seconds=temporary_ttl) if temporary else None,
+        given_name_th=given_name_th,
+        family_name_th=family_name_th,
+        given_name_en=given_name_en,
+        family_name_en=family_name_en,
+        email=email,
+        created_at=now,
+    )
+    if citizen_id is not None:
+        number = citizen_ids.validate(citizen_id)
+        user.citizen_id_encrypted = cipher.encrypt(number.encode(), context="users.citizen_id")
+        user.citizen_id_hash = cipher.keyed_hash(number, purpose="citizen_id")
+    session.add(user)
+    session.flush()
+    record(session, "account.created", now=now, actor=actor, context=context, user=user.sub)
+    return user
+
+
+class PasswordAuthenticator:
+    """The password step: verify a password under brute-force protection."""
+
+    def __init__(
+        self,
+        *,
+        policy: ThrottlePolicy,
+        cipher: DataCipher,
+        store: EphemeralStore,
+        keys: Keys,
+    ) -> None:
+        self._policy = policy
+        self._cipher = cipher
+        self._store = store
+        self._keys = keys
+
+    def verify_password_login(
+        self,
+        session: Session,
+        *,
+        username: str,
+        password: str,
+        now: datetime,
+        context: AuditContext,
+    ) -> User:
+        """Return the user whose password this is, or raise one generic error.
+
+        Durable on its own: commits the failure count and the audit event before raising, so
+        that the caller's rollback cannot undo them.
+
+        Raises:
+            InvalidCredentialsError: for every kind of failure alike.
+        """
+        name = normalise_username(username)[:64]
+        key = self._cipher.keyed_hash(name, purpose="login_username")
+        counter = self._lock_counter(session, key, now)
+        if self._policy.is_blocked(counter.failures, counter.last_failure_at, now) or (
+            self._ip_is_blocked(context.client_ip)
+        ):
+            # SECURITY: while blocked the password is not checked and the attempt is not
+            # counted, so a locked account cannot be brute-forced nor locked for longer.
+            return self._fail(session, name, now, context, reason="throttled", count=False)
+
+        user = session.scalar(select(User).where(User.username == name))
+        password_ok = verify_password(user.password_hash if user else None, password)
+        if user is None or not password_ok:
+            return self._fail(session, name, now, context, reason="bad_credentials")
+        if not user.is_active:
+            return self._fail(session, name, now, context, reason="account_suspended")
+        expiry = user.temporary_password_expires_at
+        if user.must_change_password and expiry is not None and expiry <= now:
+            return self._fail(session, name, now, context, reason="temporary_password_expired")
+
+        session.execute(delete(LoginFailure).where(LoginFailure.username_hash == key))
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        record(session, "login.password", now=now, actor=user.sub, context=context)
+        return user
+
+    def _lock_counter(self, session: Session, key: str, now: datetime) -> LoginFailure:
+        # Every username gets a row to lock, so parallel guesses at one account are counted
+        # one after another and cannot slip past the cap together.
+        insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+        session.execute(
+            insert(LoginFailure)
+            .values(username_hash=key, failures=0, last_failure_at=now)
+            .on_conflict_do_nothing(index_elements=["username_hash"])
+        )
+        counter = session.scalar(
+            select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
+        )
+        assert counter is not None  # noqa: S101 - inserted just above
+        return counter
+
+    def _fail(
+        self,
+        session: Session,
+        name: str,
+        now: datetime,
+        context: AuditContext,
+        *,
+        reason: str,
+        count: bool = True,
+    ) -> User:
+        if count:
+            key = self._cipher.keyed_hash(name, purpose="login_username")
+            counter = session.get(LoginFailure, key)
+            if counter is not None:
+                counter.failures += 1
+                counter.last_failure_at = now
+            self._count_ip_failure(context.client_ip)
+        record(
+            session,
+            "login.failed",
+            now=now,
+            outcome="failure",
+            actor=name,
+            context=context,
+            reason=reason,
+        )
+        session.commit()
+        raise InvalidCredentialsError()
+
+    def _ip_is_blocked(self, ip: str | None) -> bool:
+        if not ip:
+            return False
+        try:
+            value = self._store.get(self._keys.login_ip_failures(ip))
+        except EphemeralStoreError:
+            log.warning("idp.login.ip_counter_unavailable")
+            return False  # the per-account counter in the database still holds
+        return value is not None and int(value) >= self._policy.ip_failure_limit
+
+    def _count_ip_failure(self, ip: str | None) -> None:
+        if not ip:
+            return
+        try:
+            self._store.incr(self._keys.login_ip_failures(ip), ttl=self._policy.ip_window)
+        except EphemeralStoreError:
+            log.warning("idp.login.ip_counter_unavailable")
+
+
+def reset_login_failures(session: Session, cipher: DataCipher, username: str) -> None:
+    """Lift a lock-out (an administrator's action)."""
+    key = cipher.keyed_hash(normalise_username(username), purpose="login_username")
+    session.execute(delete(LoginFailure).where(LoginFailure.username_hash == key))
+
+
+def change_password(
+    session: Session,
+    user: User,
+    *,
+    new_password: str,
+    now: datetime,
+    min_length: int,
+    context: AuditContext = NO_CONTEXT,
+) -> None:
+    """Set a password the user chose (after the old one was verified by the caller).
+
+    Raises:
+        PasswordPolicyError
+    """
+    validate_new_password(
+        new_password, username=user.username, min_length=min_length, current_hash=user.password_hash
+    )
+    user.password_hash = hash_password(new_password)
+    user.must_change_password = False
+    user.temporary_password_expires_at = None
+    user.password_changed_at = now
+    record(session, "account.password_changed", now=now, actor=user.sub, context=context)

@@ -1,0 +1,196 @@
+"""Record security events, seal them into a hash chain, and verify the chain.
+
+Events are inserted in the same transaction as the change they describe, so an event exists
+exactly when its change does. Linking each row to the previous one at insert time would make
+every writer (the token endpoint included) queue on one lock, so a sealer links committed rows
+shortly afterwards instead, in one process at a time, as transparency logs do. ``seq`` is the
+position in the chain; rows are never changed after sealing (a database trigger refuses it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from idp.audit.models import AuditEvent
+from idp.store.db import is_postgresql
+
+log = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+# pg_advisory_xact_lock key: one sealer at a time across every IdP instance.
+_SEAL_LOCK_KEY = 0x1D_A0D17
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Where a request came from, handed down by the web layer."""
+
+    client_ip: str | None = None
+    request_id: str | None = None
+    user_agent: str | None = None
+
+
+NO_CONTEXT = AuditContext()
+
+
+def record(
+    session: Session,
+    event: str,
+    *,
+    now: datetime,
+    outcome: str = "success",
+    actor: str | None = None,
+    client_id: str | None = None,
+    context: AuditContext = NO_CONTEXT,
+    **details: Any,
+) -> None:
+    """Add a security event to the trail in the caller's transaction."""
+    session.add(
+        AuditEvent(
+            occurred_at=now,
+            event=event,
+            outcome=outcome,
+            actor=actor,
+            client_id=client_id,
+            client_ip=context.client_ip,
+            request_id=context.request_id,
+            details=details,
+        )
+    )
+
+
+def link_hash(previous: str, row: AuditEvent) -> str:
+    """SHA-256 over the previous link and a canonical form of the row."""
+    body = {
+        "seq": row.seq,
+        "id": row.id,
+        "occurred_at": row.occurred_at.isoformat(timespec="microseconds"),
+        "event": row.event,
+        "outcome": row.outcome,
+        "actor": row.actor,
+        "client_id": row.client_id,
+        "client_ip": row.client_ip,
+        "request_id": row.request_id,
+        "details": row.details,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+
+
+def seal_pending(session: Session, *, limit: int = 5000) -> int:
+    """Link committed but unsealed events onto the chain; return how many were sealed.
+
+    The caller commits. On PostgreSQL a transaction-scoped advisory lock keeps one sealer at
+    a time; a sealer that does not get it returns 0 and tries again later.
+    """
+    if is_postgresql(session):
+        locked = session.execute(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK_KEY))).scalar()
+        if not locked:
+            return 0
+    last = session.execute(
+        select(AuditEvent.seq, AuditEvent.chain_hash)
+        .where(AuditEvent.seq.is_not(None))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    seq: int = last[0] if last and last[0] is not None else 0
+    previous: str = last[1] if last and last[1] is not None else GENESIS_HASH
+    rows = session.scalars(
+        select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(limit)
+    ).all()
+    for row in rows:
+        seq += 1
+        row.seq = seq
+        previous = row.chain_hash = link_hash(previous, row)
+    session.flush()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    unsealed: int
+    broken_at_seq: int | None
+    reason: str | None
+
+    @property
+    def is_intact(self) -> bool:
+        return self.broken_at_seq is None
+
+
+def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
+    """Walk the sealed chain from the start and report the first broken link."""
+    previous = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.seq >= expected_seq)
+            .order_by(AuditEvent.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            if row.seq != expected_seq:
+                return ChainReport(checked, _unsealed(session), expected_seq, "missing event")
+            expected_hash = link_hash(previous, row)
+            if row.chain_hash != expected_hash:
+                return ChainReport(checked, _unsealed(session), expected_seq, "altered event")
+            previous = expected_hash
+            expected_seq += 1
+            checked += 1
+        session.expunge_all()
+    return ChainReport(checked, _unsealed(session), None, None)
+
+
+def _unsealed(session: Session) -> int:
+    return session.scalar(select(func.count()).where(AuditEvent.seq.is_(None))) or 0
+
+
+class Sealer:
+    """Seal the trail every ``interval`` seconds in a background thread."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, interval: float) -> None:
+        self._sessions = sessions
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="idp-audit-sealer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def seal_now(self) -> int:
+        with self._sessions() as session, session.begin():
+            return seal_pending(session)
+
+    def _run(self) -> None:
+        run_periodically(self._stop, self._interval, self.seal_now, "idp.audit.seal_failed")
+
+
+def run_periodically(
+    stop: threading.Event, interval: float, work: Callable[[], object], failure_event: str
+) -> None:
+    while not stop.wait(interval):
+        try:
+            work()
+        except Exception:  # a background job must outlive a database blip
+            log.exception(failure_event)

@@ -1,0 +1,367 @@
+"""The ``idp`` command: database, users, clients, keys, audit, demo data and serving."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import tempfile
+
+import click
+
+from idp.deps import Deps
+from idp.deps import build_deps
+from idp.errors import IdpError
+from idp.settings import Settings
+from idp.settings import SettingsError
+
+
+def _deps() -> Deps:
+    try:
+        return build_deps(Settings())
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _announce(deps: Deps, topic: str, message: bytes = b"") -> None:
+    """Tell running instances to drop what they cached (clients, keys)."""
+    deps.store.publish(deps.keys.channel(topic), message)
+
+
+@click.group()
+def main() -> None:
+    """Soft Token IdP administration."""
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration and make sure signing keys exist."""
+    from idp.oidc.keys import ensure_keys
+    from idp.store.migrate import upgrade
+
+    deps = _deps()
+    upgrade(deps.engine)
+    with deps.sessions.begin() as session:
+        created = ensure_keys(session, deps.cipher, now=deps.clock.now())
+    click.echo(f"database at head; {len(created)} signing key(s) created")
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--password", help="Defaults to a generated temporary password, shown once.")
+@click.option("--permanent", is_flag=True, help="The password need not be changed at login.")
+@click.option("--citizen-id", help="13-digit Thai citizen ID (stored encrypted).")
+@click.option("--given-name-th", default="")
+@click.option("--family-name-th", default="")
+@click.option("--given-name-en", default="")
+@click.option("--family-name-en", default="")
+@click.option("--email")
+def users_create(
+    username: str,
+    password: str | None,
+    permanent: bool,
+    citizen_id: str | None,
+    given_name_th: str,
+    family_name_th: str,
+    given_name_en: str,
+    family_name_en: str,
+    email: str | None,
+) -> None:
+    """Issue an account. A temporary password must be changed at first login."""
+    from idp.accounts.service import create_user
+
+    deps = _deps()
+    generated = password is None
+    password = password or _temporary_password()
+    try:
+        with deps.sessions.begin() as session:
+            user = create_user(
+                session,
+                deps.cipher,
+                username=username,
+                password=password,
+                now=deps.clock.now(),
+                temporary=not permanent,
+                temporary_ttl=deps.settings.temporary_password_ttl,
+                min_length=deps.settings.password_min_length,
+                citizen_id=citizen_id,
+                given_name_th=given_name_th,
+                family_name_th=family_name_th,
+                given_name_en=given_name_en,
+                family_name_en=family_name_en,
+                email=email,
+                actor="cli",
+            )
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created {user.username} (sub {user.sub})")
+    if generated:
+        click.echo(f"temporary password (shown once): {password}")
+
+
+@users.command("unlock")
+@click.argument("username")
+def users_unlock(username: str) -> None:
+    """Clear the failed-login counter of a locked-out account."""
+    from idp.accounts.service import reset_login_failures
+    from idp.audit.service import record
+
+    deps = _deps()
+    with deps.sessions.begin() as session:
+        reset_login_failures(session, deps.cipher, username)
+        record(session, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
+    click.echo(f"unlocked {username}")
+
+
+def _temporary_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+@main.group()
+def clients() -> None:
+    """OAuth clients (relying parties)."""
+
+
+@clients.command("add")
+@click.argument("client_id")
+@click.option("--name", required=True)
+@click.option("--public", is_flag=True, help="No secret; PKCE only (browser or native apps).")
+@click.option("--secret", help="Defaults to a generated 256-bit secret, shown once.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option(
+    "--grant-type",
+    "grant_types",
+    multiple=True,
+    default=("authorization_code", "refresh_token"),
+    show_default=True,
+)
+@click.option("--scope", default="openid profile email", show_default=True)
+@click.option("--auth-method", "auth_methods", multiple=True, default=("client_secret_basic",))
+@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]))
+@click.option("--may-introspect", is_flag=True, help="May introspect any client's tokens.")
+@click.option("--backchannel-logout-uri")
+def clients_add(
+    client_id: str,
+    name: str,
+    public: bool,
+    secret: str | None,
+    redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
+    grant_types: tuple[str, ...],
+    scope: str,
+    auth_methods: tuple[str, ...],
+    id_token_alg: str | None,
+    may_introspect: bool,
+    backchannel_logout_uri: str | None,
+) -> None:
+    """Register (or replace) a client."""
+    from idp.oidc.clients import generate_client_secret
+    from idp.oidc.clients import register_client
+
+    deps = _deps()
+    generated = not public and secret is None
+    if not public:
+        secret = secret or generate_client_secret()
+    try:
+        with deps.sessions.begin() as session:
+            register_client(
+                session,
+                deps.cipher,
+                client_id=client_id,
+                client_name=name,
+                now=deps.clock.now(),
+                secret=None if public else secret,
+                auth_methods=list(auth_methods),
+                redirect_uris=list(redirect_uris),
+                post_logout_redirect_uris=list(post_logout_uris),
+                grant_types=list(grant_types),
+                scope=scope,
+                id_token_signed_response_alg=id_token_alg,
+                backchannel_logout_uri=backchannel_logout_uri,
+                may_introspect=may_introspect,
+                actor="cli",
+            )
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    _announce(deps, "clients", client_id.encode())
+    click.echo(f"registered {client_id}")
+    if generated:
+        click.echo(f"client secret (shown once): {secret}")
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("rotate")
+@click.option("--alg", type=click.Choice(["ES256", "RS256"]), multiple=True)
+def keys_rotate(alg: tuple[str, ...]) -> None:
+    """Promote the published next key to signing; keep the old one published for the overlap."""
+    from idp.audit.service import record
+    from idp.oidc.keys import SUPPORTED_ALGS
+    from idp.oidc.keys import rotate_keys
+
+    deps = _deps()
+    now = deps.clock.now()
+    with deps.sessions.begin() as session:
+        kids = rotate_keys(
+            session,
+            deps.cipher,
+            now=now,
+            overlap=deps.settings.key_overlap,
+            algs=alg or SUPPORTED_ALGS,
+        )
+        record(session, "keys.rotated", now=now, actor="cli", signing=kids)
+    _announce(deps, "keys")
+    click.echo("now signing with: " + ", ".join(kids))
+
+
+# --- audit --------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check every link of the sealed chain; exit 1 at the first broken one."""
+    from idp.audit.service import verify_chain
+
+    deps = _deps()
+    with deps.sessions() as session:
+        report = verify_chain(session)
+    if report.is_intact:
+        click.echo(f"intact: {report.checked} sealed events, {report.unsealed} not yet sealed")
+        return
+    click.echo(
+        f"BROKEN at seq {report.broken_at_seq}: {report.reason} "
+        f"({report.checked} events verified before it)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Seal committed events now (running IdPs do this every second)."""
+    from idp.audit.service import seal_pending
+
+    deps = _deps()
+    with deps.sessions.begin() as session:
+        count = seal_pending(session)
+    click.echo(f"sealed {count} events")
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """Demo data and the all-in-one demo."""
+
+
+@demo.command("seed")
+def demo_seed() -> None:
+    """Create the demo users and clients (DESIGN §7). Safe to run again."""
+    from idp.demo import seed
+
+    deps = _deps()
+    with deps.sessions.begin() as session:
+        lines = seed(session, deps)
+    _announce(deps, "clients")
+    for line in lines:
+        click.echo(line)
+
+
+@demo.command("up")
+def demo_up() -> None:
+    """Migrate, seed, and run every demo process until Ctrl-C."""
+    from idp.demo import run_demo
+
+    run_demo()
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+def run(host: str, port: int) -> None:
+    """Run the IdP in one process (the demo's server)."""
+    from werkzeug.serving import run_simple
+
+    from idp import create_app
+
+    app = create_app()
+    # Our own access log (idp.access) already records every request, as JSON.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=max(2, os.cpu_count() or 2), show_default=True, type=int)
+@click.option(
+    "--server",
+    "server_name",
+    type=click.Choice(["granian", "gunicorn"]),
+    default="granian",
+    show_default=True,
+)
+def serve(bind: str, workers: int, server_name: str) -> None:
+    """Run the IdP in production mode under a multi-worker WSGI server."""
+    try:
+        settings = Settings()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not settings.is_production:
+        raise click.ClickException("'idp serve' is production mode: set IDP_MODE=production")
+    metrics_dir = tempfile.mkdtemp(prefix="idp-metrics-")
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, IDP_METRICS_DIR=metrics_dir)
+    host, _, port = bind.rpartition(":")
+    if server_name == "granian":
+        command = [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
+            "--port", port, "--workers", str(workers), "--blocking-threads", "4",
+            "--no-ws", "--log-level", "warning", "idp.wsgi:app",
+        ]  # fmt: skip
+    else:
+        command = [
+            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+            "idp.wsgi:app",
+        ]  # fmt: skip
+    click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")
+    os.execve(command[0], command, env)  # noqa: S606 - replaces this process with the server
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Demo data (DESIGN §7) and the all-in-one demo launcher behind ``make demo``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from idp.accounts.service import create_user
+from idp.accounts.service import get_user_by_username
+from idp.deps import Deps
+from idp.oidc.clients import register_client
+
+DEMO_PASSWORD = "Demo-Pass-2025!"
+DEMO_UNIT = "0000000001"
+PORTAL_SECRET = "gfms-portal-demo-secret-not-for-production"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    citizen_id: str
+    given_name_th: str
+    family_name_th: str
+    given_name_en: str
+    family_name_en: str
+    what: str
+    temporary: bool = False
+
+
+DEMO_USERS = (
+    DemoUser("somchai", "1101700230074", "สมชาย", "ใจดี", "Somchai", "Jaidee", "recorder"),
+    DemoUser("malee", "3100601234565", "มาลี", "ศรีสุข", "Malee", "Srisuk", "approve-1"),
+    DemoUser("prasert", "1409900123454", "ประเสริฐ", "วงศ์ไทย", "Prasert", "Wongthai", "approve-2"),
+    DemoUser(
+        "newuser",
+        "3501100456783",
+        "นภา",
+        "ใหม่ทอง",
+        "Napa",
+        "Maithong",
+        "issued a password, not yet registered",
+        temporary=True,
+    ),
+    DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk"),
+    DemoUser("head1", "3102100678900", "สมศักดิ์", "หัวหน้า", "Somsak", "Huana", "head of unit"),
+    DemoUser("admin", "1103700088121", "อรุณ", "ผู้ดูแล", "Arun", "Phudulae", "CGD administrator"),
+    DemoUser("auditor1", "3560400222191", "ปราณี", "ตรวจสอบ", "Pranee", "Truatsop", "auditor"),
+)
+
+
+def seed(session: Session, deps: Deps) -> list[str]:
+    """Create what is missing of the demo users and clients; return lines to print."""
+    now = deps.clock.now()
+    settings = deps.settings
+    lines = []
+    for person in DEMO_USERS:
+        if get_user_by_username(session, person.username) is not None:
+            continue
+        create_user(
+            session,
+            deps.cipher,
+            username=person.username,
+            password=DEMO_PASSWORD,
+            now=now,
+            temporary=person.temporary,
+            temporary_ttl=settings.temporary_password_ttl,
+            min_length=settings.password_min_length,
+            citizen_id=person.citizen_id,
+            given_name_th=person.given_name_th,
+            family_name_th=person.family_name_th,
+            given_name_en=person.given_name_en,
+            family_name_en=person.family_name_en,
+            actor="demo-seed",
+        )
+        lines.append(f"user {person.username}: {person.what}")
+    for client in demo_clients():
+        register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
+        lines.append(f"client {client['client_id']}")
+    return lines
+
+
+def demo_clients() -> list[dict[str, Any]]:
+    return [
+        {
+            "client_id": "gfms-portal",
+            "client_name": "GFMS Portal",
+            "secret": PORTAL_SECRET,
+            "auth_methods": ["client_secret_basic", "client_secret_post"],
+            "redirect_uris": ["http://127.0.0.1:8200/auth/callback"],
+            "post_logout_redirect_uris": ["http://127.0.0.1:8200/"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email",
+            "backchannel_logout_uri": "http://127.0.0.1:8200/auth/backchannel-logout",
+        },
+        {
+            "client_id": "demo-public",
+            "client_name": "Demo public client",
+            "secret": None,
+            "auth_methods": [],
+            "redirect_uris": ["http://127.0.0.1:9999/callback"],
+            "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email offline_access",
+        },
+        {
+            "client_id": "demo-confidential",
+            "client_name": "Demo confidential client",
+            "secret": "demo-confidential-secret",
+            "auth_methods": ["client_secret_basic"],
+            "redirect_uris": [
+                "http://127.0.0.1:9999/callback",
+                "http://127.0.0.1:9999/callback2",
+            ],
+            "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email offline_access",
+            "backchannel_logout_uri": "http://127.0.0.1:9998/backchannel-logout",
+            "allow_weak_secret": True,
+        },
+        {
+            "client_id": "demo-service",
+            "client_name": "Demo service (ticketing integration)",
+            "secret": "demo-service-secret",
+            "auth_methods": ["client_secret_basic", "client_secret_post"],
+            "redirect_uris": [],
+            "post_logout_redirect_uris": [],
+            "grant_types": ["client_credentials"],
+            "scope": "helpdesk",
+            "may_introspect": True,
+            "allow_weak_secret": True,
+        },
+    ]
+
+
+# --- the launcher -------------------------------------------------------------------------
+
+PROCESSES = (
+    ("IdP", [sys.executable, "-m", "idp.cli", "run", "--port", "8000"], "http://127.0.0.1:8000"),
+)
+
+
+def run_demo() -> None:
+    """Migrate and seed the embedded database, start every process, print where they are."""
+    subprocess.run([sys.executable, "-m", "idp.cli", "db", "upgrade"], check=True)
+    subprocess.run([sys.executable, "-m", "idp.cli", "demo", "seed"], check=True)
+    children = [subprocess.Popen(command) for _, command, _ in PROCESSES]
+
+    def stop(*_args: object) -> None:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=10)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, _, url in PROCESSES:
+        _wait_until_up(f"{url}/healthz", name)
+    _print_banner()
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                print(f"a demo process exited with {child.returncode}; stopping", flush=True)
+                stop()
+        time.sleep(1)
+
+
+def _wait_until_up(url: str, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"{name} did not start at {url}")
+
+
+def _print_banner() -> None:
+    lines = [
+        "",
+        "Soft Token IdP demo is running (Ctrl-C stops everything):",
+        *(f"  {name:<8} {url}" for name, _, url in PROCESSES),
+        "  discovery http://127.0.0.1:8000/.well-known/openid-configuration",
+        "",
+        f"Demo accounts (password {DEMO_PASSWORD}; unit {DEMO_UNIT}):",
+        *(f"  {u.username:<10} {u.what}" for u in DEMO_USERS),
+        "",
+        "Demo clients: gfms-portal, demo-public (PKCE), "
+        "demo-confidential (secret demo-confidential-secret), "
+        "demo-service (secret demo-service-secret)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,91 @@
+"""Everything the IdP's code needs, built once per process by ``build_deps``.
+
+Tests build their own (a fake clock, a test database) and hand it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from idp.accounts.sessions import SessionPolicy
+from idp.accounts.throttle import ThrottlePolicy
+from idp.clock import Clock
+from idp.clock import SystemClock
+from idp.oidc.clients import ClientRegistry
+from idp.oidc.keys import KeyRing
+from idp.oidc.tokens import TokenSigner
+from idp.revocation.service import RevocationList
+from idp.settings import Settings
+from idp.store.db import make_engine
+from idp.store.db import make_session_factory
+from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import Keys
+from idp.store.ephemeral import make_store
+from idp.store.secrets import DataCipher
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: EphemeralStore
+    keys: Keys
+    clock: Clock
+    cipher: DataCipher
+    keyring: KeyRing
+    clients: ClientRegistry
+    revocations: RevocationList
+    signer: TokenSigner
+    throttle: ThrottlePolicy
+    session_policy: SessionPolicy
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: EphemeralStore | None = None,
+    engine: Engine | None = None,
+) -> Deps:
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    store = store if store is not None else make_store(settings.redis_url)
+    keys = Keys(settings.redis_namespace)
+    cipher = DataCipher(settings.data_key_bytes)
+    keyring = KeyRing(sessions, cipher)
+    return Deps(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        store=store,
+        keys=keys,
+        clock=clock or SystemClock(),
+        cipher=cipher,
+        keyring=keyring,
+        clients=ClientRegistry(sessions, cipher),
+        revocations=RevocationList(store, keys),
+        signer=TokenSigner(
+            keyring,
+            issuer=settings.issuer,
+            access_ttl=settings.access_token_ttl,
+            id_ttl=settings.id_token_ttl,
+        ),
+        throttle=ThrottlePolicy(
+            throttle_after=settings.login_throttle_after,
+            base_delay=settings.login_throttle_base_delay,
+            max_delay=settings.login_throttle_max_delay,
+            lockout_after=settings.login_lockout_after,
+            lockout_seconds=settings.login_lockout_seconds,
+            max_failures=settings.login_max_consecutive_failures,
+            ip_failure_limit=settings.login_ip_failure_limit,
+            ip_window=settings.login_ip_window,
+        ),
+        session_policy=SessionPolicy(
+            max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
+        ),
+    )

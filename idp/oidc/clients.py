@@ -1,0 +1,246 @@
+"""Registered clients: registration, secrets, and an in-process cache for the hot paths."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from idp.audit.service import record
+from idp.errors import IdpError
+from idp.oidc.models import Client
+from idp.store.secrets import DataCipher
+
+# What a client may ask for; anything else in a request is ignored (RFC 6749 §3.3).
+STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+# Scopes that only make sense with a user present.
+USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+
+
+class ClientRegistrationError(IdpError):
+    code = "invalid_client_metadata"
+
+
+def hash_client_secret(cipher: DataCipher, secret: str) -> str:
+    # Client secrets are 256-bit random values, so a keyed hash is enough and it is fast; a
+    # password hash (argon2) on every token request would cost more than the token itself.
+    return cipher.keyed_hash(secret, purpose="client_secret")
+
+
+def generate_client_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    """An immutable view of a client, implementing what Authlib's ClientMixin asks for."""
+
+    client_id: str
+    client_name: str
+    secret_hash: str | None
+    auth_methods: tuple[str, ...]
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    id_token_signed_response_alg: str | None
+    backchannel_logout_uri: str | None
+    may_introspect: bool
+    _cipher: DataCipher = field(repr=False, compare=False)
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+    @property
+    def client_metadata(self) -> dict[str, Any]:
+        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OIDC Core §3.1.2.1: redirect_uri is required; no default is ever assumed.
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The requested scopes this client may have; None when a request names none of them."""
+        if not scope:
+            return ""
+        requested = scope.split()
+        allowed = [s for s in dict.fromkeys(requested) if s in self.scopes]
+        return " ".join(allowed) if allowed else None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # RFC 9700 §4.1.3: exact string comparison, no patterns or prefixes.
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(
+            hash_client_secret(self._cipher, client_secret), self.secret_hash
+        )
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if method == "none":
+            # Public clients prove nothing about themselves: they may redeem codes and
+            # refresh tokens (bound by PKCE and rotation) and revoke, never introspect.
+            return self.is_public and endpoint in ("token", "revocation")
+        return method in self.auth_methods
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+class ClientRegistry:
+    """Clients by id, cached in process; ``invalidate`` is called on change notices."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], cipher: DataCipher, *, ttl: float = 60.0
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._ttl = ttl
+        self._cache: dict[str, tuple[RegisteredClient | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, client_id: str | None) -> RegisteredClient | None:
+        if not client_id or len(client_id) > 64:
+            return None
+        cached = self._cache.get(client_id)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        with self._sessions() as session:
+            row = session.get(Client, client_id)
+            client = self._view(row) if row is not None and row.disabled_at is None else None
+        # Unknown ids are remembered briefly too, so a flood of them is not a flood of queries.
+        ttl = self._ttl if client is not None else min(self._ttl, 5.0)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[client_id] = (client, now + ttl)
+        return client
+
+    def invalidate(self, client_id: str | None = None) -> None:
+        with self._lock:
+            if client_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(client_id, None)
+
+    def _view(self, row: Client) -> RegisteredClient:
+        return RegisteredClient(
+            client_id=row.client_id,
+            client_name=row.client_name,
+            secret_hash=row.secret_hash,
+            auth_methods=tuple(row.auth_methods),
+            redirect_uris=tuple(row.redirect_uris),
+            post_logout_redirect_uris=tuple(row.post_logout_redirect_uris),
+            grant_types=tuple(row.grant_types),
+            scopes=tuple(row.scope.split()),
+            id_token_signed_response_alg=row.id_token_signed_response_alg,
+            backchannel_logout_uri=row.backchannel_logout_uri,
+            may_introspect=row.may_introspect,
+            _cipher=self._cipher,
+        )
+
+
+def register_client(
+    session: Session,
+    cipher: DataCipher,
+    *,
+    client_id: str,
+    client_name: str,
+    now: datetime,
+    secret: str | None,
+    auth_methods: list[str],
+    redirect_uris: list[str],
+    post_logout_redirect_uris: list[str],
+    grant_types: list[str],
+    scope: str,
+    id_token_signed_response_alg: str | None = None,
+    backchannel_logout_uri: str | None = None,
+    may_introspect: bool = False,
+    allow_weak_secret: bool = False,
+    actor: str | None = None,
+) -> Client:
+    """Register or replace a client after checking its metadata.
+
+    ``allow_weak_secret`` exists for the published demo secrets only.
+
+    Raises:
+        ClientRegistrationError: inconsistent metadata.
+    """
+    _validate_metadata(
+        secret=secret if not allow_weak_secret else None,
+        is_public=secret is None,
+        auth_methods=auth_methods,
+        redirect_uris=redirect_uris,
+        grant_types=grant_types,
+        id_token_alg=id_token_signed_response_alg,
+    )
+    row = session.get(Client, client_id) or Client(client_id=client_id, created_at=now)
+    row.client_name = client_name
+    row.secret_hash = hash_client_secret(cipher, secret) if secret is not None else None
+    row.auth_methods = auth_methods if secret is not None else ["none"]
+    row.redirect_uris = redirect_uris
+    row.post_logout_redirect_uris = post_logout_redirect_uris
+    row.grant_types = grant_types
+    row.scope = scope
+    row.id_token_signed_response_alg = id_token_signed_response_alg
+    row.backchannel_logout_uri = backchannel_logout_uri
+    row.may_introspect = may_introspect
+    row.disabled_at = None
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        "client.registered",
+        now=now,
+        actor=actor,
+        client_id=client_id,
+        grant_types=grant_types,
+        scope=scope,
+    )
+    return row
+
+
+def _validate_metadata(
+    *,
+    secret: str | None,
+    is_public: bool,
+    auth_methods: list[str],
+    redirect_uris: list[str],
+    grant_types: list[str],
+    id_token_alg: str | None,
+) -> None:
+    if secret is not None and len(secret) < 32:
+        raise ClientRegistrationError("Client secrets must have at least 32 characters.")
+    if not is_public and not set(auth_methods) <= set(SECRET_METHODS):
+        raise ClientRegistrationError("Unknown client authentication method.")
+    if not set(grant_types) <= set(GRANT_TYPES):
+        raise ClientRegistrationError("Unknown grant type.")
+    if is_public and "client_credentials" in grant_types:
+        raise ClientRegistrationError("A public client cannot use client_credentials.")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientRegistrationError("The code flow needs at least one redirect URI.")
+    for uri in redirect_uris:
+        if "#" in uri or not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ClientRegistrationError(f"Redirect URI not allowed: {uri}")
+    if id_token_alg not in (None, "ES256", "RS256"):
+        raise ClientRegistrationError("id_token_signed_response_alg must be ES256 or RS256.")

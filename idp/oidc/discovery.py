@@ -1,0 +1,65 @@
+"""OpenID Connect Discovery 1.0 §3 provider metadata: only what this OP really does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.accounts.flow import Assurance
+from idp.accounts.flow import acr_uri
+from idp.oidc.clients import SECRET_METHODS
+from idp.oidc.clients import STANDARD_SCOPES
+from idp.oidc.keys import SUPPORTED_ALGS
+
+
+def build_discovery_document(issuer: str) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "userinfo_endpoint": f"{issuer}/userinfo",
+        "jwks_uri": f"{issuer}/jwks.json",
+        "end_session_endpoint": f"{issuer}/logout",
+        "introspection_endpoint": f"{issuer}/introspect",
+        "revocation_endpoint": f"{issuer}/revoke",
+        "scopes_supported": list(STANDARD_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
+        "token_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
+        "introspection_endpoint_auth_methods_supported": list(SECRET_METHODS),
+        "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
+        "code_challenge_methods_supported": ["S256"],
+        # Only levels a login can reach today; the phone confirmation adds the AAL2 ones.
+        "acr_values_supported": [acr_uri(issuer, Assurance.PASSWORD)],
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "sid",
+            "azp",
+            "at_hash",
+            "name",
+            "given_name",
+            "family_name",
+            "preferred_username",
+            "locale",
+            "email",
+            "email_verified",
+        ],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": ["th-TH", "en"],
+        "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": False,
+        "frontchannel_logout_supported": False,
+    }

@@ -1,0 +1,217 @@
+"""Introspection (RFC 7662), revocation (RFC 7009) and RP-initiated logout, on Authlib's
+endpoint classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+from authlib.consts import default_json_headers
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from authlib.oidc.rpinitiated.end_session import EndSessionRequest
+
+from idp.accounts.models import User
+from idp.audit.service import record
+from idp.oidc.clients import SECRET_METHODS
+from idp.oidc.clients import RegisteredClient
+from idp.oidc.grants import find_grant_of_refresh_token
+from idp.oidc.models import Grant
+from idp.oidc.models import RefreshToken
+from idp.oidc.tokens import InvalidAccessTokenError
+from idp.revocation.models import RevokedKind
+from idp.revocation.service import revoke_grant
+from idp.store.secrets import sha256_hex
+
+if TYPE_CHECKING:
+    from idp.oidc.server import IdpAuthorizationServer
+
+_INACTIVE = {"active": False}
+_MAX_TOKEN_LENGTH = 8192
+
+
+def _token_param(request: Any) -> str:
+    token = request.form.get("token")
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        raise InvalidRequestError("Missing or oversized 'token' parameter.")
+    return str(token)
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662. A client may introspect the tokens issued to it; a client registered as a
+    protected resource (``may_introspect``) may introspect any token."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = list(SECRET_METHODS)
+    server: IdpAuthorizationServer
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:
+        client: RegisteredClient = self.authenticate_endpoint_client(request)
+        token = _token_param(request)
+        hint = request.form.get("token_type_hint")
+        # RFC 7662 §2.1: an unknown or wrong hint only changes the search order.
+        if hint == "refresh_token" or token.count(".") != 2:
+            payload = self._refresh_token(token, client) or self._access_token(token, client)
+        else:
+            payload = self._access_token(token, client) or self._refresh_token(token, client)
+        return 200, payload or _INACTIVE, default_json_headers
+
+    def _access_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
+        deps = self.server.deps
+        now = deps.clock.now()
+        try:
+            claims = deps.signer.verify_access_token(token, now=now)
+        except InvalidAccessTokenError:
+            return None
+        if not client.may_introspect and claims["client_id"] != client.client_id:
+            return None
+        if deps.revocations.is_revoked(
+            jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
+        ):
+            return None
+        return {"active": True, "token_type": "Bearer", **claims}
+
+    def _refresh_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
+        if token.count(".") == 2:
+            return None
+        session = self.server.db()
+        grant = find_grant_of_refresh_token(session, token)
+        if grant is None:
+            return None
+        if not client.may_introspect and grant.client_id != client.client_id:
+            return None
+        row = session.get(RefreshToken, sha256_hex(token))
+        now = self.server.deps.clock.now()
+        if row is None or row.used_at is not None or grant.revoked_at is not None:
+            return None
+        if row.expires_at <= now:
+            return None
+        user = session.get(User, grant.user_id)
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": grant.client_id,
+            "scope": grant.scope,
+            "sub": user.sub if user else None,
+            "exp": int(row.expires_at.timestamp()),
+            "iat": int(row.issued_at.timestamp()),
+            "iss": self.server.deps.settings.issuer,
+        }
+
+
+class TokenRevocation(RevocationEndpoint):
+    """RFC 7009. Revoking a refresh token revokes its grant and the grant's access tokens;
+    revoking an access token puts its ``jti`` on the revocation list until it expires."""
+
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, "none"]
+    server: IdpAuthorizationServer
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:
+        client: RegisteredClient = self.authenticate_endpoint_client(request)
+        token = _token_param(request)
+        # RFC 7009 §2.2: the answer is 200 whether or not the token was known or valid, so
+        # the endpoint cannot be used to probe tokens.
+        if token.count(".") == 2:
+            self._revoke_access_token(token, client)
+        else:
+            self._revoke_refresh_token(token, client)
+        return 200, {}, default_json_headers
+
+    def _revoke_access_token(self, token: str, client: RegisteredClient) -> None:
+        deps = self.server.deps
+        now = deps.clock.now()
+        try:
+            claims = deps.signer.verify_access_token(token, now=now)
+        except InvalidAccessTokenError:
+            return
+        if claims["client_id"] != client.client_id:
+            return
+        deps.revocations.revoke(
+            self.server.db(),
+            RevokedKind.ACCESS_TOKEN,
+            claims["jti"],
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            now=now,
+            reason="client_revoked",
+        )
+        record(
+            self.server.db(),
+            "token.revoked",
+            now=now,
+            actor=claims["sub"],
+            client_id=client.client_id,
+            context=self.server.audit_context(),
+            jti=claims["jti"],
+        )
+
+    def _revoke_refresh_token(self, token: str, client: RegisteredClient) -> None:
+        session = self.server.db()
+        grant: Grant | None = find_grant_of_refresh_token(session, token)
+        if grant is None or grant.client_id != client.client_id:
+            return
+        revoke_grant(
+            session,
+            self.server.deps.revocations,
+            grant,
+            reason="client_revoked",
+            now=self.server.deps.clock.now(),
+            context=self.server.audit_context(),
+        )
+
+
+@dataclass
+class LogoutRequest:
+    """A validated RP-initiated logout: where to go afterwards and whether to ask first."""
+
+    client: RegisteredClient | None
+    redirect_uri: str | None
+    id_token_claims: dict[str, Any] | None
+    ui_locales: str | None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        # Without a valid id_token_hint the request may be forged (a logout CSRF), so the
+        # user confirms (OpenID RP-Initiated Logout 1.0 §2 and §6).
+        return self.id_token_claims is None
+
+
+class EndSession(EndSessionEndpoint):
+    """OpenID RP-Initiated Logout 1.0: id_token_hint verified with our keys (even expired),
+    post_logout_redirect_uri only when registered and exactly equal."""
+
+    server: IdpAuthorizationServer
+
+    def get_server_jwks(self) -> Any:
+        return self.server.deps.keyring.snapshot.verifying
+
+    def get_algorithms(self) -> list[str]:
+        return ["ES256", "RS256"]
+
+    def _validate_id_token_hint(self, id_token_hint: str) -> dict[str, Any]:
+        try:
+            return self.server.deps.signer.verify_own_id_token(id_token_hint)
+        except InvalidAccessTokenError as exc:
+            raise InvalidRequestError("Invalid 'id_token_hint'.") from exc
+
+    def validate_logout(self, request: Any) -> LogoutRequest:
+        """Validate the request; an error means: show it, do not redirect anywhere.
+
+        Raises:
+            InvalidRequestError
+        """
+        validated: EndSessionRequest = self.validate_request(request)
+        return LogoutRequest(
+            client=validated.client,
+            redirect_uri=validated.redirect_uri,
+            id_token_claims=validated.id_token_claims,
+            ui_locales=validated.ui_locales,
+        )
+
+    def end_session(self, end_session_request: Any) -> None:
+        # The logout view ends the session itself (it owns the cookie).
+        return None

@@ -1,0 +1,439 @@
+"""Authlib grants with the rules Authlib leaves to us or gets wrong for this IdP.
+
+- PKCE with S256 for every client, confidential ones included (RFC 9700 §2.1.1); ``plain``
+  is refused.
+- A code is redeemed once, even by parallel requests: the redemption is one conditional
+  UPDATE, and a second attempt revokes what the first one issued (RFC 6749 §4.1.2).
+- Refresh tokens rotate; presenting a used one revokes the whole family (RFC 9700 §4.14.2).
+- Client credentials get only the scopes the client is registered for.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.grants.util import is_openid_scope
+from authlib.oidc.core.grants.util import validate_request_prompt
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import User
+from idp.accounts.models import UserSession
+from idp.accounts.sessions import is_live
+from idp.audit.service import record
+from idp.oidc.claims import user_claims
+from idp.oidc.clients import USER_SCOPES
+from idp.oidc.clients import RegisteredClient
+from idp.oidc.models import AuthorizationCode
+from idp.oidc.models import Grant
+from idp.oidc.models import GrantAccessToken
+from idp.oidc.models import GrantKind
+from idp.oidc.models import RefreshToken
+from idp.oidc.tokens import Authentication
+from idp.revocation.service import revoke_grant
+from idp.store.secrets import sha256_hex
+
+if TYPE_CHECKING:
+    from idp.oidc.server import IdpAuthorizationServer
+
+SECRET_AUTH = ["client_secret_basic", "client_secret_post"]
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """The resource owner at the authorization endpoint: a user in a live session."""
+
+    user: User
+    session: UserSession
+
+    def get_user_id(self) -> str:
+        return self.user.sub
+
+
+class S256CodeChallenge(CodeChallenge):
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 - Authlib's class attribute
+    CODE_CHALLENGE_METHODS = {"S256": compare_s256_code_challenge}  # noqa: RUF012
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        # SECURITY: without PKCE a stolen code could be redeemed (RFC 9700 §2.1.1).
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE with S256 is required.")
+        # SECURITY: 'plain' offers nothing against a code intercepted with its challenge.
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDAuthorization(OpenIDCode):
+    """Authlib's OpenID Connect checks at the authorization endpoint (nonce, prompt).
+
+    ID tokens themselves are made by the grants below, from the grant's recorded
+    authentication, so that refreshes carry the same auth_time, acr and amr.
+    """
+
+    def __call__(self, grant: Any) -> None:
+        if is_openid_scope(grant.request.payload.scope):
+            grant.register_hook(
+                "after_validate_authorization_request_payload",
+                self.validate_openid_authorization_request,
+            )
+            grant.register_hook("after_validate_consent_request", validate_request_prompt)
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # Replay of a whole response is already stopped by single-use codes bound to a PKCE
+        # verifier; the nonce is carried into the ID token for the client to check.
+        return False
+
+
+class _IdpGrant:
+    """Shared by our grants: the database session, the clock and token issuance."""
+
+    server: IdpAuthorizationServer
+    request: Any
+
+    @property
+    def db(self) -> Session:
+        return self.server.db()
+
+    @property
+    def now(self) -> datetime:
+        return self.server.deps.clock.now()
+
+    def _issue(
+        self,
+        *,
+        client: RegisteredClient,
+        grant: Grant,
+        user: User,
+        scope: str,
+        nonce: str | None,
+        with_refresh_token: bool,
+        now: datetime,
+    ) -> dict[str, Any]:
+        deps = self.server.deps
+        auth = Authentication(
+            sub=user.sub,
+            sid=grant.session_id if grant.kind == GrantKind.SESSION else None,
+            auth_time=grant.auth_time,
+            acr=grant.acr,
+            amr=tuple(grant.amr),
+        )
+        access = deps.signer.issue_access_token(
+            client_id=client.client_id,
+            scope=scope,
+            now=now,
+            auth=auth,
+            alg=deps.settings.signing_alg,
+        )
+        self.db.add(
+            GrantAccessToken(jti=access.jti, grant_id=grant.id, expires_at=access.expires_at)
+        )
+        token = self._bearer(access.token, scope)
+        if with_refresh_token:
+            value = secrets.token_urlsafe(32)
+            self.db.add(
+                RefreshToken(
+                    token_hash=sha256_hex(value),
+                    grant_id=grant.id,
+                    issued_at=now,
+                    expires_at=grant.expires_at,
+                )
+            )
+            token["refresh_token"] = value
+        if is_openid_scope(scope):
+            token["id_token"] = deps.signer.issue_id_token(
+                client_id=client.client_id,
+                auth=auth,
+                now=now,
+                nonce=nonce,
+                access_token=access.token,
+                claims=user_claims(user, scope, in_id_token=True),
+                alg=client.id_token_signed_response_alg or deps.settings.signing_alg,
+            )
+        self._record_issued(
+            actor=user.sub,
+            client_id=client.client_id,
+            jti=access.jti,
+            scope=scope,
+            now=now,
+            grant=grant.id,
+            refresh_token=with_refresh_token,
+        )
+        return token
+
+    def _bearer(self, access_token: str, scope: str) -> dict[str, Any]:
+        # RFC 6749 §5.1: the successful token response.
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.server.deps.signer.access_ttl,
+            "scope": scope,
+        }
+
+    def _record_issued(
+        self, *, actor: str, client_id: str, jti: str, scope: str, now: datetime, **details: Any
+    ) -> None:
+        grant_type = self.request.payload.grant_type
+        record(
+            self.db,
+            "token.issued",
+            now=now,
+            actor=actor,
+            client_id=client_id,
+            context=self.server.audit_context(),
+            grant_type=grant_type,
+            jti=jti,
+            scope=scope,
+            **details,
+        )
+        self.server.count_token(grant_type)
+
+    def _revoke_family_and_fail(
+        self, grant_id: str | None, reason: str, client_id: str
+    ) -> InvalidGrantError:
+        """Revoke what a replayed credential issued, durably, and return the error to raise."""
+        now = self.now
+        if grant_id is not None and (grant := self.db.get(Grant, grant_id)) is not None:
+            revoke_grant(
+                self.db,
+                self.server.deps.revocations,
+                grant,
+                reason=reason,
+                now=now,
+                context=self.server.audit_context(),
+            )
+        record(
+            self.db,
+            f"token.{reason}",
+            now=now,
+            outcome="failure",
+            client_id=client_id,
+            context=self.server.audit_context(),
+            grant=grant_id,
+        )
+        # Durable on its own: the caller answers with an error and rolls back its session.
+        self.db.commit()
+        return InvalidGrantError("The grant was already used; its tokens have been revoked.")
+
+
+class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_AUTH, "none"]  # noqa: RUF012
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        owner: AuthenticatedUser = request.user
+        data = request.payload.data
+        now = self.now
+        self.db.add(
+            AuthorizationCode(
+                code_hash=sha256_hex(code),
+                client_id=request.client.client_id,
+                user_id=owner.user.id,
+                session_id=owner.session.id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                nonce=data.get("nonce"),
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                auth_time=owner.session.auth_time,
+                acr=owner.session.acr,
+                amr=list(owner.session.amr),
+                expires_at=now
+                + timedelta(seconds=self.server.deps.settings.authorization_code_ttl),
+            )
+        )
+        record(
+            self.db,
+            "authorization.code_issued",
+            now=now,
+            actor=owner.user.sub,
+            client_id=request.client.client_id,
+            context=self.server.audit_context(),
+            sid=owner.session.id,
+            scope=request.scope,
+        )
+
+    def query_authorization_code(
+        self, code: str, client: RegisteredClient
+    ) -> AuthorizationCode | None:
+        row = self.db.get(AuthorizationCode, sha256_hex(code))
+        if row is None or row.client_id != client.client_id:
+            return None
+        if row.redeemed_at is not None:
+            # SECURITY: a code seen twice was stolen or replayed (RFC 6749 §4.1.2).
+            raise self._revoke_family_and_fail(row.grant_id, "code_reused", client.client_id)
+        if row.expires_at <= self.now:
+            return None
+        return row
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: RegisteredClient = self.request.client
+        code: AuthorizationCode = self.request.authorization_code
+        now = self.now
+        grant_id = secrets.token_hex(16)
+        claimed = self.db.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == code.code_hash,
+                AuthorizationCode.redeemed_at.is_(None),
+            )
+            .values(redeemed_at=now, grant_id=grant_id)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            # A parallel redemption won: this one is the replay.
+            self.db.rollback()
+            fresh = self.db.get(AuthorizationCode, code.code_hash)
+            raise self._revoke_family_and_fail(
+                fresh.grant_id if fresh else None, "code_reused", client.client_id
+            )
+
+        user = self.db.get(User, code.user_id)
+        if user is None or not user.is_active:
+            raise InvalidGrantError("The user may no longer sign in.")
+        scope = code.scope
+        offline = "offline_access" in scope.split() and client.check_grant_type("refresh_token")
+        settings = self.server.deps.settings
+        lifetime = settings.refresh_token_ttl if offline else settings.session_max_age
+        grant = Grant(
+            id=grant_id,
+            kind=GrantKind.OFFLINE if offline else GrantKind.SESSION,
+            client_id=client.client_id,
+            user_id=user.id,
+            session_id=code.session_id,
+            scope=scope,
+            auth_time=code.auth_time,
+            acr=code.acr,
+            amr=list(code.amr),
+            created_at=now,
+            expires_at=now + timedelta(seconds=lifetime),
+        )
+        self.db.add(grant)
+        # Public clients get refresh tokens only for offline_access; confidential clients
+        # also get session-bound ones, which die with the IdP session.
+        with_refresh = client.check_grant_type("refresh_token") and (
+            offline or not client.is_public
+        )
+        token = self._issue(
+            client=client,
+            grant=grant,
+            user=user,
+            scope=scope,
+            nonce=code.nonce,
+            with_refresh_token=with_refresh,
+            now=now,
+        )
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_AUTH, "none"]  # noqa: RUF012
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        row = self.db.get(RefreshToken, sha256_hex(refresh_token))
+        if row is None:
+            return None
+        grant = self.db.get(Grant, row.grant_id)
+        if grant is None or grant.client_id != self.request.client.client_id:
+            return None
+        if row.used_at is not None:
+            # SECURITY: a rotated-out token came back: one of its holders is not the client.
+            raise self._revoke_family_and_fail(grant.id, "refresh_reused", grant.client_id)
+        now = self.now
+        if grant.revoked_at is not None or row.expires_at <= now or grant.expires_at <= now:
+            return None
+        if grant.kind == GrantKind.SESSION:
+            user_session = self.db.get(UserSession, grant.session_id)
+            policy = self.server.deps.session_policy
+            if user_session is None or not is_live(user_session, now=now, policy=policy):
+                return None
+        self.request.grant = grant
+        return row
+
+    def _validate_request_token(self, client: RegisteredClient) -> RefreshToken:
+        refresh_token = self.request.form.get("refresh_token")
+        if refresh_token is None:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        row = self.authenticate_refresh_token(refresh_token)
+        if row is None:
+            raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
+        return row
+
+    def _validate_token_scope(self, token: RefreshToken) -> None:
+        # RFC 6749 §6: a refresh never grants more than the original grant.
+        requested = self.request.payload.scope
+        if requested and not set(requested.split()) <= set(self.request.grant.scope.split()):
+            raise InvalidScopeError()
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: RegisteredClient = self.request.client
+        row: RefreshToken = self.request.refresh_token
+        grant: Grant = self.request.grant
+        now = self.now
+        rotated = self.db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if rotated.rowcount != 1:  # type: ignore[attr-defined]
+            self.db.rollback()
+            raise self._revoke_family_and_fail(grant.id, "refresh_reused", grant.client_id)
+        user = self.db.get(User, grant.user_id)
+        if user is None or not user.is_active:
+            raise InvalidGrantError("The user may no longer sign in.")
+        scope = self.request.payload.scope or grant.scope
+        token = self._issue(
+            client=client,
+            grant=grant,
+            user=user,
+            scope=scope,
+            nonce=None,
+            with_refresh_token=True,
+            now=now,
+        )
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_AUTH
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        client: RegisteredClient = self.request.client
+        requested = set((self.request.payload.scope or "").split())
+        allowed = {s for s in client.scopes if s not in USER_SCOPES}
+        if requested - allowed:
+            # RFC 6749 §5.2: a scope the client may not have is an error, not a silent drop.
+            raise InvalidScopeError()
+        scope = " ".join(sorted(requested or allowed))
+        deps = self.server.deps
+        now = self.now
+        access = deps.signer.issue_access_token(
+            client_id=client.client_id,
+            scope=scope,
+            now=now,
+            auth=None,
+            alg=deps.settings.signing_alg,
+        )
+        self._record_issued(
+            actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope, now=now
+        )
+        return 200, self._bearer(access.token, scope), self.TOKEN_RESPONSE_HEADER
+
+
+def find_grant_of_refresh_token(session: Session, value: str) -> Grant | None:
+    row = session.get(RefreshToken, sha256_hex(value))
+    return session.get(Grant, row.grant_id) if row is not None else None

@@ -1,0 +1,95 @@
+"""What an authorization request asks of the login interaction (OIDC Core §3.1.2.1).
+
+Small named checks in the spirit of node-oidc-provider: each either passes or raises the
+OAuth error the client should receive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Error
+
+SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# Single-valued request parameters that must appear at most once (RFC 6749 §3.1).
+SINGLE_PARAMS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "prompt",
+    "max_age",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "acr_values",
+    "ui_locales",
+    "login_hint",
+    "id_token_hint",
+)
+MAX_PARAM_LENGTH = 2048
+
+
+class RequestNotSupportedError(OAuth2Error):
+    error = "request_not_supported"  # OIDC Core §3.1.2.6
+
+
+class RequestUriNotSupportedError(OAuth2Error):
+    error = "request_uri_not_supported"
+
+
+class RegistrationNotSupportedError(OAuth2Error):
+    error = "registration_not_supported"
+
+
+def validate_request_shape(values: Any) -> dict[str, str]:
+    """Reject duplicated or oversized parameters before anything else reads them.
+
+    Raises:
+        InvalidRequestError: without a redirect URI (nothing has been validated yet).
+    """
+    params: dict[str, str] = {}
+    for key in values:
+        items = values.getlist(key)
+        if key in SINGLE_PARAMS and len(items) > 1:
+            raise InvalidRequestError(f"Multiple '{key}' in request.")
+        if any(len(item) > MAX_PARAM_LENGTH for item in items) or len(key) > 64:
+            raise InvalidRequestError("A request parameter is too long.")
+        params[key] = items[0]
+    return params
+
+
+def validate_extensions(params: dict[str, str]) -> None:
+    """Refuse what this OP does not support, with the error OIDC Core names for it.
+
+    Raises:
+        OAuth2Error: the caller attaches the validated redirect URI and state.
+    """
+    if "request" in params:
+        raise RequestNotSupportedError("Request objects are not supported.")
+    if "request_uri" in params:
+        raise RequestUriNotSupportedError("Request URIs are not supported.")
+    if "registration" in params:
+        raise RegistrationNotSupportedError("Dynamic registration is not supported.")
+    mode = params.get("response_mode")
+    if mode is not None and mode != "query":
+        raise InvalidRequestError("Only 'response_mode=query' is supported.")
+    prompts = params.get("prompt", "").split()
+    if any(p not in SUPPORTED_PROMPTS for p in prompts):
+        raise InvalidRequestError("Unsupported 'prompt' value.")
+    max_age = params.get("max_age")
+    if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
+        raise InvalidRequestError("'max_age' must be a non-negative integer.")
+
+
+def requires_fresh_login(params: dict[str, str], *, auth_time: datetime, now: datetime) -> bool:
+    """True when the existing session may not be reused for this request."""
+    if "login" in params.get("prompt", "").split():
+        return True
+    max_age = params.get("max_age")
+    # OIDC Core §3.1.2.1: max_age is the allowable time since the user last authenticated.
+    return max_age is not None and (now - auth_time).total_seconds() > int(max_age)

@@ -1,0 +1,180 @@
+"""Signing keys: creation, rotation with overlap, the published JWKS, the in-process cache.
+
+Each algorithm (ES256, RS256) has at most one key in each state. A rotation promotes the
+already-published ``next`` key to ``current``, keeps the old ``current`` published as
+``previous`` for ``key_overlap`` seconds, and publishes a fresh ``next``. Relying parties
+therefore see a key in the JWKS before anything is signed with it, and keep seeing it until
+what it signed has expired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from joserfc.jwk import ECKey
+from joserfc.jwk import KeySet
+from joserfc.jwk import RSAKey
+from joserfc.jwk import import_key
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from idp.oidc.jsondoc import serialise
+from idp.oidc.models import KeyStatus
+from idp.oidc.models import SigningKey
+from idp.store.secrets import DataCipher
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ALGS = ("ES256", "RS256")
+PUBLISHED = (KeyStatus.NEXT, KeyStatus.CURRENT, KeyStatus.PREVIOUS)
+
+
+def _generate(alg: str) -> ECKey | RSAKey:
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, private=True)
+    raise ValueError(f"unsupported signing algorithm {alg}")
+
+
+def _context(kid: str) -> str:
+    return f"signing_keys.private_jwk:{kid}"
+
+
+def create_key(
+    session: Session, cipher: DataCipher, *, alg: str, status: KeyStatus, now: datetime
+) -> SigningKey:
+    key = _generate(alg)
+    # RFC 7638 thumbprint as kid: stable, derived from the key, no counter to coordinate.
+    kid = key.thumbprint()
+    public = dict(key.as_dict(private=False))
+    public.update({"kid": kid, "use": "sig", "alg": alg})
+    private = dict(key.as_dict(private=True))
+    row = SigningKey(
+        kid=kid,
+        alg=alg,
+        status=status,
+        public_jwk=public,
+        private_jwk_encrypted=cipher.encrypt(json.dumps(private).encode(), context=_context(kid)),
+        created_at=now,
+        activated_at=now if status == KeyStatus.CURRENT else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def ensure_keys(session: Session, cipher: DataCipher, *, now: datetime) -> list[SigningKey]:
+    """Make sure each algorithm has a current and a next key; return what was created."""
+    created = []
+    for alg in SUPPORTED_ALGS:
+        statuses = set(
+            session.scalars(
+                select(SigningKey.status).where(
+                    SigningKey.alg == alg, SigningKey.status.in_(PUBLISHED)
+                )
+            )
+        )
+        for status in (KeyStatus.CURRENT, KeyStatus.NEXT):
+            if status not in statuses:
+                created.append(create_key(session, cipher, alg=alg, status=status, now=now))
+    return created
+
+
+def rotate_keys(
+    session: Session, cipher: DataCipher, *, now: datetime, overlap: int, algs: tuple[str, ...]
+) -> list[str]:
+    """Rotate the given algorithms' keys; return the kids that now sign."""
+    ensure_keys(session, cipher, now=now)
+    signing = []
+    for alg in algs:
+        rows = {
+            row.status: row
+            for row in session.scalars(
+                select(SigningKey).where(SigningKey.alg == alg, SigningKey.status.in_(PUBLISHED))
+            )
+        }
+        if old_previous := rows.get(KeyStatus.PREVIOUS):
+            old_previous.status = KeyStatus.RETIRED
+        rows[KeyStatus.CURRENT].status = KeyStatus.PREVIOUS
+        rows[KeyStatus.CURRENT].superseded_at = now
+        rows[KeyStatus.NEXT].status = KeyStatus.CURRENT
+        rows[KeyStatus.NEXT].activated_at = now
+        session.flush()
+        create_key(session, cipher, alg=alg, status=KeyStatus.NEXT, now=now)
+        signing.append(rows[KeyStatus.NEXT].kid)
+    retire_expired(session, now=now, overlap=overlap)
+    return signing
+
+
+def retire_expired(session: Session, *, now: datetime, overlap: int) -> None:
+    for row in session.scalars(select(SigningKey).where(SigningKey.status == KeyStatus.PREVIOUS)):
+        if row.superseded_at and row.superseded_at + timedelta(seconds=overlap) <= now:
+            row.status = KeyStatus.RETIRED
+
+
+@dataclass(frozen=True)
+class KeySnapshot:
+    signing: dict[str, tuple[str, ECKey | RSAKey]]  # alg -> (kid, private key)
+    verifying: KeySet  # every published key, public parts
+    jwks_json: bytes
+    jwks_etag: str
+
+
+class KeyRing:
+    """The keys of this process: loaded from the database, reloaded on rotation."""
+
+    def __init__(self, sessions: sessionmaker[Session], cipher: DataCipher) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._snapshot: KeySnapshot | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> KeySnapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self.reload()
+        return snapshot
+
+    def reload(self) -> KeySnapshot:
+        with self._lock, self._sessions() as session:
+            rows = session.scalars(
+                select(SigningKey)
+                .where(SigningKey.status.in_(PUBLISHED))
+                .order_by(SigningKey.alg, SigningKey.created_at)
+            ).all()
+            snapshot = self._build(rows)
+            self._snapshot = snapshot
+            return snapshot
+
+    def _build(self, rows: list[SigningKey] | Any) -> KeySnapshot:
+        signing: dict[str, tuple[str, ECKey | RSAKey]] = {}
+        public_keys = []
+        for row in rows:
+            public_keys.append(row.public_jwk)
+            if row.status == KeyStatus.CURRENT:
+                private = json.loads(
+                    self._cipher.decrypt(row.private_jwk_encrypted, context=_context(row.kid))
+                )
+                key = import_key(private, parameters={"kid": row.kid, "alg": row.alg})
+                assert isinstance(key, ECKey | RSAKey)  # noqa: S101 - we only store these
+                signing[row.alg] = (row.kid, key)
+        missing = [alg for alg in SUPPORTED_ALGS if alg not in signing]
+        if missing:
+            raise RuntimeError(f"no current signing key for {missing}: run 'idp keys rotate'")
+        jwks = {"keys": public_keys}
+        body, etag = serialise(jwks)
+        return KeySnapshot(
+            signing=signing,
+            verifying=KeySet.import_key_set(jwks),  # type: ignore[arg-type]
+            jwks_json=body,
+            jwks_etag=etag,
+        )

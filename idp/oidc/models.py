@@ -1,0 +1,150 @@
+"""Clients, authorization codes, grants with their refresh tokens, and signing keys.
+
+The models implement the methods Authlib's mixins ask for on our own typed columns (we do not
+inherit ``authlib.integrations.sqla_oauth2``, whose mixins use legacy columns).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from idp.store.db import Base
+
+
+class Client(Base):
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_name: Mapped[str] = mapped_column(String(200))
+    # Keyed hash (HMAC-SHA256) of a high-entropy secret; None for public clients.
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    auth_methods: Mapped[list[str]]
+    redirect_uris: Mapped[list[str]]
+    post_logout_redirect_uris: Mapped[list[str]]
+    grant_types: Mapped[list[str]]
+    scope: Mapped[str] = mapped_column(Text)
+    id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    # RFC 7662 §2.1: a protected resource may introspect tokens issued to other clients.
+    may_introspect: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.client_id"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[str] = mapped_column(String(43))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(8))
+    auth_time: Mapped[datetime]
+    acr: Mapped[str] = mapped_column(String(255))
+    amr: Mapped[list[str]]
+    expires_at: Mapped[datetime]
+    # Set once, atomically, by the one redemption that wins (RFC 6749 §4.1.2: use once).
+    redeemed_at: Mapped[datetime | None]
+    grant_id: Mapped[str | None] = mapped_column(String(32))
+
+    # Authlib's AuthorizationCodeMixin (OIDC flavour).
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> str:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.amr)
+
+
+class GrantKind(enum.StrEnum):
+    SESSION = "session"  # ends with the IdP session
+    OFFLINE = "offline"  # offline_access (OIDC Core §11): outlives the session
+
+
+class Grant(Base):
+    """What one code redemption granted: the family of every token issued from it."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[GrantKind] = mapped_column(String(16))
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.client_id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(43), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    auth_time: Mapped[datetime]
+    acr: Mapped[str] = mapped_column(String(255))
+    amr: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoke_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # Rotation: set when exchanged; a second exchange is reuse and revokes the whole family.
+    used_at: Mapped[datetime | None]
+
+
+class GrantAccessToken(Base):
+    """The ``jti`` of each access token issued under a grant, so revoking the family reaches
+    the self-contained JWTs too (introspection then reports them inactive)."""
+
+    __tablename__ = "grant_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(43), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime]
+
+
+class KeyStatus(enum.StrEnum):
+    NEXT = "next"  # published, not yet signing: relying parties' JWKS caches learn it first
+    CURRENT = "current"  # signing and published
+    PREVIOUS = "previous"  # published until what it signed has expired
+    RETIRED = "retired"
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    status: Mapped[KeyStatus] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]]
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+    superseded_at: Mapped[datetime | None]

@@ -1,0 +1,120 @@
+"""The authorization server: Authlib's Flask server with our grants, endpoints and seams."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import Flask
+from flask import request as flask_request
+from prometheus_client import Counter
+from sqlalchemy.orm import Session
+
+from idp.audit.service import AuditContext
+from idp.deps import Deps
+from idp.oidc.endpoints import EndSession
+from idp.oidc.endpoints import Introspection
+from idp.oidc.endpoints import TokenRevocation
+from idp.oidc.grants import AuthorizationCodeGrant
+from idp.oidc.grants import ClientCredentialsGrant
+from idp.oidc.grants import OpenIDAuthorization
+from idp.oidc.grants import RefreshTokenGrant
+from idp.oidc.grants import S256CodeChallenge
+from idp.web import context
+
+TOKENS_ISSUED = Counter("idp_tokens_issued_total", "Access tokens issued", ["grant_type"])
+
+
+class _BodyOnlyPayload(OAuth2Payload):
+    """RFC 6749 §3.2: token-endpoint parameters travel in the request body, not the URL."""
+
+    def __init__(self, form: Any) -> None:
+        self._form = form
+
+    @property
+    def data(self) -> Any:
+        return self._form
+
+    @cached_property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        values: defaultdict[str, list[str]] = defaultdict(list)
+        for key in self._form:
+            values[key].extend(self._form.getlist(key))
+        return values
+
+
+class StoredAuthorizationRequest(OAuth2Request):
+    """An authorization request resumed after the login interaction, from its saved query."""
+
+    def __init__(self, issuer: str, params: dict[str, str]) -> None:
+        super().__init__("GET", issuer + "/authorize", headers={})
+        self.payload = BasicOAuth2Payload(params)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return dict(self.payload.data)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
+class _IssuerParameter(IssuerParameter):
+    def __init__(self, issuer: str) -> None:
+        self._issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self._issuer
+
+
+class IdpAuthorizationServer(AuthorizationServer):
+    def __init__(self, deps: Deps) -> None:
+        super().__init__()
+        self.deps = deps
+
+    def query_client(self, client_id: str) -> Any:
+        return self.deps.clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        # Grants persist what they issue themselves (grants.py), in the request transaction.
+        return None
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        oauth_request = FlaskOAuth2Request(flask_request)
+        if flask_request.method == "POST" and flask_request.path != "/authorize":
+            oauth_request.payload = _BodyOnlyPayload(flask_request.form)
+        return oauth_request
+
+    def db(self) -> Session:
+        return context.db()
+
+    def audit_context(self) -> AuditContext:
+        return context.audit_context()
+
+    def count_token(self, grant_type: str) -> None:
+        TOKENS_ISSUED.labels(grant_type).inc()
+
+
+def build_authorization_server(app: Flask, deps: Deps) -> IdpAuthorizationServer:
+    server = IdpAuthorizationServer(deps)
+    server.init_app(app)
+    server.scopes_supported = None  # clients filter scopes themselves (clients.py)
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), OpenIDAuthorization()])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(Introspection(server))
+    server.register_endpoint(TokenRevocation(server))
+    server.end_session_endpoint = EndSession(server)
+    server.register_endpoint(server.end_session_endpoint)
+    # RFC 9207: iss in every authorization response, so a client can tell its IdPs apart.
+    _IssuerParameter(deps.settings.issuer)(server)
+    return server

@@ -1,0 +1,63 @@
+"""The userinfo endpoint (OIDC Core §5.3) behind RFC 6750 bearer-token checks."""
+
+from __future__ import annotations
+
+from flask import Response
+from flask import jsonify
+from flask import request
+from sqlalchemy import select
+
+from idp.accounts.models import User
+from idp.oidc.claims import user_claims
+from idp.oidc.tokens import InvalidAccessTokenError
+from idp.web import context
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    # RFC 6750 §2.2: a form-encoded body parameter is allowed on POST.
+    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.get("access_token") or None
+    return None
+
+
+def _challenge(status: int, error: str | None = None, description: str | None = None) -> Response:
+    # RFC 6750 §3: no error code when the request carried no token at all.
+    parts = ['Bearer realm="userinfo"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    body = {"error": error} if error else {}
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = ", ".join(parts)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def userinfo_response() -> Response:
+    token = _bearer_token()
+    if token is None:
+        return _challenge(401)
+    deps = context.deps()
+    now = context.now()
+    try:
+        claims = deps.signer.verify_access_token(token, now=now)
+    except InvalidAccessTokenError:
+        return _challenge(401, "invalid_token", "The access token is invalid or expired.")
+    if deps.revocations.is_revoked(
+        jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
+    ):
+        return _challenge(401, "invalid_token", "The access token was revoked.")
+    if "openid" not in claims["scope"].split():
+        return _challenge(403, "insufficient_scope", "The openid scope is required.")
+    user = context.db().scalar(select(User).where(User.sub == claims["sub"]))
+    if user is None or not user.is_active:
+        return _challenge(401, "invalid_token", "The user may no longer sign in.")
+    response = jsonify(user_claims(user, claims["scope"]))
+    response.headers["Cache-Control"] = "no-store"
+    return response

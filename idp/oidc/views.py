@@ -1,0 +1,265 @@
+"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, introspection,
+revocation and RP-initiated logout. Thin: Authlib and the services do the work."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.core.errors import LoginRequiredError
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts.flow import LoginTransaction
+from idp.oidc.endpoints import EndSession
+from idp.oidc.grants import AuthenticatedUser
+from idp.oidc.interaction import requires_fresh_login
+from idp.oidc.interaction import validate_extensions
+from idp.oidc.interaction import validate_request_shape
+from idp.oidc.server import IdpAuthorizationServer
+from idp.oidc.server import StoredAuthorizationRequest
+from idp.oidc.userinfo import userinfo_response
+from idp.revocation.service import end_session
+from idp.web import context
+from idp.web.sessions import clear_login_cookie
+from idp.web.sessions import csrf_token
+from idp.web.sessions import current_login
+from idp.web.sessions import verify_csrf
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("oidc", __name__)
+
+# Pending logins kept per browser: enough for a few tabs, bounded against abuse.
+_MAX_PENDING_LOGINS = 5
+
+
+def server() -> IdpAuthorizationServer:
+    return current_app.extensions["idp.oauth"]  # type: ignore[no-any-return]
+
+
+# --- discovery and keys (pre-serialised, cacheable) -------------------------------------
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> BaseResponse:
+    body, etag = current_app.extensions["idp.discovery"]
+    return _static_json(body, etag)
+
+
+@bp.get("/jwks.json")
+def jwks() -> BaseResponse:
+    snapshot = context.deps().keyring.snapshot
+    return _static_json(snapshot.jwks_json, snapshot.jwks_etag)
+
+
+def _static_json(body: bytes, etag: str) -> BaseResponse:
+    if etag in request.headers.get("If-None-Match", ""):
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="application/json")
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+# --- authorization endpoint ---------------------------------------------------------------
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> BaseResponse:
+    """OIDC Core §3.1.2: validate, then reuse the session or start the login interaction."""
+    try:
+        params = validate_request_shape(request.values)
+    except OAuth2Error as error:
+        return authorization_error(error)
+    login = current_login()
+    owner = AuthenticatedUser(user=login[1], session=login[0]) if login else None
+    try:
+        grant = server().get_consent_grant(end_user=owner)
+        _check_extensions(params, grant.redirect_uri)
+    except OAuth2Error as error:
+        return authorization_error(error)
+
+    now = context.now()
+    if owner is not None and not requires_fresh_login(
+        params, auth_time=owner.session.auth_time, now=now
+    ):
+        return _respond_with_code(grant, owner)
+    if "none" in params.get("prompt", "").split():
+        # OIDC Core §3.1.2.6: no interaction allowed, and it would be needed.
+        return authorization_error(
+            LoginRequiredError(redirect_uri=grant.redirect_uri, state=params.get("state"))
+        )
+    tx = LoginTransaction.start(params, client_id=grant.client.client_id, now=now)
+    pending = dict(session.get("login_tx", {}))
+    while len(pending) >= _MAX_PENDING_LOGINS:
+        pending.pop(next(iter(pending)))
+    pending[tx.id] = tx.to_dict()
+    session["login_tx"] = pending
+    return redirect(url_for("login.start", tx=tx.id), code=303)
+
+
+@bp.get("/authorize/resume")
+def resume() -> BaseResponse:
+    """Continue an authorization request once its login interaction is complete."""
+    pending = dict(session.get("login_tx", {}))
+    data = pending.pop(request.args.get("tx", ""), None)
+    login = current_login()
+    if data is None or login is None:
+        return _page_error("login_expired", 400)
+    tx = LoginTransaction.from_dict(data)
+    user_session, user = login
+    # The session must come from this very login, or prompt=login / max_age would be moot.
+    if user_session.created_at.timestamp() < tx.started_at or user.id != tx.user_id:
+        return _page_error("login_expired", 400)
+    session["login_tx"] = pending
+    owner = AuthenticatedUser(user=user, session=user_session)
+    stored = StoredAuthorizationRequest(context.deps().settings.issuer, tx.params)
+    try:
+        grant = server().get_consent_grant(request=stored, end_user=owner)
+        _check_extensions(tx.params, grant.redirect_uri)
+    except OAuth2Error as error:
+        return authorization_error(error, stored)
+    return _respond_with_code(grant, owner, stored)
+
+
+def _check_extensions(params: dict[str, str], redirect_uri: str) -> None:
+    try:
+        validate_extensions(params)
+    except OAuth2Error as error:
+        error.redirect_uri = redirect_uri
+        error.state = params.get("state")
+        raise
+
+
+def _respond_with_code(grant: Any, owner: AuthenticatedUser, stored: Any = None) -> BaseResponse:
+    response: Response = server().create_authorization_response(
+        request=stored, grant=grant, grant_user=owner
+    )
+    return response
+
+
+def authorization_error(error: OAuth2Error, stored: Any = None) -> BaseResponse:
+    """Redirect an error to the client only when its redirect URI was validated; otherwise
+    show it (RFC 6749 §4.1.2.1, never an open redirector)."""
+    if error.redirect_uri:
+        response: Response = server().handle_error_response(stored, error)
+        # RFC 9207 §2: iss accompanies error responses too.
+        response.location = add_params_to_uri(
+            response.location, {"iss": context.deps().settings.issuer}
+        )
+        return response
+    return _page_error(error.error, 400, description=error.get_error_description())
+
+
+def _page_error(code: str, status: int, *, description: str | None = None) -> BaseResponse:
+    response = Response(
+        render_template("error.html", code=code, description=description), status=status
+    )
+    return response
+
+
+# --- token, introspection, revocation, userinfo -------------------------------------------
+
+
+@bp.post("/token")
+def token() -> BaseResponse:
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return _json_error(
+            InvalidRequestError("Use 'application/x-www-form-urlencoded' (RFC 6749 section 4.1.3).")
+        )
+    if not request.form.get("grant_type"):
+        return _json_error(InvalidRequestError("Missing 'grant_type'."))
+    response: Response = server().create_token_response()
+    return response
+
+
+@bp.post("/introspect")
+def introspect() -> BaseResponse:
+    response: Response = server().create_endpoint_response("introspection")
+    return response
+
+
+@bp.post("/revoke")
+def revoke() -> BaseResponse:
+    response: Response = server().create_endpoint_response("revocation")
+    return response
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> BaseResponse:
+    return userinfo_response()
+
+
+def _json_error(error: OAuth2Error) -> BaseResponse:
+    response: Response = server().handle_error_response(None, error)
+    return response
+
+
+# --- RP-initiated logout -------------------------------------------------------------------
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> BaseResponse:
+    """OpenID RP-Initiated Logout 1.0 §2."""
+    endpoint: EndSession = server().end_session_endpoint
+    try:
+        validated = endpoint.validate_logout(endpoint.create_endpoint_request(request))
+    except OAuth2Error as error:
+        return _page_error(error.error, 400, description=error.get_error_description())
+    login = current_login()
+    hint_sid = (validated.id_token_claims or {}).get("sid")
+    mismatched = login is not None and hint_sid is not None and hint_sid != login[0].id
+    if login is None or (not validated.needs_confirmation and not mismatched):
+        return _finish_logout(validated.redirect_uri, login)
+    session["logout"] = {"redirect_uri": validated.redirect_uri}
+    return Response(
+        render_template(
+            "logout_confirm.html",
+            client_name=validated.client.client_name if validated.client else None,
+            csrf_token=csrf_token(),
+        )
+    )
+
+
+@bp.post("/logout/confirm")
+def logout_confirm() -> BaseResponse:
+    verify_csrf()
+    pending = session.pop("logout", None) or {}
+    if request.form.get("decision") != "logout":
+        return redirect(url_for("web.home"), code=303)
+    return _finish_logout(pending.get("redirect_uri"), current_login())
+
+
+def _finish_logout(redirect_uri: str | None, login: Any) -> BaseResponse:
+    deps = context.deps()
+    if login is not None:
+        end_session(
+            context.db(),
+            deps.revocations,
+            login[0].id,
+            reason="logout",
+            now=context.now(),
+            access_token_ttl=deps.settings.access_token_ttl,
+            actor=login[1].sub,
+            context=context.audit_context(),
+        )
+    session.clear()
+    if redirect_uri:
+        response = redirect(redirect_uri, code=303)
+    else:
+        response = Response(render_template("logged_out.html"))
+    clear_login_cookie(response)
+    return response

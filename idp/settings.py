@@ -1,0 +1,158 @@
+"""The IdP's one settings object, read from ``IDP_*`` environment variables.
+
+This module is the only reader of the environment. Everything else receives a ``Settings``
+instance (the app factory) or the few values it needs (services).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import field_validator
+from pydantic import model_validator
+from pydantic_settings import BaseSettings
+from pydantic_settings import SettingsConfigDict
+
+# Published demo secrets: fine on a laptop, refused in production mode.
+DEMO_SECRET_KEY = "demo-secret-key-not-for-production-0123456789abcdef"
+DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"  # base64url of 32 demo bytes
+DEMO_ISSUER = "http://127.0.0.1:8000"
+
+# NIST SP 800-63B-4 §3.2.2: never more than 100 consecutive failed attempts per account.
+NIST_MAX_CONSECUTIVE_FAILURES = 100
+
+
+class SettingsError(ValueError):
+    """The settings cannot run the IdP in the requested mode."""
+
+
+class Settings(BaseSettings):
+    """Every tunable of the IdP, with safe demo defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="IDP_", frozen=True, extra="ignore")
+
+    mode: Literal["demo", "production"] = "demo"
+    issuer: str = Field(DEMO_ISSUER, description="Exact issuer identifier, no trailing slash")
+
+    database_url: str = "sqlite:///instance/idp.sqlite3"
+    redis_url: str | None = Field(None, description="Unset: in-process store, one process only")
+    redis_namespace: str = Field("", description="Prefix for every Redis key (shared servers)")
+
+    secret_key: SecretStr = SecretStr(DEMO_SECRET_KEY)
+    data_key: SecretStr = Field(
+        SecretStr(DEMO_DATA_KEY), description="base64url of 32 bytes; encrypts secrets at rest"
+    )
+
+    # Tokens (seconds)
+    access_token_ttl: int = Field(300, ge=30, le=3600)
+    id_token_ttl: int = Field(300, ge=30, le=3600)
+    authorization_code_ttl: int = Field(60, ge=10, le=600)
+    refresh_token_ttl: int = Field(30 * 86400, ge=60, description="offline_access refresh tokens")
+    signing_alg: Literal["ES256", "RS256"] = "ES256"
+    key_overlap: int = Field(
+        86400, ge=0, description="How long a superseded signing key stays in the JWKS (seconds)"
+    )
+
+    # Sessions (NIST SP 800-63B-4 at AAL2: at most 24 h overall and 1 h idle)
+    session_max_age: int = Field(86400, ge=60, le=86400)
+    session_idle_timeout: int = Field(3600, ge=60, le=3600)
+    login_transaction_ttl: int = Field(900, ge=60, le=3600)
+
+    # Password step brute-force protection
+    login_throttle_after: int = Field(5, ge=1, description="Consecutive failures before delays")
+    login_throttle_base_delay: int = Field(2, ge=1, description="First delay (seconds), doubling")
+    login_throttle_max_delay: int = Field(900, ge=1)
+    login_lockout_after: int = Field(10, ge=1, le=NIST_MAX_CONSECUTIVE_FAILURES)
+    login_lockout_seconds: int = Field(1800, ge=60)
+    login_max_consecutive_failures: int = Field(
+        NIST_MAX_CONSECUTIVE_FAILURES, ge=1, le=NIST_MAX_CONSECUTIVE_FAILURES
+    )
+    login_ip_failure_limit: int = Field(
+        300, ge=1, description="Failures per client IP per window (offices share one NAT address)"
+    )
+    login_ip_window: int = Field(900, ge=60)
+
+    # Passwords
+    password_min_length: int = Field(12, ge=8, le=64)
+    temporary_password_ttl: int = Field(7 * 86400, ge=3600)
+
+    # Pages
+    default_locale: Literal["th", "en"] = "th"
+
+    # Serving
+    trusted_proxies: int = Field(0, ge=0, le=5, description="X-Forwarded-* hops to trust")
+    log_level: str = "INFO"
+    metrics_dir: str | None = Field(
+        None, description="Shared folder for metrics of several worker processes"
+    )
+    audit_seal_interval: float = Field(1.0, gt=0, description="Seconds between audit seals")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_exact(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("issuer must be an absolute http(s) URL")
+        if value.endswith("/") or parts.query or parts.fragment:
+            raise ValueError("issuer must have no trailing slash, query or fragment")
+        return value
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        decode_data_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _production_refuses_demo_secrets(self) -> Settings:
+        if self.mode != "production":
+            return self
+        problems = []
+        if self.secret_key.get_secret_value() == DEMO_SECRET_KEY:
+            problems.append("IDP_SECRET_KEY is the published demo key")
+        elif len(self.secret_key.get_secret_value()) < 32:
+            problems.append("IDP_SECRET_KEY must be at least 32 characters")
+        if self.data_key.get_secret_value() == DEMO_DATA_KEY:
+            problems.append("IDP_DATA_KEY is the published demo key")
+        if self.database_url.startswith("sqlite"):
+            problems.append("IDP_DATABASE_URL must name PostgreSQL in production mode")
+        if not self.redis_url:
+            problems.append("IDP_REDIS_URL is required: several workers must share state")
+        if self.issuer.startswith("http://") and not _is_loopback(self.issuer):
+            problems.append("IDP_ISSUER must use https outside loopback")
+        if problems:
+            raise SettingsError("refusing to start in production mode: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def data_key_bytes(self) -> bytes:
+        return decode_data_key(self.data_key.get_secret_value())
+
+
+def decode_data_key(value: str) -> bytes:
+    """Decode a base64url data key and check it is 32 bytes (AES-256).
+
+    Raises:
+        ValueError: the value is not base64url or not 32 bytes long.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("data key must be base64url") from exc
+    if len(raw) != 32:
+        raise ValueError("data key must decode to 32 bytes")
+    return raw
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")

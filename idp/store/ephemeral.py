@@ -1,0 +1,287 @@
+"""The ephemeral store: Redis when configured, an in-process stand-in otherwise.
+
+Only state that may be lost lives here (rate-limit counters, login transactions, caches,
+fan-out messages). The database stays the source of truth: Redis runs without persistence.
+
+Keys come only from the builders in ``Keys`` (``idp:<area>:<kind>:<id>``), every write has a
+TTL, and single-use items are consumed atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Protocol
+from typing import TypeVar
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class EphemeralStoreError(Exception):
+    """The ephemeral store could not be reached."""
+
+
+class EphemeralStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def mget(self, keys: list[str]) -> list[bytes | None]: ...
+
+    def set(self, key: str, value: bytes, *, ttl: float, only_if_new: bool = False) -> bool:
+        """Store ``value`` for ``ttl`` seconds; with ``only_if_new`` (SET NX) report success."""
+        ...
+
+    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None: ...
+
+    def consume(self, key: str) -> bytes | None:
+        """Return and delete the value at once (GETDEL)."""
+        ...
+
+    def delete(self, *keys: str) -> None: ...
+
+    def incr(self, key: str, *, ttl: float) -> int:
+        """Increment a counter; its TTL starts at the first increment (a fixed window)."""
+        ...
+
+    def publish(self, channel: str, message: bytes) -> None: ...
+
+    def subscribe(self, channel: str, callback: Callable[[bytes], None]) -> None:
+        """Call ``callback`` with every later message on ``channel`` once listening."""
+        ...
+
+    def start_listening(self) -> None:
+        """Start delivering messages to the subscribed callbacks (a background thread)."""
+        ...
+
+    def ping(self) -> None:
+        """Raises EphemeralStoreError when the store cannot be reached."""
+        ...
+
+    @property
+    def is_shared(self) -> bool:
+        """True when other processes see the same data (Redis)."""
+        ...
+
+
+class Keys:
+    """The only place Redis keys are spelled out."""
+
+    def __init__(self, namespace: str = "") -> None:
+        self._prefix = f"{namespace}idp:"
+
+    def web_session(self, session_hash: str) -> str:
+        return f"{self._prefix}web:session:{session_hash}"
+
+    def login_ip_failures(self, ip: str) -> str:
+        return f"{self._prefix}login:ipfail:{ip}"
+
+    def revoked(self, kind: str, value: str) -> str:
+        return f"{self._prefix}revocation:{kind}:{value}"
+
+    def revocations_loaded(self) -> str:
+        return f"{self._prefix}revocation:loaded"
+
+    def channel(self, topic: str) -> str:
+        return f"{self._prefix}events:{topic}"
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+
+class RedisStore:
+    """The shared store (several IdP instances behind a load balancer)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}
+        self._listener: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_shared(self) -> bool:
+        return True
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except self._redis_errors as exc:
+            raise EphemeralStoreError(str(exc)) from exc
+
+    def get(self, key: str) -> bytes | None:
+        return self._call(lambda: self._client.get(key))  # type: ignore[return-value]
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        return self._call(lambda: cast(list[bytes | None], self._client.mget(keys)))
+
+    def set(self, key: str, value: bytes, *, ttl: float, only_if_new: bool = False) -> bool:
+        ms = max(1, int(ttl * 1000))
+        result = self._call(lambda: self._client.set(key, value, px=ms, nx=only_if_new))
+        return bool(result)
+
+    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
+        def run() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for key, value, ttl in items:
+                pipe.set(key, value, px=max(1, int(ttl * 1000)))
+            pipe.execute()
+
+        self._call(run)
+
+    def consume(self, key: str) -> bytes | None:
+        return self._call(lambda: self._client.getdel(key))  # type: ignore[return-value]
+
+    def delete(self, *keys: str) -> None:
+        if keys:
+            self._call(lambda: self._client.delete(*keys))
+
+    def incr(self, key: str, *, ttl: float) -> int:
+        def run() -> int:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.incr(key)
+            # NX: the window starts at the first failure and is not extended by later ones.
+            pipe.pexpire(key, max(1, int(ttl * 1000)), nx=True)
+            count, _ = pipe.execute()
+            return int(count)
+
+        return self._call(run)
+
+    def publish(self, channel: str, message: bytes) -> None:
+        self._call(lambda: self._client.publish(channel, message))
+
+    def subscribe(self, channel: str, callback: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._subscriptions[channel] = callback
+
+    def start_listening(self) -> None:
+        with self._lock:
+            if self._listener is None and self._subscriptions:
+                self._listener = threading.Thread(
+                    target=self._listen, name="idp-redis-subscriber", daemon=True
+                )
+                self._listener.start()
+
+    def _listen(self) -> None:
+        # Reconnects forever: a Redis restart must not silently end cache invalidation.
+        delay = 0.5
+        while True:
+            try:
+                pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(*self._subscriptions)
+                delay = 0.5
+                for message in pubsub.listen():
+                    callback = self._subscriptions.get(message["channel"].decode())
+                    if callback is not None:
+                        callback(message["data"])
+            except self._redis_errors:
+                if delay == 0.5:
+                    log.warning("idp.store.redis.subscriber_disconnected")
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def ping(self) -> None:
+        self._call(self._client.ping)
+
+
+class MemoryStore:
+    """The in-process stand-in: one process only (the demo)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._subscriptions: dict[str, list[Callable[[bytes], None]]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    @property
+    def is_shared(self) -> bool:
+        return False
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= self._clock():
+            del self._data[key]
+            return None
+        return item[0]
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key)
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        with self._lock:
+            return [self._live(key) for key in keys]
+
+    def set(self, key: str, value: bytes, *, ttl: float, only_if_new: bool = False) -> bool:
+        with self._lock:
+            if only_if_new and self._live(key) is not None:
+                return False
+            self._data[key] = (value, self._clock() + ttl)
+            if len(self._data) > 100_000:
+                self._sweep()
+            return True
+
+    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
+        for key, value, ttl in items:
+            self.set(key, value, ttl=ttl)
+
+    def consume(self, key: str) -> bytes | None:
+        with self._lock:
+            value = self._live(key)
+            self._data.pop(key, None)
+            return value
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+
+    def incr(self, key: str, *, ttl: float) -> int:
+        with self._lock:
+            current = self._live(key)
+            if current is None:
+                self._data[key] = (b"1", self._clock() + ttl)
+                return 1
+            count = int(current) + 1
+            self._data[key] = (str(count).encode(), self._data[key][1])
+            return count
+
+    def publish(self, channel: str, message: bytes) -> None:
+        for callback in list(self._subscriptions.get(channel, [])):
+            callback(message)
+
+    def subscribe(self, channel: str, callback: Callable[[bytes], None]) -> None:
+        self._subscriptions.setdefault(channel, []).append(callback)
+
+    def start_listening(self) -> None:
+        return None  # publish() calls the callbacks directly
+
+    def ping(self) -> None:
+        return None
+
+    def flush(self) -> None:
+        """Forget everything, as a Redis restart without persistence would."""
+        with self._lock:
+            self._data.clear()
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for key in [k for k, (_, expires) in self._data.items() if expires <= now]:
+            del self._data[key]
+
+
+def make_store(redis_url: str | None) -> EphemeralStore:
+    if redis_url:
+        return RedisStore(redis_url)
+    return MemoryStore()

@@ -1,0 +1,13 @@
+"""Every model module, imported once so the metadata is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+import idp.accounts.models
+import idp.audit.models
+import idp.oidc.models
+import idp.revocation.models
+from idp.store.db import Base
+
+MODEL_MODULES = (idp.accounts.models, idp.audit.models, idp.oidc.models, idp.revocation.models)
+
+__all__ = ["MODEL_MODULES", "Base"]

@@ -1,0 +1,213 @@
+"""The login interaction pages: one view per step of ``idp.accounts.flow``."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import session
+from flask import url_for
+from flask_babel import gettext as _
+from prometheus_client import Counter
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts.errors import InvalidCredentialsError
+from idp.accounts.errors import PasswordPolicyError
+from idp.accounts.flow import AMR_PASSWORD
+from idp.accounts.flow import LoginTransaction
+from idp.accounts.flow import Step
+from idp.accounts.flow import acr_uri
+from idp.accounts.flow import assurance_for
+from idp.accounts.flow import next_step
+from idp.accounts.models import User
+from idp.accounts.passwords import verify_password
+from idp.accounts.service import PasswordAuthenticator
+from idp.accounts.service import change_password
+from idp.accounts.sessions import start_session
+from idp.revocation.service import end_session
+from idp.web import context
+from idp.web.sessions import csrf_token
+from idp.web.sessions import current_login
+from idp.web.sessions import set_login_cookie
+from idp.web.sessions import verify_csrf
+
+bp = Blueprint("login", __name__)
+
+LOGIN_OUTCOMES = Counter("idp_login_total", "Password-step outcomes", ["outcome"])
+
+STEP_VIEWS = {
+    Step.PASSWORD: "login.password",
+    Step.CHANGE_PASSWORD: "login.change_password",
+}
+
+
+def _transaction() -> LoginTransaction | None:
+    data = session.get("login_tx", {}).get(request.args.get("tx", ""))
+    if not data:
+        return None
+    tx = LoginTransaction.from_dict(data)
+    age = context.now().timestamp() - tx.started_at
+    return tx if age <= context.deps().settings.login_transaction_ttl else None
+
+
+def _save(tx: LoginTransaction) -> None:
+    pending = dict(session.get("login_tx", {}))
+    pending[tx.id] = tx.to_dict()
+    session["login_tx"] = pending
+
+
+def _user(tx: LoginTransaction) -> User | None:
+    return context.db().get(User, tx.user_id) if tx.user_id else None
+
+
+def _expired() -> BaseResponse:
+    page = render_template("error.html", code="login_expired", description=None)
+    return Response(page, status=400)
+
+
+def _advance(tx: LoginTransaction) -> BaseResponse:
+    """Go to the next due step, or finish the login and resume the authorization."""
+    user = _user(tx)
+    step = next_step(tx, user, context.now())
+    if step is not None:
+        _save(tx)
+        return redirect(url_for(STEP_VIEWS[step], tx=tx.id), code=303)
+    assert user is not None  # noqa: S101 - the password step sets it
+    return _finish(tx, user)
+
+
+def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
+    deps = context.deps()
+    now = context.now()
+    previous = current_login()
+    if previous is not None:
+        end_session(
+            context.db(),
+            deps.revocations,
+            previous[0].id,
+            reason="replaced",
+            now=now,
+            access_token_ttl=deps.settings.access_token_ttl,
+            actor=previous[1].sub,
+            context=context.audit_context(),
+        )
+    _user_session, cookie_value = start_session(
+        context.db(),
+        user,
+        acr=acr_uri(deps.settings.issuer, assurance_for(tx.amr)),
+        amr=tx.amr,
+        now=now,
+        policy=deps.session_policy,
+        context=context.audit_context(),
+    )
+    _save(tx)
+    # SECURITY: a new interaction-session id at login defeats session fixation.
+    session.rotate()  # type: ignore[attr-defined]
+    response = redirect(url_for("oidc.resume", tx=tx.id), code=303)
+    set_login_cookie(response, cookie_value)
+    return response
+
+
+@bp.get("/login")
+def start() -> BaseResponse:
+    tx = _transaction()
+    if tx is None:
+        return _expired()
+    return _advance(tx)
+
+
+@bp.route("/login/password", methods=["GET", "POST"])
+def password() -> BaseResponse:
+    tx = _transaction()
+    if tx is None:
+        return _expired()
+    error = None
+    username = tx.params.get("login_hint", "")[:64]
+    if request.method == "POST":
+        verify_csrf()
+        username = request.form.get("username", "")[:64]
+        deps = context.deps()
+        authenticator = PasswordAuthenticator(
+            policy=deps.throttle, cipher=deps.cipher, store=deps.store, keys=deps.keys
+        )
+        try:
+            user = authenticator.verify_password_login(
+                context.db(),
+                username=username,
+                password=request.form.get("password", "")[:1024],
+                now=context.now(),
+                context=context.audit_context(),
+            )
+        except InvalidCredentialsError:
+            LOGIN_OUTCOMES.labels("failure").inc()
+            error = _("The username or password is incorrect, or too many attempts were made. "
+                      "Wait a moment and try again, or call the helpdesk.")  # fmt: skip
+        else:
+            LOGIN_OUTCOMES.labels("success").inc()
+            tx.user_id = user.id
+            tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
+            return _advance(tx)
+    client = context.deps().clients.get(tx.client_id)
+    page = render_template(
+        "login.html",
+        tx=tx.id,
+        username=username,
+        error=error,
+        client_name=client.client_name if client else "",
+        csrf_token=csrf_token(),
+    )
+    return Response(page, status=200)
+
+
+@bp.route("/login/change-password", methods=["GET", "POST"], endpoint="change_password")
+def change_password_step() -> BaseResponse:
+    tx = _transaction()
+    user = _user(tx) if tx else None
+    if tx is None or user is None or Step.PASSWORD.value not in tx.completed:
+        return _expired()
+    errors: list[str] = []
+    if request.method == "POST":
+        verify_csrf()
+        current = request.form.get("current_password", "")[:1024]
+        new = request.form.get("new_password", "")[:1024]
+        if not verify_password(user.password_hash, current):
+            errors.append(_("The current password is not correct."))
+        elif new != request.form.get("confirm_password", ""):
+            errors.append(_("The two new passwords differ."))
+        else:
+            try:
+                change_password(
+                    context.db(),
+                    user,
+                    new_password=new,
+                    now=context.now(),
+                    min_length=context.deps().settings.password_min_length,
+                    context=context.audit_context(),
+                )
+            except PasswordPolicyError as exc:
+                errors.append(_policy_message(exc))
+            else:
+                tx.complete(Step.CHANGE_PASSWORD)
+                return _advance(tx)
+    page = render_template(
+        "change_password.html",
+        tx=tx.id,
+        username=user.username,
+        errors=errors,
+        min_length=context.deps().settings.password_min_length,
+        csrf_token=csrf_token(),
+    )
+    return Response(page, status=200)
+
+
+def _policy_message(error: PasswordPolicyError) -> str:
+    min_length = context.deps().settings.password_min_length
+    messages = {
+        "too_short": _("Use at least %(n)d characters.", n=min_length),
+        "too_long": _("The password is too long."),
+        "contains_username": _("The password may not contain your username."),
+        "unchanged": _("Choose a password different from the current one."),
+    }
+    return str(messages.get(error.reason, error.message))

@@ -1,0 +1,161 @@
+"""Fixtures: a PostgreSQL schema and a Redis namespace of this run's own, a fake clock, the
+app and its test client.
+
+Tests that need PostgreSQL, Redis or Chromium skip when the service is missing on a
+developer's machine, and fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from idp import create_app
+from idp.deps import Deps
+from idp.deps import build_deps
+from idp.oidc.keys import ensure_keys
+from idp.settings import Settings
+from idp.store.db import make_engine
+from idp.store.ephemeral import RedisStore
+from idp.store.migrate import upgrade
+from idp.store.models import Base
+from idp.store.secrets import DataCipher
+from tests.fakes import FakeClock
+
+CI = os.environ.get("CI") == "true"
+PG_URL = os.environ.get(
+    "IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+NAMESPACE = f"test{RUN_ID}:"
+# Kept across tests: generating RSA keys for every test would dominate the run time.
+KEEP_TABLES = {"signing_keys", "alembic_version"}
+
+
+def unavailable(what: str, why: object) -> None:
+    message = f"{what} is not reachable: {why}"
+    if CI:
+        pytest.fail(f"{message} (required under CI=true)")
+    pytest.skip(message)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@contextmanager
+def own_schema(name: str) -> Iterator[str]:
+    """A PostgreSQL schema for this run only; yields a URL whose search path is that schema."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    except OperationalError as exc:
+        unavailable("PostgreSQL", exc.orig)
+    try:
+        yield with_search_path(PG_URL, name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with own_schema(f"t_{RUN_ID}") as url:
+        _prepare(url)
+        yield url
+
+
+def _prepare(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as connection, Session(connection) as session:
+        ensure_keys(session, DataCipher(Settings().data_key_bytes), now=FakeClock().now())
+        session.flush()
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url, pool_size=5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_store() -> Iterator[RedisStore]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        unavailable("Redis", exc)
+    yield RedisStore(REDIS_URL)
+    _delete_namespace(client)
+
+
+def _delete_namespace(client: object) -> None:
+    keys = list(client.scan_iter(match=f"{NAMESPACE}*", count=1000))  # type: ignore[attr-defined]
+    if keys:
+        client.delete(*keys)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def clean_state(pg_engine: Engine, redis_store: RedisStore) -> None:
+    import redis
+
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP_TABLES]
+    with pg_engine.begin() as connection:
+        connection.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+    _delete_namespace(redis.Redis.from_url(REDIS_URL))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(pg_url: str) -> Settings:
+    return Settings(
+        database_url=pg_url,
+        redis_url=REDIS_URL,
+        redis_namespace=NAMESPACE,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def deps(
+    settings: Settings,
+    pg_engine: Engine,
+    redis_store: RedisStore,
+    clock: FakeClock,
+    clean_state: None,
+) -> Deps:
+    return build_deps(settings, clock=clock, store=redis_store, engine=pg_engine)
+
+
+@pytest.fixture
+def app(deps: Deps) -> Flask:
+    return create_app(deps=deps, background=False)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

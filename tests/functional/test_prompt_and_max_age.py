@@ -1,0 +1,83 @@
+"""prompt and max_age (OIDC Core §3.1.2.1): when an existing session may be reused."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.factories import seed
+from tests.rp import ISSUER
+from tests.rp import RP
+from tests.rp import callback_params
+
+
+@pytest.fixture
+def rp(client, deps):
+    seed(deps, "somchai")
+    return RP(client)
+
+
+def auth_time(client, id_token: str) -> int:
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    return int(jwt.decode(id_token, keys).claims["auth_time"])
+
+
+def test_prompt_none_without_session_is_login_required(rp):
+    response = rp.authorize(prompt="none")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+    assert params == {"error": "login_required", "state": rp.state, "iss": ISSUER}
+
+
+def test_prompt_none_with_session_answers_silently(rp):
+    rp.login()
+    params = callback_params(rp.authorize(prompt="none"))
+    assert "code" in params
+
+
+def test_prompt_login_forces_a_new_login(rp, client, clock):
+    first = rp.login_and_exchange()
+    clock.advance(120)
+    page = rp.authorize(prompt="login")
+    assert page.status_code == 200
+    assert 'name="password"' in page.get_data(as_text=True)
+    params = callback_params(rp.submit(page, username="somchai", password="Demo-Pass-2025!"))
+    second = rp.exchange(params["code"]).get_json()
+    assert auth_time(client, second["id_token"]) == auth_time(client, first["id_token"]) + 120
+
+
+def test_max_age_exceeded_forces_a_new_login(rp, clock):
+    rp.login()
+    clock.advance(120)
+    page = rp.authorize(max_age="60")
+    assert page.status_code == 200
+
+
+def test_max_age_within_limit_reuses_the_session(rp, clock):
+    rp.login()
+    clock.advance(30)
+    assert callback_params(rp.authorize(max_age="60"))["code"]
+
+
+def test_prompt_none_with_stale_session_and_max_age_is_login_required(rp, clock):
+    rp.login()
+    clock.advance(120)
+    response = rp.authorize(prompt="none", max_age="60")
+    assert parse_qs(urlsplit(response.headers["Location"]).query)["error"] == ["login_required"]
+
+
+def test_session_idle_timeout_ends_single_sign_on(rp, clock):
+    rp.login()
+    clock.advance(3601)
+    assert rp.authorize().status_code == 200  # the login page again
+
+
+def test_session_absolute_lifetime_ends_single_sign_on(rp, clock):
+    rp.login()
+    for _ in range(25):  # stay active, but for more than 24 hours
+        clock.advance(3500)
+        rp.authorize()
+    assert rp.authorize().status_code == 200

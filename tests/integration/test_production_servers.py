@@ -1,0 +1,169 @@
+"""Two production-mode IdP instances (granian, several workers) sharing PostgreSQL and
+Redis, driven by a well-known client library: Authlib's requests client."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.servers import free_port
+from tests.servers import production_env
+from tests.servers import run_cli
+from tests.servers import running_idp
+
+CALLBACK = "http://127.0.0.1:9999/callback"
+PASSWORD = "Demo-Pass-2025!"
+
+
+@pytest.fixture(scope="module")
+def instances(fresh_database_url, redis_url, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    port_a, port_b = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{port_a}"
+    env = production_env(fresh_database_url, redis_url, issuer)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "seed")
+    logs = tmp_path_factory.mktemp("logs")
+    with (
+        running_idp(env, port_a, production=True, log_dir=logs) as a,
+        running_idp(env, port_b, production=True, log_dir=logs) as b,
+    ):
+        yield a.url, b.url
+
+
+class LoopbackBrowser:
+    """A user agent that, like browsers on a loopback origin, keeps Secure cookies over http.
+
+    (requests drops them without TLS; production mode marks every cookie Secure.)
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = requests.request(method, url, headers={"Cookie": cookie},
+                                    allow_redirects=False, **kwargs)  # fmt: skip
+        for header in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = header.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response
+
+
+def sign_in(authorize_url: str, username: str) -> str:
+    """Play the browser: follow to the login page, post the form, return the callback URL."""
+    browser = LoopbackBrowser()
+    origin = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
+    response = browser.request("GET", authorize_url)
+    while response.status_code in (302, 303):
+        response = browser.request("GET", origin + response.headers["Location"])
+    assert response.status_code == 200, response.text
+    action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
+    fields.update(username=username, password=PASSWORD)
+    response = browser.request("POST", origin + action.replace("&amp;", "&"), data=fields)
+    while response.headers["Location"].startswith(("/", origin)):
+        location = response.headers["Location"]
+        absolute = location if location.startswith("http") else origin + location
+        response = browser.request("GET", absolute)
+    assert response.headers["Location"].startswith(CALLBACK)
+    return response.headers["Location"]
+
+
+def test_full_flow_with_authlib_across_two_instances(instances):
+    a, b = instances
+    issuer = a
+    metadata = requests.get(f"{b}/.well-known/openid-configuration").json()
+    assert metadata["issuer"] == issuer  # every instance speaks for one issuer
+    client = OAuth2Session(
+        "demo-confidential",
+        "demo-confidential-secret",
+        scope="openid profile email offline_access",
+        redirect_uri=CALLBACK,
+        code_challenge_method="S256",
+    )
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(12)
+    url, state = client.create_authorization_url(
+        f"{a}/authorize", code_verifier=verifier, nonce=nonce
+    )
+    callback = sign_in(url, "somchai")
+    assert parse_qs(urlsplit(callback).query)["iss"] == [issuer]
+
+    # The code was issued by instance A and is redeemed at instance B.
+    token = client.fetch_token(
+        f"{b}/token", authorization_response=callback, code_verifier=verifier, state=state
+    )
+    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"].replace(a, b)).json())
+    id_token = jwt.decode(token["id_token"], keys, algorithms=["ES256"])
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": "demo-confidential"},
+        nonce={"essential": True, "value": nonce},
+        sub={"essential": True},
+        auth_time={"essential": True},
+    ).validate(id_token.claims)
+
+    userinfo = client.get(f"{a}/userinfo").json()
+    assert userinfo["sub"] == id_token.claims["sub"]
+    assert userinfo["preferred_username"] == "somchai"
+
+    refreshed = client.refresh_token(f"{a}/token", refresh_token=token["refresh_token"])
+    assert refreshed["refresh_token"] != token["refresh_token"]
+
+    introspected = client.introspect_token(f"{b}/introspect", token=refreshed["access_token"])
+    assert introspected.json()["active"] is True
+
+    assert client.revoke_token(f"{a}/revoke", token=refreshed["access_token"]).status_code == 200
+    # Revoked at A, known at once at B.
+    introspected = client.introspect_token(f"{b}/introspect", token=refreshed["access_token"])
+    assert introspected.json() == {"active": False}
+
+
+def test_reused_refresh_token_at_one_instance_revokes_at_the_other(instances):
+    a, b = instances
+    client = OAuth2Session(
+        "demo-public",
+        scope="openid offline_access",
+        redirect_uri=CALLBACK,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    )
+    verifier = secrets.token_urlsafe(48)
+    url, state = client.create_authorization_url(f"{a}/authorize", code_verifier=verifier)
+    callback = sign_in(url, "malee")
+    first = client.fetch_token(f"{a}/token", authorization_response=callback,
+                               code_verifier=verifier, state=state)  # fmt: skip
+    second = client.refresh_token(f"{b}/token", refresh_token=first["refresh_token"])
+    replay = requests.post(
+        f"{a}/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+              "client_id": "demo-public"},
+    )  # fmt: skip
+    assert replay.json()["error"] == "invalid_grant"
+    service = ("demo-service", "demo-service-secret")
+    answer = requests.post(f"{b}/introspect", data={"token": second["access_token"]}, auth=service)
+    assert answer.json() == {"active": False}
+
+
+def test_production_mode_uses_host_cookies_and_metrics_from_every_worker(instances):
+    a, _ = instances
+    response = requests.get(
+        f"{a}/authorize",
+        params={"client_id": "demo-public", "response_type": "code", "scope": "openid",
+                "redirect_uri": CALLBACK, "code_challenge": "x" * 43,
+                "code_challenge_method": "S256"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert response.headers["Set-Cookie"].startswith("__Host-idp_session=")
+    metrics = requests.get(f"{a}/metrics").text
+    assert "idp_tokens_issued_total" in metrics
+    assert "idp_request_duration_seconds" in metrics

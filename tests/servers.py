@@ -1,0 +1,93 @@
+"""Real IdP processes on loopback ports, for integration and browser tests."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IDP = [sys.executable, "-m", "idp.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def production_env(database_url: str, redis_url: str, issuer: str) -> dict[str, str]:
+    """Settings for production mode with fresh, non-demo secrets."""
+    return {
+        **os.environ,
+        "IDP_MODE": "production",
+        "IDP_ISSUER": issuer,
+        "IDP_DATABASE_URL": database_url,
+        "IDP_REDIS_URL": redis_url,
+        "IDP_REDIS_NAMESPACE": f"it{secrets.token_hex(4)}:",
+        "IDP_SECRET_KEY": secrets.token_urlsafe(48),
+        "IDP_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [*IDP, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@dataclass
+class RunningIdp:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def running_idp(
+    env: dict[str, str], port: int, *, production: bool, log_dir: Path
+) -> Iterator[RunningIdp]:
+    if production:
+        command = [*IDP, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    else:
+        command = [*IDP, "run", "--port", str(port)]
+    log = log_dir / f"idp-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process, log)
+        yield RunningIdp(url=url, process=process, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"IdP exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"IdP did not become ready at {url}:\n{log.read_text()}")

@@ -1,0 +1,64 @@
+"""Import rules (CONVENTIONS.md): domain packages never touch the web, the mocks and the
+portal never import the IdP. Parsed with ast, so nothing is imported to check it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN_PACKAGES = ("accounts", "enrol", "mfa", "roles", "revocation", "audit", "store")
+WEB_MODULES = ("flask", "werkzeug", "flask_babel", "authlib", "idp.web", "idp.api")
+# Domain code may use the OIDC package's tables, never its HTTP machinery.
+ALLOWED_OIDC = ("idp.oidc.models",)
+SEPARATE_PROCESSES = ("mock_paotang", "mock_nexus", "gfms_portal")
+
+
+def imports_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def matches(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_domain_packages_do_not_import_the_web_layer():
+    offences = []
+    for package in DOMAIN_PACKAGES:
+        for path in sorted((ROOT / "idp" / package).rglob("*.py")):
+            for name in imports_of(path):
+                if matches(name, WEB_MODULES) or (
+                    matches(name, ("idp.oidc",)) and not matches(name, ALLOWED_OIDC)
+                ):
+                    offences.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offences, "domain code must stay free of HTTP:\n" + "\n".join(offences)
+
+
+def test_separate_processes_never_import_the_idp():
+    offences = []
+    for package in SEPARATE_PROCESSES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            offences += [
+                f"{path.relative_to(ROOT)} imports {name}"
+                for name in imports_of(path)
+                if matches(name, ("idp",))
+            ]
+    assert not offences, "they talk HTTP, like the real systems:\n" + "\n".join(offences)
+
+
+def test_only_settings_reads_the_environment():
+    offences = []
+    for path in sorted((ROOT / "idp").rglob("*.py")):
+        if path.name in ("settings.py", "cli.py"):
+            continue  # cli passes the environment on to the server it starts
+        source = path.read_text(encoding="utf-8")
+        if "os.environ" in source or "os.getenv" in source:
+            offences.append(str(path.relative_to(ROOT)))
+    assert not offences, "read settings, not the environment: " + ", ".join(offences)

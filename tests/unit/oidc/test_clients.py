@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+
+import pytest
+
+from idp.oidc.clients import ClientRegistrationError
+from idp.oidc.clients import ClientRegistry
+from idp.oidc.clients import register_client
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+SECRET = "x" * 43
+
+
+@pytest.fixture
+def registry(sessions, cipher) -> ClientRegistry:
+    with sessions.begin() as session:
+        register_client(
+            session,
+            cipher,
+            client_id="app",
+            client_name="App",
+            now=NOW,
+            secret=SECRET,
+            auth_methods=["client_secret_basic"],
+            redirect_uris=["https://app.example/cb"],
+            post_logout_redirect_uris=[],
+            grant_types=["authorization_code"],
+            scope="openid profile",
+        )
+    return ClientRegistry(sessions, cipher)
+
+
+def test_redirect_uris_match_exactly(registry):
+    client = registry.get("app")
+    assert client.check_redirect_uri("https://app.example/cb")
+    for uri in ("https://app.example/cb/", "https://app.example/cb?x=1", "https://APP.example/cb"):
+        assert not client.check_redirect_uri(uri)
+
+
+def test_secret_is_checked_against_its_keyed_hash(registry):
+    client = registry.get("app")
+    assert client.check_client_secret(SECRET)
+    assert not client.check_client_secret(SECRET + "y")
+    assert SECRET not in (client.secret_hash or "")
+
+
+def test_scope_is_filtered_to_what_the_client_may_have(registry):
+    client = registry.get("app")
+    assert client.get_allowed_scope("openid email profile") == "openid profile"
+    assert client.get_allowed_scope("email") is None
+    assert client.get_allowed_scope(None) == ""
+
+
+def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
+    registry, sessions, cipher
+):
+    assert registry.get("nope") is None
+    assert registry.get("") is None
+    assert registry.get("x" * 65) is None
+    assert registry.get("app").client_name == "App"
+    with sessions.begin() as session:
+        register_client(session, cipher, client_id="app", client_name="Renamed", now=NOW,
+                        secret=SECRET, auth_methods=["client_secret_basic"],
+                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
+                        grant_types=["authorization_code"], scope="openid")  # fmt: skip
+    assert registry.get("app").client_name == "App"  # cached
+    registry.invalidate("app")
+    assert registry.get("app").client_name == "Renamed"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"secret": "short"}, "at least 32"),
+        ({"redirect_uris": ["http://app.example/cb"]}, "not allowed"),
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "not allowed"),
+        ({"grant_types": ["password"]}, "Unknown grant type"),
+        ({"secret": None, "grant_types": ["client_credentials"]}, "public client"),
+        ({"id_token_signed_response_alg": "none"}, "ES256 or RS256"),
+    ],
+)
+def test_bad_metadata_is_refused(sessions, cipher, change, message):
+    metadata = {
+        "client_id": "bad", "client_name": "Bad", "secret": SECRET,
+        "auth_methods": ["client_secret_basic"], "redirect_uris": ["https://app.example/cb"],
+        "post_logout_redirect_uris": [], "grant_types": ["authorization_code"], "scope": "openid",
+    }  # fmt: skip
+    metadata.update(change)
+    with sessions.begin() as session, pytest.raises(ClientRegistrationError, match=message):
+        register_client(session, cipher, now=NOW, **metadata)

@@ -1,0 +1,120 @@
+"""Signing keys (rotation with overlap) and token verification (RFC 8725)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
+from sqlalchemy import select
+
+from idp.oidc.keys import KeyRing
+from idp.oidc.keys import ensure_keys
+from idp.oidc.keys import retire_expired
+from idp.oidc.keys import rotate_keys
+from idp.oidc.models import KeyStatus
+from idp.oidc.models import SigningKey
+from idp.oidc.tokens import Authentication
+from idp.oidc.tokens import InvalidAccessTokenError
+from idp.oidc.tokens import TokenSigner
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+ISSUER = "https://login.example.go.th"
+
+
+@pytest.fixture
+def keyring(sessions, cipher) -> KeyRing:
+    with sessions.begin() as session:
+        ensure_keys(session, cipher, now=NOW)
+    return KeyRing(sessions, cipher)
+
+
+@pytest.fixture
+def signer(keyring) -> TokenSigner:
+    return TokenSigner(keyring, issuer=ISSUER, access_ttl=300, id_ttl=300)
+
+
+def statuses(sessions, alg: str) -> dict[str, str]:
+    with sessions() as session:
+        rows = session.scalars(select(SigningKey).where(SigningKey.alg == alg)).all()
+        return {row.kid: row.status for row in rows}
+
+
+def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(sessions, cipher, keyring):
+    before = statuses(sessions, "ES256")
+    next_kid = next(k for k, s in before.items() if s == KeyStatus.NEXT)
+    old_kid = next(k for k, s in before.items() if s == KeyStatus.CURRENT)
+    with sessions.begin() as session:
+        signing = rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+    assert signing == [next_kid]
+    after = statuses(sessions, "ES256")
+    assert after[next_kid] == KeyStatus.CURRENT
+    assert after[old_kid] == KeyStatus.PREVIOUS
+    snapshot = keyring.reload()
+    published = {key["kid"] for key in json.loads(snapshot.jwks_json)["keys"]}
+    assert {next_kid, old_kid} <= published
+    assert snapshot.signing["ES256"][0] == next_kid
+    with sessions.begin() as session:
+        retire_expired(session, now=NOW + timedelta(seconds=3601), overlap=3600)
+    assert statuses(sessions, "ES256")[old_kid] == KeyStatus.RETIRED
+    assert old_kid not in keyring.reload().jwks_json.decode()
+
+
+def test_token_signed_before_rotation_still_verifies_during_the_overlap(
+    sessions, cipher, keyring, signer
+):
+    token = signer.issue_access_token(client_id="c", scope="s", now=NOW, auth=None).token
+    with sessions.begin() as session:
+        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256", "RS256"))
+    keyring.reload()
+    assert signer.verify_access_token(token, now=NOW + timedelta(seconds=10))["client_id"] == "c"
+
+
+def test_user_access_token_carries_the_authentication(signer):
+    auth = Authentication(sub="u1", sid="s1", auth_time=NOW, acr="acr", amr=("pwd",))
+    issued = signer.issue_access_token(client_id="c", scope="openid", now=NOW, auth=auth)
+    claims = signer.verify_access_token(issued.token, now=NOW)
+    assert (claims["sub"], claims["sid"], claims["amr"]) == ("u1", "s1", ["pwd"])
+    assert issued.expires_at == NOW + timedelta(seconds=300)
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_unsigned_token_is_refused(signer):
+    forged = f"{_b64({'alg': 'none', 'typ': 'at+jwt'})}.{_b64({'sub': 'x'})}."
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(forged, now=NOW)
+
+
+def test_hmac_token_keyed_with_a_public_key_is_refused(signer, keyring):
+    # RFC 8725 §2.1: the algorithm confusion attack.
+    public = json.loads(keyring.snapshot.jwks_json)["keys"][0]
+    key = OctKey.import_key(json.dumps(public))
+    claims = {"iss": ISSUER, "sub": "x", "client_id": "c", "jti": "j", "scope": "s",
+              "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60}  # fmt: skip
+    token = jwt.encode({"alg": "HS256", "typ": "at+jwt"}, claims, key, algorithms=["HS256"])
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(token, now=NOW)
+
+
+def test_other_issuer_expiry_and_id_tokens_are_refused(keyring, signer):
+    issued = signer.issue_access_token(client_id="c", scope="s", now=NOW, auth=None)
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(issued.token, now=NOW + timedelta(seconds=300))
+    other = TokenSigner(keyring, issuer="https://other.example", access_ttl=300, id_ttl=300)
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(
+            other.issue_access_token(client_id="c", scope="s", now=NOW, auth=None).token, now=NOW
+        )
+    auth = Authentication(sub="u", sid=None, auth_time=NOW, acr="a", amr=("pwd",))
+    id_token = signer.issue_id_token(client_id="c", auth=auth, now=NOW, nonce=None,
+                                     access_token=None, claims={}, alg="ES256")  # fmt: skip
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(id_token, now=NOW)
