@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -150,7 +151,9 @@ def run_demo() -> None:
     """Migrate and seed the embedded database, start every process, print where they are."""
     subprocess.run([sys.executable, "-m", "idp.cli", "db", "upgrade"], check=True)
     subprocess.run([sys.executable, "-m", "idp.cli", "demo", "seed"], check=True)
-    children = [subprocess.Popen(command) for _, command, _ in PROCESSES]
+    # Quiet by default: the banner matters more than a log line per request.
+    env = {**os.environ, "IDP_LOG_LEVEL": os.environ.get("IDP_LOG_LEVEL", "WARNING")}
+    children = [subprocess.Popen(command, env=env) for _, command, _ in PROCESSES]
 
     def stop(*_args: object) -> None:
         for child in children:

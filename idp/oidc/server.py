@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
@@ -50,6 +51,23 @@ class _BodyOnlyPayload(OAuth2Payload):
         return values
 
 
+class _FlaskRequest(FlaskOAuth2Request):
+    """Authlib's Flask request, built without re-deriving the URL of every request.
+
+    Authlib rebuilds the full request URL only to refuse plain http; the issuer setting
+    already decides the scheme (https outside loopback, checked at start), so its URL is
+    given instead. That reconstruction was a tenth of an introspection's time.
+    """
+
+    def __init__(self, request: Any, issuer: str) -> None:
+        OAuth2Request.__init__(self, request.method, issuer + request.path, headers=request.headers)
+        self._request = request
+        if request.method == "POST" and request.path != "/authorize":
+            self.payload: OAuth2Payload = _BodyOnlyPayload(request.form)
+        else:
+            self.payload = FlaskOAuth2Payload(request)
+
+
 class StoredAuthorizationRequest(OAuth2Request):
     """An authorization request resumed after the login interaction, from its saved query."""
 
@@ -89,10 +107,7 @@ class IdpAuthorizationServer(AuthorizationServer):
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):
             return request
-        oauth_request = FlaskOAuth2Request(flask_request)
-        if flask_request.method == "POST" and flask_request.path != "/authorize":
-            oauth_request.payload = _BodyOnlyPayload(flask_request.form)
-        return oauth_request
+        return _FlaskRequest(flask_request, self.deps.settings.issuer)
 
     def db(self) -> Session:
         return context.db()

@@ -21,6 +21,8 @@ from idp.oidc.keys import KeyRing
 ACCESS_TOKEN_TYP = "at+jwt"
 # Clocks of other instances may run a little ahead.
 _IAT_LEEWAY = 30
+# Resource servers introspect the same token on every call; its signature need be checked once.
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidAccessTokenError(IdpError):
@@ -52,6 +54,8 @@ class TokenSigner:
         self._issuer = issuer
         self._access_ttl = access_ttl
         self._id_ttl = id_ttl
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified_under: object = None
 
     @property
     def access_ttl(self) -> int:
@@ -136,8 +140,7 @@ class TokenSigner:
         Raises:
             InvalidAccessTokenError
         """
-        keys = self._keyring.snapshot.verifying
-        claims = decode_verified(token, keys, expected_typ=ACCESS_TOKEN_TYP)
+        claims = self._signature_checked(token)
         now_s = epoch(now)
         if claims.get("iss") != self._issuer:
             raise InvalidAccessTokenError()
@@ -150,6 +153,21 @@ class TokenSigner:
             if not isinstance(claims.get(name), str):
                 raise InvalidAccessTokenError()
         return claims
+
+    def _signature_checked(self, token: str) -> dict[str, Any]:
+        """Claims of a token whose signature and type were verified, remembered per key set
+        (a key leaving the JWKS forgets everything it vouched for)."""
+        snapshot = self._keyring.snapshot
+        if self._verified_under is not snapshot:
+            self._verified = {}
+            self._verified_under = snapshot
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = decode_verified(token, snapshot.verifying, expected_typ=ACCESS_TOKEN_TYP)
+            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                self._verified = {}
+            self._verified[token] = claims
+        return dict(claims)  # callers may add to it; the cached one stays as verified
 
     def verify_own_id_token(self, token: str) -> dict[str, Any]:
         """Verify an ID token we issued, ignoring its expiry (``id_token_hint`` at logout).

@@ -1,0 +1,189 @@
+"""Real Chromium against the demo configuration (SQLite, in-process store): the pages a civil
+servant sees, from the relying party's redirect to its callback."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.conftest import unavailable
+from tests.rp import pkce_pair
+from tests.servers import free_port
+from tests.servers import run_cli
+from tests.servers import running_idp
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "Demo-Pass-2025!"
+
+pytestmark = pytest.mark.browser
+
+
+class Callback(http.server.BaseHTTPRequestHandler):
+    """The relying party's redirect URI: remembers what arrived, shows a page."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>RP</title><h1 id='rp'>back at the app</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def rp_server() -> Iterator[str]:
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def demo_idp(tmp_path_factory, rp_server) -> Iterator[str]:
+    """The IdP exactly as `make demo` runs it: SQLite under a folder, no Redis."""
+    folder: Path = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    env = {
+        **os.environ,
+        "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
+        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+    env.pop("IDP_REDIS_URL", None)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "seed")
+    run_cli(
+        env, "clients", "add", "browser-rp", "--name", "GFMS Portal (test)",
+        "--public", "--redirect-uri", f"{rp_server}/callback", "--scope", "openid profile",
+    )  # fmt: skip
+    with running_idp(env, port, production=False, log_dir=folder) as idp:
+        yield idp.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        unavailable("Chromium", f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def authorize_url(idp: str, rp_server: str) -> tuple[str, str, str]:
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(8)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": "browser-rp",
+            "redirect_uri": f"{rp_server}/callback",
+            "scope": "openid profile",
+            "state": state,
+            "nonce": "n-" + state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{idp}/authorize?{query}", verifier, state
+
+
+def redeem(idp: str, rp_server: str, callback_url: str, verifier: str) -> dict:
+    code = parse_qs(urlsplit(callback_url).query)["code"][0]
+    response = requests.post(
+        f"{idp}/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": "browser-rp",
+            "code": code,
+            "redirect_uri": f"{rp_server}/callback",
+            "code_verifier": verifier,
+        },
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_sign_in_in_thai_and_return_to_the_app(page, demo_idp, rp_server):
+    url, verifier, state = authorize_url(demo_idp, rp_server)
+    page.goto(url)
+    assert page.locator("html").get_attribute("lang") == "th"
+    assert page.get_by_text("รหัสผู้ใช้งาน").first.is_visible()
+    assert "GFMS Portal (test)" in page.content()
+    page.fill("#username", "somchai")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#rp")
+    params = parse_qs(urlsplit(page.url).query)
+    assert params["state"] == [state]
+    assert params["iss"] == [demo_idp]
+    tokens = redeem(demo_idp, rp_server, page.url, verifier)
+    keys = KeySet.import_key_set(requests.get(f"{demo_idp}/jwks.json", timeout=10).json())
+    claims = jwt.decode(tokens["id_token"], keys, algorithms=["ES256"]).claims
+    assert claims["nonce"] == "n-" + state
+    assert claims["amr"] == ["pwd"]
+
+
+def test_wrong_password_shows_the_generic_error_in_english(page, demo_idp, rp_server):
+    url, _, _ = authorize_url(demo_idp, rp_server)
+    page.goto(url)
+    page.click("a[lang=en]")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.fill("#username", "malee")
+    page.fill("#password", "not her password")
+    page.click("button[type=submit]")
+    error = page.locator("#login-error")
+    assert error.is_visible()
+    assert "incorrect" in error.inner_text()
+    assert page.input_value("#username") == "malee"
+
+
+def test_issued_password_is_changed_at_first_login(page, demo_idp, rp_server):
+    url, verifier, _ = authorize_url(demo_idp, rp_server)
+    page.goto(url)
+    page.fill("#username", "newuser")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#new_password")
+    assert "เปลี่ยนรหัสผ่าน" in page.content()
+    page.fill("#current_password", PASSWORD)
+    page.fill("#new_password", "ขอให้วันนี้เป็นวันที่ดี 2569")
+    page.fill("#confirm_password", "ขอให้วันนี้เป็นวันที่ดี 2569")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#rp")
+    assert redeem(demo_idp, rp_server, page.url, verifier)["access_token"]
