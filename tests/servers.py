@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -14,9 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 IDP = [sys.executable, "-m", "idp.cli"]
+PASSWORD = "Demo-Pass-2025!"
 
 
 def free_port() -> int:
@@ -91,3 +96,42 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> N
             pass
         time.sleep(0.2)
     raise AssertionError(f"IdP did not become ready at {url}:\n{log.read_text()}")
+
+
+class LoopbackBrowser:
+    """A user agent that, like browsers on a loopback origin, keeps Secure cookies over http.
+
+    (requests drops them without TLS; production mode marks every cookie Secure.)
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = requests.request(method, url, headers={"Cookie": cookie},
+                                    allow_redirects=False, **kwargs)  # fmt: skip
+        for header in response.raw.headers.getlist("Set-Cookie"):
+            name, _, rest = header.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+        return response
+
+
+def sign_in(authorize_url: str, username: str, callback: str, password: str = PASSWORD) -> str:
+    """Play the browser: follow to the login page, post the form, return the callback URL."""
+    browser = LoopbackBrowser()
+    origin = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
+    response = browser.request("GET", authorize_url)
+    while response.status_code in (302, 303):
+        response = browser.request("GET", origin + response.headers["Location"])
+    assert response.status_code == 200, response.text
+    action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
+    fields.update(username=username, password=password)
+    response = browser.request("POST", origin + action.replace("&amp;", "&"), data=fields)
+    while response.headers["Location"].startswith(("/", origin)):
+        location = response.headers["Location"]
+        absolute = location if location.startswith("http") else origin + location
+        response = browser.request("GET", absolute)
+    assert response.headers["Location"].startswith(callback), response.headers["Location"]
+    return str(response.headers["Location"])

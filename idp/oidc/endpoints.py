@@ -192,6 +192,13 @@ class EndSession(EndSessionEndpoint):
     def get_algorithms(self) -> list[str]:
         return ["ES256", "RS256"]
 
+    def is_post_logout_redirect_uri_legitimate(
+        self, request: Any, post_logout_redirect_uri: str, client: Any, logout_hint: Any
+    ) -> bool:
+        # Without an id_token_hint the user confirms the logout first; the URI has already
+        # been found among those registered by the client named in the request.
+        return bool(request.payload.data.get("client_id") == client.client_id)
+
     def _validate_id_token_hint(self, id_token_hint: str) -> dict[str, Any]:
         try:
             return self.server.deps.signer.verify_own_id_token(id_token_hint)

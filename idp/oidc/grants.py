@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -125,18 +126,21 @@ class _IdpGrant:
         now: datetime,
     ) -> dict[str, Any]:
         deps = self.server.deps
+        # The ID token always names the login session it came from; access tokens of an
+        # offline grant do not, since logging out must not end them (OIDC Core §11).
         auth = Authentication(
             sub=user.sub,
-            sid=grant.session_id if grant.kind == GrantKind.SESSION else None,
+            sid=grant.session_id,
             auth_time=grant.auth_time,
             acr=grant.acr,
             amr=tuple(grant.amr),
         )
+        access_auth = auth if grant.kind == GrantKind.SESSION else replace(auth, sid=None)
         access = deps.signer.issue_access_token(
             client_id=client.client_id,
             scope=scope,
             now=now,
-            auth=auth,
+            auth=access_auth,
             alg=deps.settings.signing_alg,
         )
         self.db.add(

@@ -65,15 +65,35 @@ def test_unregistered_post_logout_uri_is_never_followed(rp, client):
 
 def test_logout_without_hint_asks_the_user_first(rp, client):
     tokens = rp.login_and_exchange()
-    page = client.get("/logout", query_string={"client_id": "demo-confidential"})
+    page = client.get(
+        "/logout",
+        query_string={
+            "client_id": "demo-confidential",
+            "post_logout_redirect_uri": LOGGED_OUT,
+            "state": "s1",
+        },
+    )
     assert page.status_code == 200
     assert active(client, tokens["access_token"])  # nothing happened yet
     html = page.get_data(as_text=True)
     data = form_fields(html)
     data["decision"] = "logout"
     done = client.post(form_action(html), data=data)
-    assert done.status_code == 200
+    assert done.status_code == 303
+    assert done.headers["Location"] == LOGGED_OUT + "?state=s1"
     assert not active(client, tokens["access_token"])
+
+
+def test_logout_without_hint_or_client_ends_on_our_page(rp, client):
+    rp.login_and_exchange()
+    html = client.get("/logout", query_string={"post_logout_redirect_uri": LOGGED_OUT}).get_data(
+        as_text=True
+    )
+    data = form_fields(html)
+    data["decision"] = "logout"
+    done = client.post(form_action(html), data=data)
+    assert done.status_code == 200
+    assert 'id="logged-out"' in done.get_data(as_text=True)
 
 
 def test_logout_confirmation_needs_the_csrf_token(rp, client):

@@ -104,7 +104,9 @@ def test_session_bound_refresh_token_dies_at_logout(rp, client):
 
 def test_offline_refresh_token_outlives_logout(rp, client):
     tokens = rp.login_and_exchange(scope="openid offline_access")
+    assert "sid" not in introspect(client, tokens["access_token"])
     client.get("/logout", query_string={"id_token_hint": tokens["id_token"]})
+    assert introspect(client, tokens["access_token"])["active"] is True
     assert refresh(rp, tokens["refresh_token"]).status_code == 200
 
 

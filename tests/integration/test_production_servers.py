@@ -3,7 +3,6 @@ Redis, driven by a well-known client library: Authlib's requests client."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator
 from urllib.parse import parse_qs
@@ -19,9 +18,9 @@ from tests.servers import free_port
 from tests.servers import production_env
 from tests.servers import run_cli
 from tests.servers import running_idp
+from tests.servers import sign_in
 
 CALLBACK = "http://127.0.0.1:9999/callback"
-PASSWORD = "Demo-Pass-2025!"
 
 
 @pytest.fixture(scope="module")
@@ -37,45 +36,6 @@ def instances(fresh_database_url, redis_url, tmp_path_factory) -> Iterator[tuple
         running_idp(env, port_b, production=True, log_dir=logs) as b,
     ):
         yield a.url, b.url
-
-
-class LoopbackBrowser:
-    """A user agent that, like browsers on a loopback origin, keeps Secure cookies over http.
-
-    (requests drops them without TLS; production mode marks every cookie Secure.)
-    """
-
-    def __init__(self) -> None:
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, url: str, **kwargs) -> requests.Response:
-        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        response = requests.request(method, url, headers={"Cookie": cookie},
-                                    allow_redirects=False, **kwargs)  # fmt: skip
-        for header in response.raw.headers.getlist("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
-        return response
-
-
-def sign_in(authorize_url: str, username: str) -> str:
-    """Play the browser: follow to the login page, post the form, return the callback URL."""
-    browser = LoopbackBrowser()
-    origin = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
-    response = browser.request("GET", authorize_url)
-    while response.status_code in (302, 303):
-        response = browser.request("GET", origin + response.headers["Location"])
-    assert response.status_code == 200, response.text
-    action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
-    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
-    fields.update(username=username, password=PASSWORD)
-    response = browser.request("POST", origin + action.replace("&amp;", "&"), data=fields)
-    while response.headers["Location"].startswith(("/", origin)):
-        location = response.headers["Location"]
-        absolute = location if location.startswith("http") else origin + location
-        response = browser.request("GET", absolute)
-    assert response.headers["Location"].startswith(CALLBACK)
-    return response.headers["Location"]
 
 
 def test_full_flow_with_authlib_across_two_instances(instances):
@@ -95,7 +55,7 @@ def test_full_flow_with_authlib_across_two_instances(instances):
     url, state = client.create_authorization_url(
         f"{a}/authorize", code_verifier=verifier, nonce=nonce
     )
-    callback = sign_in(url, "somchai")
+    callback = sign_in(url, "somchai", CALLBACK)
     assert parse_qs(urlsplit(callback).query)["iss"] == [issuer]
 
     # The code was issued by instance A and is redeemed at instance B.
@@ -139,7 +99,7 @@ def test_reused_refresh_token_at_one_instance_revokes_at_the_other(instances):
     )
     verifier = secrets.token_urlsafe(48)
     url, state = client.create_authorization_url(f"{a}/authorize", code_verifier=verifier)
-    callback = sign_in(url, "malee")
+    callback = sign_in(url, "malee", CALLBACK)
     first = client.fetch_token(f"{a}/token", authorization_response=callback,
                                code_verifier=verifier, state=state)  # fmt: skip
     second = client.refresh_token(f"{b}/token", refresh_token=first["refresh_token"])

@@ -1,0 +1,93 @@
+"""The embedded default that `make demo` runs (SQLite, no Redis, the seeded demo clients),
+driven end to end by a well-known client library: Authlib's requests client."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.servers import free_port
+from tests.servers import run_cli
+from tests.servers import running_idp
+from tests.servers import sign_in
+
+CALLBACK = "http://127.0.0.1:9999/callback"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    env = {
+        **os.environ,
+        "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
+        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "IDP_LOG_LEVEL": "WARNING",
+    }
+    env.pop("IDP_REDIS_URL", None)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "seed")
+    with running_idp(env, port, production=False, log_dir=folder) as idp:
+        yield idp.url
+
+
+def test_code_flow_refresh_userinfo_introspection_revocation(demo):
+    metadata = requests.get(f"{demo}/.well-known/openid-configuration").json()
+    assert metadata["issuer"] == demo
+    client = OAuth2Session(
+        "demo-confidential",
+        "demo-confidential-secret",
+        scope="openid profile offline_access",
+        redirect_uri=CALLBACK,
+        code_challenge_method="S256",
+    )
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(12)
+    url, state = client.create_authorization_url(
+        metadata["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+    )
+    callback = sign_in(url, "prasert", CALLBACK)
+    token = client.fetch_token(
+        metadata["token_endpoint"],
+        authorization_response=callback,
+        code_verifier=verifier,
+        state=state,
+    )
+
+    keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"]).json())
+    id_token = jwt.decode(token["id_token"], keys, algorithms=["ES256"])
+    jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": demo},
+        aud={"essential": True, "value": "demo-confidential"},
+        nonce={"essential": True, "value": nonce},
+        at_hash={"essential": True},
+        sid={"essential": True},
+    ).validate(id_token.claims)
+
+    assert client.get(metadata["userinfo_endpoint"]).json()["preferred_username"] == "prasert"
+    refreshed = client.refresh_token(metadata["token_endpoint"])
+    assert refreshed["access_token"] != token["access_token"]
+    answer = client.introspect_token(
+        metadata["introspection_endpoint"], token=refreshed["access_token"]
+    )
+    assert answer.json()["active"] is True
+    client.revoke_token(metadata["revocation_endpoint"], token=refreshed["refresh_token"],
+                        token_type_hint="refresh_token")  # fmt: skip
+    answer = client.introspect_token(
+        metadata["introspection_endpoint"], token=refreshed["access_token"]
+    )
+    assert answer.json() == {"active": False}
+
+
+def test_client_credentials_and_introspection_by_the_service(demo):
+    service = OAuth2Session("demo-service", "demo-service-secret")
+    token = service.fetch_token(f"{demo}/token", grant_type="client_credentials")
+    answer = service.introspect_token(f"{demo}/introspect", token=token["access_token"])
+    assert answer.json()["client_id"] == "demo-service"
