@@ -98,6 +98,7 @@ def _watch_for_changes(deps: Deps) -> None:
 
 def _start_reconciler(deps: Deps) -> None:
     from idp.audit.service import run_periodically
+    from idp.revocation.housekeeping import purge_expired
 
     def reconcile() -> None:
         with deps.sessions() as session:
@@ -105,6 +106,10 @@ def _start_reconciler(deps: Deps) -> None:
 
     def reload_keys() -> None:
         deps.keyring.reload()
+
+    def purge() -> None:
+        with deps.sessions.begin() as session:
+            purge_expired(session, now=deps.clock.now())
 
     stop = threading.Event()
     threading.Thread(
@@ -118,5 +123,11 @@ def _start_reconciler(deps: Deps) -> None:
         target=run_periodically,
         args=(stop, 60.0, reload_keys, "idp.keys.reload_failed"),
         name="idp-key-reloader",
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=run_periodically,
+        args=(stop, 600.0, purge, "idp.housekeeping.purge_failed"),
+        name="idp-housekeeping",
         daemon=True,
     ).start()

@@ -9,9 +9,11 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask
 from flask import request as flask_request
@@ -19,6 +21,7 @@ from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from idp.audit.service import AuditContext
+from idp.audit.service import record
 from idp.deps import Deps
 from idp.oidc.endpoints import EndSession
 from idp.oidc.endpoints import Introspection
@@ -108,6 +111,29 @@ class IdpAuthorizationServer(AuthorizationServer):
         if isinstance(request, OAuth2Request):
             return request
         return _FlaskRequest(flask_request, self.deps.settings.issuer)
+
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
+        if error.error == "invalid_client":
+            self._audit_client_failure(request, error)
+        return super().handle_error_response(request, error)
+
+    def _audit_client_failure(self, request: Any, error: OAuth2Error) -> None:
+        """A failed client authentication is a security event, though the answer is an error
+        (whose transaction is rolled back): it is recorded in a transaction of its own."""
+        client_id = None
+        if request is not None:
+            client_id, _ = extract_basic_authorization(request.headers)
+            client_id = client_id or request.payload.data.get("client_id")
+        with self.deps.sessions.begin() as session:
+            record(
+                session,
+                "client.authentication_failed",
+                now=self.deps.clock.now(),
+                outcome="failure",
+                client_id=(client_id or "")[:64] or None,
+                context=self.audit_context(),
+                endpoint=flask_request.path,
+            )
 
     def db(self) -> Session:
         return context.db()

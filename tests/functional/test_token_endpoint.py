@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import select
 
+from idp.audit.models import AuditEvent
 from tests.factories import seed
 from tests.rp import RP
 from tests.rp import basic
@@ -106,12 +108,17 @@ def test_bad_redemption_is_refused(rp, change, error):
     assert response.get_json()["error"] == error
 
 
-def test_wrong_secret_is_401_with_www_authenticate(rp):
+def test_wrong_secret_is_401_with_www_authenticate_and_audited(rp, deps):
     rp.secret = "wrong-secret"
     response = rp.token(grant_type="client_credentials")
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
     assert response.headers["WWW-Authenticate"].startswith("Basic ")
+    with deps.sessions() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "client.authentication_failed")
+        ).all()
+    assert [(e.client_id, e.outcome) for e in events] == [("demo-confidential", "failure")]
 
 
 def test_unknown_client_is_401(client, deps):
