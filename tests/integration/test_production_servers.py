@@ -4,6 +4,7 @@ Redis, driven by a well-known client library: Authlib's requests client."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from joserfc import jws
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -24,10 +26,13 @@ CALLBACK = "http://127.0.0.1:9999/callback"
 
 
 @pytest.fixture(scope="module")
-def instances(fresh_database_url, redis_url, tmp_path_factory) -> Iterator[tuple[str, str]]:
-    port_a, port_b = free_port(), free_port()
-    issuer = f"http://127.0.0.1:{port_a}"
-    env = production_env(fresh_database_url, redis_url, issuer)
+def env(fresh_database_url, redis_url) -> dict[str, str]:
+    return production_env(fresh_database_url, redis_url, f"http://127.0.0.1:{free_port()}")
+
+
+@pytest.fixture(scope="module")
+def instances(env, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    port_a, port_b = int(env["IDP_ISSUER"].rsplit(":", 1)[1]), free_port()
     run_cli(env, "db", "upgrade")
     run_cli(env, "demo", "seed")
     logs = tmp_path_factory.mktemp("logs")
@@ -127,3 +132,32 @@ def test_production_mode_uses_host_cookies_and_metrics_from_every_worker(instanc
     metrics = requests.get(f"{a}/metrics").text
     assert "idp_tokens_issued_total" in metrics
     assert "idp_request_duration_seconds" in metrics
+
+
+def test_key_rotation_reaches_every_instance_and_old_tokens_stay_valid(instances, env):
+    a, b = instances
+    service = ("demo-service", "demo-service-secret")
+
+    def token_at(url: str) -> str:
+        response = requests.post(f"{url}/token", data={"grant_type": "client_credentials"},
+                                 auth=service)  # fmt: skip
+        return str(response.json()["access_token"])
+
+    def signing_kid(token: str) -> str:
+        return str(jws.extract_compact(token.encode()).protected["kid"])
+
+    before = token_at(a)
+    published_before = {k["kid"] for k in requests.get(f"{b}/jwks.json").json()["keys"]}
+    run_cli(env, "keys", "rotate")
+    deadline = time.monotonic() + 10
+    while signing_kid(token_at(b)) == signing_kid(before) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the rotation notice travels over Redis pub/sub
+    after = token_at(b)
+    assert signing_kid(after) != signing_kid(before)
+    # The new signing key had been published before it signed anything.
+    assert signing_kid(after) in published_before
+    for url in (a, b):
+        published = {k["kid"] for k in requests.get(f"{url}/jwks.json").json()["keys"]}
+        assert signing_kid(before) in published
+        answer = requests.post(f"{url}/introspect", data={"token": before}, auth=service)
+        assert answer.json()["active"] is True
