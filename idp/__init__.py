@@ -114,7 +114,7 @@ def _start_reconciler(deps: Deps) -> None:
     stop = threading.Event()
     threading.Thread(
         target=run_periodically,
-        args=(stop, 5.0, reconcile, "idp.revocation.reconcile_failed"),
+        args=(stop, 1.0, reconcile, "idp.revocation.reconcile_failed"),
         name="idp-revocation-reconciler",
         daemon=True,
     ).start()

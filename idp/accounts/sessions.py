@@ -70,6 +70,41 @@ def start_session(
     return user_session, cookie_value
 
 
+def reauthenticate(
+    session: Session,
+    user_session: UserSession,
+    *,
+    acr: str,
+    amr: list[str],
+    now: datetime,
+    policy: SessionPolicy,
+    context: AuditContext,
+) -> str:
+    """Record a fresh login by the same user in their existing session; return a new cookie.
+
+    The session keeps its ``sid``, so relying parties holding tokens from it keep them; the
+    cookie value changes, as it does at every login.
+    """
+    cookie_value = secrets.token_urlsafe(32)
+    user_session.token_hash = sha256_hex(cookie_value)
+    user_session.auth_time = now
+    user_session.acr = acr
+    user_session.amr = amr
+    user_session.last_seen_at = now
+    user_session.expires_at = now + timedelta(seconds=policy.max_age)
+    record(
+        session,
+        "session.reauthenticated",
+        now=now,
+        actor=None,
+        context=context,
+        sid=user_session.id,
+        acr=acr,
+        amr=amr,
+    )
+    return cookie_value
+
+
 def get_active_session(
     session: Session, cookie_value: str, *, now: datetime, policy: SessionPolicy
 ) -> tuple[UserSession, User] | None:

@@ -308,6 +308,12 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
         user = self.db.get(User, code.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError("The user may no longer sign in.")
+        user_session = self.db.get(UserSession, code.session_id)
+        policy = self.server.deps.session_policy
+        if user_session is None or not is_live(user_session, now=now, policy=policy):
+            # The login that produced the code has ended (logout, timeout): nothing more may be
+            # issued from it, or a logout could be outlived by a code fetched just before.
+            raise InvalidGrantError("The session that authorized this code has ended.")
         scope = code.scope
         offline = "offline_access" in scope.split() and client.check_grant_type("refresh_token")
         settings = self.server.deps.settings
@@ -396,6 +402,12 @@ class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
         if rotated.rowcount != 1:  # type: ignore[attr-defined]
             self.db.rollback()
             raise self._revoke_family_and_fail(grant.id, "refresh_reused", grant.client_id)
+        # SECURITY: hold the grant while issuing, so a revocation running now either sees the
+        # new access token or makes this refresh fail; never a live token from a dead grant.
+        self.db.refresh(grant, with_for_update=True)
+        if grant.revoked_at is not None:
+            self.db.rollback()
+            raise InvalidGrantError("The refresh token is invalid, expired or revoked.")
         user = self.db.get(User, grant.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError("The user may no longer sign in.")

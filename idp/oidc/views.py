@@ -121,8 +121,8 @@ def resume() -> BaseResponse:
         return _page_error("login_expired", 400)
     tx = LoginTransaction.from_dict(data)
     user_session, user = login
-    # The session must come from this very login, or prompt=login / max_age would be moot.
-    if user_session.created_at.timestamp() < tx.started_at or user.id != tx.user_id:
+    # The login must be this very one, or prompt=login / max_age would be moot.
+    if user_session.auth_time.timestamp() < tx.started_at or user.id != tx.user_id:
         return _page_error("login_expired", 400)
     session["login_tx"] = pending
     owner = AuthenticatedUser(user=user, session=user_session)

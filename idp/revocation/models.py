@@ -26,3 +26,15 @@ class Revocation(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime] = mapped_column(index=True)
     reason: Mapped[str] = mapped_column(String(64))
+
+
+class MirrorState(Base):
+    """One row: when a revocation was committed that Redis may not have received.
+
+    Every instance checks it each second; a set mark means "rebuild the mirror from here".
+    """
+
+    __tablename__ = "revocation_mirror_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dirty_since: Mapped[datetime | None]

@@ -1,10 +1,16 @@
 """Revoking tokens and sessions, and answering "is this still good?" fast.
 
 The database is the truth. Redis mirrors what is revoked, so that introspection answers with
-one round trip; when Redis has lost its contents (it runs without persistence) the mirror is
-rebuilt from the database before anything is answered, and when Redis is down the database is
-asked directly. A periodic reconciliation re-mirrors recent revocations, for the case where a
-mirror write was lost while Redis itself kept running.
+one round trip, and the mirror is trusted only while it is known to be complete:
+
+- a "loaded" marker says the mirror holds every unexpired revocation. It is set only after a
+  full rebuild succeeded, and it is a lease: when it lapses (or Redis restarts empty) the next
+  check rebuilds the mirror from the database first;
+- a revocation whose mirror write failed marks the mirror dirty in the database, in the same
+  transaction; every instance looks at that mark each second and rebuilds the mirror;
+- while Redis cannot be reached, the database answers.
+
+Revocations live only as long as what they revoke (minutes), so a rebuild is small.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import UserSession
@@ -25,6 +32,7 @@ from idp.audit.service import record
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.models import GrantKind
+from idp.revocation.models import MirrorState
 from idp.revocation.models import Revocation
 from idp.revocation.models import RevokedKind
 from idp.store.ephemeral import EphemeralStore
@@ -33,8 +41,12 @@ from idp.store.ephemeral import Keys
 
 log = logging.getLogger(__name__)
 
-_LOADED_MARKER_TTL = 86400.0
+# The marker's lease: even a mirror that silently lost a write is rebuilt this often.
+_LOADED_MARKER_TTL = 300.0
+# Writes acknowledged by a Redis that then lost them (a crash, a failover) are re-sent.
 _RECONCILE_LOOKBACK = timedelta(seconds=60)
+_MIRROR_STATE_ID = 1
+_IN_FLIGHT_MARGIN = timedelta(seconds=60)
 
 
 class RevocationList:
@@ -55,14 +67,16 @@ class RevocationList:
         """Record a revocation in the caller's transaction and mirror it at once.
 
         The mirror is written before the commit: if the commit then fails, the token looks
-        revoked a little early, which is the safe way to be wrong.
+        revoked a little early, which is the safe way to be wrong. If the mirror write fails,
+        the mirror is marked dirty in the same transaction as the revocation.
         """
         if expires_at <= now:
             return
         session.merge(
             Revocation(kind=kind, value=value, expires_at=expires_at, revoked_at=now, reason=reason)
         )
-        self._mirror([(kind, value, expires_at)], now)
+        if not self._mirror([(kind, value, expires_at)], now):
+            session.merge(MirrorState(id=_MIRROR_STATE_ID, dirty_since=now))
 
     def is_revoked(
         self,
@@ -84,28 +98,46 @@ class RevocationList:
             log.warning("idp.revocation.store_unavailable")
             return self._ask_database(open_session, present, now)
         if values[0] is None:
-            # Redis restarted empty: rebuild the mirror, answer from the database meanwhile.
+            # The mirror is not known to be complete: rebuild it, answer from the database.
             with open_session() as session:
                 self.reload(session, now)
             return self._ask_database(open_session, present, now)
         return any(value is not None for value in values[1:])
 
-    def reload(self, session: Session, now: datetime) -> int:
-        """Mirror every unexpired revocation, then mark the mirror complete."""
+    def reload(self, session: Session, now: datetime) -> bool:
+        """Mirror every unexpired revocation, then mark the mirror complete; report success."""
         rows = session.execute(
             select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
                 Revocation.expires_at > now
             )
         ).all()
-        self._mirror([(RevokedKind(k), v, e) for k, v, e in rows], now)
+        if not self._mirror([(RevokedKind(k), v, e) for k, v, e in rows], now):
+            return False
         try:
             self._store.set(self._keys.revocations_loaded(), b"1", ttl=_LOADED_MARKER_TTL)
         except EphemeralStoreError:
-            log.warning("idp.revocation.store_unavailable")
-        return len(rows)
+            return False
+        return True
 
     def reconcile(self, session: Session, now: datetime) -> None:
-        """Re-mirror what was revoked in the last minute (mirror writes can be lost)."""
+        """Repair the mirror: a full rebuild when it is marked dirty, and a re-send of what
+        was revoked in the last minute (Redis may lose acknowledged writes)."""
+        dirty_since = session.scalar(
+            select(MirrorState.dirty_since).where(MirrorState.id == _MIRROR_STATE_ID)
+        )
+        if dirty_since is not None:
+            self._forget_marker()
+            if self.reload(session, now):
+                # Clear only the mark that was seen: a newer failure keeps the mirror dirty.
+                session.execute(
+                    update(MirrorState)
+                    .where(MirrorState.id == _MIRROR_STATE_ID)
+                    .where(MirrorState.dirty_since == dirty_since)
+                    .values(dirty_since=None)
+                )
+                session.commit()
+                log.info("idp.revocation.mirror_rebuilt")
+            return
         rows = session.execute(
             select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
                 Revocation.revoked_at >= now - _RECONCILE_LOOKBACK, Revocation.expires_at > now
@@ -113,7 +145,14 @@ class RevocationList:
         ).all()
         self._mirror([(RevokedKind(k), v, e) for k, v, e in rows], now)
 
-    def _mirror(self, items: list[tuple[RevokedKind, str, datetime]], now: datetime) -> None:
+    def _forget_marker(self) -> None:
+        # Until the rebuild completes, every check goes to the database.
+        try:
+            self._store.delete(self._keys.revocations_loaded())
+        except EphemeralStoreError:
+            log.warning("idp.revocation.store_unavailable")
+
+    def _mirror(self, items: list[tuple[RevokedKind, str, datetime]], now: datetime) -> bool:
         try:
             self._store.set_many(
                 (self._keys.revoked(kind.value, value), b"1", (expires - now).total_seconds())
@@ -122,6 +161,8 @@ class RevocationList:
             )
         except EphemeralStoreError:
             log.warning("idp.revocation.mirror_failed")
+            return False
+        return True
 
     @staticmethod
     def _ask_database(
@@ -151,6 +192,9 @@ def revoke_grant(
     context: AuditContext = NO_CONTEXT,
 ) -> None:
     """Revoke a token family: its refresh tokens and every unexpired access token from it."""
+    # Lock the grant: a refresh in flight finishes first (its token is then found below) or
+    # sees the revocation and fails.
+    session.refresh(grant, with_for_update=True)
     if grant.revoked_at is not None:
         return
     grant.revoked_at = now
@@ -198,12 +242,13 @@ def end_session(
         return None
     user_session.ended_at = now
     user_session.end_reason = reason
-    # Access tokens carry the sid; none issued under this session outlives this window.
+    # Access tokens carry the sid; none issued under this session outlives this window (the
+    # margin covers a token request that found the session live just before it ended).
     revocations.revoke(
         session,
         RevokedKind.SESSION,
         sid,
-        expires_at=now + timedelta(seconds=access_token_ttl),
+        expires_at=now + timedelta(seconds=access_token_ttl) + _IN_FLIGHT_MARGIN,
         now=now,
         reason=reason,
     )

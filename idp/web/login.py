@@ -25,6 +25,7 @@ from idp.accounts.models import User
 from idp.accounts.passwords import verify_password
 from idp.accounts.service import PasswordAuthenticator
 from idp.accounts.service import change_password
+from idp.accounts.sessions import reauthenticate
 from idp.accounts.sessions import start_session
 from idp.revocation.service import end_session
 from idp.web import context
@@ -81,27 +82,41 @@ def _advance(tx: LoginTransaction) -> BaseResponse:
 def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
     deps = context.deps()
     now = context.now()
+    acr = acr_uri(deps.settings.issuer, assurance_for(tx.amr))
     previous = current_login()
-    if previous is not None:
-        end_session(
+    if previous is not None and previous[1].id == user.id:
+        # The same person again (prompt=login, max_age, step-up): one session, fresh login.
+        cookie_value = reauthenticate(
             context.db(),
-            deps.revocations,
-            previous[0].id,
-            reason="replaced",
+            previous[0],
+            acr=acr,
+            amr=tx.amr,
             now=now,
-            access_token_ttl=deps.settings.access_token_ttl,
-            actor=previous[1].sub,
+            policy=deps.session_policy,
             context=context.audit_context(),
         )
-    _user_session, cookie_value = start_session(
-        context.db(),
-        user,
-        acr=acr_uri(deps.settings.issuer, assurance_for(tx.amr)),
-        amr=tx.amr,
-        now=now,
-        policy=deps.session_policy,
-        context=context.audit_context(),
-    )
+    else:
+        if previous is not None:
+            # Someone else signs in on this browser: the former user's session ends.
+            end_session(
+                context.db(),
+                deps.revocations,
+                previous[0].id,
+                reason="replaced",
+                now=now,
+                access_token_ttl=deps.settings.access_token_ttl,
+                actor=previous[1].sub,
+                context=context.audit_context(),
+            )
+        _user_session, cookie_value = start_session(
+            context.db(),
+            user,
+            acr=acr,
+            amr=tx.amr,
+            now=now,
+            policy=deps.session_policy,
+            context=context.audit_context(),
+        )
     _save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
     session.rotate()  # type: ignore[attr-defined]

@@ -128,3 +128,14 @@ def test_expired_id_token_hint_still_identifies_the_session(rp, client, clock):
         query_string={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": LOGGED_OUT},
     )
     assert response.status_code == 303
+
+
+def test_code_fetched_before_logout_cannot_be_redeemed_after_it(rp, client):
+    params = rp.login()
+    html = client.get("/logout").get_data(as_text=True)
+    data = form_fields(html)
+    data["decision"] = "logout"
+    client.post(form_action(html), data=data)
+    response = rp.exchange(params["code"])
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_grant"

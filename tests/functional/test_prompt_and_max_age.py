@@ -9,9 +9,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.factories import make_user
 from tests.factories import seed
 from tests.rp import ISSUER
 from tests.rp import RP
+from tests.rp import basic
 from tests.rp import callback_params
 
 
@@ -81,3 +83,41 @@ def test_session_absolute_lifetime_ends_single_sign_on(rp, clock):
         clock.advance(3500)
         rp.authorize()
     assert rp.authorize().status_code == 200
+
+
+def test_fresh_login_of_the_same_user_keeps_other_apps_tokens(rp, client, deps, clock):
+    other = RP(client, client_id="demo-public", secret=None)
+    other_tokens = other.login_and_exchange(scope="openid")
+    clock.advance(60)
+    page = rp.authorize(prompt="login")
+    params = callback_params(rp.submit(page, username="somchai", password="Demo-Pass-2025!"))
+    mine = rp.exchange(params["code"]).get_json()
+    answer = client.post(
+        "/introspect",
+        data={"token": other_tokens["access_token"]},
+        headers=basic("demo-service", "demo-service-secret"),
+    ).get_json()
+    assert answer["active"] is True
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    sid_before = jwt.decode(other_tokens["id_token"], keys).claims["sid"]
+    sid_after = jwt.decode(mine["id_token"], keys).claims["sid"]
+    assert sid_before == sid_after
+    assert auth_time(client, mine["id_token"]) == auth_time(client, other_tokens["id_token"]) + 60
+
+
+def test_another_user_signing_in_ends_the_previous_users_session(rp, client, deps):
+    seed_more(deps)
+    first = rp.login_and_exchange()
+    page = rp.authorize(prompt="login")
+    rp.submit(page, username="malee", password="Demo-Pass-2025!")
+    answer = client.post(
+        "/introspect",
+        data={"token": first["access_token"]},
+        headers=basic("demo-service", "demo-service-secret"),
+    ).get_json()
+    assert answer == {"active": False}
+
+
+def seed_more(deps) -> None:
+    with deps.sessions.begin() as session:
+        make_user(session, deps, "malee")

@@ -64,6 +64,8 @@ def test_postgresql_refuses_changes_to_the_audit_trail(pg_sessions):
         session.execute(text("DELETE FROM audit_events"))
     with pg_sessions() as session, pytest.raises(DatabaseError, match="never changed"):
         session.execute(text("UPDATE audit_events SET actor = 'mallory'"))
+    with pg_sessions() as session, pytest.raises(DatabaseError, match="append-only"):
+        session.execute(text("TRUNCATE audit_events"))
 
 
 def test_concurrent_writers_and_sealers_build_one_intact_chain(pg_sessions):

@@ -1,0 +1,113 @@
+"""Revocations hold through Redis outages, restarts and failed rebuilds (DESIGN §4: the
+database is the truth; Redis may lose everything at any moment)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from idp import create_app
+from idp.deps import build_deps
+from idp.store.ephemeral import EphemeralStoreError
+from tests.conftest import REDIS_URL
+from tests.conftest import _delete_namespace
+from tests.factories import seed
+from tests.rp import RP
+from tests.rp import basic
+
+SERVICE = basic("demo-service", "demo-service-secret")
+CONFIDENTIAL = basic("demo-confidential", "demo-confidential-secret")
+
+
+class FlakyStore:
+    """The real Redis store, with chosen operations failing as a network outage would."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.failing: set[str] = set()
+
+    def fail(self, *operations: str) -> None:
+        self.failing = set(operations) or {"*"}
+
+    def heal(self) -> None:
+        self.failing = set()
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self.inner, name)
+        if not callable(attribute) or name in ("subscribe", "start_listening"):
+            return attribute
+
+        def call(*args, **kwargs):
+            if "*" in self.failing or name in self.failing:
+                raise EphemeralStoreError("down")
+            return attribute(*args, **kwargs)
+
+        return call
+
+    @property
+    def is_shared(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def flaky(settings, pg_engine, redis_store, clock, clean_state):
+    store = FlakyStore(redis_store)
+    deps = build_deps(settings, clock=clock, store=store, engine=pg_engine)
+    client = create_app(deps=deps, background=False).test_client()
+    seed(deps, "somchai")
+    return store, deps, client
+
+
+def active(client, token: str) -> bool:
+    return bool(
+        client.post("/introspect", data={"token": token}, headers=SERVICE).get_json()["active"]
+    )
+
+
+def reconcile(deps) -> None:
+    with deps.sessions() as session:
+        deps.revocations.reconcile(session, deps.clock.now())
+
+
+def test_revocation_made_while_redis_was_unreachable_survives_its_return(flaky):
+    store, deps, client = flaky
+    token = RP(client).login_and_exchange()["access_token"]
+    assert active(client, token)
+    store.fail()
+    assert client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL).status_code == 200
+    assert not active(client, token)  # answered by the database
+    deps.clock.advance(90)
+    store.heal()  # Redis is back, with its old contents and its "complete" marker
+    reconcile(deps)
+    assert not active(client, token)
+    assert client.get("/userinfo", headers={"Authorization": "Bearer " + token}).status_code == 401
+
+
+def test_a_failed_rebuild_is_not_trusted(flaky):
+    store, deps, client = flaky
+    token = RP(client).login_and_exchange()["access_token"]
+    client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL)
+    assert not active(client, token)
+    _delete_namespace(redis.Redis.from_url(REDIS_URL))  # Redis restarts empty
+    store.fail("set_many")  # ... and the rebuild's write fails once
+    assert not active(client, token)
+    store.heal()
+    deps.clock.advance(61)
+    reconcile(deps)
+    assert not active(client, token)
+    assert not active(client, token)
+
+
+def test_logout_holds_when_redis_is_down_at_the_time(flaky):
+    store, deps, client = flaky
+    tokens = RP(client).login_and_exchange()
+    assert active(client, tokens["access_token"])  # the mirror is complete and trusted
+    store.fail()
+    client.get("/logout", query_string={"id_token_hint": tokens["id_token"]})
+    assert not active(client, tokens["access_token"])  # Redis down: the database answers
+    store.heal()
+    reconcile(deps)  # every instance does this each second
+    assert not active(client, tokens["access_token"])
+    deps.clock.advance(30)
+    reconcile(deps)
+    assert not active(client, tokens["access_token"])
