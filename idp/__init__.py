@@ -33,6 +33,7 @@ def create_app(
     from idp.oidc.server import build_authorization_server
     from idp.web import context
     from idp.web import errors
+    from idp.web import hygiene
     from idp.web import i18n
     from idp.web import login
     from idp.web import ops
@@ -67,6 +68,7 @@ def create_app(
     security.init_app(app, production=settings.is_production)
     i18n.init_app(app, default_locale=settings.default_locale)
     errors.init_app(app)
+    hygiene.init_app(app)
     app.extensions["idp.oauth"] = build_authorization_server(app, deps)
     for blueprint in (oidc_views.bp, login.bp, pages.bp, ops.bp):
         app.register_blueprint(blueprint)
@@ -98,6 +100,7 @@ def _watch_for_changes(deps: Deps) -> None:
 
 def _start_reconciler(deps: Deps) -> None:
     from idp.audit.service import run_periodically
+    from idp.oidc.keys import retire_expired
     from idp.revocation.housekeeping import purge_expired
 
     def reconcile() -> None:
@@ -110,6 +113,7 @@ def _start_reconciler(deps: Deps) -> None:
     def purge() -> None:
         with deps.sessions.begin() as session:
             purge_expired(session, now=deps.clock.now())
+            retire_expired(session, now=deps.clock.now(), overlap=deps.settings.key_overlap)
 
     stop = threading.Event()
     threading.Thread(

@@ -241,6 +241,24 @@ def keys_rotate(alg: tuple[str, ...]) -> None:
     click.echo("now signing with: " + ", ".join(kids))
 
 
+@keys.command("retire")
+@click.argument("kid")
+def keys_retire(kid: str) -> None:
+    """Withdraw a key at once (a leak): tokens it signed stop verifying everywhere."""
+    from idp.audit.service import record
+    from idp.oidc.keys import retire_key
+
+    deps = _deps()
+    try:
+        with deps.sessions.begin() as session:
+            retire_key(session, kid)
+            record(session, "keys.retired", now=deps.clock.now(), actor="cli", kid=kid)
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    _announce(deps, "keys")
+    click.echo(f"retired {kid}")
+
+
 # --- audit --------------------------------------------------------------------------------
 
 

@@ -57,14 +57,15 @@ def build_deps(
     store = store if store is not None else make_store(settings.redis_url)
     keys = Keys(settings.redis_namespace)
     cipher = DataCipher(settings.data_key_bytes)
-    keyring = KeyRing(sessions, cipher)
+    clock = clock or SystemClock()
+    keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
     return Deps(
         settings=settings,
         engine=engine,
         sessions=sessions,
         store=store,
         keys=keys,
-        clock=clock or SystemClock(),
+        clock=clock,
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),

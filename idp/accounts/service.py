@@ -6,8 +6,8 @@ import logging
 from datetime import datetime
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -127,11 +127,11 @@ class PasswordAuthenticator:
             InvalidCredentialsError: for every kind of failure alike.
         """
         name = normalise_username(username)[:64]
+        if self._ip_is_blocked(context.client_ip):
+            return self._fail(session, name, now, context, reason="ip_throttled", count=False)
         key = self._cipher.keyed_hash(name, purpose="login_username")
         counter = self._lock_counter(session, key, now)
-        if self._policy.is_blocked(counter.failures, counter.last_failure_at, now) or (
-            self._ip_is_blocked(context.client_ip)
-        ):
+        if self._policy.is_blocked(counter.failures, counter.last_failure_at, now):
             # SECURITY: while blocked the password is not checked and the attempt is not
             # counted, so a locked account cannot be brute-forced nor locked for longer.
             return self._fail(session, name, now, context, reason="throttled", count=False)
@@ -146,7 +146,9 @@ class PasswordAuthenticator:
         if user.must_change_password and expiry is not None and expiry <= now:
             return self._fail(session, name, now, context, reason="temporary_password_expired")
 
-        session.execute(delete(LoginFailure).where(LoginFailure.username_hash == key))
+        # NIST SP 800-63B-4 §3.2.2: a success ends the run of consecutive failures. The row
+        # stays (reset), so a parallel attempt waiting for its lock still finds it.
+        counter.failures = 0
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         record(session, "login.password", now=now, actor=user.sub, context=context)
@@ -156,16 +158,19 @@ class PasswordAuthenticator:
         # Every username gets a row to lock, so parallel guesses at one account are counted
         # one after another and cannot slip past the cap together.
         insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-        session.execute(
-            insert(LoginFailure)
-            .values(username_hash=key, failures=0, last_failure_at=now)
-            .on_conflict_do_nothing(index_elements=["username_hash"])
-        )
-        counter = session.scalar(
-            select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
-        )
-        assert counter is not None  # noqa: S101 - inserted just above
-        return counter
+        for _ in range(3):
+            session.execute(
+                insert(LoginFailure)
+                .values(username_hash=key, failures=0, last_failure_at=now)
+                .on_conflict_do_nothing(index_elements=["username_hash"])
+            )
+            counter = session.scalar(
+                select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
+            )
+            if counter is not None:
+                return counter
+            # Purged between the insert and the lock (housekeeping): insert it again.
+        raise RuntimeError("login failure counter could not be locked")
 
     def _fail(
         self,
@@ -218,7 +223,9 @@ class PasswordAuthenticator:
 def reset_login_failures(session: Session, cipher: DataCipher, username: str) -> None:
     """Lift a lock-out (an administrator's action)."""
     key = cipher.keyed_hash(normalise_username(username), purpose="login_username")
-    session.execute(delete(LoginFailure).where(LoginFailure.username_hash == key))
+    session.execute(
+        update(LoginFailure).where(LoginFailure.username_hash == key).values(failures=0)
+    )
 
 
 def change_password(

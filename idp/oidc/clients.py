@@ -119,7 +119,7 @@ class ClientRegistry:
         self._lock = threading.Lock()
 
     def get(self, client_id: str | None) -> RegisteredClient | None:
-        if not client_id or len(client_id) > 64:
+        if not client_id or len(client_id) > 64 or not client_id.isprintable():
             return None
         cached = self._cache.get(client_id)
         now = time.monotonic()

@@ -22,6 +22,7 @@ from idp.audit.service import record
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.grants import find_grant_of_refresh_token
+from idp.oidc.grants import refresh_token_is_live
 from idp.oidc.models import Grant
 from idp.oidc.models import RefreshToken
 from idp.oidc.tokens import InvalidAccessTokenError
@@ -86,10 +87,11 @@ class Introspection(IntrospectionEndpoint):
         if not client.may_introspect and grant.client_id != client.client_id:
             return None
         row = session.get(RefreshToken, sha256_hex(token))
-        now = self.server.deps.clock.now()
-        if row is None or row.used_at is not None or grant.revoked_at is not None:
-            return None
-        if row.expires_at <= now:
+        deps = self.server.deps
+        now = deps.clock.now()
+        if row is None or not refresh_token_is_live(
+            session, row, grant, now=now, policy=deps.session_policy
+        ):
             return None
         user = session.get(User, grant.user_id)
         return {

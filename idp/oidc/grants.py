@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
+from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
 from idp.audit.service import record
 from idp.oidc.claims import user_claims
@@ -362,14 +363,10 @@ class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
         if row.used_at is not None:
             # SECURITY: a rotated-out token came back: one of its holders is not the client.
             raise self._revoke_family_and_fail(grant.id, "refresh_reused", grant.client_id)
-        now = self.now
-        if grant.revoked_at is not None or row.expires_at <= now or grant.expires_at <= now:
+        if not refresh_token_is_live(
+            self.db, row, grant, now=self.now, policy=self.server.deps.session_policy
+        ):
             return None
-        if grant.kind == GrantKind.SESSION:
-            user_session = self.db.get(UserSession, grant.session_id)
-            policy = self.server.deps.session_policy
-            if user_session is None or not is_live(user_session, now=now, policy=policy):
-                return None
         self.request.grant = grant
         return row
 
@@ -448,6 +445,26 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope, now=now
         )
         return 200, self._bearer(access.token, scope), self.TOKEN_RESPONSE_HEADER
+
+
+def refresh_token_is_live(
+    session: Session, row: RefreshToken, grant: Grant, *, now: datetime, policy: SessionPolicy
+) -> bool:
+    """The one answer to "may this refresh token still be used?", for refreshing and for
+    introspection alike: unused, unexpired, its grant unrevoked, its user active, and for a
+    session-bound grant its session still live."""
+    if row.used_at is not None or row.expires_at <= now:
+        return False
+    if grant.revoked_at is not None or grant.expires_at <= now:
+        return False
+    user = session.get(User, grant.user_id)
+    if user is None or not user.is_active:
+        return False
+    if grant.kind == GrantKind.SESSION:
+        user_session = session.get(UserSession, grant.session_id)
+        if user_session is None or not is_live(user_session, now=now, policy=policy):
+            return False
+    return True
 
 
 def find_grant_of_refresh_token(session: Session, value: str) -> Grant | None:

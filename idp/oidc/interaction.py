@@ -86,9 +86,16 @@ def validate_extensions(params: dict[str, str]) -> None:
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
 
 
-def requires_fresh_login(params: dict[str, str], *, auth_time: datetime, now: datetime) -> bool:
+def requires_fresh_login(
+    params: dict[str, str], *, auth_time: datetime, now: datetime, hinted_sub: str | None, sub: str
+) -> bool:
     """True when the existing session may not be reused for this request."""
-    if "login" in params.get("prompt", "").split():
+    prompts = params.get("prompt", "").split()
+    # select_account: a browser holds one session, so choosing an account is signing in.
+    if "login" in prompts or "select_account" in prompts:
+        return True
+    # OIDC Core §3.1.2.1 id_token_hint: the client expects this user; the session is another.
+    if hinted_sub is not None and hinted_sub != sub:
         return True
     max_age = params.get("max_age")
     # OIDC Core §3.1.2.1: max_age is the allowable time since the user last authenticated.

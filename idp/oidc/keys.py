@@ -1,10 +1,11 @@
 """Signing keys: creation, rotation with overlap, the published JWKS, the in-process cache.
 
-Each algorithm (ES256, RS256) has at most one key in each state. A rotation promotes the
-already-published ``next`` key to ``current``, keeps the old ``current`` published as
-``previous`` for ``key_overlap`` seconds, and publishes a fresh ``next``. Relying parties
-therefore see a key in the JWKS before anything is signed with it, and keep seeing it until
-what it signed has expired.
+Each algorithm (ES256, RS256) has one ``current`` and one ``next`` key. A rotation promotes
+the already-published ``next`` key to ``current``, keeps the old ``current`` published as
+``previous`` for ``key_overlap`` seconds after it stopped signing (however many rotations
+follow), and publishes a fresh ``next``. Relying parties therefore see a key in the JWKS
+before anything is signed with it, and keep seeing it until what it signed has expired. A key
+that must go at once (a compromise) is retired by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from idp.clock import Clock
+from idp.errors import IdpError
 from idp.oidc.jsondoc import serialise
 from idp.oidc.models import KeyStatus
 from idp.oidc.models import SigningKey
@@ -98,11 +101,12 @@ def rotate_keys(
         rows = {
             row.status: row
             for row in session.scalars(
-                select(SigningKey).where(SigningKey.alg == alg, SigningKey.status.in_(PUBLISHED))
+                select(SigningKey).where(
+                    SigningKey.alg == alg,
+                    SigningKey.status.in_((KeyStatus.CURRENT, KeyStatus.NEXT)),
+                )
             )
         }
-        if old_previous := rows.get(KeyStatus.PREVIOUS):
-            old_previous.status = KeyStatus.RETIRED
         rows[KeyStatus.CURRENT].status = KeyStatus.PREVIOUS
         rows[KeyStatus.CURRENT].superseded_at = now
         rows[KeyStatus.NEXT].status = KeyStatus.CURRENT
@@ -116,8 +120,32 @@ def rotate_keys(
 
 def retire_expired(session: Session, *, now: datetime, overlap: int) -> None:
     for row in session.scalars(select(SigningKey).where(SigningKey.status == KeyStatus.PREVIOUS)):
-        if row.superseded_at and row.superseded_at + timedelta(seconds=overlap) <= now:
+        if not _within_overlap(row, now=now, overlap=overlap):
             row.status = KeyStatus.RETIRED
+
+
+class KeyRetirementError(IdpError):
+    code = "key_in_use"
+    message = "That key signs now: rotate first, then retire it."
+
+
+def retire_key(session: Session, kid: str) -> SigningKey:
+    """Withdraw a key at once (it leaked): nothing it signed verifies any more.
+
+    Raises:
+        KeyRetirementError: the key is signing now, or there is no such key.
+    """
+    row = session.get(SigningKey, kid)
+    if row is None:
+        raise KeyRetirementError("There is no key with that kid.")
+    if row.status == KeyStatus.CURRENT:
+        raise KeyRetirementError()
+    row.status = KeyStatus.RETIRED
+    return row
+
+
+def _within_overlap(row: SigningKey, *, now: datetime, overlap: int) -> bool:
+    return row.superseded_at is None or now < row.superseded_at + timedelta(seconds=overlap)
 
 
 @dataclass(frozen=True)
@@ -129,11 +157,21 @@ class KeySnapshot:
 
 
 class KeyRing:
-    """The keys of this process: loaded from the database, reloaded on rotation."""
+    """The keys of this process: loaded from the database, reloaded on rotation and every
+    minute (a superseded key leaves the JWKS when its overlap ends, announced or not)."""
 
-    def __init__(self, sessions: sessionmaker[Session], cipher: DataCipher) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cipher: DataCipher,
+        *,
+        clock: Clock,
+        overlap: int,
+    ) -> None:
         self._sessions = sessions
         self._cipher = cipher
+        self._clock = clock
+        self._overlap = overlap
         self._snapshot: KeySnapshot | None = None
         self._lock = threading.Lock()
 
@@ -151,7 +189,9 @@ class KeyRing:
                 .where(SigningKey.status.in_(PUBLISHED))
                 .order_by(SigningKey.alg, SigningKey.created_at)
             ).all()
-            snapshot = self._build(rows)
+            now = self._clock.now()
+            live = [r for r in rows if _within_overlap(r, now=now, overlap=self._overlap)]
+            snapshot = self._build(live)
             self._snapshot = snapshot
             return snapshot
 

@@ -28,6 +28,7 @@ from idp.oidc.interaction import validate_extensions
 from idp.oidc.interaction import validate_request_shape
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.server import StoredAuthorizationRequest
+from idp.oidc.tokens import InvalidAccessTokenError
 from idp.oidc.userinfo import userinfo_response
 from idp.revocation.service import end_session
 from idp.web import context
@@ -92,9 +93,17 @@ def authorize() -> BaseResponse:
     except OAuth2Error as error:
         return authorization_error(error)
 
+    try:
+        hinted_sub = _hinted_subject(params, grant.redirect_uri)
+    except OAuth2Error as error:
+        return authorization_error(error)
     now = context.now()
     if owner is not None and not requires_fresh_login(
-        params, auth_time=owner.session.auth_time, now=now
+        params,
+        auth_time=owner.session.auth_time,
+        now=now,
+        hinted_sub=hinted_sub,
+        sub=owner.user.sub,
     ):
         return _respond_with_code(grant, owner)
     if "none" in params.get("prompt", "").split():
@@ -133,6 +142,24 @@ def resume() -> BaseResponse:
     except OAuth2Error as error:
         return authorization_error(error, stored)
     return _respond_with_code(grant, owner, stored)
+
+
+def _hinted_subject(params: dict[str, str], redirect_uri: str) -> str | None:
+    """The subject of an id_token_hint we issued (expired ones included), if any.
+
+    Raises:
+        InvalidRequestError: the hint is not an ID token of ours.
+    """
+    hint = params.get("id_token_hint")
+    if not hint:
+        return None
+    try:
+        claims = context.deps().signer.verify_own_id_token(hint)
+    except InvalidAccessTokenError as exc:
+        raise InvalidRequestError(
+            "Invalid 'id_token_hint'.", redirect_uri=redirect_uri, state=params.get("state")
+        ) from exc
+    return str(claims["sub"])
 
 
 def _check_extensions(params: dict[str, str], redirect_uri: str) -> None:
@@ -176,10 +203,8 @@ def _page_error(code: str, status: int, *, description: str | None = None) -> Ba
 
 @bp.post("/token")
 def token() -> BaseResponse:
-    if request.mimetype != "application/x-www-form-urlencoded":
-        return _json_error(
-            InvalidRequestError("Use 'application/x-www-form-urlencoded' (RFC 6749 section 4.1.3).")
-        )
+    if error := _body_error():
+        return _json_error(error)
     if not request.form.get("grant_type"):
         return _json_error(InvalidRequestError("Missing 'grant_type'."))
     response: Response = server().create_token_response()
@@ -188,14 +213,31 @@ def token() -> BaseResponse:
 
 @bp.post("/introspect")
 def introspect() -> BaseResponse:
+    if error := _body_error():
+        return _json_error(error)
     response: Response = server().create_endpoint_response("introspection")
     return response
 
 
 @bp.post("/revoke")
 def revoke() -> BaseResponse:
+    if error := _body_error():
+        return _json_error(error)
     response: Response = server().create_endpoint_response("revocation")
     return response
+
+
+def _body_error() -> OAuth2Error | None:
+    """RFC 6749 §3.2 and §2.3: a form body, each parameter once, one way of authenticating."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return InvalidRequestError("Use 'application/x-www-form-urlencoded' (RFC 6749 3.2).")
+    for key in request.form:
+        if len(request.form.getlist(key)) > 1:
+            # The name is not echoed: error_description allows only a narrow character set.
+            return InvalidRequestError("A parameter appears more than once.")
+    if "client_secret" in request.form and request.authorization is not None:
+        return InvalidRequestError("Use one client authentication method per request.")
+    return None
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 _JSON_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/api/")
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
     return request.path.startswith(_JSON_PATHS)
 
 
@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if _wants_json():
+        if wants_json():
             code = "invalid_request" if status in (400, 413) else _generic(status)
             body = {"error": code}
             if status == 413:
@@ -43,7 +43,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("idp.web.unhandled_error", extra={"request_id": context.request_id()})
-        if _wants_json():
+        if wants_json():
             response = jsonify({"error": "server_error"})
         else:
             try:

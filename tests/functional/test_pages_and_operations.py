@@ -10,6 +10,8 @@ from idp.settings import Settings
 from idp.store.ephemeral import RedisStore
 from tests.factories import seed
 from tests.rp import RP
+from tests.rp import form_action
+from tests.rp import form_fields
 
 
 @pytest.fixture
@@ -136,3 +138,14 @@ def test_request_id_is_echoed_or_made(client, deps):
     made = client.get("/healthz", headers={"X-Request-Id": "bad id!"}).headers["X-Request-Id"]
     assert made != "bad id!"
     assert len(made) == 16
+
+
+def test_control_characters_on_pages_get_a_clear_page(rp, client):
+    response = client.get("/authorize", query_string={"client_id": "a\x00b"})
+    assert response.status_code == 400
+    assert "invalid_request" in response.get_data(as_text=True)
+    page = rp.authorize()
+    html = page.get_data(as_text=True)
+    fields = form_fields(html)
+    fields.update(username="som\x00chai", password="x")
+    assert client.post(form_action(html), data=fields).status_code == 400

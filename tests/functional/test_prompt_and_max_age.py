@@ -121,3 +121,30 @@ def test_another_user_signing_in_ends_the_previous_users_session(rp, client, dep
 def seed_more(deps) -> None:
     with deps.sessions.begin() as session:
         make_user(session, deps, "malee")
+
+
+def test_id_token_hint_for_another_user_needs_a_login(rp, client, deps):
+    seed_more(deps)
+    malee = RP(client).login_and_exchange("malee")
+    # The browser now holds malee's session; the client expects somchai.
+    page = rp.authorize(prompt="login")
+    callback_params(rp.submit(page, username="somchai", password="Demo-Pass-2025!"))
+    silent = rp.authorize(prompt="none", id_token_hint=malee["id_token"])
+    assert parse_qs(urlsplit(silent.headers["Location"]).query)["error"] == ["login_required"]
+    assert rp.authorize(id_token_hint=malee["id_token"]).status_code == 200
+
+
+def test_id_token_hint_of_the_signed_in_user_answers_silently(rp):
+    tokens = rp.login_and_exchange()
+    assert "code" in callback_params(rp.authorize(prompt="none", id_token_hint=tokens["id_token"]))
+
+
+def test_forged_id_token_hint_is_invalid_request(rp):
+    rp.login()
+    params = callback_params(rp.authorize(id_token_hint="a.b.c"))
+    assert params["error"] == "invalid_request"
+
+
+def test_select_account_shows_the_login_page(rp):
+    rp.login()
+    assert rp.authorize(prompt="select_account").status_code == 200

@@ -110,9 +110,11 @@ def test_offline_refresh_token_outlives_logout(rp, client):
     assert refresh(rp, tokens["refresh_token"]).status_code == 200
 
 
-def test_session_bound_refresh_token_dies_with_the_idle_timeout(rp, clock):
+def test_session_bound_refresh_token_dies_with_the_idle_timeout(rp, client, clock):
     tokens = rp.login_and_exchange(scope="openid")
+    assert introspect(client, tokens["refresh_token"], "refresh_token")["active"] is True
     clock.advance(3601)
+    assert introspect(client, tokens["refresh_token"], "refresh_token") == {"active": False}
     assert refresh(rp, tokens["refresh_token"]).status_code == 400
 
 

@@ -195,3 +195,50 @@ def test_token_responses_are_never_cached(rp, client):
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Pragma"] == "no-cache"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "grant_type=client_credentials&grant_type=refresh_token",
+        "grant_type=client_credentials&scope=helpdesk&scope=helpdesk",
+    ],
+)
+def test_repeated_parameters_are_refused(rp, client, body):
+    response = client.post(
+        "/token",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        headers=basic("demo-service", "demo-service-secret"),
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+def test_two_client_authentication_methods_at_once_are_refused(rp, client):
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": "demo-service",
+              "client_secret": "demo-service-secret"},
+        headers=basic("demo-service", "demo-service-secret"),
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("path", ["/token", "/introspect", "/revoke"])
+def test_control_characters_get_invalid_request_not_a_crash(rp, client, path):
+    response = client.post(path, data={"grant_type": "client_credentials", "client_id": "a\x00b",
+                                       "token": "x"})  # fmt: skip
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_request"
+
+
+def test_undecodable_basic_credentials_are_invalid_client(rp, client):
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic /w=="},  # one byte, not UTF-8
+    )
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"

@@ -13,9 +13,11 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from sqlalchemy import select
 
+from idp.oidc.keys import KeyRetirementError
 from idp.oidc.keys import KeyRing
 from idp.oidc.keys import ensure_keys
 from idp.oidc.keys import retire_expired
+from idp.oidc.keys import retire_key
 from idp.oidc.keys import rotate_keys
 from idp.oidc.models import KeyStatus
 from idp.oidc.models import SigningKey
@@ -27,11 +29,24 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 ISSUER = "https://login.example.go.th"
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now_value = NOW
+
+    def now(self) -> datetime:
+        return self.now_value
+
+
 @pytest.fixture
-def keyring(sessions, cipher) -> KeyRing:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def keyring(sessions, cipher, clock) -> KeyRing:
     with sessions.begin() as session:
         ensure_keys(session, cipher, now=NOW)
-    return KeyRing(sessions, cipher)
+    return KeyRing(sessions, cipher, clock=clock, overlap=3600)
 
 
 @pytest.fixture
@@ -45,7 +60,9 @@ def statuses(sessions, alg: str) -> dict[str, str]:
         return {row.kid: row.status for row in rows}
 
 
-def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(sessions, cipher, keyring):
+def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(
+    sessions, cipher, keyring, clock
+):
     before = statuses(sessions, "ES256")
     next_kid = next(k for k, s in before.items() if s == KeyStatus.NEXT)
     old_kid = next(k for k, s in before.items() if s == KeyStatus.CURRENT)
@@ -59,10 +76,33 @@ def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(sessions
     published = {key["kid"] for key in json.loads(snapshot.jwks_json)["keys"]}
     assert {next_kid, old_kid} <= published
     assert snapshot.signing["ES256"][0] == next_kid
-    with sessions.begin() as session:
-        retire_expired(session, now=NOW + timedelta(seconds=3601), overlap=3600)
-    assert statuses(sessions, "ES256")[old_kid] == KeyStatus.RETIRED
+    clock.now_value = NOW + timedelta(seconds=3601)
+    # Unpublished once the overlap has passed, before anything marks it retired.
     assert old_kid not in keyring.reload().jwks_json.decode()
+    with sessions.begin() as session:
+        retire_expired(session, now=clock.now_value, overlap=3600)
+    assert statuses(sessions, "ES256")[old_kid] == KeyStatus.RETIRED
+
+
+def test_a_second_rotation_keeps_the_first_key_for_its_whole_overlap(sessions, cipher, keyring):
+    first = next(k for k, s in statuses(sessions, "ES256").items() if s == KeyStatus.CURRENT)
+    with sessions.begin() as session:
+        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+    with sessions.begin() as session:
+        rotate_keys(session, cipher, now=NOW + timedelta(seconds=10), overlap=3600, algs=("ES256",))
+    assert first in keyring.reload().jwks_json.decode()
+
+
+def test_a_leaked_key_is_retired_at_once_but_never_the_signing_one(sessions, cipher, keyring):
+    keys = statuses(sessions, "ES256")
+    current = next(k for k, s in keys.items() if s == KeyStatus.CURRENT)
+    with sessions.begin() as session, pytest.raises(KeyRetirementError):
+        retire_key(session, current)
+    with sessions.begin() as session:
+        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+    with sessions.begin() as session:
+        retire_key(session, current)
+    assert current not in keyring.reload().jwks_json.decode()
 
 
 def test_token_signed_before_rotation_still_verifies_during_the_overlap(

@@ -1,0 +1,66 @@
+"""Refuse malformed input before any view reads it: control characters in parameters and
+undecodable Basic credentials get a clear 400/401 answer instead of reaching the database."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+from flask import render_template
+from flask import request
+
+from idp.web.errors import wants_json
+
+# C0 controls (tab, newline and carriage return aside) and DEL: no parameter of ours holds them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def _invalid_request() -> Response:
+    if wants_json():
+        response = jsonify(
+            {"error": "invalid_request", "error_description": "Malformed request parameter."}
+        )
+    else:
+        response = Response(render_template("error.html", code="invalid_request", description=None))
+    response.status_code = 400
+    return response
+
+
+def _invalid_client() -> Response:
+    response = jsonify(
+        {"error": "invalid_client", "error_description": "Malformed client credentials."}
+    )
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Basic error="invalid_client"'
+    return response
+
+
+def _basic_credentials_are_readable(header: str) -> bool:
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return ":" in decoded and not has_control_characters(decoded)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_malformed_input() -> Response | None:
+        for values in (request.args, request.form if request.method == "POST" else None):
+            if values is None:
+                continue
+            for key, value in values.items(multi=True):
+                if has_control_characters(key) or has_control_characters(value):
+                    return _invalid_request()
+        header = request.headers.get("Authorization", "")
+        if header[:6].lower() == "basic " and not _basic_credentials_are_readable(header):
+            return _invalid_client()
+        return None
