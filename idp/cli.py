@@ -268,15 +268,27 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    metavar="SEQ:HASH",
+    help="A head recorded elsewhere (the idp.audit.sealed log lines); must be on the chain.",
+)
+def audit_verify(anchors: tuple[str, ...]) -> None:
     """Check every link of the sealed chain; exit 1 at the first broken one."""
     from idp.audit.service import verify_chain
 
+    try:
+        expected = {int(seq): digest for seq, _, digest in (a.partition(":") for a in anchors)}
+    except ValueError as exc:
+        raise click.BadParameter("anchors look like 1234:<64 hex digits>") from exc
     deps = _deps()
     with deps.sessions() as session:
-        report = verify_chain(session)
+        report = verify_chain(session, anchors=expected)
     if report.is_intact:
         click.echo(f"intact: {report.checked} sealed events, {report.unsealed} not yet sealed")
+        click.echo(f"head: {report.head_seq}:{report.head_hash}")
         return
     click.echo(
         f"BROKEN at seq {report.broken_at_seq}: {report.reason} "

@@ -5,6 +5,11 @@ exactly when its change does. Linking each row to the previous one at insert tim
 every writer (the token endpoint included) queue on one lock, so a sealer links committed rows
 shortly afterwards instead, in one process at a time, as transparency logs do. ``seq`` is the
 position in the chain; rows are never changed after sealing (a database trigger refuses it).
+
+A chain proves nothing about its own end: whoever can write the table could drop its tail or
+re-hash it from some point on. So every seal logs the new head (``idp.audit.sealed`` with its
+``seq`` and ``chain_hash``) to the log stream, which lives elsewhere, and ``idp audit verify
+--anchor SEQ:HASH`` checks the table against heads recorded there.
 """
 
 from __future__ import annotations
@@ -122,6 +127,8 @@ def seal_pending(session: Session, *, limit: int = 5000) -> int:
         row.seq = seq
         previous = row.chain_hash = link_hash(previous, row)
     session.flush()
+    if rows:
+        log.info("idp.audit.sealed", extra={"seq": seq, "chain_hash": previous, "count": len(rows)})
     return len(rows)
 
 
@@ -131,14 +138,23 @@ class ChainReport:
     unsealed: int
     broken_at_seq: int | None
     reason: str | None
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
 
     @property
     def is_intact(self) -> bool:
         return self.broken_at_seq is None
 
 
-def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
-    """Walk the sealed chain from the start and report the first broken link."""
+def verify_chain(
+    session: Session, *, batch: int = 2000, anchors: dict[int, str] | None = None
+) -> ChainReport:
+    """Walk the sealed chain from the start and report the first broken link.
+
+    ``anchors`` are heads recorded outside the database (seq to hash): each must be on the
+    chain, which catches a dropped or re-hashed tail.
+    """
+    anchors = anchors or {}
     previous = GENESIS_HASH
     expected_seq = 1
     checked = 0
@@ -157,11 +173,18 @@ def verify_chain(session: Session, *, batch: int = 2000) -> ChainReport:
             expected_hash = link_hash(previous, row)
             if row.chain_hash != expected_hash:
                 return ChainReport(checked, _unsealed(session), expected_seq, "altered event")
+            if anchors.get(expected_seq, expected_hash) != expected_hash:
+                reason = "differs from a recorded anchor"
+                return ChainReport(checked, _unsealed(session), expected_seq, reason)
             previous = expected_hash
             expected_seq += 1
             checked += 1
         session.expunge_all()
-    return ChainReport(checked, _unsealed(session), None, None)
+    beyond = [seq for seq in anchors if seq >= expected_seq]
+    if beyond:
+        reason = "shorter than a recorded anchor"
+        return ChainReport(checked, _unsealed(session), min(beyond), reason)
+    return ChainReport(checked, _unsealed(session), None, None, expected_seq - 1, previous)
 
 
 def _unsealed(session: Session) -> int:

@@ -76,6 +76,12 @@ def metrics() -> Response:
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
+_EXTRA_FIELDS = (
+    "request_id", "method", "path", "status", "duration_ms", "client_ip",
+    "seq", "chain_hash", "count",
+)  # fmt: skip
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -84,7 +90,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        for key in ("request_id", "method", "path", "status", "duration_ms", "client_ip"):
+        for key in _EXTRA_FIELDS:
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,6 +15,8 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.servers import IDP
+from tests.servers import ROOT
 from tests.servers import free_port
 from tests.servers import run_cli
 from tests.servers import running_idp
@@ -22,7 +26,7 @@ CALLBACK = "http://127.0.0.1:9999/callback"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Iterator[str]:
+def demo_env(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("demo")
     port = free_port()
     env = {
@@ -32,9 +36,17 @@ def demo(tmp_path_factory) -> Iterator[str]:
         "IDP_LOG_LEVEL": "WARNING",
     }
     env.pop("IDP_REDIS_URL", None)
+    env["DEMO_FOLDER"] = str(folder)
     run_cli(env, "db", "upgrade")
     run_cli(env, "demo", "seed")
-    with running_idp(env, port, production=False, log_dir=folder) as idp:
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(demo_env) -> Iterator[str]:
+    port = int(demo_env["IDP_ISSUER"].rsplit(":", 1)[1])
+    folder = Path(demo_env["DEMO_FOLDER"])
+    with running_idp(demo_env, port, production=False, log_dir=folder) as idp:
         yield idp.url
 
 
@@ -91,3 +103,19 @@ def test_client_credentials_and_introspection_by_the_service(demo):
     token = service.fetch_token(f"{demo}/token", grant_type="client_credentials")
     answer = service.introspect_token(f"{demo}/introspect", token=token["access_token"])
     assert answer.json()["client_id"] == "demo-service"
+
+
+def test_audit_trail_of_the_demo_verifies_and_anchors_are_checked(demo, demo_env):
+    requests.get(f"{demo}/healthz")  # the demo's events so far: seeding, logins above
+    run_cli(demo_env, "audit", "seal")
+    out = run_cli(demo_env, "audit", "verify")
+    assert out.startswith("intact: ")
+    head = out.split("head: ", 1)[1].strip()
+    assert run_cli(demo_env, "audit", "verify", "--anchor", head).startswith("intact")
+    seq = head.split(":", 1)[0]
+    wrong = subprocess.run(
+        [*IDP, "audit", "verify", "--anchor", f"{seq}:{'0' * 64}"],
+        env=demo_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert wrong.returncode == 1
+    assert "BROKEN" in wrong.stderr

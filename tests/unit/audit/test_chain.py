@@ -83,3 +83,30 @@ def test_a_rewritten_tail_does_not_match_the_next_link(sessions):
     )
     with sessions() as session:
         assert verify_chain(session).broken_at_seq == 2
+
+
+def test_an_anchor_catches_a_dropped_or_rehashed_tail(sessions):
+    write_events(sessions, 5)
+    with sessions.begin() as session:
+        seal_pending(session)
+    with sessions() as session:
+        report = verify_chain(session)
+    assert report.head_seq == 5
+    anchor = {report.head_seq: report.head_hash}
+    with sessions() as session:
+        assert verify_chain(session, anchors=anchor).is_intact
+    # Whoever can write the table drops the last two events: the chain alone still "verifies".
+    _tamper(sessions, "DELETE FROM audit_events WHERE seq > 3")
+    with sessions() as session:
+        assert verify_chain(session).is_intact
+        report = verify_chain(session, anchors=anchor)
+    assert (report.broken_at_seq, report.reason) == (5, "shorter than a recorded anchor")
+
+
+def test_an_anchor_that_does_not_match_is_reported(sessions):
+    write_events(sessions, 3)
+    with sessions.begin() as session:
+        seal_pending(session)
+    with sessions() as session:
+        report = verify_chain(session, anchors={2: "0" * 64})
+    assert (report.broken_at_seq, report.reason) == (2, "differs from a recorded anchor")
