@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.deps import Deps
 from idp.deps import build_deps
+from idp.oidc.backchannel import LogoutSender
 from idp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,13 @@ def create_app(
     errors.init_app(app)
     hygiene.init_app(app)
     app.extensions["idp.oauth"] = build_authorization_server(app, deps)
+    app.extensions["idp.logout_sender"] = sender = LogoutSender(
+        deps.sessions,
+        deps.signer,
+        deps.clients,
+        deps.clock,
+        default_alg=settings.signing_alg,
+    )
     for blueprint in (oidc_views.bp, login.bp, pages.bp, ops.bp):
         app.register_blueprint(blueprint)
 
@@ -80,7 +88,7 @@ def create_app(
     if background:
         sealer = Sealer(deps.sessions, interval=settings.audit_seal_interval)
         sealer.start()
-        _start_reconciler(deps)
+        _start_background_jobs(deps, sender)
     return app
 
 
@@ -98,7 +106,7 @@ def _watch_for_changes(deps: Deps) -> None:
     deps.store.start_listening()
 
 
-def _start_reconciler(deps: Deps) -> None:
+def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
     from idp.audit.service import run_periodically
     from idp.oidc.keys import retire_expired
     from idp.revocation.housekeeping import purge_expired
@@ -133,5 +141,11 @@ def _start_reconciler(deps: Deps) -> None:
         target=run_periodically,
         args=(stop, 600.0, purge, "idp.housekeeping.purge_failed"),
         name="idp-housekeeping",
+        daemon=True,
+    ).start()
+    threading.Thread(
+        target=run_periodically,
+        args=(stop, 0.5, sender.send_due, "idp.backchannel.send_failed"),
+        name="idp-logout-sender",
         daemon=True,
     ).start()

@@ -191,6 +191,7 @@ def register_client(
         is_public=secret is None,
         auth_methods=auth_methods,
         redirect_uris=redirect_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
     )
@@ -226,6 +227,7 @@ def _validate_metadata(
     is_public: bool,
     auth_methods: list[str],
     redirect_uris: list[str],
+    backchannel_logout_uri: str | None,
     grant_types: list[str],
     id_token_alg: str | None,
 ) -> None:
@@ -239,8 +241,8 @@ def _validate_metadata(
         raise ClientRegistrationError("A public client cannot use client_credentials.")
     if "authorization_code" in grant_types and not redirect_uris:
         raise ClientRegistrationError("The code flow needs at least one redirect URI.")
-    for uri in redirect_uris:
+    for uri in [*redirect_uris, *([backchannel_logout_uri] if backchannel_logout_uri else [])]:
         if "#" in uri or not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ClientRegistrationError(f"Redirect URI not allowed: {uri}")
+            raise ClientRegistrationError(f"URI not allowed (https, or http on loopback): {uri}")
     if id_token_alg not in (None, "ES256", "RS256"):
         raise ClientRegistrationError("id_token_signed_response_alg must be ES256 or RS256.")

@@ -60,6 +60,7 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["th-TH", "en"],
         "authorization_response_iss_parameter_supported": True,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     }

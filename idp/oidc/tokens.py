@@ -131,6 +131,23 @@ class TokenSigner:
             body["at_hash"] = half_hash(access_token, alg)
         return self._sign(body, alg=alg, typ="JWT")
 
+    def issue_logout_token(
+        self, *, client_id: str, sub: str, sid: str, jti: str, now: datetime, alg: str
+    ) -> str:
+        """Sign a logout token (OIDC Back-Channel Logout 1.0 §2.4): never a nonce, always the
+        logout event, explicitly typed so it cannot pass for an ID token (§2.4, RFC 8725)."""
+        claims = {
+            "iss": self._issuer,
+            "aud": client_id,
+            "iat": epoch(now),
+            "exp": epoch(now + timedelta(minutes=2)),
+            "jti": jti,
+            "sub": sub,
+            "sid": sid,
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }
+        return self._sign(claims, alg=alg, typ="logout+jwt")
+
     def verify_access_token(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Verify signature, type, issuer and lifetime of one of our access tokens.
 

@@ -38,3 +38,27 @@ class MirrorState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dirty_since: Mapped[datetime | None]
+
+
+class LogoutNotice(Base):
+    """A back-channel logout token owed to a relying party (OIDC Back-Channel Logout 1.0).
+
+    Written in the same transaction that ends the session, so no restart can lose it; sent
+    and retried by a background sender until the relying party accepts it.
+    """
+
+    __tablename__ = "logout_notices"
+
+    # Also the logout token's jti: every retry carries the same one, so the relying party
+    # can recognise a repeat.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    target_uri: Mapped[str] = mapped_column(String(500))
+    sub: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(43))
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None]
+    abandoned_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))

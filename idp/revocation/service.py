@@ -16,6 +16,7 @@ Revocations live only as long as what they revoke (minutes), so a rebuild is sma
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
@@ -25,13 +26,16 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.audit.service import NO_CONTEXT
 from idp.audit.service import AuditContext
 from idp.audit.service import record
+from idp.oidc.models import Client
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.models import GrantKind
+from idp.revocation.models import LogoutNotice
 from idp.revocation.models import MirrorState
 from idp.revocation.models import Revocation
 from idp.revocation.models import RevokedKind
@@ -259,5 +263,42 @@ def end_session(
     ).all()
     for grant in grants:
         revoke_grant(session, revocations, grant, reason=reason, now=now, context=context)
-    record(session, "session.ended", now=now, actor=actor, context=context, sid=sid, reason=reason)
+    notified = queue_logout_notices(session, user_session, now=now)
+    record(
+        session,
+        "session.ended",
+        now=now,
+        actor=actor,
+        context=context,
+        sid=sid,
+        reason=reason,
+        notified=notified,
+    )
     return user_session
+
+
+def queue_logout_notices(
+    session: Session, user_session: UserSession, *, now: datetime
+) -> list[str]:
+    """Owe a back-channel logout token to every client that obtained tokens in this session
+    and registered a back-channel logout URI; return their ids."""
+    clients = session.execute(
+        select(Client.client_id, Client.backchannel_logout_uri)
+        .join(Grant, Grant.client_id == Client.client_id)
+        .where(Grant.session_id == user_session.id, Client.backchannel_logout_uri.is_not(None))
+        .distinct()
+    ).all()
+    sub = session.scalar(select(User.sub).where(User.id == user_session.user_id))
+    for client_id, uri in clients:
+        session.add(
+            LogoutNotice(
+                id=secrets.token_hex(16),
+                client_id=client_id,
+                target_uri=uri,
+                sub=sub,
+                sid=user_session.id,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    return [client_id for client_id, _ in clients]
