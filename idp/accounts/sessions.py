@@ -73,6 +73,7 @@ def start_session(
 def reauthenticate(
     session: Session,
     user_session: UserSession,
+    user: User,
     *,
     acr: str,
     amr: list[str],
@@ -96,7 +97,7 @@ def reauthenticate(
         session,
         "session.reauthenticated",
         now=now,
-        actor=None,
+        actor=user.sub,
         context=context,
         sid=user_session.id,
         acr=acr,

@@ -90,10 +90,6 @@ def authorize() -> BaseResponse:
     try:
         grant = server().get_consent_grant(end_user=owner)
         _check_extensions(params, grant.redirect_uri)
-    except OAuth2Error as error:
-        return authorization_error(error)
-
-    try:
         hinted_sub = _hinted_subject(params, grant.redirect_uri)
     except OAuth2Error as error:
         return authorization_error(error)

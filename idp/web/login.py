@@ -89,6 +89,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
         cookie_value = reauthenticate(
             context.db(),
             previous[0],
+            user,
             acr=acr,
             amr=tx.amr,
             now=now,
