@@ -220,7 +220,8 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.option("--alg", type=click.Choice(["ES256", "RS256"]), multiple=True)
-def keys_rotate(alg: tuple[str, ...]) -> None:
+@click.option("--force", is_flag=True, help="Even if the next key was published only just now.")
+def keys_rotate(alg: tuple[str, ...], force: bool) -> None:
     """Promote the published next key to signing; keep the old one published for the overlap."""
     from idp.audit.service import record
     from idp.oidc.keys import SUPPORTED_ALGS
@@ -228,15 +229,19 @@ def keys_rotate(alg: tuple[str, ...]) -> None:
 
     deps = _deps()
     now = deps.clock.now()
-    with deps.sessions.begin() as session:
-        kids = rotate_keys(
-            session,
-            deps.cipher,
-            now=now,
-            overlap=deps.settings.key_overlap,
-            algs=alg or SUPPORTED_ALGS,
-        )
-        record(session, "keys.rotated", now=now, actor="cli", signing=kids)
+    try:
+        with deps.sessions.begin() as session:
+            kids = rotate_keys(
+                session,
+                deps.cipher,
+                now=now,
+                overlap=deps.settings.key_overlap,
+                algs=alg or SUPPORTED_ALGS,
+                force=force,
+            )
+            record(session, "keys.rotated", now=now, actor="cli", signing=kids)
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
     _announce(deps, "keys")
     click.echo("now signing with: " + ", ".join(kids))
 
@@ -251,7 +256,7 @@ def keys_retire(kid: str) -> None:
     deps = _deps()
     try:
         with deps.sessions.begin() as session:
-            retire_key(session, kid)
+            retire_key(session, deps.cipher, kid, now=deps.clock.now())
             record(session, "keys.retired", now=deps.clock.now(), actor="cli", kid=kid)
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc

@@ -12,6 +12,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -26,10 +27,29 @@ from idp.revocation.models import LogoutNotice
 
 log = logging.getLogger(__name__)
 
-_LEASE = timedelta(seconds=30)
+_LEASE = timedelta(seconds=30)  # several times the send timeout
 _MAX_ATTEMPTS = 12  # 2 s doubling to an hour: about three hours of trying
 _MAX_DELAY = timedelta(hours=1)
-_BATCH = 10
+_PER_RUN = 20
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would turn the POST into a GET without the token and then "succeed":
+    # Back-Channel Logout 1.0 §2.8 expects the relying party to answer the POST itself.
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    notice_id: str
+    client_id: str
+    uri: str
+    token: str
+    attempt: int
 
 
 class LogoutSender:
@@ -51,19 +71,22 @@ class LogoutSender:
         self._timeout = timeout
 
     def send_due(self) -> int:
-        """Send every notice whose time has come; return how many were accepted."""
-        claimed = self._claim()
+        """Send the notices whose time has come, one claim at a time (so no claim outlives
+        its lease while others are sent); return how many were accepted."""
         accepted = 0
-        for notice_id, client_id, uri, token in claimed:
-            error = self._post(uri, token)
-            self._settle(notice_id, client_id, error)
+        for _ in range(_PER_RUN):
+            claim = self._claim()
+            if claim is None:
+                break
+            error = self._post(claim.uri, claim.token)
+            self._settle(claim, error)
             accepted += error is None
         return accepted
 
-    def _claim(self) -> list[tuple[str, str, str, str]]:
+    def _claim(self) -> _Claim | None:
         now = self._clock.now()
         with self._sessions.begin() as session:
-            notices = session.scalars(
+            notice = session.scalar(
                 select(LogoutNotice)
                 .where(
                     LogoutNotice.delivered_at.is_(None),
@@ -71,25 +94,23 @@ class LogoutSender:
                     LogoutNotice.next_attempt_at <= now,
                 )
                 .order_by(LogoutNotice.next_attempt_at)
-                .limit(_BATCH)
+                .limit(1)
                 .with_for_update(skip_locked=True)
-            ).all()
-            claimed = []
-            for notice in notices:
-                notice.attempts += 1
-                notice.next_attempt_at = now + _LEASE
-                client = self._clients.get(notice.client_id)
-                token = self._signer.issue_logout_token(
-                    client_id=notice.client_id,
-                    sub=notice.sub,
-                    sid=notice.sid,
-                    jti=notice.id,
-                    now=now,
-                    alg=(client.id_token_signed_response_alg if client else None)
-                    or self._default_alg,
-                )
-                claimed.append((notice.id, notice.client_id, notice.target_uri, token))
-            return claimed
+            )
+            if notice is None:
+                return None
+            notice.attempts += 1
+            notice.next_attempt_at = now + _LEASE
+            client = self._clients.get(notice.client_id)
+            token = self._signer.issue_logout_token(
+                client_id=notice.client_id,
+                sub=notice.sub,
+                sid=notice.sid,
+                jti=notice.id,
+                now=now,
+                alg=(client.id_token_signed_response_alg if client else None) or self._default_alg,
+            )
+            return _Claim(notice.id, notice.client_id, notice.target_uri, token, notice.attempts)
 
     def _post(self, uri: str, token: str) -> str | None:
         """Send one logout token (Back-Channel Logout 1.0 §2.5); None when it was accepted."""
@@ -101,7 +122,7 @@ class LogoutSender:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self._timeout) as response:
                 if response.status in (200, 204):
                     return None
                 return f"HTTP {response.status}"
@@ -110,12 +131,15 @@ class LogoutSender:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             return type(exc).__name__ + ": " + str(exc)[:150]
 
-    def _settle(self, notice_id: str, client_id: str, error: str | None) -> None:
+    def _settle(self, claim: _Claim, error: str | None) -> None:
         now = self._clock.now()
+        client_id = claim.client_id
         with self._sessions.begin() as session:
-            notice = session.get(LogoutNotice, notice_id)
-            if notice is None:
+            notice = session.get(LogoutNotice, claim.notice_id, with_for_update=True)
+            if notice is None or notice.delivered_at is not None:
                 return
+            if notice.attempts != claim.attempt and error is not None:
+                return  # our lease lapsed and another sender has it now
             if error is None:
                 notice.delivered_at = now
                 record(

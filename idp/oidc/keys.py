@@ -36,6 +36,8 @@ from idp.store.secrets import DataCipher
 log = logging.getLogger(__name__)
 
 SUPPORTED_ALGS = ("ES256", "RS256")
+# How long relying parties may cache the JWKS (its Cache-Control max-age).
+JWKS_MAX_AGE = 300
 PUBLISHED = (KeyStatus.NEXT, KeyStatus.CURRENT, KeyStatus.PREVIOUS)
 
 
@@ -92,10 +94,31 @@ def ensure_keys(session: Session, cipher: DataCipher, *, now: datetime) -> list[
 
 
 def rotate_keys(
-    session: Session, cipher: DataCipher, *, now: datetime, overlap: int, algs: tuple[str, ...]
+    session: Session,
+    cipher: DataCipher,
+    *,
+    now: datetime,
+    overlap: int,
+    algs: tuple[str, ...],
+    force: bool = False,
 ) -> list[str]:
-    """Rotate the given algorithms' keys; return the kids that now sign."""
+    """Rotate the given algorithms' keys; return the kids that now sign.
+
+    Raises:
+        KeyRotationError: a next key has been published for less than the JWKS cache
+            lifetime, so relying parties may not know it yet (``force`` overrides).
+    """
     ensure_keys(session, cipher, now=now)
+    if not force:
+        fresh = session.scalar(
+            select(SigningKey.kid).where(
+                SigningKey.alg.in_(algs),
+                SigningKey.status == KeyStatus.NEXT,
+                SigningKey.created_at > now - timedelta(seconds=JWKS_MAX_AGE),
+            )
+        )
+        if fresh is not None:
+            raise KeyRotationError()
     signing = []
     for alg in algs:
         rows = {
@@ -129,8 +152,17 @@ class KeyRetirementError(IdpError):
     message = "That key signs now: rotate first, then retire it."
 
 
-def retire_key(session: Session, kid: str) -> SigningKey:
-    """Withdraw a key at once (it leaked): nothing it signed verifies any more.
+class KeyRotationError(IdpError):
+    code = "next_key_too_new"
+    message = (
+        "The next key was published less than the JWKS cache lifetime ago; relying parties "
+        "may not have fetched it yet. Wait, or force the rotation."
+    )
+
+
+def retire_key(session: Session, cipher: DataCipher, kid: str, *, now: datetime) -> SigningKey:
+    """Withdraw a key at once (it leaked): nothing it signed verifies any more. A retired
+    next key is replaced by a new one, which must then be published a while before use.
 
     Raises:
         KeyRetirementError: the key is signing now, or there is no such key.
@@ -140,7 +172,11 @@ def retire_key(session: Session, kid: str) -> SigningKey:
         raise KeyRetirementError("There is no key with that kid.")
     if row.status == KeyStatus.CURRENT:
         raise KeyRetirementError()
+    was_next = row.status == KeyStatus.NEXT
     row.status = KeyStatus.RETIRED
+    session.flush()
+    if was_next:
+        create_key(session, cipher, alg=row.alg, status=KeyStatus.NEXT, now=now)
     return row
 
 

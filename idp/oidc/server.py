@@ -124,6 +124,8 @@ class IdpAuthorizationServer(AuthorizationServer):
         if request is not None:
             client_id, _ = extract_basic_authorization(request.headers)
             client_id = client_id or request.payload.data.get("client_id")
+        if client_id and not client_id.isprintable():
+            client_id = "(unprintable)"
         with self.deps.sessions.begin() as session:
             record(
                 session,

@@ -26,6 +26,7 @@ from idp.oidc.grants import AuthenticatedUser
 from idp.oidc.interaction import requires_fresh_login
 from idp.oidc.interaction import validate_extensions
 from idp.oidc.interaction import validate_request_shape
+from idp.oidc.keys import JWKS_MAX_AGE
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.server import StoredAuthorizationRequest
 from idp.oidc.tokens import InvalidAccessTokenError
@@ -70,7 +71,7 @@ def _static_json(body: bytes, etag: str) -> BaseResponse:
     else:
         response = Response(body, mimetype="application/json")
     response.headers["ETag"] = etag
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
@@ -135,8 +136,15 @@ def resume() -> BaseResponse:
     try:
         grant = server().get_consent_grant(request=stored, end_user=owner)
         _check_extensions(tx.params, grant.redirect_uri)
+        hinted_sub = _hinted_subject(tx.params, grant.redirect_uri)
     except OAuth2Error as error:
         return authorization_error(error, stored)
+    if hinted_sub is not None and hinted_sub != user.sub:
+        # OIDC Core §3.1.2.1: the client asked for one user and another one signed in.
+        return authorization_error(
+            LoginRequiredError(redirect_uri=grant.redirect_uri, state=tx.params.get("state")),
+            stored,
+        )
     return _respond_with_code(grant, owner, stored)
 
 

@@ -3,14 +3,16 @@
 The database is the truth. Redis mirrors what is revoked, so that introspection answers with
 one round trip, and the mirror is trusted only while it is known to be complete:
 
-- a "loaded" marker says the mirror holds every unexpired revocation. It is set only after a
-  full rebuild succeeded, and it is a lease: when it lapses (or Redis restarts empty) the next
-  check rebuilds the mirror from the database first;
+- a "complete" marker is written in the same Redis transaction as a full copy of the list,
+  with a short lease; a Redis that restarted empty has no marker, and the first check after
+  it rebuilds the mirror, answering from the database meanwhile;
+- every instance re-sends the whole list each second (revocations live only as long as what
+  they revoke, minutes, so the list is short), which also repairs writes a Redis acknowledged
+  and then lost, or a stale replica;
 - a revocation whose mirror write failed marks the mirror dirty in the database, in the same
-  transaction; every instance looks at that mark each second and rebuilds the mirror;
+  transaction, and the instance that failed stops trusting Redis at once; every instance sees
+  the mark within a second and asks the database until its rebuild has succeeded;
 - while Redis cannot be reached, the database answers.
-
-Revocations live only as long as what they revoke (minutes), so a rebuild is small.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from datetime import timedelta
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -39,16 +43,16 @@ from idp.revocation.models import LogoutNotice
 from idp.revocation.models import MirrorState
 from idp.revocation.models import Revocation
 from idp.revocation.models import RevokedKind
+from idp.store.db import is_postgresql
 from idp.store.ephemeral import EphemeralStore
 from idp.store.ephemeral import EphemeralStoreError
 from idp.store.ephemeral import Keys
 
 log = logging.getLogger(__name__)
 
-# The marker's lease: even a mirror that silently lost a write is rebuilt this often.
-_LOADED_MARKER_TTL = 300.0
-# Writes acknowledged by a Redis that then lost them (a crash, a failover) are re-sent.
-_RECONCILE_LOOKBACK = timedelta(seconds=60)
+# The marker's lease: if no instance refreshes the mirror (they all do, each second), checks
+# go back to the database soon after.
+_COMPLETE_MARKER_TTL = 30.0
 _MIRROR_STATE_ID = 1
 _IN_FLIGHT_MARGIN = timedelta(seconds=60)
 
@@ -57,6 +61,9 @@ class RevocationList:
     def __init__(self, store: EphemeralStore, keys: Keys) -> None:
         self._store = store
         self._keys = keys
+        # This instance's own doubt: set when it failed to mirror or saw the dirty mark,
+        # cleared only by a complete rebuild after which the mark was found clear.
+        self._distrusted = False
 
     def revoke(
         self,
@@ -80,7 +87,8 @@ class RevocationList:
             Revocation(kind=kind, value=value, expires_at=expires_at, revoked_at=now, reason=reason)
         )
         if not self._mirror([(kind, value, expires_at)], now):
-            session.merge(MirrorState(id=_MIRROR_STATE_ID, dirty_since=now))
+            self._distrusted = True
+            _mark_dirty(session, now)
 
     def is_revoked(
         self,
@@ -93,6 +101,8 @@ class RevocationList:
         """True when the access token ``jti`` or the session ``sid`` was revoked."""
         wanted = [(RevokedKind.ACCESS_TOKEN, jti), (RevokedKind.SESSION, sid)]
         present = [(kind, value) for kind, value in wanted if value]
+        if self._distrusted:
+            return self._ask_database(open_session, present, now)
         try:
             values = self._store.mget(
                 [self._keys.revocations_loaded()]
@@ -109,52 +119,48 @@ class RevocationList:
         return any(value is not None for value in values[1:])
 
     def reload(self, session: Session, now: datetime) -> bool:
-        """Mirror every unexpired revocation, then mark the mirror complete; report success."""
+        """Mirror every unexpired revocation and mark the mirror complete, in one Redis
+        transaction (nothing or all of it lands); report success."""
         rows = session.execute(
             select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
                 Revocation.expires_at > now
             )
         ).all()
-        if not self._mirror([(RevokedKind(k), v, e) for k, v, e in rows], now):
-            return False
+        items = [
+            (self._keys.revoked(kind, value), b"1", (expires - now).total_seconds())
+            for kind, value, expires in rows
+        ]
+        items.append((self._keys.revocations_loaded(), b"1", _COMPLETE_MARKER_TTL))
         try:
-            self._store.set(self._keys.revocations_loaded(), b"1", ttl=_LOADED_MARKER_TTL)
+            self._store.set_many(items)
         except EphemeralStoreError:
+            log.warning("idp.revocation.mirror_failed")
             return False
         return True
 
     def reconcile(self, session: Session, now: datetime) -> None:
-        """Repair the mirror: a full rebuild when it is marked dirty, and a re-send of what
-        was revoked in the last minute (Redis may lose acknowledged writes)."""
+        """Rebuild the mirror (each second, in every instance) and settle the dirty mark."""
         dirty_since = session.scalar(
             select(MirrorState.dirty_since).where(MirrorState.id == _MIRROR_STATE_ID)
         )
         if dirty_since is not None:
-            self._forget_marker()
-            if self.reload(session, now):
-                # Clear only the mark that was seen: a newer failure keeps the mirror dirty.
-                session.execute(
-                    update(MirrorState)
-                    .where(MirrorState.id == _MIRROR_STATE_ID)
-                    .where(MirrorState.dirty_since == dirty_since)
-                    .values(dirty_since=None)
-                )
-                session.commit()
-                log.info("idp.revocation.mirror_rebuilt")
+            self._distrusted = True
+        if not self.reload(session, now):
+            self._distrusted = True
             return
-        rows = session.execute(
-            select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
-                Revocation.revoked_at >= now - _RECONCILE_LOOKBACK, Revocation.expires_at > now
+        if dirty_since is not None:
+            # Clear only the mark that was seen: a newer failure keeps the mirror dirty.
+            cleared = session.execute(
+                update(MirrorState)
+                .where(MirrorState.id == _MIRROR_STATE_ID)
+                .where(MirrorState.dirty_since == dirty_since)
+                .values(dirty_since=None)
             )
-        ).all()
-        self._mirror([(RevokedKind(k), v, e) for k, v, e in rows], now)
-
-    def _forget_marker(self) -> None:
-        # Until the rebuild completes, every check goes to the database.
-        try:
-            self._store.delete(self._keys.revocations_loaded())
-        except EphemeralStoreError:
-            log.warning("idp.revocation.store_unavailable")
+            session.commit()
+            if cleared.rowcount != 1:  # type: ignore[attr-defined]
+                return
+            log.info("idp.revocation.mirror_rebuilt")
+        self._distrusted = False
 
     def _mirror(self, items: list[tuple[RevokedKind, str, datetime]], now: datetime) -> bool:
         try:
@@ -184,6 +190,15 @@ class RevocationList:
                 .limit(1)
             )
         return found is not None
+
+
+def _mark_dirty(session: Session, now: datetime) -> None:
+    # An upsert: two revocations failing at once must not collide on creating the row.
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    statement = insert(MirrorState).values(id=_MIRROR_STATE_ID, dirty_since=now)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["id"], set_={"dirty_since": now})
+    )
 
 
 def revoke_grant(

@@ -36,7 +36,9 @@ class EphemeralStore(Protocol):
         """Store ``value`` for ``ttl`` seconds; with ``only_if_new`` (SET NX) report success."""
         ...
 
-    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None: ...
+    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
+        """Store several items at once, atomically."""
+        ...
 
     def consume(self, key: str) -> bytes | None:
         """Return and delete the value at once (GETDEL)."""
@@ -131,7 +133,8 @@ class RedisStore:
 
     def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
         def run() -> None:
-            pipe = self._client.pipeline(transaction=False)
+            # MULTI/EXEC: all of it lands or none of it (a restart mid-way leaves nothing).
+            pipe = self._client.pipeline(transaction=True)
             for key, value, ttl in items:
                 pipe.set(key, value, px=max(1, int(ttl * 1000)))
             pipe.execute()
@@ -233,8 +236,10 @@ class MemoryStore:
             return True
 
     def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
-        for key, value, ttl in items:
-            self.set(key, value, ttl=ttl)
+        with self._lock:
+            now = self._clock()
+            for key, value, ttl in items:
+                self._data[key] = (value, now + ttl)
 
     def consume(self, key: str) -> bytes | None:
         with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from urllib.parse import unquote
 
 from flask import Flask
 from flask import Response
@@ -17,6 +18,7 @@ from idp.web.errors import wants_json
 
 # C0 controls (tab, newline and carriage return aside) and DEL: no parameter of ours holds them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CLIENT_AUTHENTICATING_PATHS = frozenset({"/token", "/introspect", "/revoke"})
 
 
 def has_control_characters(value: str) -> bool:
@@ -48,7 +50,10 @@ def _basic_credentials_are_readable(header: str) -> bool:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return ":" in decoded and not has_control_characters(decoded)
+    if ":" not in decoded:
+        return False
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
+    return not any(has_control_characters(unquote(part)) for part in decoded.split(":", 1))
 
 
 def init_app(app: Flask) -> None:
@@ -60,7 +65,8 @@ def init_app(app: Flask) -> None:
             for key, value in values.items(multi=True):
                 if has_control_characters(key) or has_control_characters(value):
                     return _invalid_request()
-        header = request.headers.get("Authorization", "")
-        if header[:6].lower() == "basic " and not _basic_credentials_are_readable(header):
-            return _invalid_client()
+        if request.path in CLIENT_AUTHENTICATING_PATHS:
+            header = request.headers.get("Authorization", "")
+            if header[:6].lower() == "basic " and not _basic_credentials_are_readable(header):
+                return _invalid_client()
         return None

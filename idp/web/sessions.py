@@ -54,7 +54,9 @@ class InteractionSession(CallbackDict[str, Any], SessionMixin):
         self.rotate_requested = False
 
     def rotate(self) -> None:
-        """Give the session a new id (at login), so an id planted before it is worthless."""
+        """Give the session a new id and CSRF token (at login), so neither planted before it
+        is worth anything after."""
+        self.pop("csrf", None)
         self.rotate_requested = True
         self.modified = True
 

@@ -34,6 +34,13 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         if status == 200:
             self.server.tokens.append(parse_qs(body)["logout_token"][0])  # type: ignore[attr-defined]
         self.send_response(status)
+        if status == 302:
+            self.send_header("Location", "/login")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # where a redirect would lead
+        self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -118,7 +125,7 @@ def test_failed_delivery_is_retried_later_with_the_same_jti(rp, client, deps, re
 def test_a_notice_whose_sender_died_is_sent_after_its_lease(rp, client, deps, receiver, sender):
     tokens = rp.login_and_exchange()
     logout(client, tokens["id_token"])
-    sender._claim()  # claimed, then the process dies before sending
+    assert sender._claim() is not None  # claimed, then the process dies before sending
     assert sender.send_due() == 0
     deps.clock.advance(31)
     assert sender.send_due() == 1
@@ -141,3 +148,15 @@ def test_unreachable_relying_party_is_given_up_on_and_audited(rp, client, deps, 
         assert notice.last_error
         events = session.scalars(select(AuditEvent.event)).all()
     assert "session.logout_undeliverable" in events
+
+
+def test_a_redirect_is_not_an_acceptance(rp, client, deps, receiver, sender):
+    tokens = rp.login_and_exchange()
+    receiver.statuses = [302]
+    logout(client, tokens["id_token"])
+    assert sender.send_due() == 0
+    with deps.sessions() as session:
+        notice = session.scalar(select(LogoutNotice))
+    assert notice.delivered_at is None
+    assert notice.last_error == "HTTP 302"
+    assert receiver.tokens == []

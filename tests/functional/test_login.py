@@ -187,3 +187,11 @@ def test_login_transaction_expires(rp, clock):
 
 def _failures(session) -> int:
     return sum(row.failures for row in session.scalars(select(LoginFailure)))
+
+
+def test_csrf_token_changes_at_login(rp, client):
+    page = rp.authorize()
+    before = form_fields(page.get_data(as_text=True))["csrf_token"]
+    rp.submit(page, username="somchai", password="Demo-Pass-2025!")
+    after = form_fields(client.get("/logout").get_data(as_text=True))["csrf_token"]
+    assert before != after

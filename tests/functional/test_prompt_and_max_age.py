@@ -148,3 +148,13 @@ def test_forged_id_token_hint_is_invalid_request(rp):
 def test_select_account_shows_the_login_page(rp):
     rp.login()
     assert rp.authorize(prompt="select_account").status_code == 200
+
+
+def test_signing_in_as_someone_else_than_the_hint_is_login_required(rp, client, deps):
+    seed_more(deps)
+    somchai = rp.login_and_exchange()
+    other = RP(client.application.test_client())  # a fresh browser
+    page = other.authorize(id_token_hint=somchai["id_token"])
+    params = callback_params(other.submit(page, username="malee", password="Demo-Pass-2025!"))
+    assert params["error"] == "login_required"
+    assert params["state"] == other.state

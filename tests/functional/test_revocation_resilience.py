@@ -3,6 +3,8 @@ database is the truth; Redis may lose everything at any moment)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import redis
 
@@ -111,3 +113,68 @@ def test_logout_holds_when_redis_is_down_at_the_time(flaky):
     deps.clock.advance(30)
     reconcile(deps)
     assert not active(client, tokens["access_token"])
+
+
+def second_instance(flaky_store, deps):
+    """Another IdP instance sharing the database and the (same) Redis."""
+    other = build_deps(deps.settings, clock=deps.clock, store=flaky_store, engine=deps.engine)
+    return other, create_app(deps=other, background=False).test_client()
+
+
+def test_redis_that_reads_but_refuses_writes_is_not_trusted(flaky):
+    store, deps, client = flaky
+    other, other_client = second_instance(store, deps)
+    token = RP(client).login_and_exchange()["access_token"]
+    assert active(client, token)
+    assert active(other_client, token)  # both instances trust a complete mirror
+    store.fail("set_many")  # a read-only replica after a failover
+    client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL)
+    assert not active(client, token)  # the instance that failed to write distrusts at once
+    reconcile(other)  # the other one sees the dirty mark within a second
+    assert not active(other_client, token)
+    deps.clock.advance(30)
+    reconcile(other)
+    assert not active(other_client, token)
+    store.heal()
+    reconcile(other)  # a successful rebuild: the mirror is trusted again, and complete
+    assert not active(other_client, token)
+
+
+def test_a_stale_mirror_is_repaired_by_the_next_reconcile(flaky):
+    _store, deps, client = flaky
+    token = RP(client).login_and_exchange()["access_token"]
+    client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL)
+    assert not active(client, token)
+    # A replica that never got the write: the key is gone, the marker is not.
+    r = redis.Redis.from_url(REDIS_URL)
+    r.delete(*[k for k in r.scan_iter(match=f"{deps.keys.prefix}revocation:jti:*")])
+    deps.clock.advance(61)
+    reconcile(deps)
+    assert not active(client, token)
+
+
+def test_simultaneous_failed_mirrors_both_keep_their_revocation(flaky):
+    store, deps, client = flaky
+    first = RP(client).login_and_exchange()["access_token"]
+    second = RP(client).login_and_exchange()["access_token"]
+    store.fail("set_many")
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def revoke(token: str) -> None:
+        with create_app(deps=deps, background=False).test_client() as own:
+            barrier.wait()
+            statuses.append(
+                own.post("/revoke", data={"token": token}, headers=CONFIDENTIAL).status_code
+            )
+
+    threads = [threading.Thread(target=revoke, args=(t,)) for t in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200]
+    store.heal()
+    reconcile(deps)
+    assert not active(client, first)
+    assert not active(client, second)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 
 import pytest
@@ -242,3 +243,22 @@ def test_undecodable_basic_credentials_are_invalid_client(rp, client):
     )
     assert response.status_code == 401
     assert response.get_json()["error"] == "invalid_client"
+
+
+def test_percent_encoded_control_characters_in_basic_are_invalid_client(rp, client):
+    raw = base64.b64encode(b"%00demo:secret").decode()
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {raw}"},
+    )
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "invalid_client"
+
+
+def test_a_malformed_basic_header_elsewhere_is_not_a_client_error(rp, client):
+    for path in ("/healthz", "/jwks.json", "/.well-known/openid-configuration"):
+        assert client.get(path, headers={"Authorization": "Basic /w=="}).status_code == 200
+    userinfo = client.get("/userinfo", headers={"Authorization": "Basic /w=="})
+    assert userinfo.status_code == 401
+    assert userinfo.headers["WWW-Authenticate"].startswith("Bearer")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from idp.oidc.keys import KeyRetirementError
 from idp.oidc.keys import KeyRing
+from idp.oidc.keys import KeyRotationError
 from idp.oidc.keys import ensure_keys
 from idp.oidc.keys import retire_expired
 from idp.oidc.keys import retire_key
@@ -26,6 +27,7 @@ from idp.oidc.tokens import InvalidAccessTokenError
 from idp.oidc.tokens import TokenSigner
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+LATER = NOW + timedelta(seconds=600)  # the next key has been published long enough
 ISSUER = "https://login.example.go.th"
 
 
@@ -67,7 +69,7 @@ def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(
     next_kid = next(k for k, s in before.items() if s == KeyStatus.NEXT)
     old_kid = next(k for k, s in before.items() if s == KeyStatus.CURRENT)
     with sessions.begin() as session:
-        signing = rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+        signing = rotate_keys(session, cipher, now=LATER, overlap=3600, algs=("ES256",))
     assert signing == [next_kid]
     after = statuses(sessions, "ES256")
     assert after[next_kid] == KeyStatus.CURRENT
@@ -76,7 +78,7 @@ def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(
     published = {key["kid"] for key in json.loads(snapshot.jwks_json)["keys"]}
     assert {next_kid, old_kid} <= published
     assert snapshot.signing["ES256"][0] == next_kid
-    clock.now_value = NOW + timedelta(seconds=3601)
+    clock.now_value = LATER + timedelta(seconds=3601)
     # Unpublished once the overlap has passed, before anything marks it retired.
     assert old_kid not in keyring.reload().jwks_json.decode()
     with sessions.begin() as session:
@@ -87,9 +89,10 @@ def test_rotation_signs_with_the_prepublished_key_and_keeps_the_old_one(
 def test_a_second_rotation_keeps_the_first_key_for_its_whole_overlap(sessions, cipher, keyring):
     first = next(k for k, s in statuses(sessions, "ES256").items() if s == KeyStatus.CURRENT)
     with sessions.begin() as session:
-        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+        rotate_keys(session, cipher, now=LATER, overlap=3600, algs=("ES256",))
     with sessions.begin() as session:
-        rotate_keys(session, cipher, now=NOW + timedelta(seconds=10), overlap=3600, algs=("ES256",))
+        later = LATER + timedelta(seconds=10)
+        rotate_keys(session, cipher, now=later, overlap=3600, algs=("ES256",), force=True)
     assert first in keyring.reload().jwks_json.decode()
 
 
@@ -97,11 +100,11 @@ def test_a_leaked_key_is_retired_at_once_but_never_the_signing_one(sessions, cip
     keys = statuses(sessions, "ES256")
     current = next(k for k, s in keys.items() if s == KeyStatus.CURRENT)
     with sessions.begin() as session, pytest.raises(KeyRetirementError):
-        retire_key(session, current)
+        retire_key(session, cipher, current, now=LATER)
     with sessions.begin() as session:
-        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256",))
+        rotate_keys(session, cipher, now=LATER, overlap=3600, algs=("ES256",))
     with sessions.begin() as session:
-        retire_key(session, current)
+        retire_key(session, cipher, current, now=LATER)
     assert current not in keyring.reload().jwks_json.decode()
 
 
@@ -110,7 +113,7 @@ def test_token_signed_before_rotation_still_verifies_during_the_overlap(
 ):
     token = signer.issue_access_token(client_id="c", scope="s", now=NOW, auth=None).token
     with sessions.begin() as session:
-        rotate_keys(session, cipher, now=NOW, overlap=3600, algs=("ES256", "RS256"))
+        rotate_keys(session, cipher, now=LATER, overlap=3600, algs=("ES256", "RS256"))
     keyring.reload()
     assert signer.verify_access_token(token, now=NOW + timedelta(seconds=10))["client_id"] == "c"
 
@@ -158,3 +161,23 @@ def test_other_issuer_expiry_and_id_tokens_are_refused(keyring, signer):
                                      access_token=None, claims={}, alg="ES256")  # fmt: skip
     with pytest.raises(InvalidAccessTokenError):
         signer.verify_access_token(id_token, now=NOW)
+
+
+def test_rotation_waits_until_the_next_key_has_been_published_long_enough(sessions, cipher):
+    with sessions.begin() as session:
+        ensure_keys(session, cipher, now=NOW)
+    with sessions.begin() as session, pytest.raises(KeyRotationError):
+        rotate_keys(session, cipher, now=NOW + timedelta(seconds=60), overlap=3600, algs=("ES256",))
+
+
+def test_retiring_the_next_key_publishes_a_fresh_one(sessions, cipher, keyring):
+    next_kid = next(k for k, s in statuses(sessions, "ES256").items() if s == KeyStatus.NEXT)
+    with sessions.begin() as session:
+        retire_key(session, cipher, next_kid, now=LATER)
+    after = statuses(sessions, "ES256")
+    assert after[next_kid] == KeyStatus.RETIRED
+    assert list(after.values()).count(KeyStatus.NEXT) == 1
+    with sessions.begin() as session, pytest.raises(KeyRotationError):
+        rotate_keys(
+            session, cipher, now=LATER + timedelta(seconds=1), overlap=3600, algs=("ES256",)
+        )
