@@ -24,8 +24,10 @@ def create_app(
 ) -> Flask:
     """Build the IdP's WSGI application.
 
-    ``background`` starts the audit sealer and the revocation reconciler; tests turn it off
-    and run those jobs themselves.
+    ``background`` starts this process's jobs: the audit sealer, the revocation-mirror
+    reconciler, the back-channel logout sender, key reloading and housekeeping. Tests turn it
+    off and run the jobs themselves. (Imports are local so that ``idp.cli`` and the domain
+    packages load without the web stack.)
     """
     from idp.audit.service import Sealer
     from idp.oidc import views as oidc_views

@@ -57,4 +57,5 @@ def init_app(app: Flask) -> None:
 
 
 def _generic(status: int) -> str:
-    return {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "error")
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 500: "server_error"}
+    return codes.get(status, "error")
