@@ -15,12 +15,13 @@ def init_app(app: Flask, *, production: bool) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", _CSP)
         headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if response.mimetype == "text/html":
+            # Document headers for documents only: JSON answers (the hot paths) skip them.
+            headers.setdefault("Content-Security-Policy", _CSP)
+            headers.setdefault("X-Frame-Options", "DENY")
+            headers.setdefault("Referrer-Policy", "no-referrer")
+            headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
             # Pages carry CSRF tokens and personal data: never stored by a shared cache.
             headers.setdefault("Cache-Control", "no-store")
         if production:
