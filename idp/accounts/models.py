@@ -6,7 +6,6 @@ import enum
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -63,13 +62,6 @@ class User(Base):
         if locale == "en" and self.given_name_en:
             return f"{self.given_name_en} {self.family_name_en}".strip()
         return f"{self.given_name_th} {self.family_name_th}".strip() or self.username
-
-    # Authlib reads these two.
-    def get_user_id(self) -> str:
-        return self.sub
-
-    def get_profile(self) -> dict[str, Any]:
-        return {"preferred_username": self.username}
 
 
 class UserSession(Base):

@@ -63,24 +63,12 @@ class AuthorizationCode(Base):
     redeemed_at: Mapped[datetime | None]
     grant_id: Mapped[str | None] = mapped_column(String(32))
 
-    # Authlib's AuthorizationCodeMixin (OIDC flavour).
+    # What Authlib's code grant asks of a code (AuthorizationCodeMixin).
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
 
     def get_scope(self) -> str:
         return self.scope
-
-    def get_nonce(self) -> str | None:
-        return self.nonce
-
-    def get_auth_time(self) -> int:
-        return int(self.auth_time.timestamp())
-
-    def get_acr(self) -> str:
-        return self.acr
-
-    def get_amr(self) -> list[str]:
-        return list(self.amr)
 
 
 class GrantKind(enum.StrEnum):
