@@ -88,8 +88,7 @@ def create_app(
     if not deps.store.is_shared:
         log.warning("idp.store.in_process: no IDP_REDIS_URL, so this must be the only process")
     if background:
-        sealer = Sealer(deps.sessions, interval=settings.audit_seal_interval)
-        sealer.start()
+        Sealer(deps.sessions, interval=settings.audit_seal_interval).start()
         _start_background_jobs(deps, sender)
     return app
 
@@ -126,28 +125,17 @@ def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
             retire_expired(session, now=deps.clock.now(), overlap=deps.settings.key_overlap)
 
     stop = threading.Event()
-    threading.Thread(
-        target=run_periodically,
-        args=(stop, 1.0, reconcile, "idp.revocation.reconcile_failed"),
-        name="idp-revocation-reconciler",
-        daemon=True,
-    ).start()
-    # Keys also rotate on a schedule nobody announces (retirement after the overlap).
-    threading.Thread(
-        target=run_periodically,
-        args=(stop, 60.0, reload_keys, "idp.keys.reload_failed"),
-        name="idp-key-reloader",
-        daemon=True,
-    ).start()
-    threading.Thread(
-        target=run_periodically,
-        args=(stop, 600.0, purge, "idp.housekeeping.purge_failed"),
-        name="idp-housekeeping",
-        daemon=True,
-    ).start()
-    threading.Thread(
-        target=run_periodically,
-        args=(stop, 0.5, sender.send_due, "idp.backchannel.send_failed"),
-        name="idp-logout-sender",
-        daemon=True,
-    ).start()
+    jobs = (
+        ("revocation-reconciler", 1.0, reconcile),
+        # Keys also change on a schedule nobody announces (the end of an overlap).
+        ("key-reloader", 60.0, reload_keys),
+        ("housekeeping", 600.0, purge),
+        ("logout-sender", 0.5, sender.send_due),
+    )
+    for name, interval, job in jobs:
+        threading.Thread(
+            target=run_periodically,
+            args=(stop, interval, job, f"idp.{name}.failed"),
+            name=f"idp-{name}",
+            daemon=True,
+        ).start()
