@@ -29,10 +29,10 @@ chromium: ## install Debian's chromium for the browser tests when missing (as ro
 	fi
 
 lint: install ## ruff (lint and format check)
-	$(BIN)/ruff check idp tests bench
-	$(BIN)/ruff format --check idp tests bench
+	$(BIN)/ruff check idp mock_paotang tests bench
+	$(BIN)/ruff format --check idp mock_paotang tests bench
 
-typecheck: install ## mypy --strict on idp/
+typecheck: install ## mypy --strict on idp/ and the mocks
 	$(BIN)/mypy
 
 test: install chromium lint typecheck ## install what tests need, then lint, type-check and run every test

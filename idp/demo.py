@@ -144,6 +144,11 @@ def demo_clients() -> list[dict[str, Any]]:
 
 PROCESSES = (
     ("IdP", [sys.executable, "-m", "idp.cli", "run", "--port", "8000"], "http://127.0.0.1:8000"),
+    (
+        "Paotang",
+        [sys.executable, "-m", "mock_paotang", "--port", "8101"],
+        "http://127.0.0.1:8101",
+    ),
 )
 
 
@@ -190,11 +195,14 @@ def _print_banner() -> None:
     lines = [
         "",
         "Soft Token IdP demo is running (Ctrl-C stops everything):",
-        *(f"  {name:<8} {url}" for name, _, url in PROCESSES),
+        *(f"  {name:<9} {url}" for name, _, url in PROCESSES),
         "  discovery http://127.0.0.1:8000/.well-known/openid-configuration",
         "",
         f"Demo accounts (password {DEMO_PASSWORD}; unit {DEMO_UNIT}):",
         *(f"  {u.username:<10} {u.what}" for u in DEMO_USERS),
+        "",
+        "Mock Paotang knows 22 citizens (mock_paotang/citizens.csv); newuser is 3501100456783,"
+        " laser code NP4-5678901-23.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
