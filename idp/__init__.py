@@ -35,6 +35,7 @@ def create_app(
     from idp.oidc.jsondoc import serialise
     from idp.oidc.server import build_authorization_server
     from idp.web import context
+    from idp.web import enrol
     from idp.web import errors
     from idp.web import hygiene
     from idp.web import i18n
@@ -80,7 +81,7 @@ def create_app(
         deps.clock,
         default_alg=settings.signing_alg,
     )
-    for blueprint in (oidc_views.bp, login.bp, pages.bp, ops.bp):
+    for blueprint in (oidc_views.bp, login.bp, enrol.bp, pages.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     deps.keyring.reload()

@@ -15,6 +15,8 @@ from idp.accounts.sessions import SessionPolicy
 from idp.accounts.throttle import ThrottlePolicy
 from idp.clock import Clock
 from idp.clock import SystemClock
+from idp.enrol.kyc import HttpKycProvider
+from idp.enrol.kyc import KycProvider
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -43,6 +45,7 @@ class Deps:
     signer: TokenSigner
     throttle: ThrottlePolicy
     session_policy: SessionPolicy
+    kyc: KycProvider
 
 
 def build_deps(
@@ -51,6 +54,7 @@ def build_deps(
     clock: Clock | None = None,
     store: EphemeralStore | None = None,
     engine: Engine | None = None,
+    kyc: KycProvider | None = None,
 ) -> Deps:
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
@@ -88,5 +92,13 @@ def build_deps(
         ),
         session_policy=SessionPolicy(
             max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
+        ),
+        kyc=kyc
+        or HttpKycProvider(
+            issuer=settings.paotang_issuer,
+            client_id=settings.paotang_client_id,
+            client_secret=settings.paotang_client_secret.get_secret_value(),
+            redirect_uri=f"{settings.issuer}/enrol/proofing/callback",
+            timeout=settings.paotang_timeout,
         ),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ from pydantic_settings import SettingsConfigDict
 DEMO_SECRET_KEY = "demo-secret-key-not-for-production-0123456789abcdef"
 DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"  # base64url of 32 demo bytes
 DEMO_ISSUER = "http://127.0.0.1:8000"
+
+DEMO_PAOTANG_SECRET = "paotang-demo-client-secret"
 
 # NIST SP 800-63B-4 §3.2.2: never more than 100 consecutive failed attempts per account.
 NIST_MAX_CONSECUTIVE_FAILURES = 100
@@ -81,6 +84,17 @@ class Settings(BaseSettings):
     password_min_length: int = Field(12, ge=8, le=64)
     temporary_password_ttl: int = Field(7 * 86400, ge=3600)
 
+    # Registration (Soft Token enrolment): identity proofing at Paotang
+    paotang_issuer: str = "http://127.0.0.1:8101"
+    paotang_client_id: str = "softtoken-idp"
+    paotang_client_secret: SecretStr = SecretStr(DEMO_PAOTANG_SECRET)
+    paotang_timeout: float = Field(5.0, gt=0, le=60, description="Seconds per call to Paotang")
+    proofing_ial: str = Field(
+        "2.3", description="ETDA identity assurance level that Paotang proofing achieves"
+    )
+    registration_opens_at: datetime | None = Field(None, description="ISO 8601, with zone")
+    registration_closes_at: datetime | None = Field(None, description="ISO 8601, with zone")
+
     # Pages
     default_locale: Literal["th", "en"] = "th"
 
@@ -119,6 +133,8 @@ class Settings(BaseSettings):
             problems.append("IDP_SECRET_KEY must be at least 32 characters")
         if self.data_key.get_secret_value() == DEMO_DATA_KEY:
             problems.append("IDP_DATA_KEY is the published demo key")
+        if self.paotang_client_secret.get_secret_value() == DEMO_PAOTANG_SECRET:
+            problems.append("IDP_PAOTANG_CLIENT_SECRET is the published demo secret")
         if self.database_url.startswith("sqlite"):
             problems.append("IDP_DATABASE_URL must name PostgreSQL in production mode")
         if not self.redis_url:

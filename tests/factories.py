@@ -31,9 +31,15 @@ def make_user(
     *,
     password: str = PASSWORD,
     temporary: bool = False,
+    citizen_id: str | None = None,
     **fields: Any,
 ) -> User:
     now = deps.clock.now()
+    if citizen_id is not None:
+        fields["citizen_id_encrypted"] = deps.cipher.encrypt(
+            citizen_id.encode(), context="users.citizen_id"
+        )
+        fields["citizen_id_hash"] = deps.cipher.keyed_hash(citizen_id, purpose="citizen_id")
     user = User(
         username=username,
         password_hash=password_hash(password),

@@ -41,6 +41,7 @@ def production_env(database_url: str, redis_url: str, issuer: str) -> dict[str, 
         "IDP_REDIS_NAMESPACE": f"it{secrets.token_hex(4)}:",
         "IDP_SECRET_KEY": secrets.token_urlsafe(48),
         "IDP_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+        "IDP_PAOTANG_CLIENT_SECRET": secrets.token_urlsafe(32),
         "IDP_LOG_LEVEL": "WARNING",
     }
 

@@ -57,14 +57,24 @@ class LoginTransaction:
     user_id: str | None = None
     completed: list[str] = field(default_factory=list)
     amr: list[str] = field(default_factory=list)
+    # A page of the IdP itself to return to (registration, account), instead of a client.
+    return_to: str | None = None
 
     @classmethod
-    def start(cls, params: dict[str, str], *, client_id: str, now: datetime) -> LoginTransaction:
+    def start(
+        cls,
+        params: dict[str, str],
+        *,
+        client_id: str,
+        now: datetime,
+        return_to: str | None = None,
+    ) -> LoginTransaction:
         return cls(
             id=secrets.token_urlsafe(16),
             params=params,
             client_id=client_id,
             started_at=now.timestamp(),
+            return_to=return_to,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import enum
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -51,6 +52,10 @@ class User(Base):
     # DESIGN §4: encrypted, plus a keyed hash for look-ups.
     citizen_id_encrypted: Mapped[str | None] = mapped_column(String(255))
     citizen_id_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Identity proofing (Paotang): when, and a summary of how (trust framework, evidence, IAL);
+    # never the card's laser code, the face or other data the check used (PDPA minimisation).
+    identity_proofed_at: Mapped[datetime | None]
+    identity_evidence: Mapped[dict[str, Any] | None]
 
     created_at: Mapped[datetime]
 

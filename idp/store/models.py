@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import idp.accounts.models
 import idp.audit.models
+import idp.enrol.models
 import idp.oidc.models
 import idp.revocation.models
 from idp.store.db import Base
 
-MODEL_MODULES = (idp.accounts.models, idp.audit.models, idp.oidc.models, idp.revocation.models)
+MODEL_MODULES = (
+    idp.accounts.models,
+    idp.audit.models,
+    idp.enrol.models,
+    idp.oidc.models,
+    idp.revocation.models,
+)
 
 __all__ = ["MODEL_MODULES", "Base"]

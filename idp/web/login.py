@@ -121,9 +121,27 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
     _save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
     session.rotate()  # type: ignore[attr-defined]
-    response = redirect(url_for("oidc.resume", tx=tx.id), code=303)
+    if tx.return_to:
+        response = redirect(tx.return_to, code=303)
+    else:
+        response = redirect(url_for("oidc.resume", tx=tx.id), code=303)
     set_login_cookie(response, cookie_value)
     return response
+
+
+# The IdP's own pages that may ask for a login.
+OWN_PAGES = frozenset({"/enrol", "/"})
+
+
+@bp.get("/signin")
+def signin() -> BaseResponse:
+    """Sign in to the IdP's own pages (registration), not on behalf of a client."""
+    target = request.args.get("next", "/")
+    if target not in OWN_PAGES:
+        target = "/"
+    tx = LoginTransaction.start({}, client_id="", now=context.now(), return_to=target)
+    _save(tx)
+    return redirect(url_for("login.start", tx=tx.id), code=303)
 
 
 @bp.get("/login")

@@ -12,6 +12,7 @@ PRODUCTION = {
     "redis_url": "redis://cache:6379/0",
     "secret_key": "s" * 48,
     "data_key": "cHJvZHVjdGlvbi1kYXRhLWtleS0wMTIzNDU2Nzg5YWI",
+    "paotang_client_secret": "production-paotang-client-secret",
 }
 
 

@@ -1,0 +1,214 @@
+"""Registration: start and finish identity proofing, with every outcome audited.
+
+A failure at any step leaves the account as it was: the evidence summary is written only when
+the verified person is the account's person, in the same transaction as the state change.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import User
+from idp.audit.service import AuditContext
+from idp.audit.service import record
+from idp.enrol.errors import IdentityMismatchError
+from idp.enrol.errors import ProofingStateError
+from idp.enrol.errors import RegistrationClosedError
+from idp.enrol.flow import EnrolmentState
+from idp.enrol.flow import advance
+from idp.enrol.kyc import VerifiedIdentity
+from idp.enrol.models import Enrolment
+from idp.store.secrets import DataCipher
+
+_VERIFIER_CONTEXT = "enrolments.proofing_verifier"
+
+
+def check_window(*, now: datetime, opens_at: datetime | None, closes_at: datetime | None) -> None:
+    """Raises RegistrationClosedError outside the registration window (settings)."""
+    if (opens_at is not None and now < opens_at) or (closes_at is not None and now >= closes_at):
+        raise RegistrationClosedError()
+
+
+def get_enrolment(session: Session, user: User, *, now: datetime) -> Enrolment:
+    """The user's registration, created at its first step."""
+    enrolment = session.get(Enrolment, user.id)
+    if enrolment is None:
+        enrolment = Enrolment(
+            user_id=user.id, state=EnrolmentState.STARTED, created_at=now, updated_at=now
+        )
+        session.add(enrolment)
+        session.flush()
+    return enrolment
+
+
+def state_of(enrolment: Enrolment) -> EnrolmentState:
+    return EnrolmentState(enrolment.state)
+
+
+def start_proofing(
+    session: Session,
+    user: User,
+    cipher: DataCipher,
+    *,
+    now: datetime,
+    context: AuditContext,
+) -> tuple[str, str, str]:
+    """Begin a proofing attempt; return (state, nonce, PKCE verifier) to send to Paotang.
+
+    Raises:
+        InvalidTransitionError: already proofed, or rejected.
+    """
+    enrolment = get_enrolment(session, user, now=now)
+    enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFING)
+    state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
+    enrolment.proofing_state = state
+    enrolment.proofing_nonce = nonce
+    enrolment.proofing_verifier_encrypted = cipher.encrypt(
+        verifier.encode(), context=f"{_VERIFIER_CONTEXT}:{user.id}"
+    )
+    enrolment.proofing_started_at = now
+    enrolment.updated_at = now
+    record(session, "enrol.proofing_started", now=now, actor=user.sub, context=context)
+    return state, nonce, verifier
+
+
+def pending_proofing(
+    session: Session, user: User, cipher: DataCipher, *, state: str
+) -> tuple[Enrolment, str, str]:
+    """The attempt this answer belongs to: (enrolment, nonce, verifier).
+
+    Raises:
+        ProofingStateError: no attempt of this user with that state is under way.
+    """
+    enrolment = session.get(Enrolment, user.id)
+    if (
+        enrolment is None
+        or state_of(enrolment) != EnrolmentState.PROOFING
+        or not enrolment.proofing_state
+        or not secrets.compare_digest(enrolment.proofing_state, state)
+        or enrolment.proofing_nonce is None
+        or enrolment.proofing_verifier_encrypted is None
+    ):
+        raise ProofingStateError()
+    verifier = cipher.decrypt(
+        enrolment.proofing_verifier_encrypted, context=f"{_VERIFIER_CONTEXT}:{user.id}"
+    ).decode()
+    return enrolment, enrolment.proofing_nonce, verifier
+
+
+def record_proofing_result(
+    session: Session,
+    user: User,
+    enrolment: Enrolment,
+    identity: VerifiedIdentity,
+    cipher: DataCipher,
+    *,
+    ial: str,
+    now: datetime,
+    context: AuditContext,
+) -> None:
+    """Accept Paotang's verified identity for this account, or stop the registration.
+
+    Durable on its own when the identity does not match: the rejection and its audit event
+    are committed before the error is raised.
+
+    Raises:
+        IdentityMismatchError
+    """
+    _end_attempt(enrolment, now)
+    if not matches_account(user, identity, cipher):
+        enrolment.state = advance(state_of(enrolment), EnrolmentState.REJECTED)
+        enrolment.rejected_reason = "identity_mismatch"
+        record(
+            session,
+            "enrol.identity_mismatch",
+            now=now,
+            outcome="failure",
+            actor=user.sub,
+            context=context,
+            provider_txn=identity.transaction,
+        )
+        session.commit()
+        raise IdentityMismatchError()
+    enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFED)
+    user.identity_proofed_at = now
+    user.identity_evidence = {
+        "provider": "paotang",
+        "trust_framework": identity.trust_framework,
+        "evidence": "document",
+        "document_type": "idcard",
+        "check_methods": list(identity.check_methods),
+        "verified_at": identity.verified_at.isoformat(),
+        "ial": ial,
+        "provider_txn": identity.transaction,
+    }
+    record(
+        session,
+        "enrol.identity_proofed",
+        now=now,
+        actor=user.sub,
+        context=context,
+        trust_framework=identity.trust_framework,
+        ial=ial,
+        provider_txn=identity.transaction,
+    )
+
+
+def record_proofing_refused(
+    session: Session,
+    user: User,
+    enrolment: Enrolment,
+    *,
+    reason: str,
+    now: datetime,
+    context: AuditContext,
+) -> None:
+    """Paotang did not verify the person (or could not be used): the attempt ends, the user
+    may try again. Durable on its own (the answer to the user is an error page)."""
+    _end_attempt(enrolment, now)
+    record(
+        session,
+        "enrol.proofing_failed",
+        now=now,
+        outcome="failure",
+        actor=user.sub,
+        context=context,
+        reason=reason[:64],
+    )
+    session.commit()
+
+
+def _end_attempt(enrolment: Enrolment, now: datetime) -> None:
+    enrolment.proofing_state = None
+    enrolment.proofing_nonce = None
+    enrolment.proofing_verifier_encrypted = None
+    enrolment.updated_at = now
+
+
+def matches_account(user: User, identity: VerifiedIdentity, cipher: DataCipher) -> bool:
+    """The verified citizen ID is the account's; the names agree, leniently (whitespace,
+    case, Unicode forms; Thai or English spelling)."""
+    if user.citizen_id_hash is None:
+        return False
+    if not secrets.compare_digest(
+        cipher.keyed_hash(identity.citizen_id, purpose="citizen_id"), user.citizen_id_hash
+    ):
+        return False
+    thai = _same(user.given_name_th, identity.given_name_th) and _same(
+        user.family_name_th, identity.family_name_th
+    )
+    english = _same(user.given_name_en, identity.given_name_en) and _same(
+        user.family_name_en, identity.family_name_en
+    )
+    return thai or english
+
+
+def _same(ours: str, theirs: str) -> bool:
+    def fold(value: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", value).casefold().split())
+
+    return bool(fold(ours)) and fold(ours) == fold(theirs)

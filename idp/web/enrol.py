@@ -1,0 +1,156 @@
+"""Registration pages: where the user stands, proofing at Paotang and its answer."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts.models import User
+from idp.enrol.errors import IdentityMismatchError
+from idp.enrol.errors import KycResponseInvalidError
+from idp.enrol.errors import KycUnavailableError
+from idp.enrol.errors import ProofingStateError
+from idp.enrol.errors import RegistrationClosedError
+from idp.enrol.flow import InvalidTransitionError
+from idp.enrol.service import check_window
+from idp.enrol.service import get_enrolment
+from idp.enrol.service import pending_proofing
+from idp.enrol.service import record_proofing_refused
+from idp.enrol.service import record_proofing_result
+from idp.enrol.service import start_proofing
+from idp.enrol.service import state_of
+from idp.web import context
+from idp.web.sessions import csrf_token
+from idp.web.sessions import current_login
+from idp.web.sessions import verify_csrf
+
+bp = Blueprint("enrol", __name__)
+
+
+def _signed_in_user() -> User | None:
+    login = current_login()
+    return login[1] if login else None
+
+
+def _page(outcome: str | None = None, *, status: int = 200) -> Response:
+    """The registration page: the user's state, and the outcome of what just happened."""
+    user = _signed_in_user()
+    assert user is not None  # noqa: S101 - callers check
+    deps = context.deps()
+    enrolment = get_enrolment(context.db(), user, now=context.now())
+    try:
+        check_window(
+            now=context.now(),
+            opens_at=deps.settings.registration_opens_at,
+            closes_at=deps.settings.registration_closes_at,
+        )
+        window_open = True
+    except RegistrationClosedError:
+        window_open = False
+    page = render_template(
+        "enrol.html",
+        user=user,
+        state=state_of(enrolment).value,
+        outcome=outcome,
+        window_open=window_open,
+        settings=deps.settings,
+        csrf_token=csrf_token(),
+    )
+    return Response(page, status=status)
+
+
+@bp.get("/enrol")
+def overview() -> BaseResponse:
+    if _signed_in_user() is None:
+        return redirect(url_for("login.signin", next="/enrol"), code=303)
+    return _page()
+
+
+@bp.post("/enrol/proofing")
+def begin_proofing() -> BaseResponse:
+    verify_csrf()
+    user = _signed_in_user()
+    if user is None:
+        return redirect(url_for("login.signin", next="/enrol"), code=303)
+    deps = context.deps()
+    try:
+        check_window(
+            now=context.now(),
+            opens_at=deps.settings.registration_opens_at,
+            closes_at=deps.settings.registration_closes_at,
+        )
+        state, nonce, verifier = start_proofing(
+            context.db(), user, deps.cipher, now=context.now(), context=context.audit_context()
+        )
+    except RegistrationClosedError:
+        return _page("registration_closed", status=403)
+    except InvalidTransitionError:
+        return _page("not_now", status=409)
+    return redirect(deps.kyc.authorization_url(state=state, nonce=nonce, verifier=verifier))
+
+
+@bp.get("/enrol/proofing/callback")
+def proofing_callback() -> BaseResponse:
+    """Paotang's answer (OIDC Core §3.1.2.5), bound to this user's attempt by state."""
+    user = _signed_in_user()
+    if user is None:
+        page = render_template("error.html", code="login_expired", description=None)
+        return Response(page, status=400)
+    deps = context.deps()
+    db = context.db()
+    now = context.now()
+    audit = context.audit_context()
+    try:
+        enrolment, nonce, verifier = pending_proofing(
+            db, user, deps.cipher, state=request.args.get("state", "")
+        )
+    except ProofingStateError:
+        return _page("proofing_state", status=400)
+    issuer = request.args.get("iss")
+    if issuer is not None and issuer != deps.settings.paotang_issuer:
+        # RFC 9207: an answer naming another issuer is a mix-up, not Paotang's.
+        record_proofing_refused(db, user, enrolment, reason="wrong_issuer", now=now, context=audit)
+        return _page("kyc_response_invalid", status=400)
+    if error := request.args.get("error"):
+        reason = request.args.get("error_description", error)
+        record_proofing_refused(db, user, enrolment, reason=reason, now=now, context=audit)
+        return _page(_refusal_outcome(error, reason))
+    try:
+        identity = deps.kyc.redeem(
+            code=request.args.get("code", ""), verifier=verifier, nonce=nonce
+        )
+    except KycUnavailableError:
+        record_proofing_refused(db, user, enrolment, reason="unavailable", now=now, context=audit)
+        return _page("kyc_unavailable", status=503)
+    except KycResponseInvalidError:
+        record_proofing_refused(
+            db, user, enrolment, reason="invalid_response", now=now, context=audit
+        )
+        return _page("kyc_response_invalid", status=400)
+    try:
+        record_proofing_result(
+            db,
+            user,
+            enrolment,
+            identity,
+            deps.cipher,
+            ial=deps.settings.proofing_ial,
+            now=now,
+            context=audit,
+        )
+    except IdentityMismatchError:
+        return _page("identity_mismatch", status=403)
+    return redirect(url_for("enrol.overview", done="proofed"), code=303)
+
+
+def _refusal_outcome(error: str, reason: str) -> str:
+    if error == "access_denied" and "cancelled" in reason:
+        return "kyc_cancelled"
+    if error == "temporarily_unavailable":
+        return "kyc_unavailable"
+    return "kyc_refused"
