@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     proofing_ial: str = Field(
         "2.3", description="ETDA identity assurance level that Paotang proofing achieves"
     )
+    activation_code_ttl: int = Field(600, ge=60, le=3600, description="Seconds")
+    activation_ip_failure_limit: int = Field(10, ge=1, description="Wrong codes per IP per 15 min")
     registration_opens_at: datetime | None = Field(None, description="ISO 8601, with zone")
     registration_closes_at: datetime | None = Field(None, description="ISO 8601, with zone")
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from werkzeug.serving import make_server
 
 from mock_paotang import create_app
 from mock_paotang.settings import PaotangSettings
 from tests.servers import free_port
+from tests.servers import serving
 
 NAPA = {"citizen_id": "3501100456783", "laser_code": "NP4-5678901-23", "face": "match"}
 SOMCHAI = {"citizen_id": "1101700230074", "laser_code": "JT1-2345678-90", "face": "match"}
@@ -51,10 +50,5 @@ def running_paotang(folder: Path) -> Iterator[Paotang]:
     settings = PaotangSettings(
         issuer=url, key_file=str(folder / "paotang-key.json"), test_control=True
     )
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(create_app(settings), port):
         yield Paotang(url)
-    finally:
-        server.shutdown()

@@ -9,6 +9,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 IDP = [sys.executable, "-m", "idp.cli"]
@@ -136,3 +138,36 @@ def sign_in(authorize_url: str, username: str, callback: str, password: str = PA
         response = browser.request("GET", absolute)
     assert response.headers["Location"].startswith(callback), response.headers["Location"]
     return str(response.headers["Location"])
+
+
+@contextmanager
+def serving(app: object, port: int | None = None) -> Iterator[str]:
+    """Serve a WSGI app in this process on a loopback port: real HTTP, test-controlled."""
+    port = port or free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)  # type: ignore[arg-type]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+
+
+def sign_in_to(browser: LoopbackBrowser, url: str, username: str, password: str = PASSWORD) -> str:
+    """Open one of the IdP's own pages, sign in on the way; return the page's HTML."""
+    origin = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}"
+    response = browser.request("GET", url)
+    while response.status_code in (302, 303):
+        location = response.headers["Location"]
+        response = browser.request(
+            "GET", location if location.startswith("http") else origin + location
+        )
+    action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
+    fields.update(username=username, password=password)
+    response = browser.request("POST", origin + action.replace("&amp;", "&"), data=fields)
+    while response.status_code in (302, 303):
+        location = response.headers["Location"]
+        response = browser.request(
+            "GET", location if location.startswith("http") else origin + location
+        )
+    return str(response.text)

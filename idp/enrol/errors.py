@@ -43,8 +43,34 @@ class RegistrationClosedError(IdpError):
     message = "Registration is not open now."
 
 
+class ActivationCodeError(IdpError):
+    """Unknown, expired or already used activation code (the same answer for each)."""
+
+    code = "invalid_activation_code"
+    message = "The activation code is not valid. Get a new one on the registration page."
+
+
+class BindingProofError(IdpError):
+    """The phone's registration was not signed by the key it presents, or not for us."""
+
+    code = "invalid_binding_proof"
+    message = "The phone's registration could not be verified."
+
+
+class AlreadyBoundError(IdpError):
+    """One active phone per user; a new one needs the old one suspended and fresh proofing."""
+
+    code = "already_bound"
+    message = "A phone is already bound to this account."
+
+
 class ProofingStateError(IdpError):
     """The answer does not belong to a proofing attempt of this user that is under way."""
 
     code = "proofing_state"
     message = "This identity verification is not the one under way. Start again."
+
+
+class TooManyAttemptsError(IdpError):
+    code = "slow_down"
+    message = "Too many wrong activation codes from this address. Wait and try again."

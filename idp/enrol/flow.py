@@ -11,6 +11,8 @@ class EnrolmentState(enum.StrEnum):
     STARTED = "started"
     PROOFING = "proofing"  # sent to Paotang, answer awaited
     PROOFED = "proofed"  # identity verified and matched to the account
+    BINDING = "binding"  # an activation code was shown; the phone has not registered yet
+    COMPLETED = "completed"  # the phone is bound
     REJECTED = "rejected"  # the verified person is not the account's: stops here
 
 
@@ -20,7 +22,10 @@ ALLOWED: dict[EnrolmentState, frozenset[EnrolmentState]] = {
     EnrolmentState.PROOFING: frozenset(
         {EnrolmentState.PROOFING, EnrolmentState.PROOFED, EnrolmentState.REJECTED}
     ),
-    EnrolmentState.PROOFED: frozenset(),
+    EnrolmentState.PROOFED: frozenset({EnrolmentState.BINDING}),
+    # A new code may replace a lost or expired one.
+    EnrolmentState.BINDING: frozenset({EnrolmentState.BINDING, EnrolmentState.COMPLETED}),
+    EnrolmentState.COMPLETED: frozenset(),
     EnrolmentState.REJECTED: frozenset(),
 }
 

@@ -28,5 +28,12 @@ class Enrolment(Base):
     proofing_verifier_encrypted: Mapped[str | None] = mapped_column(Text)
     proofing_started_at: Mapped[datetime | None]
     rejected_reason: Mapped[str | None] = mapped_column(String(64))
+    # Phone binding: a code shown to the user (kept as a keyed hash), valid for minutes and
+    # usable once, and the nonce the phone must sign.
+    activation_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    activation_expires_at: Mapped[datetime | None]
+    activation_nonce: Mapped[str | None] = mapped_column(String(64))
+    activation_nonce_expires_at: Mapped[datetime | None]
+    device_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

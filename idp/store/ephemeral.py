@@ -82,6 +82,9 @@ class Keys:
     def login_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}login:ipfail:{ip}"
 
+    def activation_ip_failures(self, ip: str) -> str:
+        return f"{self._prefix}enrol:activation-fail:{ip}"
+
     def revoked(self, kind: str, value: str) -> str:
         return f"{self._prefix}revocation:{kind}:{value}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import idp.accounts.models
 import idp.audit.models
 import idp.enrol.models
+import idp.mfa.models
 import idp.oidc.models
 import idp.revocation.models
 from idp.store.db import Base
@@ -13,6 +14,7 @@ MODEL_MODULES = (
     idp.accounts.models,
     idp.audit.models,
     idp.enrol.models,
+    idp.mfa.models,
     idp.oidc.models,
     idp.revocation.models,
 )

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
+from urllib.parse import urlencode
+
+import qrcode
 from flask import Blueprint
 from flask import Response
+from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from markupsafe import Markup
+from qrcode.image.svg import SvgPathImage
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.models import User
+from idp.audit.service import record
+from idp.enrol.binding import bind_device
+from idp.enrol.binding import challenge
+from idp.enrol.binding import format_code
+from idp.enrol.binding import issue_activation_code
+from idp.enrol.errors import ActivationCodeError
+from idp.enrol.errors import AlreadyBoundError
+from idp.enrol.errors import BindingProofError
 from idp.enrol.errors import IdentityMismatchError
 from idp.enrol.errors import KycResponseInvalidError
 from idp.enrol.errors import KycUnavailableError
 from idp.enrol.errors import ProofingStateError
 from idp.enrol.errors import RegistrationClosedError
+from idp.enrol.errors import TooManyAttemptsError
 from idp.enrol.flow import InvalidTransitionError
 from idp.enrol.service import check_window
 from idp.enrol.service import get_enrolment
@@ -24,6 +40,8 @@ from idp.enrol.service import record_proofing_refused
 from idp.enrol.service import record_proofing_result
 from idp.enrol.service import start_proofing
 from idp.enrol.service import state_of
+from idp.errors import IdpError
+from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
@@ -154,3 +172,133 @@ def _refusal_outcome(error: str, reason: str) -> str:
     if error == "temporarily_unavailable":
         return "kyc_unavailable"
     return "kyc_refused"
+
+
+# --- phone binding ------------------------------------------------------------------------
+
+
+@bp.post("/enrol/activation")
+def activation() -> BaseResponse:
+    """Show a fresh activation code (text and QR) for the user's phone."""
+    verify_csrf()
+    user = _signed_in_user()
+    if user is None:
+        return redirect(url_for("login.signin", next="/enrol"), code=303)
+    deps = context.deps()
+    try:
+        code, expires_at = issue_activation_code(
+            context.db(),
+            user,
+            deps.cipher,
+            ttl=deps.settings.activation_code_ttl,
+            now=context.now(),
+            context=context.audit_context(),
+        )
+    except (InvalidTransitionError, AlreadyBoundError):
+        return _page("not_now", status=409)
+    link = f"nexussmartid://bind?{urlencode({'issuer': deps.settings.issuer, 'code': code})}"
+    page = render_template(
+        "enrol_activation.html",
+        code=format_code(code),
+        qr=Markup(qr_svg(link)),  # noqa: S704 - SVG made by qrcode from our own link
+        expires_at=expires_at,
+        minutes=deps.settings.activation_code_ttl // 60,
+    )
+    return Response(page)
+
+
+def _api_error(error: IdpError, status: int) -> Response:
+    response = jsonify({"error": error.code, "error_description": error.message})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _guessing_blocked() -> bool:
+    deps = context.deps()
+    ip = request.remote_addr or "unknown"
+    try:
+        failures = deps.store.get(deps.keys.activation_ip_failures(ip))
+    except EphemeralStoreError:
+        return False
+    return failures is not None and int(failures) >= deps.settings.activation_ip_failure_limit
+
+
+def _count_failure(error: IdpError) -> None:
+    """Durable on its own: the answer is an error, whose transaction is rolled back."""
+    deps = context.deps()
+    ip = request.remote_addr or "unknown"
+    # Without Redis the codes' length and short life still bound guessing.
+    with contextlib.suppress(EphemeralStoreError):
+        deps.store.incr(deps.keys.activation_ip_failures(ip), ttl=900)
+    with deps.sessions.begin() as session:
+        record(
+            session,
+            "enrol.binding_failed",
+            now=context.now(),
+            outcome="failure",
+            context=context.audit_context(),
+            reason=error.code,
+        )
+
+
+@bp.post("/enrol/devices/challenge")
+def device_challenge() -> Response:
+    """The phone asks for the nonce to sign, naming the activation code it was given."""
+    if _guessing_blocked():
+        return _api_error(TooManyAttemptsError(), 429)
+    body = request.get_json(silent=True) or {}
+    deps = context.deps()
+    try:
+        nonce = challenge(
+            context.db(), deps.cipher, code=str(body.get("activation_code", ""))[:32],
+            now=context.now(),
+        )  # fmt: skip
+    except ActivationCodeError as error:
+        _count_failure(error)
+        return _api_error(error, 400)
+    response = jsonify({"nonce": nonce, "expires_in": 120})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/enrol/devices")
+def device_registration() -> Response:
+    """The phone's signed registration: bind it and hand it its TOTP seed."""
+    if _guessing_blocked():
+        return _api_error(TooManyAttemptsError(), 429)
+    body = request.get_json(silent=True) or {}
+    deps = context.deps()
+    try:
+        bound = bind_device(
+            context.db(),
+            deps.cipher,
+            proof=str(body.get("proof", ""))[:8192],
+            issuer=deps.settings.issuer,
+            now=context.now(),
+            context=context.audit_context(),
+        )
+    except ActivationCodeError as error:
+        _count_failure(error)
+        return _api_error(error, 400)
+    except BindingProofError as error:
+        _count_failure(error)
+        return _api_error(error, 400)
+    except AlreadyBoundError as error:
+        _count_failure(error)
+        return _api_error(error, 409)
+    response = jsonify(
+        {
+            "device_id": bound.device_id,
+            # RFC 6238 parameters of the seed, given once, in this answer only.
+            "totp": {"secret": bound.totp_secret, "digits": 6, "period": 30, "algorithm": "SHA1"},
+        }
+    )
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=SvgPathImage, box_size=8, border=2)
+    return str(image.to_string(encoding="unicode"))

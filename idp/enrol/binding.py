@@ -1,0 +1,221 @@
+"""Phone binding: an activation code shown to the user, a nonce the phone signs with the key it
+made, and a TOTP seed given back in the same exchange.
+
+The phone's registration is a compact JWS (ES256) whose header carries the phone's public key
+(``jwk``) and whose payload names us (``aud``), the activation code, our nonce and the phone's
+push address. Possession of the private key is proven by the signature over our nonce.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pyotp
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import User
+from idp.audit.service import AuditContext
+from idp.audit.service import record
+from idp.enrol.errors import ActivationCodeError
+from idp.enrol.errors import AlreadyBoundError
+from idp.enrol.errors import BindingProofError
+from idp.enrol.flow import EnrolmentState
+from idp.enrol.flow import advance
+from idp.enrol.models import Enrolment
+from idp.enrol.service import get_enrolment
+from idp.enrol.service import state_of
+from idp.mfa.models import Device
+from idp.mfa.models import DeviceStatus
+from idp.store.secrets import DataCipher
+
+BINDING_TYP = "nexus-binding+jwt"
+# Crockford's base32 without the look-alikes: easy to read aloud and to type on a phone.
+_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+_CODE_LENGTH = 10  # about 49 bits, valid for minutes, usable once, guesses rate-limited
+_NONCE_TTL = timedelta(minutes=2)
+_PROOF_MAX_AGE = 120
+
+
+def normalise_code(value: str) -> str:
+    return "".join(c for c in value.upper() if c.isalnum())
+
+
+def format_code(code: str) -> str:
+    return f"{code[:5]}-{code[5:]}"
+
+
+def issue_activation_code(
+    session: Session,
+    user: User,
+    cipher: DataCipher,
+    *,
+    ttl: int,
+    now: datetime,
+    context: AuditContext,
+) -> tuple[str, datetime]:
+    """Show the user a fresh code for their phone (replacing any earlier one).
+
+    Raises:
+        InvalidTransitionError: identity not proven yet, or already bound.
+        AlreadyBoundError: an active phone exists.
+    """
+    if _active_device(session, user) is not None:
+        raise AlreadyBoundError()
+    enrolment = get_enrolment(session, user, now=now)
+    enrolment.state = advance(state_of(enrolment), EnrolmentState.BINDING)
+    code = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
+    expires_at = now + timedelta(seconds=ttl)
+    enrolment.activation_code_hash = cipher.keyed_hash(code, purpose="activation_code")
+    enrolment.activation_expires_at = expires_at
+    enrolment.activation_nonce = None
+    enrolment.activation_nonce_expires_at = None
+    enrolment.updated_at = now
+    record(session, "enrol.activation_issued", now=now, actor=user.sub, context=context)
+    return code, expires_at
+
+
+def challenge(session: Session, cipher: DataCipher, *, code: str, now: datetime) -> str:
+    """The nonce the phone must sign for this activation code.
+
+    Raises:
+        ActivationCodeError
+    """
+    enrolment = _enrolment_for_code(session, cipher, code, now=now)
+    nonce = secrets.token_urlsafe(24)
+    enrolment.activation_nonce = nonce
+    enrolment.activation_nonce_expires_at = now + _NONCE_TTL
+    return nonce
+
+
+@dataclass(frozen=True)
+class BoundDevice:
+    device_id: str
+    totp_secret: str
+
+
+def bind_device(
+    session: Session,
+    cipher: DataCipher,
+    *,
+    proof: str,
+    issuer: str,
+    now: datetime,
+    context: AuditContext,
+) -> BoundDevice:
+    """Verify the phone's signed registration and bind it; return the TOTP seed for it.
+
+    Nothing is written unless every check passes.
+
+    Raises:
+        BindingProofError, ActivationCodeError, AlreadyBoundError
+    """
+    public_key, claims = _verify_proof(proof, issuer=issuer, now=now)
+    enrolment = _enrolment_for_code(session, cipher, str(claims.get("activation_code")), now=now)
+    nonce = enrolment.activation_nonce
+    nonce_expiry = enrolment.activation_nonce_expires_at
+    if (
+        nonce is None
+        or nonce_expiry is None
+        or nonce_expiry <= now
+        or not secrets.compare_digest(nonce, str(claims.get("nonce", "")))
+    ):
+        # SECURITY: the signature must cover our fresh nonce, or it could be replayed.
+        raise BindingProofError()
+    user = session.get(User, enrolment.user_id)
+    assert user is not None  # noqa: S101 - the enrolment's foreign key
+    if _active_device(session, user) is not None:
+        raise AlreadyBoundError()
+    thumbprint = public_key.thumbprint()
+    if session.scalar(select(Device.id).where(Device.key_thumbprint == thumbprint)):
+        raise BindingProofError("This key is already bound.")
+    push_address = str(claims.get("push_address", ""))
+    if not push_address.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise BindingProofError()
+    secret = pyotp.random_base32()
+    device = Device(
+        id=secrets.token_hex(16),
+        user_id=user.id,
+        status=DeviceStatus.ACTIVE,
+        public_jwk=dict(public_key.as_dict(private=False)),
+        key_thumbprint=thumbprint,
+        push_address=push_address[:500],
+        totp_seed_encrypted="",
+        bound_at=now,
+    )
+    device.totp_seed_encrypted = cipher.encrypt(secret.encode(), context=totp_context(device.id))
+    session.add(device)
+    enrolment.state = advance(state_of(enrolment), EnrolmentState.COMPLETED)
+    enrolment.device_id = device.id
+    enrolment.activation_code_hash = None
+    enrolment.activation_expires_at = None
+    enrolment.activation_nonce = None
+    enrolment.activation_nonce_expires_at = None
+    enrolment.updated_at = now
+    session.flush()
+    record(
+        session,
+        "enrol.device_bound",
+        now=now,
+        actor=user.sub,
+        context=context,
+        device=device.id,
+        key_thumbprint=thumbprint,
+    )
+    return BoundDevice(device_id=device.id, totp_secret=secret)
+
+
+def totp_context(device_id: str) -> str:
+    return f"devices.totp_seed:{device_id}"
+
+
+def _active_device(session: Session, user: User) -> Device | None:
+    return session.scalar(
+        select(Device).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
+    )
+
+
+def _enrolment_for_code(
+    session: Session, cipher: DataCipher, code: str, *, now: datetime
+) -> Enrolment:
+    digest = cipher.keyed_hash(normalise_code(code), purpose="activation_code")
+    enrolment = session.scalar(
+        select(Enrolment).where(Enrolment.activation_code_hash == digest).with_for_update()
+    )
+    if (
+        enrolment is None
+        or state_of(enrolment) != EnrolmentState.BINDING
+        or enrolment.activation_expires_at is None
+        or enrolment.activation_expires_at <= now
+    ):
+        raise ActivationCodeError()
+    return enrolment
+
+
+def _verify_proof(proof: str, *, issuer: str, now: datetime) -> tuple[ECKey, dict[str, Any]]:
+    """Check the registration JWS with the key it carries (RFC 7515 §4.1.3 ``jwk``)."""
+    try:
+        header = jws.extract_compact(proof.encode()).protected
+        if header.get("alg") != "ES256" or header.get("typ") != BINDING_TYP:
+            raise BindingProofError()
+        key = ECKey.import_key(header["jwk"])
+        if key.is_private or key.curve_name != "P-256":
+            raise BindingProofError()
+        verified = jws.deserialize_compact(proof, key, algorithms=["ES256"])
+        claims = json.loads(verified.payload)
+    except (JoseError, KeyError, TypeError, ValueError) as exc:
+        raise BindingProofError() from exc
+    if not isinstance(claims, dict) or claims.get("aud") != issuer:
+        raise BindingProofError()
+    issued = claims.get("iat")
+    if not isinstance(issued, int) or abs(now.timestamp() - issued) > _PROOF_MAX_AGE:
+        raise BindingProofError()
+    return key, claims

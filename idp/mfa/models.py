@@ -1,0 +1,49 @@
+"""Bound devices: the phone that confirms every login."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import text
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from idp.store.db import Base
+
+
+class DeviceStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # lost or stolen: never confirms anything again
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[DeviceStatus] = mapped_column(String(16))
+    # The phone's P-256 public key (the private key never leaves the phone) and its RFC 7638
+    # thumbprint, so one key cannot be bound twice.
+    public_jwk: Mapped[dict[str, Any]]
+    key_thumbprint: Mapped[str] = mapped_column(String(64), unique=True)
+    # Where the push relay reaches the phone.
+    push_address: Mapped[str] = mapped_column(String(500))
+    totp_seed_encrypted: Mapped[str] = mapped_column(Text)
+    bound_at: Mapped[datetime]
+    suspended_at: Mapped[datetime | None]
+
+
+# One active phone per user, enforced by the database as well as by the service.
+Index(
+    "uq_devices_one_active_per_user",
+    Device.user_id,
+    unique=True,
+    postgresql_where=text("status = 'active'"),
+    sqlite_where=text("status = 'active'"),
+)
