@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -110,6 +111,7 @@ def _watch_for_changes(deps: Deps) -> None:
 
 def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
     from idp.audit.service import run_periodically
+    from idp.enrol.service import expire_abandoned
     from idp.oidc.keys import retire_expired
     from idp.revocation.housekeeping import purge_expired
 
@@ -124,6 +126,7 @@ def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
         with deps.sessions.begin() as session:
             purge_expired(session, now=deps.clock.now())
             retire_expired(session, now=deps.clock.now(), overlap=deps.settings.key_overlap)
+            expire_abandoned(session, now=deps.clock.now(), proofing_ttl=timedelta(hours=1))
 
     stop = threading.Event()
     jobs = (

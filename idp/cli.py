@@ -335,6 +335,16 @@ def demo_seed() -> None:
         click.echo(line)
 
 
+@demo.command("bind-phones")
+@click.option("--nexus", "nexus_url", default="http://127.0.0.1:8102", show_default=True)
+def demo_bind_phones(nexus_url: str) -> None:
+    """Bind phone-<username> in the mock Nexus for the registered demo users (needs it running)."""
+    from idp.demo import bind_demo_phones
+
+    for phone in bind_demo_phones(_deps(), nexus_url=nexus_url):
+        click.echo(f"bound {phone}")
+
+
 @demo.command("up")
 def demo_up() -> None:
     """Migrate, seed, and run every demo process until Ctrl-C."""

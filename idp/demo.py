@@ -11,10 +11,13 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.service import create_user
 from idp.accounts.service import get_user_by_username
+from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
 from idp.oidc.clients import register_client
 
@@ -140,6 +143,50 @@ def demo_clients() -> list[dict[str, Any]]:
     ]
 
 
+# --- demo phones ----------------------------------------------------------------------------
+
+
+def bind_demo_phones(deps: Deps, *, nexus_url: str) -> list[str]:
+    """Bind phone-<username> in the mock Nexus for every registered demo user, through the
+    real protocol (activation code, signed registration); return what was bound."""
+    from idp.enrol.binding import issue_activation_code
+    from idp.enrol.flow import EnrolmentState
+    from idp.enrol.service import get_enrolment
+    from idp.mfa.models import Device
+    from idp.mfa.models import DeviceStatus
+
+    bound = []
+    for person in DEMO_USERS:
+        if person.temporary:
+            continue  # newuser registers herself, through Paotang
+        with deps.sessions.begin() as session:
+            user = get_user_by_username(session, person.username)
+            if user is None or session.scalar(
+                select(Device.id).where(
+                    Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE
+                )
+            ):
+                continue
+            now = deps.clock.now()
+            # These people registered before the demo starts: their proofing is the seed's.
+            user.identity_proofed_at = user.identity_proofed_at or now
+            user.identity_evidence = user.identity_evidence or {"provider": "demo-seed"}
+            enrolment = get_enrolment(session, user, now=now)
+            if enrolment.state == EnrolmentState.STARTED:
+                enrolment.state = EnrolmentState.PROOFED
+            code, _ = issue_activation_code(
+                session, user, deps.cipher, ttl=300, now=now, context=NO_CONTEXT
+            )
+        answer = requests.post(
+            f"{nexus_url}/phones/phone-{person.username}/bind",
+            json={"activation": code},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        bound.append(f"phone-{person.username}")
+    return bound
+
+
 # --- the launcher -------------------------------------------------------------------------
 
 PROCESSES = (
@@ -149,6 +196,7 @@ PROCESSES = (
         [sys.executable, "-m", "mock_paotang", "--port", "8101"],
         "http://127.0.0.1:8101",
     ),
+    ("Nexus", [sys.executable, "-m", "mock_nexus", "--port", "8102"], "http://127.0.0.1:8102"),
 )
 
 
@@ -171,6 +219,7 @@ def run_demo() -> None:
     signal.signal(signal.SIGTERM, stop)
     for name, _, url in PROCESSES:
         _wait_until_up(f"{url}/healthz", name)
+    subprocess.run([sys.executable, "-m", "idp.cli", "demo", "bind-phones"], check=True, env=env)
     _print_banner()
     while True:
         for child in children:
@@ -202,7 +251,9 @@ def _print_banner() -> None:
         *(f"  {u.username:<10} {u.what}" for u in DEMO_USERS),
         "",
         "Mock Paotang knows 22 citizens (mock_paotang/citizens.csv); newuser is 3501100456783,"
-        " laser code NP4-5678901-23.",
+        " laser code NP4-5678901-23. Register her at http://127.0.0.1:8000/enrol;"
+        " her phone page is http://127.0.0.1:8102/phones/phone-newuser.",
+        "The other users' phones are bound: http://127.0.0.1:8102/phones/phone-<username>.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

@@ -71,12 +71,21 @@ def running_idp(
         command = [*IDP, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     else:
         command = [*IDP, "run", "--port", str(port)]
-    log = log_dir / f"idp-{port}.log"
+    with running_process(command, env, port, log_dir=log_dir, ready="/readyz") as running:
+        yield running
+
+
+@contextmanager
+def running_process(
+    command: list[str], env: dict[str, str], port: int, *, log_dir: Path, ready: str = "/healthz"
+) -> Iterator[RunningIdp]:
+    """Start one of our processes on a loopback port and wait until it answers."""
+    log = log_dir / f"process-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=sink, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, process, log)
+        wait_until_ready(url + ready, process, log)
         yield RunningIdp(url=url, process=process, log=log)
     finally:
         process.terminate()
@@ -86,19 +95,19 @@ def running_idp(
             process.kill()
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_until_ready(ready_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"IdP exited with {process.returncode}:\n{log.read_text()}")
+            raise AssertionError(f"exited with {process.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+            with urllib.request.urlopen(ready_url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"IdP did not become ready at {url}:\n{log.read_text()}")
+    raise AssertionError(f"nothing answered at {ready_url}:\n{log.read_text()}")
 
 
 class LoopbackBrowser:

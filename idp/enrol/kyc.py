@@ -64,6 +64,10 @@ class VerifiedIdentity:
 
 
 class KycProvider(Protocol):
+    def check_available(self) -> None:
+        """Raises KycUnavailableError when Paotang does not answer now."""
+        ...
+
     def authorization_url(self, *, state: str, nonce: str, verifier: str) -> str: ...
 
     def redeem(self, *, code: str, verifier: str, nonce: str) -> VerifiedIdentity:
@@ -92,6 +96,17 @@ class HttpKycProvider:
         self._timeout = timeout
         self._jwks: tuple[KeySet, float] | None = None
         self._lock = threading.Lock()
+
+    def check_available(self) -> None:
+        # Sending the user to a Paotang that is down would strand them on its error page.
+        try:
+            response = requests.get(
+                f"{self._issuer}/.well-known/openid-configuration", timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise KycUnavailableError() from exc
+        if response.status_code != 200:
+            raise KycUnavailableError()
 
     def authorization_url(self, *, state: str, nonce: str, verifier: str) -> str:
         query = {

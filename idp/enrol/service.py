@@ -9,7 +9,10 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from datetime import datetime
+from datetime import timedelta
 
+from sqlalchemy import or_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -180,6 +183,31 @@ def record_proofing_refused(
         reason=reason[:64],
     )
     session.commit()
+
+
+def expire_abandoned(session: Session, *, now: datetime, proofing_ttl: timedelta) -> int:
+    """Forget half-done steps: proofing attempts never answered and activation codes past
+    their time. The registration itself stays where it was, ready to resume."""
+    expired = 0
+    for enrolment in session.scalars(
+        select(Enrolment).where(
+            or_(
+                Enrolment.proofing_started_at < now - proofing_ttl,
+                Enrolment.activation_expires_at < now,
+            )
+        )
+    ):
+        started = enrolment.proofing_started_at
+        if enrolment.proofing_state and started and started < now - proofing_ttl:
+            _end_attempt(enrolment, now)
+            expired += 1
+        if enrolment.activation_expires_at and enrolment.activation_expires_at < now:
+            enrolment.activation_code_hash = None
+            enrolment.activation_expires_at = None
+            enrolment.activation_nonce = None
+            enrolment.activation_nonce_expires_at = None
+            expired += 1
+    return expired
 
 
 def _end_attempt(enrolment: Enrolment, now: datetime) -> None:

@@ -102,11 +102,14 @@ def begin_proofing() -> BaseResponse:
             opens_at=deps.settings.registration_opens_at,
             closes_at=deps.settings.registration_closes_at,
         )
+        deps.kyc.check_available()
         state, nonce, verifier = start_proofing(
             context.db(), user, deps.cipher, now=context.now(), context=context.audit_context()
         )
     except RegistrationClosedError:
         return _page("registration_closed", status=403)
+    except KycUnavailableError:
+        return _page("kyc_unavailable", status=503)
     except InvalidTransitionError:
         return _page("not_now", status=409)
     return redirect(deps.kyc.authorization_url(state=state, nonce=nonce, verifier=verifier))

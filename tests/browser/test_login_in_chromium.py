@@ -18,21 +18,11 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.conftest import unavailable
 from tests.rp import pkce_pair
 from tests.servers import free_port
 from tests.servers import run_cli
 from tests.servers import running_idp
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "Demo-Pass-2025!"
 
 pytestmark = pytest.mark.browser
@@ -81,20 +71,6 @@ def demo_idp(tmp_path_factory, rp_server) -> Iterator[str]:
     )  # fmt: skip
     with running_idp(env, port, production=False, log_dir=folder) as idp:
         yield idp.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        unavailable("Chromium", f"{CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from idp.accounts.models import User
 from idp.audit.models import AuditEvent
 from idp.deps import build_deps
 from idp.enrol.models import Enrolment
+from idp.enrol.service import expire_abandoned
 from tests.factories import make_user
 from tests.factories import seed
 from tests.paotang_server import NAPA
@@ -261,3 +262,27 @@ def test_signing_in_for_registration_needs_a_login_first(client, deps):
     response = client.get("/enrol")
     assert response.status_code == 303
     assert "/signin" in response.headers["Location"]
+
+
+def test_paotang_down_before_leaving_keeps_the_user_here(enrolling, paotang):
+    client, _deps = enrolling
+    paotang.knobs(outage=True)
+    fields = form_fields(client.get("/enrol").get_data(as_text=True))
+    response = client.post("/enrol/proofing", data={"csrf_token": fields["csrf_token"]})
+    assert response.status_code == 503
+    assert outcome(response) == "kyc_unavailable"
+    assert state(client) == "started"
+
+
+def test_an_abandoned_attempt_is_forgotten_but_the_registration_resumes(enrolling, paotang):
+    client, deps = enrolling
+    authorize = start(client)
+    answer = paotang.play_app(authorize, **NAPA)
+    deps.clock.advance(1800)
+    client.get("/enrol")  # the user is still around (the session's idle timer restarts)
+    deps.clock.advance(1801)
+    with deps.sessions.begin() as session:
+        assert expire_abandoned(session, now=deps.clock.now(), proofing_ttl=timedelta(hours=1))
+    assert outcome(come_back(client, answer.headers["Location"])) == "proofing_state"
+    proof(client, paotang)
+    assert state(client) == "proofed"
