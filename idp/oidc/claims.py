@@ -6,6 +6,50 @@ from typing import Any
 
 from idp.accounts.models import User
 
+# OpenID Connect for Identity Assurance 1.0: names as the account holds them, once proofed.
+VERIFIABLE_CLAIMS = ("given_name", "family_name", "given_name#en", "family_name#en")
+
+
+def requested_verified_claims(
+    user: User, claims_request: dict[str, Any] | None, target: str
+) -> dict[str, Any]:
+    """``verified_claims`` for ``target`` ("id_token" or "userinfo") when the client asked
+    for them (OIDC Core §5.5) and the user's identity was proofed; otherwise nothing.
+
+    ``acr`` stays about how the user authenticated; how the user was proofed is here.
+    """
+    request = (claims_request or {}).get(target, {}).get("verified_claims")
+    evidence = user.identity_evidence or {}
+    if request is None or "trust_framework" not in evidence or user.identity_proofed_at is None:
+        return {}
+    available = {
+        "given_name": user.given_name_th,
+        "family_name": user.family_name_th,
+        "given_name#en": user.given_name_en,
+        "family_name#en": user.family_name_en,
+    }
+    asked = request.get("claims") if isinstance(request, dict) else None
+    names = [n for n in VERIFIABLE_CLAIMS if not isinstance(asked, dict) or n in asked]
+    return {
+        "verified_claims": {
+            "verification": {
+                "trust_framework": evidence["trust_framework"],
+                "assurance_level": evidence.get("ial"),
+                "time": evidence.get("verified_at"),
+                "evidence": [
+                    {
+                        "type": "document",
+                        "check_details": [
+                            {"check_method": m} for m in evidence.get("check_methods", [])
+                        ],
+                        "document_details": {"type": evidence.get("document_type", "idcard")},
+                    }
+                ],
+            },
+            "claims": {n: available[n] for n in names if available[n]},
+        }
+    }
+
 
 def user_claims(user: User, scope: str, *, in_id_token: bool = False) -> dict[str, Any]:
     """The claims ``scope`` releases about ``user``.

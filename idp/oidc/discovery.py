@@ -6,6 +6,7 @@ from typing import Any
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
+from idp.oidc.claims import VERIFIABLE_CLAIMS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import STANDARD_SCOPES
 from idp.oidc.keys import SUPPORTED_ALGS
@@ -54,7 +55,13 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
             "email",
             "email_verified",
         ],
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
+        # OpenID Connect for Identity Assurance 1.0 §8.
+        "verified_claims_supported": True,
+        "trust_frameworks_supported": ["th_etda_digital_id"],
+        "evidence_supported": ["document"],
+        "documents_supported": ["idcard"],
+        "claims_in_verified_claims_supported": list(VERIFIABLE_CLAIMS),
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

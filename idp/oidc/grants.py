@@ -35,9 +35,11 @@ from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
 from idp.audit.service import record
+from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
 from idp.oidc.clients import USER_SCOPES
 from idp.oidc.clients import RegisteredClient
+from idp.oidc.interaction import parse_claims_request
 from idp.oidc.models import AuthorizationCode
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
@@ -166,7 +168,8 @@ class _IdpGrant:
                 now=now,
                 nonce=nonce,
                 access_token=access.token,
-                claims=user_claims(user, scope, in_id_token=True),
+                claims=user_claims(user, scope, in_id_token=True)
+                | requested_verified_claims(user, grant.claims_request, "id_token"),
                 alg=client.id_token_signed_response_alg or deps.settings.signing_alg,
             )
         self._record_issued(
@@ -258,6 +261,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
                 amr=list(owner.session.amr),
                 expires_at=now
                 + timedelta(seconds=self.server.deps.settings.authorization_code_ttl),
+                claims_request=parse_claims_request(data.get("claims")),
             )
         )
         record(
@@ -331,6 +335,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             amr=list(code.amr),
             created_at=now,
             expires_at=now + timedelta(seconds=lifetime),
+            claims_request=code.claims_request,
         )
         self.db.add(grant)
         # Public clients get refresh tokens only for offline_access; confidential clients

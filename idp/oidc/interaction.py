@@ -6,6 +6,7 @@ OAuth error the client should receive.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ SINGLE_PARAMS = (
     "ui_locales",
     "login_hint",
     "id_token_hint",
+    "claims",
 )
 MAX_PARAM_LENGTH = 2048
 
@@ -84,6 +86,27 @@ def validate_extensions(params: dict[str, str]) -> None:
     max_age = params.get("max_age")
     if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
+    if "claims" in params:
+        parse_claims_request(params["claims"])
+
+
+def parse_claims_request(value: str | None) -> dict[str, Any] | None:
+    """OIDC Core §5.5: a JSON object whose id_token and userinfo members are objects.
+
+    Raises:
+        InvalidRequestError
+    """
+    if not value:
+        return None
+    try:
+        request = json.loads(value)
+    except ValueError as exc:
+        raise InvalidRequestError("The 'claims' parameter is not JSON.") from exc
+    if not isinstance(request, dict) or any(
+        not isinstance(request.get(member, {}), dict) for member in ("id_token", "userinfo")
+    ):
+        raise InvalidRequestError("The 'claims' parameter must be an object of objects.")
+    return {m: request[m] for m in ("id_token", "userinfo") if m in request}
 
 
 def requires_fresh_login(

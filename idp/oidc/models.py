@@ -62,6 +62,8 @@ class AuthorizationCode(Base):
     # Set once, atomically, by the one redemption that wins (RFC 6749 §4.1.2: use once).
     redeemed_at: Mapped[datetime | None]
     grant_id: Mapped[str | None] = mapped_column(String(32))
+    # OIDC Core §5.5: the claims the client asked for (verified_claims among them).
+    claims_request: Mapped[dict[str, Any] | None]
 
     # What Authlib's code grant asks of a code (AuthorizationCodeMixin).
     def get_redirect_uri(self) -> str:
@@ -94,6 +96,7 @@ class Grant(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(64))
+    claims_request: Mapped[dict[str, Any] | None]
 
 
 class RefreshToken(Base):

@@ -8,7 +8,10 @@ from flask import request
 from sqlalchemy import select
 
 from idp.accounts.models import User
+from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
+from idp.oidc.models import Grant
+from idp.oidc.models import GrantAccessToken
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.web import context
 
@@ -55,9 +58,18 @@ def userinfo_response() -> Response:
         return _challenge(401, "invalid_token", "The access token was revoked.")
     if "openid" not in claims["scope"].split():
         return _challenge(403, "insufficient_scope", "The openid scope is required.")
-    user = context.db().scalar(select(User).where(User.sub == claims["sub"]))
+    db = context.db()
+    user = db.scalar(select(User).where(User.sub == claims["sub"]))
     if user is None or not user.is_active:
         return _challenge(401, "invalid_token", "The user may no longer sign in.")
-    response = jsonify(user_claims(user, claims["scope"]))
+    body = user_claims(user, claims["scope"])
+    grant = db.scalar(
+        select(Grant)
+        .join(GrantAccessToken, GrantAccessToken.grant_id == Grant.id)
+        .where(GrantAccessToken.jti == claims["jti"])
+    )
+    if grant is not None:
+        body |= requested_verified_claims(user, grant.claims_request, "userinfo")
+    response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
