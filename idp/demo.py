@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -169,13 +170,19 @@ def bind_demo_phones(deps: Deps, *, nexus_url: str) -> list[str]:
                 continue
             now = deps.clock.now()
             # These people registered before the demo starts: their proofing is the seed's.
-            user.identity_proofed_at = user.identity_proofed_at or now
-            user.identity_evidence = user.identity_evidence or {"provider": "demo-seed"}
+            user.identity_proofed_at = now
+            user.identity_evidence = {"provider": "demo-seed"}
             enrolment = get_enrolment(session, user, now=now)
             if enrolment.state == EnrolmentState.STARTED:
                 enrolment.state = EnrolmentState.PROOFED
             code, _ = issue_activation_code(
-                session, user, deps.cipher, ttl=300, now=now, context=NO_CONTEXT
+                session,
+                user,
+                deps.cipher,
+                ttl=300,
+                proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
+                now=now,
+                context=NO_CONTEXT,
             )
         answer = requests.post(
             f"{nexus_url}/phones/phone-{person.username}/bind",

@@ -100,5 +100,6 @@ def build_deps(
             client_secret=settings.paotang_client_secret.get_secret_value(),
             redirect_uri=f"{settings.issuer}/enrol/proofing/callback",
             timeout=settings.paotang_timeout,
+            trust_framework=settings.paotang_trust_framework,
         ),
     )

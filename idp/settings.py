@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         "2.3", description="ETDA identity assurance level that Paotang proofing achieves"
     )
     activation_code_ttl: int = Field(600, ge=60, le=3600, description="Seconds")
+    proofing_valid_for: int = Field(
+        3600, ge=300, le=86400, description="Seconds after proofing during which a phone binds"
+    )
+    paotang_trust_framework: str = "th_etda_digital_id"
+    nexus_relay_url: str = Field(
+        "http://127.0.0.1:8102", description="The push relay; bound phones must be its phones"
+    )
     activation_ip_failure_limit: int = Field(10, ge=1, description="Wrong codes per IP per 15 min")
     registration_opens_at: datetime | None = Field(None, description="ISO 8601, with zone")
     registration_closes_at: datetime | None = Field(None, description="ISO 8601, with zone")

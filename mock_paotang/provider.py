@@ -155,8 +155,12 @@ def verified_claims(
         "birthdate": citizen.birthdate.isoformat(),
         "title#th": citizen.title_th,
     }
-    wanted = requested.get("claims") or {}
-    claims = {name: value for name, value in available.items() if name in wanted} or available
+    # OIDC4IDA §6: only the claims asked for (all of them when the request names none).
+    wanted = requested.get("claims")
+    if isinstance(wanted, dict) and wanted:
+        claims = {name: value for name, value in available.items() if name in wanted}
+    else:
+        claims = available
     return {
         "verification": {
             "trust_framework": trust_framework,

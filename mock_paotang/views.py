@@ -147,10 +147,12 @@ def authorize() -> BaseResponse:
         return _redirect_error(pending, "invalid_request", "PKCE with S256 is required.")
     try:
         claims = json.loads(args.get("claims", "{}"))
-        if not isinstance(claims, dict):
+        if not isinstance(claims, dict) or any(
+            not isinstance(claims.get(m, {}), dict) for m in ("id_token", "userinfo")
+        ):
             raise ValueError
     except ValueError:
-        return _redirect_error(pending, "invalid_request", "The claims parameter is not JSON.")
+        return _redirect_error(pending, "invalid_request", "The claims parameter is malformed.")
     pending.claims = claims
     tx = current.remember(pending)
     return Response(render_template("app.html", tx=tx, refusal=None, client_id=pending.client_id))
@@ -182,6 +184,12 @@ def verify() -> BaseResponse:
             forced=current.knobs.force_failure,
         )
     except proofing.RefusedError as refusal:
+        if refusal.code == "dopa_unavailable":
+            # Not the citizen's fault: the relying party should offer to try again later.
+            current.pending.pop(tx, None)
+            return _redirect_error(
+                pending, "temporarily_unavailable", "The civil registration is unavailable."
+            )
         pending.refusals += 1
         if pending.refusals >= _MAX_REFUSALS:
             current.pending.pop(tx, None)

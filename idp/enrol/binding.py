@@ -9,6 +9,7 @@ push address. Possession of the private key is proven by the signature over our 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,10 +29,13 @@ from idp.audit.service import record
 from idp.enrol.errors import ActivationCodeError
 from idp.enrol.errors import AlreadyBoundError
 from idp.enrol.errors import BindingProofError
+from idp.enrol.errors import ProofingExpiredError
 from idp.enrol.flow import EnrolmentState
 from idp.enrol.flow import advance
 from idp.enrol.models import Enrolment
 from idp.enrol.service import get_enrolment
+from idp.enrol.service import has_active_device
+from idp.enrol.service import proofing_is_fresh
 from idp.enrol.service import state_of
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
@@ -43,6 +47,7 @@ _ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 _CODE_LENGTH = 10  # about 49 bits, valid for minutes, usable once, guesses rate-limited
 _NONCE_TTL = timedelta(minutes=2)
 _PROOF_MAX_AGE = 120
+PHONE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 def normalise_code(value: str) -> str:
@@ -59,6 +64,7 @@ def issue_activation_code(
     cipher: DataCipher,
     *,
     ttl: int,
+    proofing_valid_for: timedelta,
     now: datetime,
     context: AuditContext,
 ) -> tuple[str, datetime]:
@@ -67,9 +73,14 @@ def issue_activation_code(
     Raises:
         InvalidTransitionError: identity not proven yet, or already bound.
         AlreadyBoundError: an active phone exists.
+        ProofingExpiredError: the proofing is too old to bind a phone on.
     """
-    if _active_device(session, user) is not None:
+    if has_active_device(session, user):
         raise AlreadyBoundError()
+    if not proofing_is_fresh(user, now=now, valid_for=proofing_valid_for):
+        # SECURITY: a password alone, long after the real person proved who they are, must
+        # not be enough to bind a phone.
+        raise ProofingExpiredError()
     enrolment = get_enrolment(session, user, now=now)
     enrolment.state = advance(state_of(enrolment), EnrolmentState.BINDING)
     code = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
@@ -108,6 +119,8 @@ def bind_device(
     *,
     proof: str,
     issuer: str,
+    relay_url: str,
+    proofing_valid_for: timedelta,
     now: datetime,
     context: AuditContext,
 ) -> BoundDevice:
@@ -126,19 +139,23 @@ def bind_device(
         nonce is None
         or nonce_expiry is None
         or nonce_expiry <= now
-        or not secrets.compare_digest(nonce, str(claims.get("nonce", "")))
+        or not secrets.compare_digest(nonce.encode(), str(claims.get("nonce", "")).encode())
     ):
         # SECURITY: the signature must cover our fresh nonce, or it could be replayed.
         raise BindingProofError()
     user = session.get(User, enrolment.user_id)
     assert user is not None  # noqa: S101 - the enrolment's foreign key
-    if _active_device(session, user) is not None:
+    if has_active_device(session, user):
         raise AlreadyBoundError()
+    if not proofing_is_fresh(user, now=now, valid_for=proofing_valid_for):
+        raise ProofingExpiredError()
     thumbprint = public_key.thumbprint()
     if session.scalar(select(Device.id).where(Device.key_thumbprint == thumbprint)):
         raise BindingProofError("This key is already bound.")
     push_address = str(claims.get("push_address", ""))
-    if not push_address.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    # SECURITY: the IdP will call this address; only the known relay's phones are accepted.
+    phone_id = push_address.removeprefix(f"{relay_url}/phones/")
+    if phone_id == push_address or not PHONE_ID.match(phone_id):
         raise BindingProofError()
     secret = pyotp.random_base32()
     device = Device(
@@ -175,12 +192,6 @@ def bind_device(
 
 def totp_context(device_id: str) -> str:
     return f"devices.totp_seed:{device_id}"
-
-
-def _active_device(session: Session, user: User) -> Device | None:
-    return session.scalar(
-        select(Device).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
-    )
 
 
 def _enrolment_for_code(

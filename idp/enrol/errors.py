@@ -50,6 +50,11 @@ class ActivationCodeError(IdpError):
     message = "The activation code is not valid. Get a new one on the registration page."
 
 
+class ProofingExpiredError(IdpError):
+    code = "proofing_expired"
+    message = "Your identity was verified too long ago. Verify it again, then bind your phone."
+
+
 class BindingProofError(IdpError):
     """The phone's registration was not signed by the key it presents, or not for us."""
 

@@ -22,10 +22,15 @@ ALLOWED: dict[EnrolmentState, frozenset[EnrolmentState]] = {
     EnrolmentState.PROOFING: frozenset(
         {EnrolmentState.PROOFING, EnrolmentState.PROOFED, EnrolmentState.REJECTED}
     ),
-    EnrolmentState.PROOFED: frozenset({EnrolmentState.BINDING}),
+    # Proofing is valid for a while only: past that, the user proves who they are again.
+    EnrolmentState.PROOFED: frozenset({EnrolmentState.BINDING, EnrolmentState.PROOFING}),
     # A new code may replace a lost or expired one.
-    EnrolmentState.BINDING: frozenset({EnrolmentState.BINDING, EnrolmentState.COMPLETED}),
-    EnrolmentState.COMPLETED: frozenset(),
+    EnrolmentState.BINDING: frozenset(
+        {EnrolmentState.BINDING, EnrolmentState.COMPLETED, EnrolmentState.PROOFING}
+    ),
+    # A new phone (after loss or replacement) needs fresh proofing; the service allows it
+    # only once no phone is active.
+    EnrolmentState.COMPLETED: frozenset({EnrolmentState.PROOFING}),
     EnrolmentState.REJECTED: frozenset(),
 }
 

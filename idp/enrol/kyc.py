@@ -9,7 +9,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date
 from datetime import datetime
 from typing import Any
 from typing import Protocol
@@ -36,13 +35,16 @@ VERIFIED_CLAIMS_REQUEST = {
                 "family_name": None,
                 "given_name#en": None,
                 "family_name#en": None,
-                "birthdate": None,
             },
         }
     }
 }
 # An answer older than this was not produced for the attempt under way.
 _MAX_AGE = 300
+# The verification itself must be this recent: a proofing done years ago proves little now.
+_MAX_VERIFICATION_AGE = 3600
+# OIDC4IDA check methods: card data against the registry, and the face (biometric, remote).
+REQUIRED_CHECKS = frozenset({"data", "bvr"})
 _LEEWAY = 30
 _JWKS_TTL = 300.0
 
@@ -56,7 +58,6 @@ class VerifiedIdentity:
     family_name_th: str
     given_name_en: str
     family_name_en: str
-    birthdate: date | None
     trust_framework: str
     verified_at: datetime
     check_methods: tuple[str, ...]
@@ -88,12 +89,14 @@ class HttpKycProvider:
         client_secret: str,
         redirect_uri: str,
         timeout: float,
+        trust_framework: str,
     ) -> None:
         self._issuer = issuer
         self._client_id = client_id
         self._client_secret = client_secret
         self._redirect_uri = redirect_uri
         self._timeout = timeout
+        self._trust_framework = trust_framework
         self._jwks: tuple[KeySet, float] | None = None
         self._lock = threading.Lock()
 
@@ -154,10 +157,14 @@ class HttpKycProvider:
         now = time.time()
         if claims.get("iss") != self._issuer:
             raise KycResponseInvalidError()
+        # OIDC Core §3.1.3.7: we are the audience, and the authorized party when there are others.
         audience = claims.get("aud")
-        if audience != self._client_id and not (
-            isinstance(audience, list) and self._client_id in audience
-        ):
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self._client_id not in audiences:
+            raise KycResponseInvalidError()
+        if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != self._client_id:
+            raise KycResponseInvalidError()
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise KycResponseInvalidError()
         # SECURITY: the nonce binds the answer to this attempt; a replayed answer carries
         # another one.
@@ -168,7 +175,15 @@ class HttpKycProvider:
             raise KycResponseInvalidError()
         if exp + _LEEWAY < now or iat > now + _LEEWAY or iat < now - _MAX_AGE:
             raise KycResponseInvalidError()
-        return _identity(claims)
+        identity = _identity(claims)
+        # The verification must be of the kind we rely on, and recent.
+        if identity.trust_framework != self._trust_framework:
+            raise KycResponseInvalidError()
+        if not set(identity.check_methods) >= REQUIRED_CHECKS:
+            raise KycResponseInvalidError()
+        if not now - _MAX_VERIFICATION_AGE <= identity.verified_at.timestamp() <= now + _LEEWAY:
+            raise KycResponseInvalidError()
+        return identity
 
     def _decode(self, id_token: str) -> dict[str, Any]:
         for refresh in (False, True):
@@ -203,20 +218,22 @@ def _identity(claims: dict[str, Any]) -> VerifiedIdentity:
         verified = claims["verified_claims"]
         verification = verified["verification"]
         person = verified["claims"]
-        [evidence] = [e for e in verification["evidence"] if e.get("type") == "document"]
+        [evidence] = [
+            e
+            for e in verification["evidence"]
+            if isinstance(e, dict) and e.get("type") == "document"
+        ]
         number = evidence["document_details"]["personal_number"]
-        birthdate = person.get("birthdate")
         return VerifiedIdentity(
             citizen_id=str(number),
             given_name_th=str(person.get("given_name", "")),
             family_name_th=str(person.get("family_name", "")),
             given_name_en=str(person.get("given_name#en", "")),
             family_name_en=str(person.get("family_name#en", "")),
-            birthdate=date.fromisoformat(birthdate) if birthdate else None,
             trust_framework=str(verification["trust_framework"]),
             verified_at=datetime.fromisoformat(str(verification["time"]).replace("Z", "+00:00")),
             check_methods=tuple(str(c["check_method"]) for c in evidence.get("check_details", [])),
             transaction=str(claims.get("txn", "")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise KycResponseInvalidError() from exc

@@ -22,9 +22,12 @@ from idp.enrol.errors import IdentityMismatchError
 from idp.enrol.errors import ProofingStateError
 from idp.enrol.errors import RegistrationClosedError
 from idp.enrol.flow import EnrolmentState
+from idp.enrol.flow import InvalidTransitionError
 from idp.enrol.flow import advance
 from idp.enrol.kyc import VerifiedIdentity
 from idp.enrol.models import Enrolment
+from idp.mfa.models import Device
+from idp.mfa.models import DeviceStatus
 from idp.store.secrets import DataCipher
 
 _VERIFIER_CONTEXT = "enrolments.proofing_verifier"
@@ -66,6 +69,8 @@ def start_proofing(
         InvalidTransitionError: already proofed, or rejected.
     """
     enrolment = get_enrolment(session, user, now=now)
+    if state_of(enrolment) == EnrolmentState.COMPLETED and has_active_device(session, user):
+        raise InvalidTransitionError()
     enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFING)
     state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
     enrolment.proofing_state = state
@@ -92,7 +97,7 @@ def pending_proofing(
         enrolment is None
         or state_of(enrolment) != EnrolmentState.PROOFING
         or not enrolment.proofing_state
-        or not secrets.compare_digest(enrolment.proofing_state, state)
+        or not secrets.compare_digest(enrolment.proofing_state.encode(), state.encode())
         or enrolment.proofing_nonce is None
         or enrolment.proofing_verifier_encrypted is None
     ):
@@ -148,6 +153,13 @@ def record_proofing_result(
         "verified_at": identity.verified_at.isoformat(),
         "ial": ial,
         "provider_txn": identity.transaction,
+        # What Paotang vouched for: only these may later be released as verified claims.
+        "verified_names": {
+            "given_name": identity.given_name_th,
+            "family_name": identity.family_name_th,
+            "given_name#en": identity.given_name_en,
+            "family_name#en": identity.family_name_en,
+        },
     }
     record(
         session,
@@ -215,6 +227,24 @@ def _end_attempt(enrolment: Enrolment, now: datetime) -> None:
     enrolment.proofing_nonce = None
     enrolment.proofing_verifier_encrypted = None
     enrolment.updated_at = now
+
+
+def has_active_device(session: Session, user: User) -> bool:
+    return (
+        session.scalar(
+            select(Device.id).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
+        )
+        is not None
+    )
+
+
+def proofing_is_fresh(user: User, *, now: datetime, valid_for: timedelta) -> bool:
+    """A phone may be bound only shortly after the person proved who they are."""
+    return user.identity_proofed_at is not None and now < user.identity_proofed_at + valid_for
+
+
+def names_agree(ours: str, theirs: str) -> bool:
+    return _same(ours, theirs)
 
 
 def matches_account(user: User, identity: VerifiedIdentity, cipher: DataCipher) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from idp.accounts.models import User
+from idp.enrol.service import names_agree
 
 # OpenID Connect for Identity Assurance 1.0: names as the account holds them, once proofed.
 VERIFIABLE_CLAIMS = ("given_name", "family_name", "given_name#en", "family_name#en")
@@ -22,11 +23,18 @@ def requested_verified_claims(
     evidence = user.identity_evidence or {}
     if request is None or "trust_framework" not in evidence or user.identity_proofed_at is None:
         return {}
-    available = {
+    account = {
         "given_name": user.given_name_th,
         "family_name": user.family_name_th,
         "given_name#en": user.given_name_en,
         "family_name#en": user.family_name_en,
+    }
+    # Only what Paotang vouched for, and only while the account still says the same.
+    verified = evidence.get("verified_names") or {}
+    available = {
+        name: value
+        for name, value in account.items()
+        if value and names_agree(value, str(verified.get(name, "")))
     }
     asked = request.get("claims") if isinstance(request, dict) else None
     names = [n for n in VERIFIABLE_CLAIMS if not isinstance(asked, dict) or n in asked]
@@ -46,7 +54,7 @@ def requested_verified_claims(
                     }
                 ],
             },
-            "claims": {n: available[n] for n in names if available[n]},
+            "claims": {n: available[n] for n in names if n in available},
         }
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import qrcode
@@ -29,13 +30,16 @@ from idp.enrol.errors import BindingProofError
 from idp.enrol.errors import IdentityMismatchError
 from idp.enrol.errors import KycResponseInvalidError
 from idp.enrol.errors import KycUnavailableError
+from idp.enrol.errors import ProofingExpiredError
 from idp.enrol.errors import ProofingStateError
 from idp.enrol.errors import RegistrationClosedError
 from idp.enrol.errors import TooManyAttemptsError
 from idp.enrol.flow import InvalidTransitionError
 from idp.enrol.service import check_window
 from idp.enrol.service import get_enrolment
+from idp.enrol.service import has_active_device
 from idp.enrol.service import pending_proofing
+from idp.enrol.service import proofing_is_fresh
 from idp.enrol.service import record_proofing_refused
 from idp.enrol.service import record_proofing_result
 from idp.enrol.service import start_proofing
@@ -55,28 +59,37 @@ def _signed_in_user() -> User | None:
     return login[1] if login else None
 
 
+def _window_is_open() -> bool:
+    settings = context.deps().settings
+    try:
+        check_window(
+            now=context.now(),
+            opens_at=settings.registration_opens_at,
+            closes_at=settings.registration_closes_at,
+        )
+    except RegistrationClosedError:
+        return False
+    return True
+
+
 def _page(outcome: str | None = None, *, status: int = 200) -> Response:
     """The registration page: the user's state, and the outcome of what just happened."""
     user = _signed_in_user()
     assert user is not None  # noqa: S101 - callers check
     deps = context.deps()
-    enrolment = get_enrolment(context.db(), user, now=context.now())
-    try:
-        check_window(
-            now=context.now(),
-            opens_at=deps.settings.registration_opens_at,
-            closes_at=deps.settings.registration_closes_at,
-        )
-        window_open = True
-    except RegistrationClosedError:
-        window_open = False
+    db = context.db()
+    now = context.now()
+    enrolment = get_enrolment(db, user, now=now)
     page = render_template(
         "enrol.html",
         user=user,
         state=state_of(enrolment).value,
         outcome=outcome,
-        window_open=window_open,
-        settings=deps.settings,
+        window_open=_window_is_open(),
+        fresh=proofing_is_fresh(
+            user, now=now, valid_for=timedelta(seconds=deps.settings.proofing_valid_for)
+        ),
+        phone_active=has_active_device(db, user),
         csrf_token=csrf_token(),
     )
     return Response(page, status=status)
@@ -96,18 +109,13 @@ def begin_proofing() -> BaseResponse:
     if user is None:
         return redirect(url_for("login.signin", next="/enrol"), code=303)
     deps = context.deps()
+    if not _window_is_open():
+        return _page("registration_closed", status=403)
     try:
-        check_window(
-            now=context.now(),
-            opens_at=deps.settings.registration_opens_at,
-            closes_at=deps.settings.registration_closes_at,
-        )
         deps.kyc.check_available()
         state, nonce, verifier = start_proofing(
             context.db(), user, deps.cipher, now=context.now(), context=context.audit_context()
         )
-    except RegistrationClosedError:
-        return _page("registration_closed", status=403)
     except KycUnavailableError:
         return _page("kyc_unavailable", status=503)
     except InvalidTransitionError:
@@ -122,6 +130,8 @@ def proofing_callback() -> BaseResponse:
     if user is None:
         page = render_template("error.html", code="login_expired", description=None)
         return Response(page, status=400)
+    if not _window_is_open():
+        return _page("registration_closed", status=403)
     deps = context.deps()
     db = context.db()
     now = context.now()
@@ -133,8 +143,8 @@ def proofing_callback() -> BaseResponse:
     except ProofingStateError:
         return _page("proofing_state", status=400)
     issuer = request.args.get("iss")
-    if issuer is not None and issuer != deps.settings.paotang_issuer:
-        # RFC 9207: an answer naming another issuer is a mix-up, not Paotang's.
+    if issuer != deps.settings.paotang_issuer:
+        # RFC 9207: Paotang names itself in every answer; another name, or none, is a mix-up.
         record_proofing_refused(db, user, enrolment, reason="wrong_issuer", now=now, context=audit)
         return _page("kyc_response_invalid", status=400)
     if error := request.args.get("error"):
@@ -188,15 +198,20 @@ def activation() -> BaseResponse:
     if user is None:
         return redirect(url_for("login.signin", next="/enrol"), code=303)
     deps = context.deps()
+    if not _window_is_open():
+        return _page("registration_closed", status=403)
     try:
         code, expires_at = issue_activation_code(
             context.db(),
             user,
             deps.cipher,
             ttl=deps.settings.activation_code_ttl,
+            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
             now=context.now(),
             context=context.audit_context(),
         )
+    except ProofingExpiredError:
+        return _page("proofing_expired", status=409)
     except (InvalidTransitionError, AlreadyBoundError):
         return _page("not_now", status=409)
     link = f"nexussmartid://bind?{urlencode({'issuer': deps.settings.issuer, 'code': code})}"
@@ -250,7 +265,9 @@ def device_challenge() -> Response:
     """The phone asks for the nonce to sign, naming the activation code it was given."""
     if _guessing_blocked():
         return _api_error(TooManyAttemptsError(), 429)
-    body = request.get_json(silent=True) or {}
+    if not _window_is_open():
+        return _api_error(RegistrationClosedError(), 403)
+    body = _json_object()
     deps = context.deps()
     try:
         nonce = challenge(
@@ -270,7 +287,9 @@ def device_registration() -> Response:
     """The phone's signed registration: bind it and hand it its TOTP seed."""
     if _guessing_blocked():
         return _api_error(TooManyAttemptsError(), 429)
-    body = request.get_json(silent=True) or {}
+    if not _window_is_open():
+        return _api_error(RegistrationClosedError(), 403)
+    body = _json_object()
     deps = context.deps()
     try:
         bound = bind_device(
@@ -278,6 +297,8 @@ def device_registration() -> Response:
             deps.cipher,
             proof=str(body.get("proof", ""))[:8192],
             issuer=deps.settings.issuer,
+            relay_url=deps.settings.nexus_relay_url,
+            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
             now=context.now(),
             context=context.audit_context(),
         )
@@ -287,7 +308,7 @@ def device_registration() -> Response:
     except BindingProofError as error:
         _count_failure(error)
         return _api_error(error, 400)
-    except AlreadyBoundError as error:
+    except (AlreadyBoundError, ProofingExpiredError) as error:
         _count_failure(error)
         return _api_error(error, 409)
     response = jsonify(
@@ -300,6 +321,11 @@ def device_registration() -> Response:
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _json_object() -> dict[str, object]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
 
 
 def qr_svg(data: str) -> str:

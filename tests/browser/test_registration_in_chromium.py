@@ -32,6 +32,7 @@ def demo(tmp_path_factory) -> Iterator[dict[str, str]]:
         "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
         "IDP_ISSUER": idp,
         "IDP_PAOTANG_ISSUER": paotang,
+        "IDP_NEXUS_RELAY_URL": nexus,
         "IDP_LOG_LEVEL": "WARNING",
         "PAOTANG_ISSUER": paotang,
         "PAOTANG_KEY_FILE": str(folder / "paotang.json"),

@@ -34,10 +34,11 @@ from tests.servers import sign_in_to
 @pytest.fixture
 def stack(settings, deps, tmp_path) -> Iterator[dict]:
     """The IdP (its issuer is its loopback URL) and the mock Nexus, both serving HTTP."""
-    port = free_port()
+    port, nexus_port = free_port(), free_port()
     issuer = f"http://127.0.0.1:{port}"
+    relay = f"http://127.0.0.1:{nexus_port}"
     local = build_deps(
-        settings.model_copy(update={"issuer": issuer}),
+        settings.model_copy(update={"issuer": issuer, "nexus_relay_url": relay}),
         clock=deps.clock, store=deps.store, engine=deps.engine,
     )  # fmt: skip
     seed(local)
@@ -46,10 +47,9 @@ def stack(settings, deps, tmp_path) -> Iterator[dict]:
         user = make_user(session, local, "newuser", citizen_id="3501100456783")
         user.identity_proofed_at = now
         session.add(Enrolment(user_id=user.id, state="proofed", created_at=now, updated_at=now))
-    nexus_port = free_port()
     nexus = create_nexus(
         NexusSettings(
-            relay_url=f"http://127.0.0.1:{nexus_port}",
+            relay_url=relay,
             idp_url=issuer,
             state_file=str(tmp_path / "phones.json"),
         )
@@ -142,7 +142,7 @@ def test_guessing_codes_is_rate_limited(stack):
 
 def forged_registration(stack, code: str, *, signer: ECKey, presented: ECKey, nonce: str) -> str:
     payload = {"aud": stack["idp"], "iat": int(time.time()), "nonce": nonce,
-               "activation_code": code, "push_address": "http://127.0.0.1:1/phones/x"}  # fmt: skip
+               "activation_code": code, "push_address": f"{stack['nexus']}/phones/x"}  # fmt: skip
     header = {"alg": "ES256", "typ": "nexus-binding+jwt",
               "jwk": dict(presented.as_dict(private=False))}  # fmt: skip
     return jws.serialize_compact(header, json.dumps(payload).encode(), signer)
@@ -228,3 +228,65 @@ def test_the_phone_page_binds_with_a_typed_code(stack):
                           data={"activation": "WRONG-CODE1"}, timeout=10)  # fmt: skip
     assert wrong.status_code == 400
     assert 'data-code="invalid_activation_code"' in wrong.text
+
+
+def test_binding_needs_a_recent_proofing(stack):
+    browser = LoopbackBrowser()
+    stack["deps"].clock.advance(3601)  # newuser was proofed more than an hour ago
+    page = sign_in_to(browser, f"{stack['idp']}/enrol", "newuser")
+    assert 'id="verify-again"' in page
+    assert 'id="get-activation"' not in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    refused = browser.request("POST", f"{stack['idp']}/enrol/activation", data={"csrf_token": csrf})
+    assert refused.status_code == 409
+    assert 'data-outcome="proofing_expired"' in refused.text
+
+
+def test_a_push_address_outside_the_relay_is_refused(stack):
+    _, code = activation_code(stack)
+    key = ECKey.generate_key("P-256")
+    nonce = challenge(stack, code)
+    header = {"alg": "ES256", "typ": "nexus-binding+jwt", "jwk": dict(key.as_dict(private=False))}
+    for address in ("http://127.0.0.1.attacker.example/phones/x", "https://evil.example/x",
+                    f"{stack['nexus']}/phones/../admin"):  # fmt: skip
+        body = {"aud": stack["idp"], "iat": int(time.time()), "nonce": nonce,
+                "activation_code": code, "push_address": address}  # fmt: skip
+        proof = jws.serialize_compact(header, json.dumps(body).encode(), key)
+        answer = requests.post(f"{stack['idp']}/enrol/devices", json={"proof": proof}, timeout=5)
+        assert answer.json()["error"] == "invalid_binding_proof"
+    assert devices(stack) == []
+
+
+def test_a_new_phone_after_loss_needs_fresh_proofing(stack):
+    browser, code = activation_code(stack)
+    assert bind(stack, "phone-newuser", code).status_code == 200
+    with stack["deps"].sessions.begin() as session:
+        device = session.scalar(select(Device))
+        device.status = "suspended"  # what the helpdesk does with a lost phone
+    page = browser.request("GET", f"{stack['idp']}/enrol").text
+    assert 'id="verify-again"' in page
+    assert 'id="start-proofing"' in page
+
+
+@pytest.mark.parametrize("body", ["[1]", '"x"', "5", "null"])
+def test_a_json_body_that_is_not_an_object_is_a_clear_error(stack, body):
+    for path in ("/enrol/devices/challenge", "/enrol/devices"):
+        answer = requests.post(f"{stack['idp']}{path}", data=body, timeout=5,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+        assert answer.status_code == 400
+        assert answer.json()["error"] in ("invalid_activation_code", "invalid_binding_proof")
+
+
+def test_the_phone_api_honours_the_registration_window(stack, settings, deps, tmp_path):
+    _, code = activation_code(stack)
+    closed = build_deps(
+        stack["deps"].settings.model_copy(
+            update={"registration_closes_at": deps.clock.now()}
+        ),
+        clock=deps.clock, store=deps.store, engine=deps.engine,
+    )  # fmt: skip
+    with serving(create_app(deps=closed, background=False)) as closed_idp:
+        answer = requests.post(f"{closed_idp}/enrol/devices/challenge",
+                               json={"activation_code": code}, timeout=5)  # fmt: skip
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "registration_closed"

@@ -16,6 +16,7 @@ from idp.audit.models import AuditEvent
 from idp.deps import build_deps
 from idp.enrol.models import Enrolment
 from idp.enrol.service import expire_abandoned
+from idp.oidc.claims import requested_verified_claims
 from tests.factories import make_user
 from tests.factories import seed
 from tests.paotang_server import NAPA
@@ -286,3 +287,49 @@ def test_an_abandoned_attempt_is_forgotten_but_the_registration_resumes(enrollin
     assert outcome(come_back(client, answer.headers["Location"])) == "proofing_state"
     proof(client, paotang)
     assert state(client) == "proofed"
+
+
+def test_an_answer_without_iss_is_refused(enrolling, paotang):
+    client, _ = enrolling
+    answer = paotang.play_app(start(client), **NAPA)
+    location = answer.headers["Location"]
+    parts = urlsplit(location)
+    query = "&".join(p for p in parts.query.split("&") if not p.startswith("iss="))
+    assert outcome(client.get(f"{parts.path}?{query}")) == "kyc_response_invalid"
+
+
+def test_a_state_that_is_not_ascii_is_a_clear_error(enrolling, paotang):
+    client, _ = enrolling
+    start(client)
+    response = client.get("/enrol/proofing/callback?state=%C3%A9&code=x")
+    assert response.status_code == 400
+    assert outcome(response) == "proofing_state"
+
+
+def test_only_names_paotang_verified_are_released_as_verified(enrolling, paotang):
+    client, deps = enrolling
+    with deps.sessions.begin() as session:
+        user = session.scalar(select(User).where(User.username == "newuser"))
+        user.given_name_en = "Mallory"  # the English name differs; the Thai one matches
+    proof(client, paotang)
+    with deps.sessions() as session:
+        user = session.scalar(select(User).where(User.username == "newuser"))
+        released = requested_verified_claims(
+            user, {"id_token": {"verified_claims": {"claims": None}}}, "id_token"
+        )
+    names = released["verified_claims"]["claims"]
+    assert names == {"given_name": "นภา", "family_name": "ใหม่ทอง", "family_name#en": "Maithong"}
+
+
+def test_a_callback_after_the_window_closed_changes_nothing(enrolling, paotang):
+    client, deps = enrolling
+    answer = paotang.play_app(start(client), **NAPA)
+    closed = build_deps(
+        deps.settings.model_copy(update={"registration_closes_at": deps.clock.now()}),
+        clock=deps.clock, store=deps.store, engine=deps.engine,
+    )  # fmt: skip
+    closed_client = create_app(deps=closed, background=False).test_client()
+    for cookie in client._cookies.values():
+        closed_client.set_cookie(cookie.key, cookie.value)
+    assert outcome(come_back(closed_client, answer.headers["Location"])) == "registration_closed"
+    assert newuser(deps).identity_proofed_at is None

@@ -31,6 +31,12 @@ EVIDENCE = {
     "verified_at": "2026-11-25T09:00:00+00:00",
     "ial": "2.3",
     "provider_txn": "t1",
+    "verified_names": {
+        "given_name": "สมชาย",
+        "family_name": "ใจดี",
+        "given_name#en": "Somchai",
+        "family_name#en": "Jaidee",
+    },
 }
 
 

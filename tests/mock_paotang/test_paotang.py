@@ -209,9 +209,37 @@ def test_outage_answers_503_everywhere_but_health(client):
 
 
 def test_forced_failure_refuses_a_good_citizen(client):
+    client.post("/_knobs", json={"force_failure": "face_mismatch"})
+    citizen = Citizen(client)
+    assert refusal_code(citizen.submit(citizen.open(), **NAPA)) == "face_mismatch"
+
+
+def test_registry_down_sends_the_citizen_back_to_try_later(client):
     client.post("/_knobs", json={"force_failure": "dopa_unavailable"})
     citizen = Citizen(client)
-    assert refusal_code(citizen.submit(citizen.open(), **NAPA)) == "dopa_unavailable"
+    params = redirect_params(citizen.submit(citizen.open(), **NAPA))
+    assert params["error"] == "temporarily_unavailable"
+
+
+def test_only_the_claims_asked_for_are_given(client):
+    request = {"id_token": {"verified_claims": {"verification": {"trust_framework": None},
+                                                "claims": {"family_name": None}}}}  # fmt: skip
+    citizen = Citizen(client)
+    params = redirect_params(citizen.submit(citizen.open(claims=json.dumps(request)), **NAPA))
+    response = client.post(
+        "/token",
+        data={"grant_type": "authorization_code", "code": params["code"],
+              "redirect_uri": CALLBACK, "code_verifier": citizen.verifier},
+        headers=basic(CLIENT, SECRET),
+    )  # fmt: skip
+    keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
+    claims = jwt.decode(response.get_json()["id_token"], keys).claims
+    assert claims["verified_claims"]["claims"] == {"family_name": "ใหม่ทอง"}
+
+
+def test_a_malformed_claims_request_is_refused_at_once(client):
+    params = redirect_params(Citizen(client).open(claims='{"id_token": "x"}'))
+    assert params["error"] == "invalid_request"
 
 
 def test_knobs_are_closed_unless_test_control_is_on(tmp_path):

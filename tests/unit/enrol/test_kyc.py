@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 
@@ -21,13 +23,15 @@ def paotang_key(tmp_path) -> SigningKey:
 @pytest.fixture
 def provider(paotang_key, monkeypatch) -> HttpKycProvider:
     kyc = HttpKycProvider(issuer=ISSUER, client_id="softtoken-idp", client_secret="s" * 32,
-                          redirect_uri="http://127.0.0.1:8000/cb", timeout=1)  # fmt: skip
+                          redirect_uri="http://127.0.0.1:8000/cb", timeout=1,
+                          trust_framework="th_etda_digital_id")  # fmt: skip
     monkeypatch.setattr(kyc, "_keys", lambda refresh: paotang_key.public_set)
     return kyc
 
 
-def claims(**changes) -> dict:
+def claims(verification: dict | None = None, **changes) -> dict:
     now = int(time.time())
+    when = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
     body = {
         "iss": ISSUER,
         "aud": "softtoken-idp",
@@ -39,11 +43,11 @@ def claims(**changes) -> dict:
         "verified_claims": {
             "verification": {
                 "trust_framework": "th_etda_digital_id",
-                "time": "2026-11-25T09:00:00Z",
+                "time": when,
                 "evidence": [
                     {
                         "type": "document",
-                        "check_details": [{"check_method": "bvr"}],
+                        "check_details": [{"check_method": "data"}, {"check_method": "bvr"}],
                         "document_details": {"type": "idcard", "personal_number": "3501100456783"},
                     }
                 ],
@@ -52,6 +56,8 @@ def claims(**changes) -> dict:
         },
     }
     body.update(changes)
+    if verification:
+        body["verified_claims"]["verification"].update(verification)
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -59,7 +65,7 @@ def test_a_good_answer_is_read(provider, paotang_key):
     identity = provider._verify(paotang_key.sign(claims()), nonce="n1")
     assert identity.citizen_id == "3501100456783"
     assert identity.given_name_th == "นภา"
-    assert identity.check_methods == ("bvr",)
+    assert identity.check_methods == ("data", "bvr")
 
 
 @pytest.mark.parametrize(
@@ -72,6 +78,9 @@ def test_a_good_answer_is_read(provider, paotang_key):
         {"exp": int(time.time()) - 3600},
         {"verified_claims": None},
         {"verified_claims": {"verification": {"evidence": []}, "claims": {}}},
+        {"aud": ["softtoken-idp", "other-rp"]},
+        {"azp": "other-rp"},
+        {"sub": None},
     ],
 )
 def test_a_wrong_answer_is_refused(provider, paotang_key, change):
@@ -91,3 +100,18 @@ def test_a_tampered_token_is_refused(provider, paotang_key):
     forged = paotang_key.sign(claims(sub="p2")).split(".")[1]
     with pytest.raises(KycResponseInvalidError):
         provider._verify(f"{header}.{forged}.{signature}", nonce="n1")
+
+
+@pytest.mark.parametrize(
+    "verification",
+    [
+        {"trust_framework": "none_at_all"},
+        {"time": "2019-01-01T00:00:00Z"},
+        {"evidence": [{"type": "document", "check_details": [{"check_method": "data"}],
+                       "document_details": {"personal_number": "3501100456783"}}]},
+        {"evidence": ["document"]},
+    ],
+)  # fmt: skip
+def test_a_verification_we_do_not_rely_on_is_refused(provider, paotang_key, verification):
+    with pytest.raises(KycResponseInvalidError):
+        provider._verify(paotang_key.sign(claims(verification)), nonce="n1")
