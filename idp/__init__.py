@@ -35,7 +35,9 @@ def create_app(
     from idp.oidc.discovery import build_discovery_document
     from idp.oidc.jsondoc import serialise
     from idp.oidc.server import build_authorization_server
+    from idp.web import confirm
     from idp.web import context
+    from idp.web import device_api
     from idp.web import enrol
     from idp.web import errors
     from idp.web import hygiene
@@ -82,7 +84,15 @@ def create_app(
         deps.clock,
         default_alg=settings.signing_alg,
     )
-    for blueprint in (oidc_views.bp, login.bp, enrol.bp, pages.bp, ops.bp):
+    for blueprint in (
+        oidc_views.bp,
+        login.bp,
+        confirm.bp,
+        device_api.bp,
+        enrol.bp,
+        pages.bp,
+        ops.bp,
+    ):
         app.register_blueprint(blueprint)
 
     deps.keyring.reload()

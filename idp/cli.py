@@ -381,7 +381,14 @@ def run(host: str, port: int) -> None:
     default="granian",
     show_default=True,
 )
-def serve(bind: str, workers: int, server_name: str) -> None:
+@click.option(
+    "--threads",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker; a login page waiting for the phone holds one (a sleeping wait)",
+)
+def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
     """Run the IdP in production mode under a multi-worker WSGI server."""
     try:
         settings = Settings()
@@ -395,13 +402,13 @@ def serve(bind: str, workers: int, server_name: str) -> None:
     if server_name == "granian":
         command = [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
-            "--port", port, "--workers", str(workers), "--blocking-threads", "4",
+            "--port", port, "--workers", str(workers), "--blocking-threads", str(threads),
             "--no-ws", "--log-level", "warning", "idp.wsgi:app",
         ]  # fmt: skip
     else:
         command = [
             sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+            "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning",
             "idp.wsgi:app",
         ]  # fmt: skip
     click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")

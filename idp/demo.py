@@ -150,48 +150,51 @@ def demo_clients() -> list[dict[str, Any]]:
 def bind_demo_phones(deps: Deps, *, nexus_url: str) -> list[str]:
     """Bind phone-<username> in the mock Nexus for every registered demo user, through the
     real protocol (activation code, signed registration); return what was bound."""
+    bound = []
+    for person in DEMO_USERS:
+        if person.temporary:
+            continue  # newuser registers herself, through Paotang
+        if bind_phone(deps, person.username, nexus_url=nexus_url):
+            bound.append(f"phone-{person.username}")
+    return bound
+
+
+def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
+    """Bind phone-<username> as if its owner had registered already; False when the user is
+    unknown or has a bound phone."""
     from idp.enrol.binding import issue_activation_code
     from idp.enrol.flow import EnrolmentState
     from idp.enrol.service import get_enrolment
     from idp.mfa.models import Device
     from idp.mfa.models import DeviceStatus
 
-    bound = []
-    for person in DEMO_USERS:
-        if person.temporary:
-            continue  # newuser registers herself, through Paotang
-        with deps.sessions.begin() as session:
-            user = get_user_by_username(session, person.username)
-            if user is None or session.scalar(
-                select(Device.id).where(
-                    Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE
-                )
-            ):
-                continue
-            now = deps.clock.now()
-            # These people registered before the demo starts: their proofing is the seed's.
-            user.identity_proofed_at = now
-            user.identity_evidence = {"provider": "demo-seed"}
-            enrolment = get_enrolment(session, user, now=now)
-            if enrolment.state == EnrolmentState.STARTED:
-                enrolment.state = EnrolmentState.PROOFED
-            code, _ = issue_activation_code(
-                session,
-                user,
-                deps.cipher,
-                ttl=300,
-                proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
-                now=now,
-                context=NO_CONTEXT,
-            )
-        answer = requests.post(
-            f"{nexus_url}/phones/phone-{person.username}/bind",
-            json={"activation": code},
-            timeout=30,
+    with deps.sessions.begin() as session:
+        user = get_user_by_username(session, username)
+        if user is None or session.scalar(
+            select(Device.id).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
+        ):
+            return False
+        now = deps.clock.now()
+        # These people registered before the demo starts: their proofing is the seed's.
+        user.identity_proofed_at = now
+        user.identity_evidence = {"provider": "demo-seed"}
+        enrolment = get_enrolment(session, user, now=now)
+        if enrolment.state == EnrolmentState.STARTED:
+            enrolment.state = EnrolmentState.PROOFED
+        code, _ = issue_activation_code(
+            session,
+            user,
+            deps.cipher,
+            ttl=300,
+            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
+            now=now,
+            context=NO_CONTEXT,
         )
-        answer.raise_for_status()
-        bound.append(f"phone-{person.username}")
-    return bound
+    answer = requests.post(
+        f"{nexus_url}/phones/phone-{username}/bind", json={"activation": code}, timeout=30
+    )
+    answer.raise_for_status()
+    return True
 
 
 # --- the launcher -------------------------------------------------------------------------
@@ -261,6 +264,10 @@ def _print_banner() -> None:
         " laser code NP4-5678901-23. Register her at http://127.0.0.1:8000/enrol;"
         " her phone page is http://127.0.0.1:8102/phones/phone-newuser.",
         "The other users' phones are bound: http://127.0.0.1:8102/phones/phone-<username>.",
+        "Every sign-in is confirmed on the phone: open the user's phone page, find the request,"
+        " type the two-digit number the sign-in page shows and press Approve (or scan the"
+        " page's QR code into the phone's Scan box). When the relay is down, type the phone"
+        " page's six-digit code into the sign-in page instead.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

@@ -17,6 +17,9 @@ from idp.clock import Clock
 from idp.clock import SystemClock
 from idp.enrol.kyc import HttpKycProvider
 from idp.enrol.kyc import KycProvider
+from idp.mfa.challenges import ChallengeStore
+from idp.mfa.push import HttpPushGateway
+from idp.mfa.push import PushGateway
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -46,6 +49,8 @@ class Deps:
     throttle: ThrottlePolicy
     session_policy: SessionPolicy
     kyc: KycProvider
+    push: PushGateway
+    challenges: ChallengeStore
 
 
 def build_deps(
@@ -55,6 +60,7 @@ def build_deps(
     store: EphemeralStore | None = None,
     engine: Engine | None = None,
     kyc: KycProvider | None = None,
+    push: PushGateway | None = None,
 ) -> Deps:
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
@@ -102,4 +108,11 @@ def build_deps(
             timeout=settings.paotang_timeout,
             trust_framework=settings.paotang_trust_framework,
         ),
+        push=push
+        or HttpPushGateway(
+            relay_url=settings.nexus_relay_url,
+            api_key=settings.nexus_api_key.get_secret_value(),
+            timeout=settings.nexus_timeout,
+        ),
+        challenges=ChallengeStore(store, keys),
     )

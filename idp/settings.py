@@ -25,6 +25,7 @@ DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24"  # base64url of 32
 DEMO_ISSUER = "http://127.0.0.1:8000"
 
 DEMO_PAOTANG_SECRET = "paotang-demo-client-secret"
+DEMO_NEXUS_API_KEY = "nexus-demo-relay-api-key"
 
 # NIST SP 800-63B-4 §3.2.2: never more than 100 consecutive failed attempts per account.
 NIST_MAX_CONSECUTIVE_FAILURES = 100
@@ -100,9 +101,26 @@ class Settings(BaseSettings):
     nexus_relay_url: str = Field(
         "http://127.0.0.1:8102", description="The push relay; bound phones must be its phones"
     )
+    nexus_api_key: SecretStr = Field(
+        SecretStr(DEMO_NEXUS_API_KEY), description="The IdP's credential at the push relay"
+    )
+    nexus_timeout: float = Field(
+        3.0, gt=0, le=30, description="Seconds the relay may take to accept a push"
+    )
     activation_ip_failure_limit: int = Field(10, ge=1, description="Wrong codes per IP per 15 min")
     registration_opens_at: datetime | None = Field(None, description="ISO 8601, with zone")
     registration_closes_at: datetime | None = Field(None, description="ISO 8601, with zone")
+
+    # Confirmation on the phone, every login (push with number matching, TOTP fallback)
+    soft_token_required: bool = Field(
+        True,
+        description="Off only during a registration period: users without a bound phone then "
+        "sign in to applications with the password alone (acr aal1-pwd)",
+    )
+    mfa_challenge_ttl: int = Field(90, ge=30, le=300, description="Seconds a push may wait")
+    mfa_long_poll: float = Field(
+        10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
+    )
 
     # Pages
     default_locale: Literal["th", "en"] = "th"
@@ -144,6 +162,8 @@ class Settings(BaseSettings):
             problems.append("IDP_DATA_KEY is the published demo key")
         if self.paotang_client_secret.get_secret_value() == DEMO_PAOTANG_SECRET:
             problems.append("IDP_PAOTANG_CLIENT_SECRET is the published demo secret")
+        if self.nexus_api_key.get_secret_value() == DEMO_NEXUS_API_KEY:
+            problems.append("IDP_NEXUS_API_KEY is the published demo key")
         if self.database_url.startswith("sqlite"):
             problems.append("IDP_DATABASE_URL must name PostgreSQL in production mode")
         if not self.redis_url:

@@ -44,7 +44,10 @@ def production_env(database_url: str, redis_url: str, issuer: str) -> dict[str, 
         "IDP_SECRET_KEY": secrets.token_urlsafe(48),
         "IDP_DATA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
         "IDP_PAOTANG_CLIENT_SECRET": secrets.token_urlsafe(32),
+        "IDP_NEXUS_API_KEY": secrets.token_urlsafe(32),
         "IDP_LOG_LEVEL": "WARNING",
+        # These tests exercise serving with password-only users (a registration period).
+        "IDP_SOFT_TOKEN_REQUIRED": "false",
     }
 
 
@@ -129,22 +132,47 @@ class LoopbackBrowser:
         return response
 
 
-def sign_in(authorize_url: str, username: str, callback: str, password: str = PASSWORD) -> str:
-    """Play the browser: follow to the login page, post the form, return the callback URL."""
+def sign_in(
+    authorize_url: str,
+    username: str,
+    callback: str,
+    password: str = PASSWORD,
+    *,
+    nexus: str | None = None,
+) -> str:
+    """Play the browser: follow to the login page, post the form, confirm on the user's phone
+    (phone-<username> at the mock ``nexus``) when asked, return the callback URL."""
     browser = LoopbackBrowser()
     origin = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
-    response = browser.request("GET", authorize_url)
-    while response.status_code in (302, 303):
-        response = browser.request("GET", origin + response.headers["Location"])
+
+    def follow(response: requests.Response) -> requests.Response:
+        while response.status_code in (302, 303):
+            location = response.headers["Location"]
+            if not location.startswith(("/", origin)):
+                break
+            absolute = location if location.startswith("http") else origin + location
+            response = browser.request("GET", absolute)
+        return response
+
+    response = follow(browser.request("GET", authorize_url))
     assert response.status_code == 200, response.text
     action = re.search(r'<form method="post" action="([^"]+)"', response.text).group(1)
     fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
     fields.update(username=username, password=password)
     response = browser.request("POST", origin + action.replace("&amp;", "&"), data=fields)
-    while response.headers["Location"].startswith(("/", origin)):
-        location = response.headers["Location"]
-        absolute = location if location.startswith("http") else origin + location
-        response = browser.request("GET", absolute)
+    confirm_url = origin + response.headers.get("Location", "")
+    response = follow(response)
+    if response.status_code == 200 and 'id="match-number"' in response.text and nexus:
+        number = int(re.search(r'id="match-number"[^>]*>\s*(\d+)', response.text).group(1))
+        phone = f"{nexus}/phones/phone-{username}"
+        deadline = time.monotonic() + 10
+        while not (pending := requests.get(f"{phone}/inbox", timeout=10).json()["challenges"]):
+            assert time.monotonic() < deadline, "no push reached the phone"
+            time.sleep(0.05)
+        approve = f"{phone}/challenges/{pending[-1]['id']}/approve"
+        requests.post(approve, json={"number": number}, timeout=10).raise_for_status()
+        response = follow(browser.request("GET", confirm_url))
+    assert response.status_code in (302, 303), response.text[:500]
     assert response.headers["Location"].startswith(callback), response.headers["Location"]
     return str(response.headers["Location"])
 

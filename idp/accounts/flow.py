@@ -2,8 +2,8 @@
 
 The protocol engine (``idp.oidc``) decides *that* a login is needed and stores the request;
 the steps below run the interaction; when none is left the authorization resumes with the
-result (subject, ``acr``, ``amr``, ``auth_time``). A later step (the phone confirmation, a
-required action) is one more entry in ``LOGIN_STEPS``.
+result (subject, ``acr``, ``amr``, ``auth_time``). A further step is one more entry in
+``LOGIN_STEPS``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ from idp.accounts.models import User
 
 class Step(enum.StrEnum):
     PASSWORD = "password"
+    CONFIRM = "confirm"  # on the bound phone: push, its TOTP code, or a passkey
     CHANGE_PASSWORD = "change_password"
 
 
 # RFC 8176 §2 authentication method reference values.
 AMR_PASSWORD = "pwd"
+# A push answered with the number from the page: a software-secured key (swk), multiple-channel
+# authentication (mca), and with the password, multiple factors (mfa).
+AMR_PUSH = ("swk", "mca", "mfa")
+AMR_TOTP = ("otp", "mfa")
+_SECOND_FACTORS = frozenset({"swk", "otp", "hwk"})
 
 
 class Assurance(enum.StrEnum):
@@ -41,8 +47,11 @@ def acr_uri(issuer: str, level: Assurance) -> str:
     return f"{issuer}/acr/{level.value}"
 
 
-def assurance_for(amr: list[str]) -> Assurance:
-    """The level a set of methods reaches; password alone is AAL1."""
+def assurance_for(amr: list[str], *, transaction_confirmed: bool = False) -> Assurance:
+    """The level a set of methods reaches: password alone is AAL1; password and the bound
+    phone is AAL2, and names a confirmed transaction when there was one."""
+    if AMR_PASSWORD in amr and _SECOND_FACTORS.intersection(amr):
+        return Assurance.SOFT_TOKEN_TXN if transaction_confirmed else Assurance.SOFT_TOKEN
     return Assurance.PASSWORD
 
 
@@ -59,6 +68,10 @@ class LoginTransaction:
     amr: list[str] = field(default_factory=list)
     # A page of the IdP itself to return to (registration, account), instead of a client.
     return_to: str | None = None
+    # The phone that must confirm this login (bound when the password step passed), and the
+    # push challenge it was sent.
+    device_id: str | None = None
+    challenge_id: str | None = None
 
     @classmethod
     def start(
@@ -102,12 +115,18 @@ def _password_due(tx: LoginTransaction, user: User | None, now: datetime) -> boo
     return Step.PASSWORD.value not in tx.completed or user is None
 
 
+def _confirm_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
+    return tx.device_id is not None and Step.CONFIRM.value not in tx.completed
+
+
 def _change_password_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
     return user is not None and user.must_change_password
 
 
 LOGIN_STEPS: tuple[StepRule, ...] = (
     StepRule(Step.PASSWORD, _password_due),
+    # Proof of the phone before anything else, a password change included.
+    StepRule(Step.CONFIRM, _confirm_due),
     StepRule(Step.CHANGE_PASSWORD, _change_password_due),
 )
 

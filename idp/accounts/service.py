@@ -146,13 +146,44 @@ class PasswordAuthenticator:
         if user.must_change_password and expiry is not None and expiry <= now:
             return self._fail(session, name, now, context, reason="temporary_password_expired")
 
-        # NIST SP 800-63B-4 §3.2.2: a success ends the run of consecutive failures. The row
-        # stays (reset), so a parallel attempt waiting for its lock still finds it.
-        counter.failures = 0
+        # The run of consecutive failures ends when the whole login succeeds (``succeeded``),
+        # not here: a right password followed by wrong phone answers is still a failed run.
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
         record(session, "login.password", now=now, actor=user.sub, context=context)
         return user
+
+    def is_throttled(self, session: Session, user: User, now: datetime) -> bool:
+        """Whether the account's failures block a further attempt now (any factor)."""
+        counter = session.get(LoginFailure, self._key(user.username))
+        return counter is not None and self._policy.is_blocked(
+            counter.failures, counter.last_failure_at, now
+        )
+
+    def count_failure(
+        self, session: Session, user: User, *, now: datetime, context: AuditContext, reason: str
+    ) -> None:
+        """A failed later factor (wrong number, wrong code) counts as a failed attempt of the
+        account, as a wrong password does (NIST SP 800-63B-4 §3.2.2). Durable: commits."""
+        counter = self._lock_counter(session, self._key(user.username), now)
+        counter.failures += 1
+        counter.last_failure_at = now
+        self._count_ip_failure(context.client_ip)
+        record(session, "login.failed", now=now, outcome="failure", actor=user.sub,
+               context=context, reason=reason)  # fmt: skip
+        session.commit()
+
+    def succeeded(self, session: Session, user: User) -> None:
+        """NIST SP 800-63B-4 §3.2.2: a complete login ends the run of consecutive failures.
+        The row stays (reset), so a parallel attempt waiting for its lock still finds it."""
+        session.execute(
+            update(LoginFailure)
+            .where(LoginFailure.username_hash == self._key(user.username))
+            .values(failures=0)
+        )
+
+    def _key(self, username: str) -> str:
+        return self._cipher.keyed_hash(normalise_username(username), purpose="login_username")
 
     def _lock_counter(self, session: Session, key: str, now: datetime) -> LoginFailure:
         # Every username gets a row to lock, so parallel guesses at one account are counted

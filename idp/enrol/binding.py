@@ -39,6 +39,7 @@ from idp.enrol.service import proofing_is_fresh
 from idp.enrol.service import state_of
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
+from idp.mfa.totp import totp_context
 from idp.store.secrets import DataCipher
 
 BINDING_TYP = "nexus-binding+jwt"
@@ -188,10 +189,6 @@ def bind_device(
         key_thumbprint=thumbprint,
     )
     return BoundDevice(device_id=device.id, totp_secret=secret)
-
-
-def totp_context(device_id: str) -> str:
-    return f"devices.totp_seed:{device_id}"
 
 
 def _enrolment_for_code(

@@ -33,7 +33,10 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
         "code_challenge_methods_supported": ["S256"],
         # Only levels a login can reach today; the phone confirmation adds the AAL2 ones.
-        "acr_values_supported": [acr_uri(issuer, Assurance.PASSWORD)],
+        "acr_values_supported": [
+            acr_uri(issuer, Assurance.PASSWORD),
+            acr_uri(issuer, Assurance.SOFT_TOKEN),
+        ],
         "claims_supported": [
             "sub",
             "iss",

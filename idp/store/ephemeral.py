@@ -82,6 +82,24 @@ class Keys:
     def login_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}login:ipfail:{ip}"
 
+    def pending_push(self, user_id: str) -> str:
+        return f"{self._prefix}mfa:pending:{user_id}"
+
+    def push_challenge(self, challenge_id: str) -> str:
+        return f"{self._prefix}mfa:challenge:{challenge_id}"
+
+    def push_answer(self, challenge_id: str) -> str:
+        return f"{self._prefix}mfa:answer:{challenge_id}"
+
+    def dpop_jti(self, jti: str) -> str:
+        return f"{self._prefix}mfa:dpop-jti:{jti}"
+
+    def totp_used(self, device_id: str, counter: int) -> str:
+        return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"
+
+    def push_count(self, user_id: str) -> str:
+        return f"{self._prefix}mfa:push-count:{user_id}"
+
     def activation_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}enrol:activation-fail:{ip}"
 

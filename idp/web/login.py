@@ -27,6 +27,8 @@ from idp.accounts.service import PasswordAuthenticator
 from idp.accounts.service import change_password
 from idp.accounts.sessions import reauthenticate
 from idp.accounts.sessions import start_session
+from idp.audit.service import record
+from idp.mfa.service import active_device
 from idp.revocation.service import end_session
 from idp.web import context
 from idp.web.sessions import csrf_token
@@ -40,11 +42,19 @@ LOGIN_OUTCOMES = Counter("idp_login_total", "Password-step outcomes", ["outcome"
 
 STEP_VIEWS = {
     Step.PASSWORD: "login.password",
+    Step.CONFIRM: "confirm.page",
     Step.CHANGE_PASSWORD: "login.change_password",
 }
 
 
-def _transaction() -> LoginTransaction | None:
+def authenticator() -> PasswordAuthenticator:
+    deps = context.deps()
+    return PasswordAuthenticator(
+        policy=deps.throttle, cipher=deps.cipher, store=deps.store, keys=deps.keys
+    )
+
+
+def transaction() -> LoginTransaction | None:
     data = session.get("login_tx", {}).get(request.args.get("tx", ""))
     if not data:
         return None
@@ -53,27 +63,34 @@ def _transaction() -> LoginTransaction | None:
     return tx if age <= context.deps().settings.login_transaction_ttl else None
 
 
-def _save(tx: LoginTransaction) -> None:
+def save(tx: LoginTransaction) -> None:
     pending = dict(session.get("login_tx", {}))
     pending[tx.id] = tx.to_dict()
     session["login_tx"] = pending
 
 
-def _user(tx: LoginTransaction) -> User | None:
+def drop(tx: LoginTransaction) -> None:
+    """End a login attempt: it cannot be resumed, whatever step it had reached."""
+    pending = dict(session.get("login_tx", {}))
+    pending.pop(tx.id, None)
+    session["login_tx"] = pending
+
+
+def login_user(tx: LoginTransaction) -> User | None:
     return context.db().get(User, tx.user_id) if tx.user_id else None
 
 
-def _expired() -> BaseResponse:
+def expired() -> BaseResponse:
     page = render_template("error.html", code="login_expired", description=None)
     return Response(page, status=400)
 
 
-def _advance(tx: LoginTransaction) -> BaseResponse:
+def advance(tx: LoginTransaction) -> BaseResponse:
     """Go to the next due step, or finish the login and resume the authorization."""
-    user = _user(tx)
+    user = login_user(tx)
     step = next_step(tx, user, context.now())
     if step is not None:
-        _save(tx)
+        save(tx)
         return redirect(url_for(STEP_VIEWS[step], tx=tx.id), code=303)
     assert user is not None  # noqa: S101 - the password step sets it
     return _finish(tx, user)
@@ -83,6 +100,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
     deps = context.deps()
     now = context.now()
     acr = acr_uri(deps.settings.issuer, assurance_for(tx.amr))
+    authenticator().succeeded(context.db(), user)
     previous = current_login()
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.
@@ -118,7 +136,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
             policy=deps.session_policy,
             context=context.audit_context(),
         )
-    _save(tx)
+    save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
     session.rotate()  # type: ignore[attr-defined]
     if tx.return_to:
@@ -140,34 +158,30 @@ def signin() -> BaseResponse:
     if target not in OWN_PAGES:
         target = "/"
     tx = LoginTransaction.start({}, client_id="", now=context.now(), return_to=target)
-    _save(tx)
+    save(tx)
     return redirect(url_for("login.start", tx=tx.id), code=303)
 
 
 @bp.get("/login")
 def start() -> BaseResponse:
-    tx = _transaction()
+    tx = transaction()
     if tx is None:
-        return _expired()
-    return _advance(tx)
+        return expired()
+    return advance(tx)
 
 
 @bp.route("/login/password", methods=["GET", "POST"])
 def password() -> BaseResponse:
-    tx = _transaction()
+    tx = transaction()
     if tx is None:
-        return _expired()
+        return expired()
     error = None
     username = tx.params.get("login_hint", "")[:64]
     if request.method == "POST":
         verify_csrf()
         username = request.form.get("username", "")[:64]
-        deps = context.deps()
-        authenticator = PasswordAuthenticator(
-            policy=deps.throttle, cipher=deps.cipher, store=deps.store, keys=deps.keys
-        )
         try:
-            user = authenticator.verify_password_login(
+            user = authenticator().verify_password_login(
                 context.db(),
                 username=username,
                 password=request.form.get("password", "")[:1024],
@@ -181,8 +195,14 @@ def password() -> BaseResponse:
         else:
             LOGIN_OUTCOMES.labels("success").inc()
             tx.user_id = user.id
+            device = active_device(context.db(), user.id)
+            # SECURITY: the phone bound now is the one that must confirm, whatever happens later.
+            tx.device_id = device.id if device is not None else None
             tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
-            return _advance(tx)
+            if device is None and tx.client_id and context.deps().settings.soft_token_required:
+                # AAL1 is for registering the Soft Token, never for an application.
+                return _soft_token_needed(tx, user)
+            return advance(tx)
     client = context.deps().clients.get(tx.client_id)
     page = render_template(
         "login.html",
@@ -195,12 +215,20 @@ def password() -> BaseResponse:
     return Response(page, status=200)
 
 
+def _soft_token_needed(tx: LoginTransaction, user: User) -> BaseResponse:
+    drop(tx)
+    record(context.db(), "login.soft_token_missing", now=context.now(), outcome="failure",
+           actor=user.sub, context=context.audit_context())  # fmt: skip
+    page = render_template("error.html", code="soft_token_required", description=None)
+    return Response(page, status=403)
+
+
 @bp.route("/login/change-password", methods=["GET", "POST"], endpoint="change_password")
 def change_password_step() -> BaseResponse:
-    tx = _transaction()
-    user = _user(tx) if tx else None
+    tx = transaction()
+    user = login_user(tx) if tx else None
     if tx is None or user is None or Step.PASSWORD.value not in tx.completed:
-        return _expired()
+        return expired()
     errors: list[str] = []
     if request.method == "POST":
         verify_csrf()
@@ -224,7 +252,7 @@ def change_password_step() -> BaseResponse:
                 errors.append(_policy_message(exc))
             else:
                 tx.complete(Step.CHANGE_PASSWORD)
-                return _advance(tx)
+                return advance(tx)
     page = render_template(
         "change_password.html",
         tx=tx.id,

@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from idp import create_app
 from idp.deps import build_deps
-from idp.enrol.binding import totp_context
 from idp.enrol.models import Enrolment
 from idp.mfa.models import Device
+from idp.mfa.totp import totp_context
 from mock_nexus import create_app as create_nexus
 from mock_nexus.settings import NexusSettings
 from tests.factories import make_user

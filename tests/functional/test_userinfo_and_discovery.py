@@ -94,7 +94,10 @@ def test_discovery_names_exactly_this_issuer_and_its_endpoints(client, deps):
     assert body["response_types_supported"] == ["code"]
     assert body["authorization_response_iss_parameter_supported"] is True
     assert body["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
-    assert body["acr_values_supported"] == [f"{ISSUER}/acr/aal1-pwd"]
+    assert body["acr_values_supported"] == [
+        f"{ISSUER}/acr/aal1-pwd",
+        f"{ISSUER}/acr/aal2-softtoken",
+    ]
 
 
 def test_discovery_and_jwks_are_cacheable_with_etags(client, deps):

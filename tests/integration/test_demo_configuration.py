@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.servers import ROOT
 from tests.servers import free_port
 from tests.servers import run_cli
 from tests.servers import running_idp
+from tests.servers import running_process
 from tests.servers import sign_in
 
 CALLBACK = "http://127.0.0.1:9999/callback"
@@ -28,12 +30,17 @@ CALLBACK = "http://127.0.0.1:9999/callback"
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("demo")
-    port = free_port()
+    port, nexus_port = free_port(), free_port()
+    idp, nexus = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{nexus_port}"
     env = {
         **os.environ,
         "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
-        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "IDP_ISSUER": idp,
+        "IDP_NEXUS_RELAY_URL": nexus,
         "IDP_LOG_LEVEL": "WARNING",
+        "NEXUS_RELAY_URL": nexus,
+        "NEXUS_IDP_URL": idp,
+        "NEXUS_STATE_FILE": str(folder / "phones.json"),
     }
     env.pop("IDP_REDIS_URL", None)
     env["DEMO_FOLDER"] = str(folder)
@@ -44,13 +51,20 @@ def demo_env(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo(demo_env) -> Iterator[str]:
+    """The IdP and the mock Nexus as `make demo` runs them, the demo phones bound."""
     port = int(demo_env["IDP_ISSUER"].rsplit(":", 1)[1])
+    nexus = demo_env["NEXUS_RELAY_URL"]
     folder = Path(demo_env["DEMO_FOLDER"])
-    with running_idp(demo_env, port, production=False, log_dir=folder) as idp:
+    nexus_command = [sys.executable, "-m", "mock_nexus", "--port", nexus.rsplit(":", 1)[1]]
+    with (
+        running_idp(demo_env, port, production=False, log_dir=folder) as idp,
+        running_process(nexus_command, demo_env, int(nexus.rsplit(":", 1)[1]), log_dir=folder),
+    ):
+        run_cli(demo_env, "demo", "bind-phones", "--nexus", nexus)
         yield idp.url
 
 
-def test_code_flow_refresh_userinfo_introspection_revocation(demo):
+def test_code_flow_refresh_userinfo_introspection_revocation(demo, demo_env):
     metadata = requests.get(f"{demo}/.well-known/openid-configuration").json()
     assert metadata["issuer"] == demo
     client = OAuth2Session(
@@ -65,7 +79,7 @@ def test_code_flow_refresh_userinfo_introspection_revocation(demo):
     url, state = client.create_authorization_url(
         metadata["authorization_endpoint"], code_verifier=verifier, nonce=nonce
     )
-    callback = sign_in(url, "prasert", CALLBACK)
+    callback = sign_in(url, "prasert", CALLBACK, nexus=demo_env["NEXUS_RELAY_URL"])
     token = client.fetch_token(
         metadata["token_endpoint"],
         authorization_response=callback,
@@ -75,6 +89,7 @@ def test_code_flow_refresh_userinfo_introspection_revocation(demo):
 
     keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"]).json())
     id_token = jwt.decode(token["id_token"], keys, algorithms=["ES256"])
+    assert id_token.claims["amr"] == ["pwd", "swk", "mca", "mfa"]  # confirmed on the phone
     jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": demo},
         aud={"essential": True, "value": "demo-confidential"},

@@ -13,6 +13,7 @@ PRODUCTION = {
     "secret_key": "s" * 48,
     "data_key": "cHJvZHVjdGlvbi1kYXRhLWtleS0wMTIzNDU2Nzg5YWI",
     "paotang_client_secret": "production-paotang-client-secret",
+    "nexus_api_key": "production-nexus-relay-api-key",
 }
 
 

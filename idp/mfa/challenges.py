@@ -1,0 +1,145 @@
+"""Push challenges: what the phone is asked, and the one answer each may get.
+
+A challenge lives in the ephemeral store (every instance sees it; losing it only restarts a
+login). Its number is shown in the browser and never sent to the phone: the user carries it
+over (NIST SP 800-63B-4 §3.1.3.2, a transfer of a secret). The answer is written once, with
+SET NX, so a duplicate or a race cannot change it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import secrets
+from dataclasses import asdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import Keys
+
+
+class Outcome(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"  # "no" on the phone
+    REPORTED = "reported"  # "this was not me"
+    WRONG_NUMBER = "wrong_number"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    user_id: str
+    device_id: str
+    login_tx: str
+    nonce: str
+    number: int
+    client_name: str
+    context: dict[str, str]
+    authorization_details: list[dict[str, Any]] | None
+    txn_hash: str | None
+    created_at: float
+    expires_at: float
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Challenge:
+        return cls(**json.loads(raw))
+
+    def relay_view(self) -> dict[str, Any]:
+        """What the phone is shown: everything but the number."""
+        return {
+            "challenge_id": self.id,
+            "nonce": self.nonce,
+            "client_name": self.client_name,
+            "context": self.context,
+            "authorization_details": self.authorization_details,
+            "expires_at": self.expires_at,
+        }
+
+
+def transaction_hash(authorization_details: list[dict[str, Any]] | None) -> str | None:
+    """SHA-256 over the canonical JSON of what the user is asked to approve (RFC 9396)."""
+    if not authorization_details:
+        return None
+    canonical = json.dumps(
+        authorization_details, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_challenge(
+    *,
+    user_id: str,
+    device_id: str,
+    login_tx: str,
+    client_name: str,
+    context: dict[str, str],
+    authorization_details: list[dict[str, Any]] | None,
+    now: datetime,
+    ttl: int,
+) -> Challenge:
+    return Challenge(
+        id=secrets.token_urlsafe(16),
+        user_id=user_id,
+        device_id=device_id,
+        login_tx=login_tx,
+        nonce=secrets.token_urlsafe(24),
+        # Two digits, never 00-09, so it reads the same on every keyboard.
+        number=10 + secrets.randbelow(90),
+        client_name=client_name,
+        context=context,
+        authorization_details=authorization_details,
+        txn_hash=transaction_hash(authorization_details),
+        created_at=now.timestamp(),
+        expires_at=now.timestamp() + ttl,
+    )
+
+
+class ChallengeStore:
+    def __init__(self, store: EphemeralStore, keys: Keys) -> None:
+        self._store = store
+        self._keys = keys
+
+    def claim_pending_slot(self, user_id: str, challenge_id: str, *, ttl: float) -> bool:
+        """One pending challenge per user: take the slot, or report that it is taken."""
+        return self._store.set(
+            self._keys.pending_push(user_id), challenge_id.encode(), ttl=ttl, only_if_new=True
+        )
+
+    def release_pending_slot(self, user_id: str, challenge_id: str) -> None:
+        key = self._keys.pending_push(user_id)
+        if self._store.get(key) == challenge_id.encode():
+            self._store.delete(key)
+
+    def save(self, challenge: Challenge, *, ttl: float) -> None:
+        self._store.set(self._keys.push_challenge(challenge.id), challenge.to_json(), ttl=ttl)
+
+    def get(self, challenge_id: str) -> Challenge | None:
+        raw = self._store.get(self._keys.push_challenge(challenge_id))
+        return Challenge.from_json(raw) if raw else None
+
+    def record_outcome(self, challenge_id: str, outcome: Outcome, *, ttl: float) -> bool:
+        """Write the one answer a challenge gets; False when it already had one."""
+        return self._store.set(
+            self._keys.push_answer(challenge_id), outcome.value.encode(), ttl=ttl, only_if_new=True
+        )
+
+    def withdraw(self, challenge: Challenge, *, now: datetime) -> None:
+        """The login went on another way (the TOTP code): the push may no longer be answered,
+        and no longer blocks another login of the user."""
+        ttl = max(challenge.expires_at - now.timestamp(), 1.0)
+        self.record_outcome(challenge.id, Outcome.EXPIRED, ttl=ttl)
+        self.release_pending_slot(challenge.user_id, challenge.id)
+
+    def outcome(self, challenge: Challenge, *, now: datetime) -> Outcome:
+        raw = self._store.get(self._keys.push_answer(challenge.id))
+        if raw is not None:
+            return Outcome(raw.decode())
+        return Outcome.EXPIRED if now.timestamp() >= challenge.expires_at else Outcome.PENDING

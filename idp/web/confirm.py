@@ -1,0 +1,304 @@
+"""The confirmation step of a login: the page shows a number, the phone is asked, the page
+waits for the answer (a long poll with JavaScript, a self-refresh without)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from urllib.parse import urlencode
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import gettext as _
+from markupsafe import Markup
+from prometheus_client import Counter
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts.flow import AMR_PUSH
+from idp.accounts.flow import AMR_TOTP
+from idp.accounts.flow import LoginTransaction
+from idp.accounts.flow import Step
+from idp.accounts.models import User
+from idp.audit.service import record
+from idp.mfa.challenges import Challenge
+from idp.mfa.challenges import Outcome
+from idp.mfa.errors import ChallengePendingError
+from idp.mfa.errors import PushUnavailableError
+from idp.mfa.models import Device
+from idp.mfa.models import DeviceStatus
+from idp.mfa.service import start_push
+from idp.mfa.totp import verify_totp
+from idp.store.ephemeral import EphemeralStoreError
+from idp.web import context
+from idp.web.enrol import qr_svg
+from idp.web.login import advance
+from idp.web.login import authenticator
+from idp.web.login import drop
+from idp.web.login import expired
+from idp.web.login import login_user
+from idp.web.login import save
+from idp.web.login import transaction
+from idp.web.sessions import csrf_token
+from idp.web.sessions import verify_csrf
+
+bp = Blueprint("confirm", __name__)
+
+PUSH_OUTCOMES = Counter("idp_push_total", "Push confirmations by how they ended", ["outcome"])
+
+# What the phone shows as the time of the request: Thai time, as the user reads it.
+_BANGKOK = timezone(timedelta(hours=7), "ICT")
+_POLL_INTERVAL = 0.25
+
+
+def _confirming() -> tuple[LoginTransaction, User] | None:
+    """The login transaction of this request, when it is at the confirmation step."""
+    tx = transaction()
+    user = login_user(tx) if tx is not None else None
+    if tx is None or user is None or tx.device_id is None:
+        return None
+    if Step.PASSWORD.value not in tx.completed or Step.CONFIRM.value in tx.completed:
+        return None
+    return tx, user
+
+
+@bp.get("/login/confirm", endpoint="page")
+def confirm_page() -> BaseResponse:
+    found = _confirming()
+    if found is None:
+        return expired()
+    tx, user = found
+    deps = context.deps()
+    challenge = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
+    if tx.challenge_id is None:
+        challenge, state = _send_push(tx, user)
+    elif challenge is None:
+        state = Outcome.EXPIRED.value  # gone from the store: long expired
+    else:
+        state = deps.challenges.outcome(challenge, now=context.now()).value
+    if state == Outcome.APPROVED:
+        PUSH_OUTCOMES.labels("approved").inc()
+        tx.challenge_id = None
+        tx.complete(Step.CONFIRM, amr=list(AMR_PUSH))
+        return advance(tx)
+    if state == Outcome.REPORTED:
+        # "This was not me": this login is over, whatever else the browser tries.
+        PUSH_OUTCOMES.labels("reported").inc()
+        drop(tx)
+        return _page(tx, state, challenge=None, status=403)
+    save(tx)
+    return _page(tx, state, challenge=challenge if state == Outcome.PENDING else None)
+
+
+@bp.post("/login/confirm", endpoint="send_again")
+def send_again() -> BaseResponse:
+    """Ask the phone again, after a denial, a wrong number, an expiry or an outage."""
+    verify_csrf()
+    found = _confirming()
+    if found is None:
+        return expired()
+    tx, _user = found
+    deps = context.deps()
+    previous = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
+    if previous is None or deps.challenges.outcome(previous, now=context.now()) != Outcome.PENDING:
+        tx.challenge_id = None  # the next page view sends a new one
+        save(tx)
+    return redirect(url_for("confirm.page", tx=tx.id), code=303)
+
+
+@bp.get("/login/confirm/wait", endpoint="wait")
+def wait_for_answer() -> Response:
+    """Answer as soon as the phone has answered, or after a while with "pending": the page's
+    script asks again at once, so the user sees the answer without delay."""
+    # No database here: the wait must not hold a connection while it sleeps.
+    tx = transaction()
+    deps = context.deps()
+    challenge = deps.challenges.get(tx.challenge_id) if tx and tx.challenge_id else None
+    if challenge is None:
+        return _no_store(jsonify({"state": Outcome.EXPIRED.value}))
+    deadline = time.monotonic() + deps.settings.mfa_long_poll
+    while True:
+        # The clock, not context.now(): that is fixed for the whole request.
+        state = deps.challenges.outcome(challenge, now=deps.clock.now())
+        if state != Outcome.PENDING or time.monotonic() >= deadline:
+            return _no_store(jsonify({"state": state.value}))
+        time.sleep(_POLL_INTERVAL)
+
+
+@bp.route("/login/totp", methods=["GET", "POST"], endpoint="totp")
+def totp_code() -> BaseResponse:
+    """The fallback: the six-digit code the phone's app shows, when the push cannot reach it."""
+    found = _confirming()
+    if found is None:
+        return expired()
+    tx, user = found
+    deps = context.deps()
+    db = context.db()
+    now = context.now()
+    problem = None
+    if request.method == "POST":
+        verify_csrf()
+        code = "".join(request.form.get("code", "").split())[:16]
+        device = db.get(Device, tx.device_id)
+        if authenticator().is_throttled(db, user, now):
+            problem = "throttled"
+        elif device is None or device.status != DeviceStatus.ACTIVE:
+            problem = "no_device"
+        else:
+            try:
+                accepted = verify_totp(
+                    device, code, cipher=deps.cipher, store=deps.store, keys=deps.keys, now=now
+                )
+            except EphemeralStoreError:
+                accepted = False  # cannot tell a used code from a new one: refuse
+            if accepted:
+                PUSH_OUTCOMES.labels("totp").inc()
+                _withdraw_push(tx)
+                record(db, "mfa.totp_accepted", now=now, actor=user.sub,
+                       context=context.audit_context(), device=device.id)  # fmt: skip
+                tx.complete(Step.CONFIRM, amr=list(AMR_TOTP))
+                return advance(tx)
+            # A wrong or reused code counts as a failed attempt of the account (commits).
+            authenticator().count_failure(
+                db, user, now=now, context=context.audit_context(), reason="wrong_totp"
+            )
+            problem = "wrong_code"
+    page = render_template(
+        "totp.html",
+        tx=tx.id,
+        problem=problem,
+        error=_messages().get(problem or "", ""),
+        client_name=_client_name(tx),
+        csrf_token=csrf_token(),
+    )
+    return Response(page, status=200)
+
+
+def _withdraw_push(tx: LoginTransaction) -> None:
+    deps = context.deps()
+    challenge = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
+    if challenge is not None:
+        deps.challenges.withdraw(challenge, now=context.now())
+    tx.challenge_id = None
+
+
+def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]:
+    deps = context.deps()
+    db = context.db()
+    now = context.now()
+    device = db.get(Device, tx.device_id)
+    if device is None or device.status != DeviceStatus.ACTIVE:
+        return None, "no_device"
+    if authenticator().is_throttled(db, user, now):
+        return None, "throttled"
+    try:
+        challenge = start_push(
+            db,
+            user=user,
+            device=device,
+            login_tx=tx.id,
+            client_name=_client_name(tx),
+            context=_request_context(now),
+            authorization_details=None,
+            challenges=deps.challenges,
+            gateway=deps.push,
+            answer_to=f"{deps.settings.issuer}/mfa/answers",
+            ttl=deps.settings.mfa_challenge_ttl,
+            now=now,
+            audit=context.audit_context(),
+        )
+    except ChallengePendingError as error:
+        return None, error.code
+    except PushUnavailableError as error:
+        PUSH_OUTCOMES.labels("unavailable").inc()
+        return None, error.code
+    tx.challenge_id = challenge.id
+    return challenge, Outcome.PENDING.value
+
+
+def _client_name(tx: LoginTransaction) -> str:
+    client = context.deps().clients.get(tx.client_id) if tx.client_id else None
+    return client.client_name if client is not None else "GFMIS Soft Token"
+
+
+def _request_context(now: datetime) -> dict[str, str]:
+    """What the phone shows with the challenge, so the user can tell their own login from
+    someone else's: where and when it comes from, and a reference for the helpdesk."""
+    return {
+        "ip": request.remote_addr or "",
+        "browser": request.headers.get("User-Agent", "")[:200],
+        "time": now.astimezone(_BANGKOK).isoformat(timespec="seconds"),
+        "request_id": context.request_id(),
+    }
+
+
+def _page(
+    tx: LoginTransaction, state: str, *, challenge: Challenge | None, status: int = 200
+) -> BaseResponse:
+    deps = context.deps()
+    qr = link = None
+    if challenge is not None:
+        # The reverse path: the phone scans this (or, signing in on the phone itself, opens
+        # it) and fetches the challenge from the IdP with its key. It carries the number.
+        link = "nexussmartid://confirm?" + urlencode(
+            {"issuer": deps.settings.issuer, "challenge": challenge.id, "number": challenge.number}
+        )
+        qr = Markup(qr_svg(link))  # noqa: S704 - SVG made by qrcode from our own link
+    remaining = max(int(challenge.expires_at - context.now().timestamp()), 0) if challenge else 0
+    page = render_template(
+        "confirm.html",
+        tx=tx.id,
+        state=state,
+        number=challenge.number if challenge else None,
+        request_id=challenge.context.get("request_id") if challenge else None,
+        sent_at=datetime.fromtimestamp(challenge.created_at, UTC).astimezone(_BANGKOK)
+        if challenge
+        else None,
+        remaining=remaining,
+        client_name=_client_name(tx),
+        qr=qr,
+        link=link,
+        csrf_token=csrf_token(),
+        messages=_messages(),
+    )
+    return Response(page, status=status)
+
+
+def _messages() -> dict[str, str]:
+    return {
+        Outcome.DENIED.value: _("The sign-in was declined on your phone."),
+        Outcome.WRONG_NUMBER.value: _(
+            "The number typed on the phone did not match. Send a new request and type the "
+            "number shown here."
+        ),
+        Outcome.EXPIRED.value: _("The request expired before it was answered."),
+        Outcome.REPORTED.value: _(
+            "This sign-in was refused on the phone and reported to the helpdesk. If it was "
+            "you, call the GFMIS helpdesk."
+        ),
+        "push_unavailable": _(
+            "Your phone cannot be reached right now. Use the six-digit code from the Nexus "
+            "Smart ID app instead."
+        ),
+        "challenge_pending": _(
+            "Another sign-in is already waiting for confirmation on your phone. Answer it, or "
+            "wait until it expires, then send a new request."
+        ),
+        "throttled": _("Too many failed attempts. Wait a moment and try again."),
+        "wrong_code": _(
+            "The code is not correct or was already used. Wait for the next code and try again."
+        ),
+        "no_device": _("No phone is bound to this account any more. Call the GFMIS helpdesk."),
+    }
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,105 @@
+"""The bound phone's own API: answering a challenge, fetching one it scanned. Every call is
+authenticated by a DPoP proof (RFC 9449) made with the device key, never by a bearer secret."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import request
+
+from idp.accounts.models import User
+from idp.audit.service import record
+from idp.mfa.challenges import Outcome
+from idp.mfa.dpop import DpopProof
+from idp.mfa.dpop import verify_dpop_proof
+from idp.mfa.errors import AnswerRejectedError
+from idp.mfa.service import accept_answer
+from idp.mfa.service import challenge_for_phone
+from idp.web import context
+from idp.web.login import authenticator
+
+bp = Blueprint("device_api", __name__)
+
+
+def _proof() -> DpopProof:
+    """Raises AnswerRejectedError."""
+    deps = context.deps()
+    return verify_dpop_proof(
+        request.headers.get("DPoP"),
+        htm=request.method,
+        # RFC 9449 §4.3: the request's URI without query and fragment, as this issuer names it.
+        htu=f"{deps.settings.issuer}{request.path}",
+        now=context.now(),
+        store=deps.store,
+        keys=deps.keys,
+    )
+
+
+@bp.post("/mfa/answers")
+def answer() -> Response:
+    """The phone's signed answer to a push challenge, carried by the relay or sent directly."""
+    deps = context.deps()
+    body = request.get_json(silent=True)
+    signed = body.get("answer") if isinstance(body, dict) else None
+    try:
+        if not isinstance(signed, str) or len(signed) > 8192:
+            raise AnswerRejectedError()
+        challenge, outcome = accept_answer(
+            context.db(),
+            answer=signed,
+            proof=_proof(),
+            challenges=deps.challenges,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
+    except AnswerRejectedError as error:
+        return _rejected(error)
+    if outcome == Outcome.WRONG_NUMBER:
+        user = context.db().get(User, challenge.user_id)
+        if user is not None:
+            # A wrong number counts as a failed attempt of the account (commits).
+            authenticator().count_failure(
+                context.db(), user, now=context.now(), context=context.audit_context(),
+                reason="wrong_number",
+            )  # fmt: skip
+    return _no_store(jsonify({"challenge_id": challenge.id, "outcome": outcome.value}))
+
+
+@bp.get("/mfa/challenges/<challenge_id>")
+def scanned_challenge(challenge_id: str) -> Response:
+    """The reverse path: what a phone that scanned the login page's code is asked to confirm."""
+    deps = context.deps()
+    try:
+        challenge = challenge_for_phone(
+            context.db(),
+            challenge_id=challenge_id[:64],
+            proof=_proof(),
+            challenges=deps.challenges,
+            now=context.now(),
+        )
+    except AnswerRejectedError as error:
+        return _rejected(error, status=404)
+    return _no_store(jsonify(challenge.relay_view()))
+
+
+def _rejected(error: AnswerRejectedError, *, status: int = 400) -> Response:
+    """Refuse, and keep the refusal in the audit trail (the answer itself is rolled back)."""
+    deps = context.deps()
+    with deps.sessions.begin() as session:
+        record(
+            session,
+            "mfa.answer_rejected",
+            now=context.now(),
+            outcome="failure",
+            context=context.audit_context(),
+            path=request.path,
+        )
+    response = jsonify({"error": error.code, "error_description": error.message})
+    response.status_code = status
+    return _no_store(response)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response

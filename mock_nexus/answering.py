@@ -1,0 +1,149 @@
+"""How the app answers a challenge: it signs what it showed (the challenge id, its nonce, the
+number the user typed and the hash of the transaction details) with the key made at binding,
+and proves possession of that key on the call that carries the answer (DPoP, RFC 9449)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import requests
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from mock_nexus.phones import Phone
+
+ANSWER_TYP = "nexus-answer+jwt"
+DPOP_TYP = "dpop+jwt"
+
+
+class AnswerError(Exception):
+    """The answer could not be made or delivered; ``code`` says why."""
+
+    def __init__(self, code: str, status: int = 400) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+
+
+def transaction_hash(details: list[dict[str, Any]] | None) -> str | None:
+    """SHA-256 over the canonical JSON of the details the phone showed."""
+    if not details:
+        return None
+    canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def sign_answer(
+    phone: Phone,
+    *,
+    challenge_id: str,
+    nonce: str,
+    authorization_details: list[dict[str, Any]] | None,
+    decision: str,
+    number: int | None = None,
+    report: bool = False,
+) -> str:
+    payload: dict[str, Any] = {
+        "challenge_id": challenge_id,
+        "nonce": nonce,
+        "decision": decision,
+        "txn_hash": transaction_hash(authorization_details),
+        "iat": int(time.time()),
+    }
+    if decision == "approve":
+        payload["number"] = number
+    if report:
+        payload["report"] = True
+    return jws.serialize_compact(
+        {"alg": "ES256", "typ": ANSWER_TYP},
+        json.dumps(payload).encode(),
+        _key(phone),
+        algorithms=["ES256"],
+    )
+
+
+def dpop_proof(phone: Phone, *, method: str, url: str) -> str:
+    key = _key(phone)
+    return jws.serialize_compact(
+        {"alg": "ES256", "typ": DPOP_TYP, "jwk": dict(key.as_dict(private=False))},
+        json.dumps(
+            {
+                "jti": secrets.token_urlsafe(16),
+                "htm": method,
+                "htu": url.split("?")[0],
+                "iat": int(time.time()),
+            }
+        ).encode(),
+        key,
+        algorithms=["ES256"],
+    )
+
+
+def deliver(phone: Phone, answer: str, *, answer_to: str, timeout: float) -> dict[str, Any]:
+    """Send the answer to the IdP; return what the IdP said.
+
+    Raises:
+        AnswerError
+    """
+    try:
+        response = requests.post(
+            answer_to,
+            json={"answer": answer},
+            headers={"DPoP": dpop_proof(phone, method="POST", url=answer_to)},
+            timeout=timeout,
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise AnswerError("idp_unreachable", 502) from exc
+    if response.status_code != 200:
+        raise AnswerError(str(body.get("error", "refused")), 409)
+    return dict(body)
+
+
+def read_confirm_link(text: str) -> tuple[str, str, int]:
+    """A ``nexussmartid://confirm`` link scanned from a login page: issuer, challenge, number.
+
+    Raises:
+        AnswerError
+    """
+    parts = urlsplit(text.strip())
+    query = parse_qs(parts.query)
+    try:
+        if parts.scheme != "nexussmartid" or parts.netloc != "confirm":
+            raise ValueError(text)
+        return query["issuer"][0], query["challenge"][0], int(query["number"][0])
+    except (KeyError, IndexError, ValueError) as exc:
+        raise AnswerError("not_a_confirm_code") from exc
+
+
+def fetch_scanned(
+    phone: Phone, *, issuer: str, challenge_id: str, timeout: float
+) -> dict[str, Any]:
+    """Ask the IdP what the scanned challenge is (only its own phone may see it).
+
+    Raises:
+        AnswerError
+    """
+    url = f"{issuer}/mfa/challenges/{challenge_id}"
+    try:
+        response = requests.get(
+            url, headers={"DPoP": dpop_proof(phone, method="GET", url=url)}, timeout=timeout
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise AnswerError("idp_unreachable", 502) from exc
+    if response.status_code != 200:
+        raise AnswerError("unknown_challenge", 404)
+    return dict(body)
+
+
+def _key(phone: Phone) -> ECKey:
+    if phone.private_jwk is None:
+        raise AnswerError("not_bound", 404)
+    return ECKey.import_key(phone.private_jwk)  # type: ignore[arg-type]
