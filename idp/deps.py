@@ -18,6 +18,7 @@ from idp.clock import SystemClock
 from idp.enrol.kyc import HttpKycProvider
 from idp.enrol.kyc import KycProvider
 from idp.mfa.challenges import ChallengeStore
+from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
 from idp.oidc.clients import ClientRegistry
@@ -51,6 +52,7 @@ class Deps:
     kyc: KycProvider
     push: PushGateway
     challenges: ChallengeStore
+    push_policy: PushPolicy
 
 
 def build_deps(
@@ -115,4 +117,10 @@ def build_deps(
             timeout=settings.nexus_timeout,
         ),
         challenges=ChallengeStore(store, keys),
+        push_policy=PushPolicy(
+            limit=settings.mfa_push_limit,
+            window=settings.mfa_push_window,
+            backoff=settings.mfa_denial_backoff,
+            pause_after=settings.mfa_denial_lock_after,
+        ),
     )

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
         "sign in to applications with the password alone (acr aal1-pwd)",
     )
     mfa_challenge_ttl: int = Field(90, ge=30, le=300, description="Seconds a push may wait")
+    mfa_push_limit: int = Field(10, ge=1, description="Pushes per user per window")
+    mfa_push_window: int = Field(900, ge=60, description="Seconds")
+    mfa_denial_backoff: int = Field(
+        30, ge=1, description="Seconds before a new push after a denial, doubling per denial"
+    )
+    mfa_denial_lock_after: int = Field(
+        5, ge=1, description="Consecutive denials that pause pushes until a login succeeds"
+    )
+    mfa_suspend_on_report: bool = Field(
+        True, description='"This was not me" suspends the phone\'s Soft Token'
+    )
     mfa_long_poll: float = Field(
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )

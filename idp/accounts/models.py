@@ -89,6 +89,10 @@ class UserSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     client_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    # The phone that confirmed the login: when it is suspended, this session ends.
+    device_id: Mapped[str | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), index=True
+    )
 
 
 class LoginFailure(Base):

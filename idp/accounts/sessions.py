@@ -36,6 +36,7 @@ def start_session(
     now: datetime,
     policy: SessionPolicy,
     context: AuditContext,
+    device_id: str | None = None,
 ) -> tuple[UserSession, str]:
     """Open a session after a completed login; return it and the cookie value.
 
@@ -54,6 +55,7 @@ def start_session(
         expires_at=now + timedelta(seconds=policy.max_age),
         client_ip=context.client_ip,
         user_agent=(context.user_agent or "")[:255] or None,
+        device_id=device_id,
     )
     session.add(user_session)
     session.flush()
@@ -80,6 +82,7 @@ def reauthenticate(
     now: datetime,
     policy: SessionPolicy,
     context: AuditContext,
+    device_id: str | None = None,
 ) -> str:
     """Record a fresh login by the same user in their existing session; return a new cookie.
 
@@ -91,6 +94,7 @@ def reauthenticate(
     user_session.auth_time = now
     user_session.acr = acr
     user_session.amr = amr
+    user_session.device_id = device_id
     user_session.last_seen_at = now
     user_session.expires_at = now + timedelta(seconds=policy.max_age)
     record(

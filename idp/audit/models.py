@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger
+from sqlalchemy import ForeignKey
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
@@ -36,3 +37,22 @@ class AuditEvent(Base):
     # Set once by the sealer: position in the chain and SHA-256 over (previous hash, this row).
     seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class SecurityAlert(Base):
+    """Something the helpdesk must look at (a reported sign-in, a phone suspended by policy).
+    Unlike audit events, an alert is worked on: it is acknowledged when handled."""
+
+    __tablename__ = "security_alerts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None] = mapped_column(index=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))

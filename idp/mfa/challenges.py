@@ -107,11 +107,21 @@ class ChallengeStore:
         self._store = store
         self._keys = keys
 
-    def claim_pending_slot(self, user_id: str, challenge_id: str, *, ttl: float) -> bool:
+    def claim_pending_slot(
+        self, user_id: str, challenge_id: str, *, ttl: float, now: datetime
+    ) -> bool:
         """One pending challenge per user: take the slot, or report that it is taken."""
-        return self._store.set(
-            self._keys.pending_push(user_id), challenge_id.encode(), ttl=ttl, only_if_new=True
-        )
+        key = self._keys.pending_push(user_id)
+        if self._store.set(key, challenge_id.encode(), ttl=ttl, only_if_new=True):
+            return True
+        # Held by a challenge that is over (answered, or past its expiry on our clock while
+        # the slot's own TTL has not run out yet): take it over.
+        holder_id = self._store.get(key)
+        holder = self.get(holder_id.decode()) if holder_id else None
+        if holder is not None and self.outcome(holder, now=now) == Outcome.PENDING:
+            return False
+        self._store.set(key, challenge_id.encode(), ttl=ttl)
+        return True
 
     def release_pending_slot(self, user_id: str, challenge_id: str) -> None:
         key = self._keys.pending_push(user_id)

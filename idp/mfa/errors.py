@@ -30,6 +30,13 @@ class PushLimitError(IdpError):
         self.retry_after = retry_after
 
 
+class PushPausedError(IdpError):
+    """Several pushes in a row were declined: none are sent until a login succeeds otherwise."""
+
+    code = "push_paused"
+    message = "Requests to your phone are paused. Use the code from the app."
+
+
 class AnswerRejectedError(IdpError):
     """An answer that is not the bound phone's answer to this challenge: ignored."""
 

@@ -47,3 +47,16 @@ Index(
     postgresql_where=text("status = 'active'"),
     sqlite_where=text("status = 'active'"),
 )
+
+
+class PushDenials(Base):
+    """Consecutive pushes a user declined (push-bombing shows up here): each one delays the next
+    push a little more, and enough of them pause pushes until a login succeeds another way."""
+
+    __tablename__ = "push_denials"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    consecutive: Mapped[int]
+    last_denied_at: Mapped[datetime]

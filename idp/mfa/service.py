@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
+from idp.accounts.models import UserSession
+from idp.audit.alerts import raise_alert
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.mfa.answers import read_challenge_id
@@ -20,10 +22,20 @@ from idp.mfa.challenges import new_challenge
 from idp.mfa.dpop import DpopProof
 from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.errors import ChallengePendingError
+from idp.mfa.errors import PushLimitError
+from idp.mfa.errors import PushPausedError
 from idp.mfa.errors import PushUnavailableError
+from idp.mfa.fatigue import PushPolicy
+from idp.mfa.fatigue import check_push_allowed
+from idp.mfa.fatigue import record_denial
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
 from idp.mfa.push import PushGateway
+from idp.revocation.service import RevocationList
+from idp.revocation.service import end_session
+from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import EphemeralStoreError
+from idp.store.ephemeral import Keys
 
 # Outcomes are kept a little longer than their challenge, for the page that waits on them.
 _OUTCOME_GRACE = 60.0
@@ -46,6 +58,9 @@ def start_push(
     authorization_details: list[dict[str, Any]] | None,
     challenges: ChallengeStore,
     gateway: PushGateway,
+    policy: PushPolicy,
+    store: EphemeralStore,
+    keys: Keys,
     answer_to: str,
     ttl: int,
     now: datetime,
@@ -55,6 +70,7 @@ def start_push(
 
     Raises:
         ChallengePendingError: another challenge of this user is waiting (anti-fatigue).
+        PushLimitError, PushPausedError: anti-fatigue (``idp.mfa.fatigue``).
         PushUnavailableError: the relay did not take it; the user can use the TOTP code.
     """
     challenge = new_challenge(
@@ -67,8 +83,18 @@ def start_push(
         now=now,
         ttl=ttl,
     )
-    if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl):
+    if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
         raise ChallengePendingError()
+    try:
+        check_push_allowed(session, user.id, policy=policy, store=store, keys=keys, now=now)
+    except (PushLimitError, PushPausedError) as refusal:
+        challenges.release_pending_slot(user.id, challenge.id)
+        record(session, "mfa.push_refused", now=now, outcome="failure", actor=user.sub,
+               context=audit, reason=refusal.code)  # fmt: skip
+        raise
+    except EphemeralStoreError as exc:
+        challenges.release_pending_slot(user.id, challenge.id)
+        raise PushUnavailableError() from exc
     challenges.save(challenge, ttl=ttl + _OUTCOME_GRACE)
     try:
         gateway.send(challenge, push_address=device.push_address, answer_to=answer_to)
@@ -123,6 +149,8 @@ def accept_answer(
     if not challenges.record_outcome(challenge.id, outcome, ttl=ttl):
         raise AnswerRejectedError()  # answered already: a challenge gets one answer
     challenges.release_pending_slot(challenge.user_id, challenge.id)
+    if outcome in (Outcome.DENIED, Outcome.REPORTED):
+        record_denial(session, challenge.user_id, now=now)
     user_sub = session.scalar(select(User.sub).where(User.id == challenge.user_id))
     record(
         session,
@@ -159,3 +187,63 @@ def challenge_for_phone(
     ):
         raise AnswerRejectedError()
     return challenge
+
+
+def report_not_me(
+    session: Session,
+    challenge: Challenge,
+    *,
+    suspend: bool,
+    revocations: RevocationList,
+    access_token_ttl: int,
+    now: datetime,
+    audit: AuditContext,
+) -> None:
+    """ "This was not me": the helpdesk is alerted and, by policy, the phone's Soft Token is
+    suspended (someone knows the password; the phone may be in the wrong hands too)."""
+    device = session.get(Device, challenge.device_id)
+    raise_alert(
+        session,
+        "mfa.reported_not_me",
+        user_id=challenge.user_id,
+        now=now,
+        device=challenge.device_id,
+        challenge=challenge.id,
+        client=challenge.client_name,
+        context=challenge.context,
+    )
+    if suspend and device is not None:
+        suspend_device(session, device, reason="reported_not_me", revocations=revocations,
+                       access_token_ttl=access_token_ttl, now=now, audit=audit)  # fmt: skip
+
+
+def suspend_device(
+    session: Session,
+    device: Device,
+    *,
+    reason: str,
+    revocations: RevocationList,
+    access_token_ttl: int,
+    now: datetime,
+    audit: AuditContext,
+    actor: str | None = None,
+) -> bool:
+    """The phone confirms nothing any more, and every session it confirmed ends (with its
+    tokens and back-channel logout notices). False when it was suspended already."""
+    if device.status == DeviceStatus.SUSPENDED:
+        return False
+    device.status = DeviceStatus.SUSPENDED
+    device.suspended_at = now
+    user_sub = session.scalar(select(User.sub).where(User.id == device.user_id))
+    record(session, "mfa.device_suspended", now=now, actor=actor or user_sub, context=audit,
+           user=user_sub, device=device.id, reason=reason)  # fmt: skip
+    confirmed = session.scalars(
+        select(UserSession.id).where(
+            UserSession.device_id == device.id, UserSession.ended_at.is_(None)
+        )
+    ).all()
+    for sid in confirmed:
+        end_session(session, revocations, sid, reason="device_suspended", now=now,
+                    access_token_ttl=access_token_ttl, actor=actor or user_sub,
+                    context=audit)  # fmt: skip
+    return True

@@ -31,6 +31,8 @@ from idp.audit.service import record
 from idp.mfa.challenges import Challenge
 from idp.mfa.challenges import Outcome
 from idp.mfa.errors import ChallengePendingError
+from idp.mfa.errors import PushLimitError
+from idp.mfa.errors import PushPausedError
 from idp.mfa.errors import PushUnavailableError
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
@@ -209,12 +211,15 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
             authorization_details=None,
             challenges=deps.challenges,
             gateway=deps.push,
+            policy=deps.push_policy,
+            store=deps.store,
+            keys=deps.keys,
             answer_to=f"{deps.settings.issuer}/mfa/answers",
             ttl=deps.settings.mfa_challenge_ttl,
             now=now,
             audit=context.audit_context(),
         )
-    except ChallengePendingError as error:
+    except (ChallengePendingError, PushLimitError, PushPausedError) as error:
         return None, error.code
     except PushUnavailableError as error:
         PUSH_OUTCOMES.labels("unavailable").inc()
@@ -292,6 +297,15 @@ def _messages() -> dict[str, str]:
             "wait until it expires, then send a new request."
         ),
         "throttled": _("Too many failed attempts. Wait a moment and try again."),
+        "push_limited": _(
+            "Too many requests were sent to your phone. Wait a little before sending another, "
+            "or use the six-digit code from the app."
+        ),
+        "push_paused": _(
+            "Requests to your phone are paused because several were declined. Use the "
+            "six-digit code from the app; if you did not try to sign in, call the GFMIS "
+            "helpdesk."
+        ),
         "wrong_code": _(
             "The code is not correct or was already used. Wait for the next code and try again."
         ),

@@ -16,6 +16,7 @@ from idp.mfa.dpop import verify_dpop_proof
 from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.service import accept_answer
 from idp.mfa.service import challenge_for_phone
+from idp.mfa.service import report_not_me
 from idp.web import context
 from idp.web.login import authenticator
 
@@ -55,6 +56,16 @@ def answer() -> Response:
         )
     except AnswerRejectedError as error:
         return _rejected(error)
+    if outcome == Outcome.REPORTED:
+        report_not_me(
+            context.db(),
+            challenge,
+            suspend=deps.settings.mfa_suspend_on_report,
+            revocations=deps.revocations,
+            access_token_ttl=deps.settings.access_token_ttl,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     if outcome == Outcome.WRONG_NUMBER:
         user = context.db().get(User, challenge.user_id)
         if user is not None:

@@ -28,6 +28,7 @@ from idp.accounts.service import change_password
 from idp.accounts.sessions import reauthenticate
 from idp.accounts.sessions import start_session
 from idp.audit.service import record
+from idp.mfa.fatigue import reset_denials
 from idp.mfa.service import active_device
 from idp.revocation.service import end_session
 from idp.web import context
@@ -101,6 +102,9 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
     now = context.now()
     acr = acr_uri(deps.settings.issuer, assurance_for(tx.amr))
     authenticator().succeeded(context.db(), user)
+    reset_denials(context.db(), user.id)
+    # The phone that confirmed this login: its suspension ends the session.
+    confirmed_by = tx.device_id if Step.CONFIRM.value in tx.completed else None
     previous = current_login()
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.
@@ -113,6 +117,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
             now=now,
             policy=deps.session_policy,
             context=context.audit_context(),
+            device_id=confirmed_by,
         )
     else:
         if previous is not None:
@@ -135,6 +140,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
             now=now,
             policy=deps.session_policy,
             context=context.audit_context(),
+            device_id=confirmed_by,
         )
     save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
