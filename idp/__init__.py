@@ -40,6 +40,7 @@ def create_app(
     from idp.web import device_api
     from idp.web import enrol
     from idp.web import errors
+    from idp.web import evidence
     from idp.web import hygiene
     from idp.web import i18n
     from idp.web import login
@@ -89,6 +90,7 @@ def create_app(
         login.bp,
         confirm.bp,
         device_api.bp,
+        evidence.bp,
         enrol.bp,
         pages.bp,
         ops.bp,

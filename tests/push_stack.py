@@ -91,11 +91,18 @@ class Login:
     def start(
         cls, stack: Stack, username: str, *, password: str = PASSWORD, **params: str
     ) -> Login:
-        browser = LoopbackBrowser()
-        verifier, challenge = pkce_pair()
+        login = cls(stack, LoopbackBrowser(), "", requests.Response(), "")
+        login.authorize(**params)
+        if 'id="password"' in login.page.text:
+            login.submit({"username": username, "password": password})
+        return login
+
+    def authorize(self, client_id: str = "demo-confidential", **params: str) -> requests.Response:
+        """A new authorization request from the same browser (its IdP session, if any)."""
+        self.verifier, challenge = pkce_pair()
         query = {
             "response_type": "code",
-            "client_id": "demo-confidential",
+            "client_id": client_id,
             "redirect_uri": CALLBACK,
             "scope": "openid profile",
             "state": secrets.token_urlsafe(8),
@@ -104,11 +111,7 @@ class Login:
             "code_challenge_method": "S256",
             **params,
         }
-        login = cls(stack, browser, verifier, requests.Response(), "")
-        login.go(f"{stack.idp}/authorize?{urlencode(query)}")
-        if 'id="password"' in login.page.text:
-            login.submit({"username": username, "password": password})
-        return login
+        return self.go(f"{self.stack.idp}/authorize?{urlencode(query)}")
 
     def go(self, url: str, method: str = "GET", **kwargs: Any) -> requests.Response:
         """Request, then follow redirects within the IdP; stop at the client's callback."""

@@ -47,6 +47,24 @@ def acr_uri(issuer: str, level: Assurance) -> str:
     return f"{issuer}/acr/{level.value}"
 
 
+_RANK = {Assurance.PASSWORD: 1, Assurance.SOFT_TOKEN: 2, Assurance.SOFT_TOKEN_TXN: 3}
+
+
+def assurance_of(issuer: str, acr: str) -> Assurance | None:
+    """The level an ``acr`` URI of this issuer names, or None for someone else's value."""
+    prefix = f"{issuer}/acr/"
+    if not acr.startswith(prefix):
+        return None
+    try:
+        return Assurance(acr.removeprefix(prefix))
+    except ValueError:
+        return None
+
+
+def meets(level: Assurance | None, required: Assurance) -> bool:
+    return level is not None and _RANK[level] >= _RANK[required]
+
+
 def assurance_for(amr: list[str], *, transaction_confirmed: bool = False) -> Assurance:
     """The level a set of methods reaches: password alone is AAL1; password and the bound
     phone is AAL2, and names a confirmed transaction when there was one."""
@@ -72,6 +90,10 @@ class LoginTransaction:
     # push challenge it was sent.
     device_id: str | None = None
     challenge_id: str | None = None
+    # The least assurance the client asked for (acr_values, a transaction to confirm), and the
+    # evidence of the confirmed transaction.
+    required: str | None = None
+    evidence_id: str | None = None
 
     @classmethod
     def start(

@@ -38,6 +38,7 @@ class Challenge:
     login_tx: str
     nonce: str
     number: int
+    client_id: str
     client_name: str
     context: dict[str, str]
     authorization_details: list[dict[str, Any]] | None
@@ -79,6 +80,7 @@ def new_challenge(
     user_id: str,
     device_id: str,
     login_tx: str,
+    client_id: str,
     client_name: str,
     context: dict[str, str],
     authorization_details: list[dict[str, Any]] | None,
@@ -93,6 +95,7 @@ def new_challenge(
         nonce=secrets.token_urlsafe(24),
         # Two digits, never 00-09, so it reads the same on every keyboard.
         number=10 + secrets.randbelow(90),
+        client_id=client_id,
         client_name=client_name,
         context=context,
         authorization_details=authorization_details,

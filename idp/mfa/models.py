@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
@@ -60,3 +61,25 @@ class PushDenials(Base):
     )
     consecutive: Mapped[int]
     last_denied_at: Mapped[datetime]
+
+
+class TransactionEvidence(Base):
+    """A transaction the user confirmed on the phone: the details shown, and the answer the
+    phone signed over their hash. It is the signer's electronic signature of their intent, so
+    it is kept whole, with the public key that verifies it (even after the phone is gone)."""
+
+    __tablename__ = "transaction_evidence"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(32))
+    device_public_jwk: Mapped[dict[str, Any]]
+    challenge_id: Mapped[str] = mapped_column(String(32), unique=True)
+    login_tx: Mapped[str] = mapped_column(String(32))
+    authorization_details: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    txn_hash: Mapped[str] = mapped_column(String(64))
+    signed_answer: Mapped[str] = mapped_column(Text)
+    confirmed_at: Mapped[datetime]
+    # One authorization per confirmation: set when a code is issued for it.
+    consumed_at: Mapped[datetime | None]

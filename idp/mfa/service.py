@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -30,6 +32,7 @@ from idp.mfa.fatigue import check_push_allowed
 from idp.mfa.fatigue import record_denial
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
+from idp.mfa.models import TransactionEvidence
 from idp.mfa.push import PushGateway
 from idp.revocation.service import RevocationList
 from idp.revocation.service import end_session
@@ -53,6 +56,7 @@ def start_push(
     user: User,
     device: Device,
     login_tx: str,
+    client_id: str,
     client_name: str,
     context: dict[str, str],
     authorization_details: list[dict[str, Any]] | None,
@@ -77,6 +81,7 @@ def start_push(
         user_id=user.id,
         device_id=device.id,
         login_tx=login_tx,
+        client_id=client_id,
         client_name=client_name,
         context=context,
         authorization_details=authorization_details,
@@ -145,8 +150,15 @@ def accept_answer(
         outcome = Outcome.APPROVED
     else:
         outcome = Outcome.WRONG_NUMBER
+    evidence = None
+    if outcome == Outcome.APPROVED and challenge.authorization_details:
+        # Kept before the outcome is told: the page that learns "approved" finds it.
+        evidence = _keep_evidence(session, challenge, device, signed=verified.signed, now=now)
     ttl = max(challenge.expires_at - now.timestamp(), 0) + _OUTCOME_GRACE
     if not challenges.record_outcome(challenge.id, outcome, ttl=ttl):
+        if evidence is not None:
+            session.delete(evidence)  # answered already: this approval was never used
+            session.commit()
         raise AnswerRejectedError()  # answered already: a challenge gets one answer
     challenges.release_pending_slot(challenge.user_id, challenge.id)
     if outcome in (Outcome.DENIED, Outcome.REPORTED):
@@ -247,3 +259,41 @@ def suspend_device(
                     access_token_ttl=access_token_ttl, actor=actor or user_sub,
                     context=audit)  # fmt: skip
     return True
+
+
+def _keep_evidence(
+    session: Session, challenge: Challenge, device: Device, *, signed: str, now: datetime
+) -> TransactionEvidence:
+    """Store the signed confirmation; committed at once.
+
+    Raises:
+        AnswerRejectedError: this challenge has evidence already (a duplicate answer).
+    """
+    if not challenge.authorization_details or not challenge.txn_hash:
+        raise AnswerRejectedError()
+    evidence = TransactionEvidence(
+        id=secrets.token_hex(16),
+        user_id=challenge.user_id,
+        client_id=challenge.client_id,
+        device_id=device.id,
+        device_public_jwk=device.public_jwk,
+        challenge_id=challenge.id,
+        login_tx=challenge.login_tx,
+        authorization_details=challenge.authorization_details,
+        txn_hash=challenge.txn_hash,
+        signed_answer=signed,
+        confirmed_at=now,
+    )
+    session.add(evidence)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise AnswerRejectedError() from exc
+    return evidence
+
+
+def evidence_for(session: Session, challenge_id: str) -> TransactionEvidence | None:
+    return session.scalar(
+        select(TransactionEvidence).where(TransactionEvidence.challenge_id == challenge_id)
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
+from idp.oidc.authorization_details import SUPPORTED_TYPES
 from idp.oidc.claims import VERIFIABLE_CLAIMS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import STANDARD_SCOPES
@@ -32,11 +33,9 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": list(SECRET_METHODS),
         "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
         "code_challenge_methods_supported": ["S256"],
-        # Only levels a login can reach today; the phone confirmation adds the AAL2 ones.
-        "acr_values_supported": [
-            acr_uri(issuer, Assurance.PASSWORD),
-            acr_uri(issuer, Assurance.SOFT_TOKEN),
-        ],
+        "acr_values_supported": [acr_uri(issuer, level) for level in Assurance],
+        # RFC 9396 §10: transaction confirmation on the phone.
+        "authorization_details_types_supported": list(SUPPORTED_TYPES),
         "claims_supported": [
             "sub",
             "iss",
@@ -49,6 +48,8 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
             "amr",
             "sid",
             "azp",
+            "authorization_details",
+            "txn",
             "at_hash",
             "name",
             "given_name",

@@ -30,11 +30,14 @@ from authlib.oidc.core.grants.util import validate_request_prompt
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from idp.accounts.flow import Assurance
+from idp.accounts.flow import acr_uri
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
 from idp.audit.service import record
+from idp.mfa.models import TransactionEvidence
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
 from idp.oidc.clients import USER_SCOPES
@@ -61,6 +64,8 @@ class AuthenticatedUser:
 
     user: User
     session: UserSession
+    # A transaction the user has just confirmed on the phone, for this authorization only.
+    transaction: TransactionEvidence | None = None
 
     def get_user_id(self) -> str:
         return self.user.sub
@@ -137,6 +142,8 @@ class _IdpGrant:
             auth_time=grant.auth_time,
             acr=grant.acr,
             amr=tuple(grant.amr),
+            authorization_details=grant.authorization_details,
+            txn=grant.txn,
         )
         access_auth = auth if grant.kind == GrantKind.SESSION else replace(auth, sid=None)
         access = deps.signer.issue_access_token(
@@ -150,6 +157,9 @@ class _IdpGrant:
             GrantAccessToken(jti=access.jti, grant_id=grant.id, expires_at=access.expires_at)
         )
         token = self._bearer(access.token, scope)
+        if grant.authorization_details:
+            # RFC 9396 §7: the token response names what the token was granted for.
+            token["authorization_details"] = grant.authorization_details
         if with_refresh_token:
             value = secrets.token_urlsafe(32)
             self.db.add(
@@ -245,6 +255,10 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
         owner: AuthenticatedUser = request.user
         data = request.payload.data
         now = self.now
+        transaction = owner.transaction
+        acr = owner.session.acr
+        if transaction is not None:
+            acr = acr_uri(self.server.deps.settings.issuer, Assurance.SOFT_TOKEN_TXN)
         self.db.add(
             AuthorizationCode(
                 code_hash=sha256_hex(code),
@@ -257,13 +271,18 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
                 auth_time=owner.session.auth_time,
-                acr=owner.session.acr,
+                acr=acr,
                 amr=list(owner.session.amr),
                 expires_at=now
                 + timedelta(seconds=self.server.deps.settings.authorization_code_ttl),
                 claims_request=parse_claims_request(data.get("claims")),
+                authorization_details=transaction.authorization_details if transaction else None,
+                txn=transaction.id if transaction else None,
             )
         )
+        if transaction is not None:
+            # One authorization per confirmation.
+            transaction.consumed_at = now
         record(
             self.db,
             "authorization.code_issued",
@@ -336,12 +355,17 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             created_at=now,
             expires_at=now + timedelta(seconds=lifetime),
             claims_request=code.claims_request,
+            authorization_details=code.authorization_details,
+            txn=code.txn,
         )
         self.db.add(grant)
         # Public clients get refresh tokens only for offline_access; confidential clients
         # also get session-bound ones, which die with the IdP session.
-        with_refresh = client.check_grant_type("refresh_token") and (
-            offline or not client.is_public
+        # A confirmed transaction is acted on once: no refresh token carries it further.
+        with_refresh = (
+            client.check_grant_type("refresh_token")
+            and (offline or not client.is_public)
+            and code.txn is None
         )
         token = self._issue(
             client=client,

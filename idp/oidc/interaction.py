@@ -13,6 +13,10 @@ from typing import Any
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Error
 
+from idp.accounts.flow import Assurance
+from idp.accounts.flow import assurance_of
+from idp.oidc.authorization_details import parse_authorization_details
+
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Single-valued request parameters that must appear at most once (RFC 6749 §3.1).
 SINGLE_PARAMS = (
@@ -32,8 +36,11 @@ SINGLE_PARAMS = (
     "login_hint",
     "id_token_hint",
     "claims",
+    "authorization_details",
 )
 MAX_PARAM_LENGTH = 2048
+# A few payment approvals with Thai payees, as JSON.
+MAX_DETAILS_LENGTH = 8192
 
 
 class RequestNotSupportedError(OAuth2Error):
@@ -59,7 +66,8 @@ def validate_request_shape(values: Any) -> dict[str, str]:
         items = values.getlist(key)
         if key in SINGLE_PARAMS and len(items) > 1:
             raise InvalidRequestError(f"Multiple '{key}' in request.")
-        if any(len(item) > MAX_PARAM_LENGTH for item in items) or len(key) > 64:
+        limit = MAX_DETAILS_LENGTH if key == "authorization_details" else MAX_PARAM_LENGTH
+        if any(len(item) > limit for item in items) or len(key) > 64:
             raise InvalidRequestError("A request parameter is too long.")
         params[key] = items[0]
     return params
@@ -88,6 +96,21 @@ def validate_extensions(params: dict[str, str]) -> None:
         raise InvalidRequestError("'max_age' must be a non-negative integer.")
     if "claims" in params:
         parse_claims_request(params["claims"])
+    parse_authorization_details(params.get("authorization_details"))
+
+
+def required_assurance(params: dict[str, str], issuer: str) -> Assurance | None:
+    """The least assurance this request needs: a transaction to confirm needs its own
+    confirmation; otherwise the first of ``acr_values`` this OP offers (OIDC Core §3.1.2.1,
+    in order of preference)."""
+    if params.get("authorization_details"):
+        return Assurance.SOFT_TOKEN_TXN
+    for value in params.get("acr_values", "").split():
+        level = assurance_of(issuer, value)
+        if level is not None:
+            # A transaction level without a transaction is the phone confirmation itself.
+            return Assurance.SOFT_TOKEN if level == Assurance.SOFT_TOKEN_TXN else level
+    return None
 
 
 def parse_claims_request(value: str | None) -> dict[str, Any] | None:

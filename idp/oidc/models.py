@@ -10,6 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -64,6 +65,9 @@ class AuthorizationCode(Base):
     grant_id: Mapped[str | None] = mapped_column(String(32))
     # OIDC Core §5.5: the claims the client asked for (verified_claims among them).
     claims_request: Mapped[dict[str, Any] | None]
+    # A confirmed transaction (RFC 9396) and its device-signed evidence (the JWT "txn" claim).
+    authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    txn: Mapped[str | None] = mapped_column(String(32))
 
     # What Authlib's code grant asks of a code (AuthorizationCodeMixin).
     def get_redirect_uri(self) -> str:
@@ -97,6 +101,9 @@ class Grant(Base):
     revoked_at: Mapped[datetime | None]
     revoke_reason: Mapped[str | None] = mapped_column(String(64))
     claims_request: Mapped[dict[str, Any] | None]
+    # A confirmed transaction (RFC 9396) and its device-signed evidence (the JWT "txn" claim).
+    authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    txn: Mapped[str | None] = mapped_column(String(32))
 
 
 class RefreshToken(Base):

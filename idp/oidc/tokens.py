@@ -39,6 +39,15 @@ class Authentication:
     auth_time: datetime
     acr: str
     amr: tuple[str, ...]
+    # A transaction confirmed on the phone (RFC 9396) and its evidence (the "txn" claim of
+    # RFC 8417 §2.2, which names the evidence the IdP keeps).
+    authorization_details: list[dict[str, Any]] | None = None
+    txn: str | None = None
+
+    def transaction_claims(self) -> dict[str, Any]:
+        if not self.txn:
+            return {}
+        return {"authorization_details": self.authorization_details, "txn": self.txn}
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,7 @@ class TokenSigner:
             claims["amr"] = list(auth.amr)
             if auth.sid:
                 claims["sid"] = auth.sid
+            claims |= auth.transaction_claims()
         token = self._sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP)
         return IssuedAccessToken(token=token, jti=jti, expires_at=expires_at)
 
@@ -125,6 +135,7 @@ class TokenSigner:
         )
         if auth.sid:
             body["sid"] = auth.sid
+        body |= auth.transaction_claims()
         if nonce:
             body["nonce"] = nonce
         if access_token:

@@ -9,6 +9,7 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import Blueprint
 from flask import Response
@@ -20,9 +21,17 @@ from flask import session
 from flask import url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts.flow import AMR_PASSWORD
+from idp.accounts.flow import Assurance
 from idp.accounts.flow import LoginTransaction
+from idp.accounts.flow import Step
+from idp.accounts.flow import assurance_of
+from idp.accounts.flow import meets
+from idp.mfa.models import TransactionEvidence
+from idp.mfa.service import active_device
 from idp.oidc.endpoints import EndSession
 from idp.oidc.grants import AuthenticatedUser
+from idp.oidc.interaction import required_assurance
 from idp.oidc.interaction import requires_fresh_login
 from idp.oidc.interaction import validate_extensions
 from idp.oidc.interaction import validate_request_shape
@@ -95,6 +104,9 @@ def authorize() -> BaseResponse:
     except OAuth2Error as error:
         return authorization_error(error)
     now = context.now()
+    issuer = context.deps().settings.issuer
+    required = required_assurance(params, issuer)
+    step_up = False
     if owner is not None and not requires_fresh_login(
         params,
         auth_time=owner.session.auth_time,
@@ -102,13 +114,26 @@ def authorize() -> BaseResponse:
         hinted_sub=hinted_sub,
         sub=owner.user.sub,
     ):
-        return _respond_with_code(grant, owner)
+        current = assurance_of(issuer, owner.session.acr)
+        if required is None or (required != Assurance.SOFT_TOKEN_TXN and meets(current, required)):
+            return _respond_with_code(grant, owner)
+        # Step-up: the session stands, the phone confirms again (and shows the transaction).
+        step_up = True
     if "none" in params.get("prompt", "").split():
         # OIDC Core §3.1.2.6: no interaction allowed, and it would be needed.
+        needed = InteractionRequiredError if step_up else LoginRequiredError
         return authorization_error(
-            LoginRequiredError(redirect_uri=grant.redirect_uri, state=params.get("state"))
+            needed(redirect_uri=grant.redirect_uri, state=params.get("state"))
         )
     tx = LoginTransaction.start(params, client_id=grant.client.client_id, now=now)
+    tx.required = required.value if required is not None else None
+    if step_up and owner is not None:
+        device = active_device(context.db(), owner.user.id)
+        if device is None:
+            return _page_error("soft_token_required", 403)
+        tx.user_id = owner.user.id
+        tx.device_id = device.id
+        tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
     pending = dict(session.get("login_tx", {}))
     while len(pending) >= _MAX_PENDING_LOGINS:
         pending.pop(next(iter(pending)))
@@ -131,7 +156,12 @@ def resume() -> BaseResponse:
     if user_session.auth_time.timestamp() < tx.started_at or user.id != tx.user_id:
         return _page_error("login_expired", 400)
     session["login_tx"] = pending
-    owner = AuthenticatedUser(user=user, session=user_session)
+    transaction = None
+    if tx.required == Assurance.SOFT_TOKEN_TXN:
+        transaction = _confirmed_transaction(tx)
+        if transaction is None:
+            return _page_error("login_expired", 400)
+    owner = AuthenticatedUser(user=user, session=user_session, transaction=transaction)
     stored = StoredAuthorizationRequest(context.deps().settings.issuer, tx.params)
     try:
         grant = server().get_consent_grant(request=stored, end_user=owner)
@@ -146,6 +176,20 @@ def resume() -> BaseResponse:
             stored,
         )
     return _respond_with_code(grant, owner, stored)
+
+
+def _confirmed_transaction(tx: LoginTransaction) -> TransactionEvidence | None:
+    """The evidence of the transaction this very login confirmed, not yet used."""
+    evidence = context.db().get(TransactionEvidence, tx.evidence_id) if tx.evidence_id else None
+    if (
+        evidence is None
+        or evidence.login_tx != tx.id
+        or evidence.user_id != tx.user_id
+        or evidence.client_id != tx.client_id
+        or evidence.consumed_at is not None
+    ):
+        return None
+    return evidence
 
 
 def _hinted_subject(params: dict[str, str], redirect_uri: str) -> str | None:

@@ -8,6 +8,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint
@@ -36,8 +37,10 @@ from idp.mfa.errors import PushPausedError
 from idp.mfa.errors import PushUnavailableError
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
+from idp.mfa.service import evidence_for
 from idp.mfa.service import start_push
 from idp.mfa.totp import verify_totp
+from idp.oidc.authorization_details import parse_authorization_details
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.enrol import qr_svg
@@ -87,6 +90,11 @@ def confirm_page() -> BaseResponse:
         state = deps.challenges.outcome(challenge, now=context.now()).value
     if state == Outcome.APPROVED:
         PUSH_OUTCOMES.labels("approved").inc()
+        if _transaction(tx) is not None:
+            evidence = evidence_for(context.db(), tx.challenge_id or "")
+            if evidence is None:
+                return expired()  # cannot happen: the evidence is kept before "approved"
+            tx.evidence_id = evidence.id
         tx.challenge_id = None
         tx.complete(Step.CONFIRM, amr=list(AMR_PUSH))
         return advance(tx)
@@ -145,7 +153,10 @@ def totp_code() -> BaseResponse:
     db = context.db()
     now = context.now()
     problem = None
-    if request.method == "POST":
+    if _transaction(tx) is not None:
+        # A code from the app proves the phone, but not that its owner saw this transaction.
+        problem = "transaction_needs_push"
+    elif request.method == "POST":
         verify_csrf()
         code = "".join(request.form.get("code", "").split())[:16]
         device = db.get(Device, tx.device_id)
@@ -175,6 +186,7 @@ def totp_code() -> BaseResponse:
     page = render_template(
         "totp.html",
         tx=tx.id,
+        transaction=_transaction(tx),
         problem=problem,
         error=_messages().get(problem or "", ""),
         client_name=_client_name(tx),
@@ -206,9 +218,10 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
             user=user,
             device=device,
             login_tx=tx.id,
+            client_id=tx.client_id,
             client_name=_client_name(tx),
             context=_request_context(now),
-            authorization_details=None,
+            authorization_details=_transaction(tx),
             challenges=deps.challenges,
             gateway=deps.push,
             policy=deps.push_policy,
@@ -226,6 +239,11 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
         return None, error.code
     tx.challenge_id = challenge.id
     return challenge, Outcome.PENDING.value
+
+
+def _transaction(tx: LoginTransaction) -> list[dict[str, Any]] | None:
+    """What the user is asked to approve (checked at the authorization endpoint)."""
+    return parse_authorization_details(tx.params.get("authorization_details"))
 
 
 def _client_name(tx: LoginTransaction) -> str:
@@ -268,6 +286,7 @@ def _page(
         else None,
         remaining=remaining,
         client_name=_client_name(tx),
+        transaction=_transaction(tx),
         qr=qr,
         link=link,
         csrf_token=csrf_token(),
@@ -297,6 +316,10 @@ def _messages() -> dict[str, str]:
             "wait until it expires, then send a new request."
         ),
         "throttled": _("Too many failed attempts. Wait a moment and try again."),
+        "transaction_needs_push": _(
+            "A transaction can only be approved in the Nexus Smart ID app, where you see what "
+            "you approve. The six-digit code cannot approve it."
+        ),
         "push_limited": _(
             "Too many requests were sent to your phone. Wait a little before sending another, "
             "or use the six-digit code from the app."

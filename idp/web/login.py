@@ -16,10 +16,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp.accounts.errors import InvalidCredentialsError
 from idp.accounts.errors import PasswordPolicyError
 from idp.accounts.flow import AMR_PASSWORD
+from idp.accounts.flow import Assurance
 from idp.accounts.flow import LoginTransaction
 from idp.accounts.flow import Step
 from idp.accounts.flow import acr_uri
 from idp.accounts.flow import assurance_for
+from idp.accounts.flow import meets
 from idp.accounts.flow import next_step
 from idp.accounts.models import User
 from idp.accounts.passwords import verify_password
@@ -205,7 +207,7 @@ def password() -> BaseResponse:
             # SECURITY: the phone bound now is the one that must confirm, whatever happens later.
             tx.device_id = device.id if device is not None else None
             tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
-            if device is None and tx.client_id and context.deps().settings.soft_token_required:
+            if device is None and _needs_phone(tx):
                 # AAL1 is for registering the Soft Token, never for an application.
                 return _soft_token_needed(tx, user)
             return advance(tx)
@@ -219,6 +221,13 @@ def password() -> BaseResponse:
         csrf_token=csrf_token(),
     )
     return Response(page, status=200)
+
+
+def _needs_phone(tx: LoginTransaction) -> bool:
+    required = Assurance(tx.required) if tx.required else None
+    if required is not None and meets(required, Assurance.SOFT_TOKEN):
+        return True  # the client asked for more than a password
+    return bool(tx.client_id) and context.deps().settings.soft_token_required
 
 
 def _soft_token_needed(tx: LoginTransaction, user: User) -> BaseResponse:

@@ -97,7 +97,9 @@ def test_discovery_names_exactly_this_issuer_and_its_endpoints(client, deps):
     assert body["acr_values_supported"] == [
         f"{ISSUER}/acr/aal1-pwd",
         f"{ISSUER}/acr/aal2-softtoken",
+        f"{ISSUER}/acr/aal2-softtoken-txn",
     ]
+    assert body["authorization_details_types_supported"] == ["gfmis_payment_approval"]
 
 
 def test_discovery_and_jwks_are_cacheable_with_etags(client, deps):
