@@ -46,6 +46,7 @@ def create_app(
     from idp.web import login
     from idp.web import ops
     from idp.web import pages
+    from idp.web import passkeys
     from idp.web import security
     from idp.web.sessions import EphemeralSessionInterface
 
@@ -91,6 +92,7 @@ def create_app(
         confirm.bp,
         device_api.bp,
         evidence.bp,
+        passkeys.bp,
         enrol.bp,
         pages.bp,
         ops.bp,

@@ -32,6 +32,8 @@ AMR_PASSWORD = "pwd"
 # authentication (mca), and with the password, multiple factors (mfa).
 AMR_PUSH = ("swk", "mca", "mfa")
 AMR_TOTP = ("otp", "mfa")
+# A passkey with user verification: a hardware-backed key (hwk) unlocked by the user (user).
+AMR_PASSKEY = ("hwk", "user", "mfa")
 _SECOND_FACTORS = frozenset({"swk", "otp", "hwk"})
 
 

@@ -119,12 +119,18 @@ class ChallengeStore:
             return True
         # Held by a challenge that is over (answered, or past its expiry on our clock while
         # the slot's own TTL has not run out yet): take it over.
-        holder_id = self._store.get(key)
-        holder = self.get(holder_id.decode()) if holder_id else None
-        if holder is not None and self.outcome(holder, now=now) == Outcome.PENDING:
+        if self.pending_for(user_id, now=now) is not None:
             return False
         self._store.set(key, challenge_id.encode(), ttl=ttl)
         return True
+
+    def pending_for(self, user_id: str, *, now: datetime) -> Challenge | None:
+        """The user's challenge that is still waiting for an answer, if any."""
+        holder_id = self._store.get(self._keys.pending_push(user_id))
+        holder = self.get(holder_id.decode()) if holder_id else None
+        if holder is None or self.outcome(holder, now=now) != Outcome.PENDING:
+            return None
+        return holder
 
     def release_pending_slot(self, user_id: str, challenge_id: str) -> None:
         key = self._keys.pending_push(user_id)

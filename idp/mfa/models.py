@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON
+from sqlalchemy import BigInteger
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
@@ -83,3 +84,27 @@ class TransactionEvidence(Base):
     confirmed_at: Mapped[datetime]
     # One authorization per confirmation: set when a code is issued for it.
     consumed_at: Mapped[datetime | None]
+
+
+class PasskeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # its sign counter went back: treated as cloned
+
+
+class Passkey(Base):
+    """A WebAuthn credential (passkey) that confirms a login in place of the phone's push."""
+
+    __tablename__ = "passkeys"
+
+    # The credential id (base64url), as the authenticator names it.
+    id: Mapped[str] = mapped_column(String(1400), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[PasskeyStatus] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)  # COSE key, base64url
+    sign_count: Mapped[int] = mapped_column(BigInteger)  # uint32 per WebAuthn
+    aaguid: Mapped[str] = mapped_column(String(36))
+    backed_up: Mapped[bool]
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]

@@ -97,6 +97,9 @@ class Keys:
     def totp_used(self, device_id: str, counter: int) -> str:
         return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"
 
+    def passkey_challenge(self, scope: str) -> str:
+        return f"{self._prefix}mfa:passkey-challenge:{scope}"
+
     def push_count(self, user_id: str) -> str:
         return f"{self._prefix}mfa:push-count:{user_id}"
 

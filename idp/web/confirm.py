@@ -17,6 +17,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
@@ -37,6 +38,8 @@ from idp.mfa.errors import PushPausedError
 from idp.mfa.errors import PushUnavailableError
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
+from idp.mfa.passkeys import RelyingParty
+from idp.mfa.passkeys import active_passkeys
 from idp.mfa.service import evidence_for
 from idp.mfa.service import start_push
 from idp.mfa.totp import verify_totp
@@ -63,7 +66,7 @@ _BANGKOK = timezone(timedelta(hours=7), "ICT")
 _POLL_INTERVAL = 0.25
 
 
-def _confirming() -> tuple[LoginTransaction, User] | None:
+def confirming() -> tuple[LoginTransaction, User] | None:
     """The login transaction of this request, when it is at the confirmation step."""
     tx = transaction()
     user = login_user(tx) if tx is not None else None
@@ -76,7 +79,7 @@ def _confirming() -> tuple[LoginTransaction, User] | None:
 
 @bp.get("/login/confirm", endpoint="page")
 def confirm_page() -> BaseResponse:
-    found = _confirming()
+    found = confirming()
     if found is None:
         return expired()
     tx, user = found
@@ -90,7 +93,7 @@ def confirm_page() -> BaseResponse:
         state = deps.challenges.outcome(challenge, now=context.now()).value
     if state == Outcome.APPROVED:
         PUSH_OUTCOMES.labels("approved").inc()
-        if _transaction(tx) is not None:
+        if transaction_of(tx) is not None:
             evidence = evidence_for(context.db(), tx.challenge_id or "")
             if evidence is None:
                 return expired()  # cannot happen: the evidence is kept before "approved"
@@ -111,7 +114,7 @@ def confirm_page() -> BaseResponse:
 def send_again() -> BaseResponse:
     """Ask the phone again, after a denial, a wrong number, an expiry or an outage."""
     verify_csrf()
-    found = _confirming()
+    found = confirming()
     if found is None:
         return expired()
     tx, _user = found
@@ -145,7 +148,7 @@ def wait_for_answer() -> Response:
 @bp.route("/login/totp", methods=["GET", "POST"], endpoint="totp")
 def totp_code() -> BaseResponse:
     """The fallback: the six-digit code the phone's app shows, when the push cannot reach it."""
-    found = _confirming()
+    found = confirming()
     if found is None:
         return expired()
     tx, user = found
@@ -153,7 +156,7 @@ def totp_code() -> BaseResponse:
     db = context.db()
     now = context.now()
     problem = None
-    if _transaction(tx) is not None:
+    if transaction_of(tx) is not None:
         # A code from the app proves the phone, but not that its owner saw this transaction.
         problem = "transaction_needs_push"
     elif request.method == "POST":
@@ -173,7 +176,7 @@ def totp_code() -> BaseResponse:
                 accepted = False  # cannot tell a used code from a new one: refuse
             if accepted:
                 PUSH_OUTCOMES.labels("totp").inc()
-                _withdraw_push(tx)
+                withdraw_push(tx)
                 record(db, "mfa.totp_accepted", now=now, actor=user.sub,
                        context=context.audit_context(), device=device.id)  # fmt: skip
                 tx.complete(Step.CONFIRM, amr=list(AMR_TOTP))
@@ -186,7 +189,8 @@ def totp_code() -> BaseResponse:
     page = render_template(
         "totp.html",
         tx=tx.id,
-        transaction=_transaction(tx),
+        passkey=_passkey_offered(tx),
+        transaction=transaction_of(tx),
         problem=problem,
         error=_messages().get(problem or "", ""),
         client_name=_client_name(tx),
@@ -195,7 +199,7 @@ def totp_code() -> BaseResponse:
     return Response(page, status=200)
 
 
-def _withdraw_push(tx: LoginTransaction) -> None:
+def withdraw_push(tx: LoginTransaction) -> None:
     deps = context.deps()
     challenge = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
     if challenge is not None:
@@ -212,6 +216,11 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
         return None, "no_device"
     if authenticator().is_throttled(db, user, now):
         return None, "throttled"
+    # This browser trying again supersedes its own earlier login's push (another browser's
+    # pending push still blocks: one pending challenge per user).
+    holder = deps.challenges.pending_for(user.id, now=now)
+    if holder is not None and holder.login_tx in session.get("login_tx", {}):
+        deps.challenges.withdraw(holder, now=now)
     try:
         challenge = start_push(
             db,
@@ -221,7 +230,7 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
             client_id=tx.client_id,
             client_name=_client_name(tx),
             context=_request_context(now),
-            authorization_details=_transaction(tx),
+            authorization_details=transaction_of(tx),
             challenges=deps.challenges,
             gateway=deps.push,
             policy=deps.push_policy,
@@ -241,7 +250,16 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
     return challenge, Outcome.PENDING.value
 
 
-def _transaction(tx: LoginTransaction) -> list[dict[str, Any]] | None:
+def _passkey_offered(tx: LoginTransaction) -> bool:
+    """A passkey may confirm a login (not a transaction) where the issuer can be an RP ID."""
+    if tx.user_id is None or transaction_of(tx) is not None:
+        return False
+    if RelyingParty.for_issuer(context.deps().settings.issuer) is None:
+        return False
+    return bool(active_passkeys(context.db(), tx.user_id))
+
+
+def transaction_of(tx: LoginTransaction) -> list[dict[str, Any]] | None:
     """What the user is asked to approve (checked at the authorization endpoint)."""
     return parse_authorization_details(tx.params.get("authorization_details"))
 
@@ -278,6 +296,7 @@ def _page(
     page = render_template(
         "confirm.html",
         tx=tx.id,
+        passkey=_passkey_offered(tx) and state != Outcome.REPORTED,
         state=state,
         number=challenge.number if challenge else None,
         request_id=challenge.context.get("request_id") if challenge else None,
@@ -286,7 +305,7 @@ def _page(
         else None,
         remaining=remaining,
         client_name=_client_name(tx),
-        transaction=_transaction(tx),
+        transaction=transaction_of(tx),
         qr=qr,
         link=link,
         csrf_token=csrf_token(),

@@ -156,7 +156,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
 
 
 # The IdP's own pages that may ask for a login.
-OWN_PAGES = frozenset({"/enrol", "/"})
+OWN_PAGES = frozenset({"/enrol", "/account/passkeys", "/"})
 
 
 @bp.get("/signin")

@@ -149,8 +149,9 @@ def csrf_token() -> str:
 
 
 def verify_csrf() -> None:
-    """Every form post carries the session's token (synchroniser token pattern)."""
+    """Every form post carries the session's token (synchroniser token pattern); a script's
+    JSON call carries it in the X-CSRF-Token header."""
     expected = session.get("csrf")
-    given = request.form.get("csrf_token", "")
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(str(expected), given):
         abort(400, description="csrf")

@@ -346,3 +346,18 @@ def test_using_the_code_withdraws_the_pending_push(stack):
     # The push no longer blocks the next login.
     stack.nexus.knobs(drop_answers=False)
     assert confirm_state(Login.start(stack, "somchai").page.text) == "pending"
+
+
+def test_trying_again_in_the_same_browser_replaces_its_own_push(stack):
+    login = Login.start(stack, "somchai")
+    first = stack.nexus.wait_for_push("phone-somchai")
+    login.authorize(prompt="login")
+    login.submit({"username": "somchai", "password": "Demo-Pass-2025!"})
+    assert confirm_state(login.page.text) == "pending"
+    second = stack.nexus.inbox("phone-somchai")[-1]
+    assert second["id"] != first["id"]
+    # The abandoned push can no longer be answered.
+    assert stack.nexus.approve("phone-somchai", first["id"], 10).status_code == 409
+    stack.nexus.approve("phone-somchai", second["id"], match_number(login.page.text))
+    login.reload()
+    assert login.returned
