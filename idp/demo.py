@@ -265,9 +265,9 @@ def _print_banner() -> None:
         " her phone page is http://127.0.0.1:8102/phones/phone-newuser.",
         "The other users' phones are bound: http://127.0.0.1:8102/phones/phone-<username>.",
         "Every sign-in is confirmed on the phone: open the user's phone page, find the request,"
-        " type the two-digit number the sign-in page shows and press Approve (or scan the"
-        " page's QR code into the phone's Scan box). When the relay is down, type the phone"
-        " page's six-digit code into the sign-in page instead.",
+        " type the two-digit number the sign-in page shows and press Approve (or paste the"
+        " page's QR link into the phone's Scan box, then Approve). When the relay is down,"
+        " type the phone page's six-digit code into the sign-in page instead.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     mfa_suspend_on_report: bool = Field(
         True, description='"This was not me" suspends the phone\'s Soft Token'
     )
+    mfa_max_waiting: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Login pages a worker holds waiting at once (fewer than its threads)",
+    )
     mfa_long_poll: float = Field(
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )

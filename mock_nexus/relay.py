@@ -30,6 +30,13 @@ class Pushed:
     authorization_details: list[dict[str, Any]] | None
     expires_at: float
     answer_to: str
+    # Scanned from a login page (the reverse path): it came from the IdP, not the relay, and
+    # the QR code carried the number, so the user only checks and approves.
+    scanned_number: int | None = None
+
+    @property
+    def via_relay(self) -> bool:
+        return self.scanned_number is None
 
     @classmethod
     def from_request(cls, body: dict[str, Any]) -> Pushed:
@@ -58,6 +65,7 @@ class Pushed:
             "context": self.context,
             "authorization_details": self.authorization_details,
             "expires_at": self.expires_at,
+            "scanned": not self.via_relay,
         }
 
 
@@ -79,6 +87,10 @@ class Inboxes:
             for challenge_id in [c for c, p in inbox.items() if p.expires_at <= now]:
                 del inbox[challenge_id]
             return sorted(inbox.values(), key=lambda p: p.expires_at)
+
+    def peek(self, phone_id: str, challenge_id: str) -> Pushed | None:
+        with self._lock:
+            return self._inboxes.get(phone_id, {}).get(challenge_id)
 
     def take(self, phone_id: str, challenge_id: str) -> Pushed | None:
         """Remove a challenge to answer it: a phone answers each challenge once."""

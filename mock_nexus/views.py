@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from dataclasses import replace
 from typing import Any
 
 import pyotp
@@ -146,8 +147,9 @@ def deny(phone_id: str, challenge_id: str) -> Response:
 
 @bp.post("/phones/<phone_id>/scan")
 def scan(phone_id: str) -> Response:
-    """The reverse path: scan the code on the login page, see what it asks, approve it. The
-    phone talks to the IdP directly (DPoP with its key), not through the relay."""
+    """The reverse path: scan the code on the login page. The app fetches what it is asked
+    (from the IdP directly, DPoP with its key, not through the relay) and shows it with the
+    other requests; the user then checks it and approves (the number came with the code)."""
     state = nexus()
     phone = _phone(phone_id)
     body = request.get_json(silent=True) if request.is_json else None
@@ -158,19 +160,18 @@ def scan(phone_id: str) -> Response:
             raise AnswerError("not_bound_to_this_idp")
         seen = fetch_scanned(phone, issuer=issuer, challenge_id=challenge_id,
                              timeout=state.settings.timeout)  # fmt: skip
-        answer = sign_answer(
-            phone,
-            challenge_id=challenge_id,
-            nonce=str(seen["nonce"]),
-            authorization_details=seen.get("authorization_details"),
-            decision="approve",
-            number=number,
+        pushed = Pushed.from_request(
+            {**seen, "answer_to": f"{issuer}/mfa/answers", "challenge_id": challenge_id}
         )
-        result = deliver(phone, answer, answer_to=f"{issuer}/mfa/answers",
-                         timeout=state.settings.timeout)  # fmt: skip
     except AnswerError as error:
         return _answered(phone, {"error": error.code}, error.status)
-    return _answered(phone, {"delivered": True, **result}, 200)
+    except (KeyError, TypeError, ValueError):
+        return _answered(phone, {"error": "unreadable_challenge"}, 502)
+    scanned = replace(pushed, scanned_number=number)
+    state.inboxes.put(phone.phone_id, scanned)
+    if request.is_json:
+        return jsonify(scanned.view())
+    return _render(phone)
 
 
 @bp.post("/phones/<phone_id>/bind")
@@ -213,11 +214,16 @@ def _answer(
     report: bool = False,
 ) -> Response:  # fmt: skip
     state = nexus()
+    waiting = state.inboxes.peek(phone.phone_id, challenge_id[:64])
+    if waiting is not None and waiting.scanned_number is not None and number is None:
+        number = waiting.scanned_number  # the QR code carried it
     if decision == "approve" and number is None:
         return _answered(phone, {"error": "number_required"}, 400)
-    unavailable = _relay_unavailable()
-    if unavailable is not None:
-        return _answered(phone, {"error": "temporarily_unavailable"}, 503)
+    if waiting is None or waiting.via_relay:
+        # A scanned request is answered to the IdP directly; a pushed one through the relay.
+        unavailable = _relay_unavailable()
+        if unavailable is not None:
+            return _answered(phone, {"error": "temporarily_unavailable"}, 503)
     pushed = state.inboxes.take(phone.phone_id, challenge_id[:64])
     if pushed is None or not phone.is_bound:
         return _answered(phone, {"error": "unknown_challenge"}, 404)
@@ -231,7 +237,7 @@ def _answer(
             number=number,
             report=report,
         )
-        if state.knobs.drop_answers:
+        if state.knobs.drop_answers and pushed.via_relay:
             return _answered(phone, {"delivered": False}, 202)
         result = deliver(phone, answer, answer_to=pushed.answer_to, timeout=state.settings.timeout)
     except AnswerError as error:
@@ -266,7 +272,9 @@ def _render(
     status: int = 200,
 ) -> Response:
     state = nexus()
-    pending = [] if state.knobs.outage else state.inboxes.pending(phone.phone_id)
+    pending = [
+        p for p in state.inboxes.pending(phone.phone_id) if not (state.knobs.outage and p.via_relay)
+    ]
     page = render_template(
         "phone.html",
         phone=phone,

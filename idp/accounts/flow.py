@@ -96,6 +96,8 @@ class LoginTransaction:
     # evidence of the confirmed transaction.
     required: str | None = None
     evidence_id: str | None = None
+    # A step-up within a live session: the password was given earlier, in this browser.
+    in_session: bool = False
 
     @classmethod
     def start(

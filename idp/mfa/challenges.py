@@ -45,6 +45,8 @@ class Challenge:
     txn_hash: str | None
     created_at: float
     expires_at: float
+    # Sent for a live session (a step-up, a transaction): not something a password alone starts.
+    in_session: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -86,6 +88,7 @@ def new_challenge(
     authorization_details: list[dict[str, Any]] | None,
     now: datetime,
     ttl: int,
+    in_session: bool = False,
 ) -> Challenge:
     return Challenge(
         id=secrets.token_urlsafe(16),
@@ -102,6 +105,7 @@ def new_challenge(
         txn_hash=transaction_hash(authorization_details),
         created_at=now.timestamp(),
         expires_at=now.timestamp() + ttl,
+        in_session=in_session,
     )
 
 

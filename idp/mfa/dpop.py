@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -18,6 +19,14 @@ from idp.store.ephemeral import Keys
 DPOP_TYP = "dpop+jwt"
 _MAX_AGE = 60
 _JTI_TTL = 120.0
+
+
+class DpopProofError(AnswerRejectedError):
+    """RFC 9449 §7.1: the proof itself is missing, malformed, stale, replayed or for another
+    request."""
+
+    code = "invalid_dpop_proof"
+    message = "The DPoP proof is not valid for this request."
 
 
 @dataclass(frozen=True)
@@ -39,34 +48,53 @@ def verify_dpop_proof(
     and never seen before (its jti is remembered, across instances, for its lifetime).
 
     Raises:
-        AnswerRejectedError
+        DpopProofError
     """
     if not proof or len(proof) > 4096:
-        raise AnswerRejectedError()
+        raise DpopProofError()
     try:
         header = jws.extract_compact(proof.encode()).protected
         if header.get("typ") != DPOP_TYP or header.get("alg") != "ES256":
-            raise AnswerRejectedError()
+            raise DpopProofError()
         key = ECKey.import_key(header["jwk"])
         if key.is_private or key.curve_name != "P-256":
-            raise AnswerRejectedError()
+            raise DpopProofError()
         claims = json.loads(jws.deserialize_compact(proof, key, algorithms=["ES256"]).payload)
     except (JoseError, KeyError, TypeError, ValueError) as exc:
-        raise AnswerRejectedError() from exc
+        raise DpopProofError() from exc
     if not isinstance(claims, dict):
-        raise AnswerRejectedError()
+        raise DpopProofError()
     issued = claims.get("iat")
     jti = claims.get("jti")
     if (
         claims.get("htm") != htm
-        or claims.get("htu") != htu
+        or _normalised(claims.get("htu")) != _normalised(htu)
         or not isinstance(issued, int)
         or abs(now.timestamp() - issued) > _MAX_AGE
         or not isinstance(jti, str)
         or not 8 <= len(jti) <= 128
     ):
-        raise AnswerRejectedError()
+        raise DpopProofError()
     # SECURITY: a proof is good once; a captured one cannot be replayed.
     if not store.set(keys.dpop_jti(jti), b"1", ttl=_JTI_TTL, only_if_new=True):
-        raise AnswerRejectedError()
+        raise DpopProofError()
     return DpopProof(thumbprint=key.thumbprint(), jti=jti)
+
+
+def _normalised(uri: object) -> str | None:
+    """RFC 9449 §4.3: compare htu without query and fragment, after RFC 3986 §6.2.2/§6.2.3
+    normalisation of scheme and host case and of the default port."""
+    if not isinstance(uri, str):
+        return None
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        netloc = host
+    else:
+        netloc = f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path or '/'}"

@@ -69,6 +69,7 @@ def start_push(
     ttl: int,
     now: datetime,
     audit: AuditContext,
+    in_session: bool = False,
 ) -> Challenge:
     """Send a challenge to the user's phone.
 
@@ -87,11 +88,15 @@ def start_push(
         authorization_details=authorization_details,
         now=now,
         ttl=ttl,
+        in_session=in_session,
     )
     if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
         raise ChallengePendingError()
     try:
-        check_push_allowed(session, user.id, policy=policy, store=store, keys=keys, now=now)
+        # Fatigue limits stop pushes a password alone can start; a live session's step-up
+        # is not counted against them, so a password-holder cannot block the owner's work.
+        if not in_session:
+            check_push_allowed(session, user.id, policy=policy, store=store, keys=keys, now=now)
     except (PushLimitError, PushPausedError) as refusal:
         challenges.release_pending_slot(user.id, challenge.id)
         record(session, "mfa.push_refused", now=now, outcome="failure", actor=user.sub,

@@ -44,10 +44,17 @@ def verify_totp(
     secret = cipher.decrypt(device.totp_seed_encrypted, context=totp_context(device.id))
     generator = pyotp.TOTP(secret.decode())
     current = generator.timecode(now)
+    last = store.get(keys.totp_last(device.id))
     for counter in range(current - _VALID_WINDOW, current + _VALID_WINDOW + 1):
         if hmac.compare_digest(generator.generate_otp(counter), code):
-            # SECURITY: SET NX makes the first use win, here and on every other instance.
-            return store.set(
+            # RFC 6238 §5.2: once a code was accepted, no code of its step or an earlier
+            # one is; SET NX makes the first use win, here and on every other instance.
+            if last is not None and counter <= int(last):
+                return False
+            if not store.set(
                 keys.totp_used(device.id, counter), b"1", ttl=_USED_TTL, only_if_new=True
-            )
+            ):
+                return False
+            store.set(keys.totp_last(device.id), str(counter).encode(), ttl=_USED_TTL)
+            return True
     return False

@@ -280,9 +280,6 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
                 txn=transaction.id if transaction else None,
             )
         )
-        if transaction is not None:
-            # One authorization per confirmation.
-            transaction.consumed_at = now
         record(
             self.db,
             "authorization.code_issued",

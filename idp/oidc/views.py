@@ -19,6 +19,7 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from sqlalchemy import update
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.flow import AMR_PASSWORD
@@ -27,6 +28,7 @@ from idp.accounts.flow import LoginTransaction
 from idp.accounts.flow import Step
 from idp.accounts.flow import assurance_of
 from idp.accounts.flow import meets
+from idp.audit.service import record
 from idp.mfa.models import TransactionEvidence
 from idp.mfa.service import active_device
 from idp.oidc.endpoints import EndSession
@@ -104,8 +106,13 @@ def authorize() -> BaseResponse:
     except OAuth2Error as error:
         return authorization_error(error)
     now = context.now()
-    issuer = context.deps().settings.issuer
+    settings = context.deps().settings
+    issuer = settings.issuer
     required = required_assurance(params, issuer)
+    if settings.soft_token_required and not meets(required, Assurance.SOFT_TOKEN):
+        # Applications are for phone-confirmed sessions: a password-only one (opened on the
+        # IdP's own pages, or before the phone was bound) is stepped up, never reused.
+        required = Assurance.SOFT_TOKEN
     step_up = False
     if owner is not None and not requires_fresh_login(
         params,
@@ -130,9 +137,13 @@ def authorize() -> BaseResponse:
     if step_up and owner is not None:
         device = active_device(context.db(), owner.user.id)
         if device is None:
+            record(context.db(), "login.soft_token_missing", now=now, outcome="failure",
+                   actor=owner.user.sub, context=context.audit_context())  # fmt: skip
+            context.db().commit()  # kept, though the answer is an error
             return _page_error("soft_token_required", 403)
         tx.user_id = owner.user.id
         tx.device_id = device.id
+        tx.in_session = True
         tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
     pending = dict(session.get("login_tx", {}))
     while len(pending) >= _MAX_PENDING_LOGINS:
@@ -179,17 +190,24 @@ def resume() -> BaseResponse:
 
 
 def _confirmed_transaction(tx: LoginTransaction) -> TransactionEvidence | None:
-    """The evidence of the transaction this very login confirmed, not yet used."""
-    evidence = context.db().get(TransactionEvidence, tx.evidence_id) if tx.evidence_id else None
+    """The evidence of the transaction this very login confirmed, claimed for this one
+    authorization (a compare-and-set: two racing resumes cannot both use it)."""
+    db = context.db()
+    evidence = db.get(TransactionEvidence, tx.evidence_id) if tx.evidence_id else None
     if (
         evidence is None
         or evidence.login_tx != tx.id
         or evidence.user_id != tx.user_id
         or evidence.client_id != tx.client_id
-        or evidence.consumed_at is not None
     ):
         return None
-    return evidence
+    claimed = db.execute(
+        update(TransactionEvidence)
+        .where(TransactionEvidence.id == evidence.id, TransactionEvidence.consumed_at.is_(None))
+        .values(consumed_at=context.now())
+        .execution_options(synchronize_session=False)
+    )
+    return evidence if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 def _hinted_subject(params: dict[str, str], redirect_uri: str) -> str | None:

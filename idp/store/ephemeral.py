@@ -97,8 +97,14 @@ class Keys:
     def totp_used(self, device_id: str, counter: int) -> str:
         return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"
 
+    def mfa_rejections(self, ip: str) -> str:
+        return f"{self._prefix}mfa:rejections:{ip}"
+
     def passkey_challenge(self, scope: str) -> str:
         return f"{self._prefix}mfa:passkey-challenge:{scope}"
+
+    def totp_last(self, device_id: str) -> str:
+        return f"{self._prefix}mfa:totp-last:{device_id}"
 
     def push_count(self, user_id: str) -> str:
         return f"{self._prefix}mfa:push-count:{user_id}"

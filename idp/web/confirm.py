@@ -3,6 +3,7 @@ waits for the answer (a long poll with JavaScript, a self-refresh without)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC
 from datetime import datetime
@@ -66,8 +67,7 @@ _BANGKOK = timezone(timedelta(hours=7), "ICT")
 _POLL_INTERVAL = 0.25
 
 
-def confirming() -> tuple[LoginTransaction, User] | None:
-    """The login transaction of this request, when it is at the confirmation step."""
+def _at_confirmation() -> tuple[LoginTransaction, User] | None:
     tx = transaction()
     user = login_user(tx) if tx is not None else None
     if tx is None or user is None or tx.device_id is None:
@@ -77,20 +77,49 @@ def confirming() -> tuple[LoginTransaction, User] | None:
     return tx, user
 
 
+def _challenge_of(tx: LoginTransaction) -> Challenge | None:
+    """The push this login sent, and only if it is this login's (user, phone, attempt)."""
+    challenge = context.deps().challenges.get(tx.challenge_id) if tx.challenge_id else None
+    if challenge is None or (challenge.login_tx, challenge.user_id, challenge.device_id) != (
+        tx.id,
+        tx.user_id,
+        tx.device_id,
+    ):
+        return None
+    return challenge
+
+
+def confirming() -> tuple[LoginTransaction, User] | None:
+    """The login transaction of this request, when it is at the confirmation step and was not
+    reported on the phone ("this was not me" ends the attempt, whatever the browser does)."""
+    found = _at_confirmation()
+    if found is None:
+        return None
+    challenge = _challenge_of(found[0])
+    if challenge is not None:
+        outcome = context.deps().challenges.outcome(challenge, now=context.now())
+        if outcome == Outcome.REPORTED:
+            drop(found[0])
+            return None
+    return found
+
+
 @bp.get("/login/confirm", endpoint="page")
 def confirm_page() -> BaseResponse:
-    found = confirming()
+    found = _at_confirmation()
     if found is None:
         return expired()
     tx, user = found
     deps = context.deps()
-    challenge = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
+    challenge = _challenge_of(tx)
     if tx.challenge_id is None:
         challenge, state = _send_push(tx, user)
     elif challenge is None:
         state = Outcome.EXPIRED.value  # gone from the store: long expired
     else:
         state = deps.challenges.outcome(challenge, now=context.now()).value
+    if state == Outcome.APPROVED and not _device_active(tx):
+        state = "no_device"  # suspended after it answered: it confirms nothing
     if state == Outcome.APPROVED:
         PUSH_OUTCOMES.labels("approved").inc()
         if transaction_of(tx) is not None:
@@ -119,7 +148,7 @@ def send_again() -> BaseResponse:
         return expired()
     tx, _user = found
     deps = context.deps()
-    previous = deps.challenges.get(tx.challenge_id) if tx.challenge_id else None
+    previous = _challenge_of(tx)
     if previous is None or deps.challenges.outcome(previous, now=context.now()) != Outcome.PENDING:
         tx.challenge_id = None  # the next page view sends a new one
         save(tx)
@@ -136,13 +165,34 @@ def wait_for_answer() -> Response:
     challenge = deps.challenges.get(tx.challenge_id) if tx and tx.challenge_id else None
     if challenge is None:
         return _no_store(jsonify({"state": Outcome.EXPIRED.value}))
-    deadline = time.monotonic() + deps.settings.mfa_long_poll
-    while True:
-        # The clock, not context.now(): that is fixed for the whole request.
-        state = deps.challenges.outcome(challenge, now=deps.clock.now())
-        if state != Outcome.PENDING or time.monotonic() >= deadline:
-            return _no_store(jsonify({"state": state.value}))
-        time.sleep(_POLL_INTERVAL)
+    state = deps.challenges.outcome(challenge, now=deps.clock.now())
+    # A worker never gives all its threads to waiting pages: past the cap the page is told
+    # to ask again shortly instead of being held.
+    waiting = _waiting_slots(deps.settings.mfa_max_waiting)
+    if state != Outcome.PENDING:
+        return _no_store(jsonify({"state": state.value}))
+    if not waiting.acquire(blocking=False):
+        return _no_store(jsonify({"state": state.value, "retry_after_ms": 1000}))
+    try:
+        deadline = time.monotonic() + deps.settings.mfa_long_poll
+        while state == Outcome.PENDING and time.monotonic() < deadline:
+            time.sleep(_POLL_INTERVAL)
+            # The clock, not context.now(): that is fixed for the whole request.
+            state = deps.challenges.outcome(challenge, now=deps.clock.now())
+    finally:
+        waiting.release()
+    return _no_store(jsonify({"state": state.value}))
+
+
+_WAITING: dict[int, threading.BoundedSemaphore] = {}
+_WAITING_LOCK = threading.Lock()
+
+
+def _waiting_slots(size: int) -> threading.BoundedSemaphore:
+    with _WAITING_LOCK:
+        if size not in _WAITING:
+            _WAITING[size] = threading.BoundedSemaphore(size)
+        return _WAITING[size]
 
 
 @bp.route("/login/totp", methods=["GET", "POST"], endpoint="totp")
@@ -219,7 +269,11 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
     # This browser trying again supersedes its own earlier login's push (another browser's
     # pending push still blocks: one pending challenge per user).
     holder = deps.challenges.pending_for(user.id, now=now)
-    if holder is not None and holder.login_tx in session.get("login_tx", {}):
+    if holder is not None and (
+        holder.login_tx in session.get("login_tx", {})
+        # The owner's live session outranks a login that has only the password so far.
+        or (tx.in_session and not holder.in_session)
+    ):
         deps.challenges.withdraw(holder, now=now)
     try:
         challenge = start_push(
@@ -237,6 +291,7 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
             store=deps.store,
             keys=deps.keys,
             answer_to=f"{deps.settings.issuer}/mfa/answers",
+            in_session=tx.in_session,
             ttl=deps.settings.mfa_challenge_ttl,
             now=now,
             audit=context.audit_context(),
@@ -248,6 +303,11 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
         return None, error.code
     tx.challenge_id = challenge.id
     return challenge, Outcome.PENDING.value
+
+
+def _device_active(tx: LoginTransaction) -> bool:
+    device = context.db().get(Device, tx.device_id) if tx.device_id else None
+    return device is not None and device.status == DeviceStatus.ACTIVE
 
 
 def _passkey_offered(tx: LoginTransaction) -> bool:

@@ -12,11 +12,13 @@ from idp.accounts.models import User
 from idp.audit.service import record
 from idp.mfa.challenges import Outcome
 from idp.mfa.dpop import DpopProof
+from idp.mfa.dpop import DpopProofError
 from idp.mfa.dpop import verify_dpop_proof
 from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.service import accept_answer
 from idp.mfa.service import challenge_for_phone
 from idp.mfa.service import report_not_me
+from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.login import authenticator
 
@@ -40,6 +42,8 @@ def _proof() -> DpopProof:
 @bp.post("/mfa/answers")
 def answer() -> Response:
     """The phone's signed answer to a push challenge, carried by the relay or sent directly."""
+    if _flooding():
+        return _too_many()
     deps = context.deps()
     body = request.get_json(silent=True)
     signed = body.get("answer") if isinstance(body, dict) else None
@@ -80,6 +84,8 @@ def answer() -> Response:
 @bp.get("/mfa/challenges/<challenge_id>")
 def scanned_challenge(challenge_id: str) -> Response:
     """The reverse path: what a phone that scanned the login page's code is asked to confirm."""
+    if _flooding():
+        return _too_many()
     deps = context.deps()
     try:
         challenge = challenge_for_phone(
@@ -94,20 +100,54 @@ def scanned_challenge(challenge_id: str) -> Response:
     return _no_store(jsonify(challenge.relay_view()))
 
 
+# Refusals per client IP per minute that are audited one by one; past twice that, the IP is
+# refused before any work (junk must not flood the audit trail or the database).
+_AUDITED_REFUSALS = 30
+
+
+def _flooding() -> bool:
+    deps = context.deps()
+    try:
+        value = deps.store.get(deps.keys.mfa_rejections(request.remote_addr or "unknown"))
+    except EphemeralStoreError:
+        return False
+    return value is not None and int(value) > 2 * _AUDITED_REFUSALS
+
+
+def _too_many() -> Response:
+    response = jsonify({"error": "slow_down", "error_description": "Too many refused calls."})
+    response.status_code = 429
+    response.headers["Retry-After"] = "60"
+    return _no_store(response)
+
+
 def _rejected(error: AnswerRejectedError, *, status: int = 400) -> Response:
     """Refuse, and keep the refusal in the audit trail (the answer itself is rolled back)."""
     deps = context.deps()
-    with deps.sessions.begin() as session:
-        record(
-            session,
-            "mfa.answer_rejected",
-            now=context.now(),
-            outcome="failure",
-            context=context.audit_context(),
-            path=request.path,
-        )
+    try:
+        count = deps.store.incr(deps.keys.mfa_rejections(request.remote_addr or "unknown"), ttl=60)
+    except EphemeralStoreError:
+        count = 1
+    if count <= _AUDITED_REFUSALS:
+        with deps.sessions.begin() as session:
+            record(
+                session,
+                "mfa.answer_rejected",
+                now=context.now(),
+                outcome="failure",
+                context=context.audit_context(),
+                path=request.path,
+            )
+    elif count == _AUDITED_REFUSALS + 1:
+        with deps.sessions.begin() as session:
+            record(session, "mfa.answers_flooded", now=context.now(), outcome="failure",
+                   context=context.audit_context(), path=request.path)  # fmt: skip
     response = jsonify({"error": error.code, "error_description": error.message})
     response.status_code = status
+    if isinstance(error, DpopProofError):
+        # RFC 9449 §7.1: a bad proof is answered as an authentication failure.
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'DPoP algs="ES256", error="invalid_dpop_proof"'
     return _no_store(response)
 
 

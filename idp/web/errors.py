@@ -17,7 +17,7 @@ from idp.web import context
 log = logging.getLogger(__name__)
 
 # Endpoints whose clients are programs: errors in the OAuth JSON shape (RFC 6749 §5.2).
-_JSON_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/api/")
+_JSON_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/api/", "/mfa/", "/evidence/")
 
 
 def wants_json() -> bool:

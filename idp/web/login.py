@@ -181,7 +181,9 @@ def start() -> BaseResponse:
 @bp.route("/login/password", methods=["GET", "POST"])
 def password() -> BaseResponse:
     tx = transaction()
-    if tx is None:
+    # A password step is passed once per attempt: a second password must not inherit the
+    # first user's progress (their phone's approval among it).
+    if tx is None or Step.PASSWORD.value in tx.completed:
         return expired()
     error = None
     username = tx.params.get("login_hint", "")[:64]
@@ -234,6 +236,7 @@ def _soft_token_needed(tx: LoginTransaction, user: User) -> BaseResponse:
     drop(tx)
     record(context.db(), "login.soft_token_missing", now=context.now(), outcome="failure",
            actor=user.sub, context=context.audit_context())  # fmt: skip
+    context.db().commit()  # the answer is an error (rolled back): the trail must keep this
     page = render_template("error.html", code="soft_token_required", description=None)
     return Response(page, status=403)
 

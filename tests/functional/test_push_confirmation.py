@@ -94,7 +94,8 @@ def test_push_approved_with_the_number_from_the_page(stack):
     assert pushed["context"]["ip"] == "127.0.0.1"
     assert "python-requests" in pushed["context"]["browser"]
     assert pushed["context"]["time"].endswith("+07:00")
-    assert set(pushed) == {"id", "client", "context", "authorization_details", "expires_at"}
+    assert set(pushed) == {"id", "client", "context", "authorization_details", "expires_at",
+                           "scanned"}  # fmt: skip
     assert number not in pushed["context"].values()
 
     answered = stack.nexus.approve("phone-somchai", pushed["id"], number)
@@ -131,7 +132,12 @@ def test_reverse_path_scanning_the_code_on_the_page(stack):
     assert stack.nexus.inbox("phone-somchai") == []
     scanned = stack.nexus.scan("phone-somchai", confirm_link(login.page.text))
     assert scanned.status_code == 200, scanned.text
-    assert scanned.json()["outcome"] == "approved"
+    # The app shows what it scanned (who asks, from where) before the user approves it.
+    assert scanned.json()["client"] == "Demo confidential client"
+    assert scanned.json()["scanned"] is True
+    assert confirm_state(login.reload().text) == "pending"
+    answered = stack.nexus.approve("phone-somchai", scanned.json()["id"], None)
+    assert answered.json()["outcome"] == "approved"
     login.reload()
     assert login.id_token()["amr"] == ["pwd", "swk", "mca", "mfa"]
 
@@ -215,16 +221,17 @@ def test_this_was_not_me_blocks_the_login(stack):
     assert events(stack, "mfa.push_reported")
 
 
-def test_expired_challenge_cannot_be_answered(stack):
-    login = Login.start(stack, "somchai")
-    pushed = stack.nexus.wait_for_push("phone-somchai")
-    number = match_number(login.page.text)
-    stack.deps.clock.advance(stack.deps.settings.mfa_challenge_ttl + 1)
-    answered = stack.nexus.approve("phone-somchai", pushed["id"], number)
-    assert answered.status_code == 409
-    assert answered.json()["error"] == "invalid_answer"
-    assert confirm_state(login.reload().text) == "expired"
-    assert events(stack, "mfa.answer_rejected")
+def test_expired_challenge_cannot_be_answered(settings, deps, tmp_path):
+    with push_stack(settings, deps, tmp_path, users=("somchai",), mfa_challenge_ttl=30) as stack:
+        login = Login.start(stack, "somchai")
+        pushed = stack.nexus.wait_for_push("phone-somchai")
+        number = match_number(login.page.text)
+        stack.deps.clock.advance(31)  # past the challenge, within the proof's freshness
+        answered = stack.nexus.approve("phone-somchai", pushed["id"], number)
+        assert answered.status_code == 409
+        assert answered.json()["error"] == "invalid_answer"
+        assert confirm_state(login.reload().text) == "expired"
+        assert events(stack, "mfa.answer_rejected")
 
 
 def test_a_challenge_is_answered_once(stack):
@@ -248,7 +255,10 @@ def test_a_dpop_proof_is_used_once(stack):
     first = answer_for(stack, "phone-somchai", pushed, decision="deny")
     assert post_answer(stack, "phone-somchai", first, proof=proof).status_code == 200
     # A second call with the same proof is refused before anything else is looked at.
-    assert post_answer(stack, "phone-somchai", first, proof=proof).status_code == 400
+    replayed = post_answer(stack, "phone-somchai", first, proof=proof)
+    assert replayed.status_code == 401
+    assert replayed.json()["error"] == "invalid_dpop_proof"
+    assert 'error="invalid_dpop_proof"' in replayed.headers["WWW-Authenticate"]
 
 
 def test_another_users_phone_cannot_answer(stack):

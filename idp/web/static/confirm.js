@@ -23,7 +23,7 @@
       .then(function (body) {
         box.setAttribute("data-state", body.state);
         if (body.state === "pending") {
-          again(0);
+          again(body.retry_after_ms || 0); // the server may ask for a pause when busy
         } else {
           window.location.reload();
         }
