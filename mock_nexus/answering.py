@@ -8,6 +8,7 @@ import hashlib
 import json
 import secrets
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -91,19 +92,7 @@ def deliver(phone: Phone, answer: str, *, answer_to: str, timeout: float) -> dic
     Raises:
         AnswerError
     """
-    try:
-        response = requests.post(
-            answer_to,
-            json={"answer": answer},
-            headers={"DPoP": dpop_proof(phone, method="POST", url=answer_to)},
-            timeout=timeout,
-        )
-        body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise AnswerError("idp_unreachable", 502) from exc
-    if response.status_code != 200:
-        raise AnswerError(str(body.get("error", "refused")), 409)
-    return dict(body)
+    return _post_with_proof(phone, answer_to, {"answer": answer}, timeout=timeout)
 
 
 def read_confirm_link(text: str) -> tuple[str, str, int]:
@@ -147,3 +136,62 @@ def _key(phone: Phone) -> ECKey:
     if phone.private_jwk is None:
         raise AnswerError("not_bound", 404)
     return ECKey.import_key(phone.private_jwk)  # type: ignore[arg-type]
+
+
+ROTATION_TYP = "nexus-key-rotation+jwt"
+
+
+def rotate_key(phone: Phone, *, timeout: float) -> Phone:
+    """Move the phone to a new key: the old key proves the call, the new key signs the
+    rotation. Return the phone with its new key (the caller saves it).
+
+    Raises:
+        AnswerError
+    """
+    old = _key(phone)
+    new = ECKey.generate_key("P-256", private=True)
+    rotation = jws.serialize_compact(
+        {"alg": "ES256", "typ": ROTATION_TYP, "jwk": dict(new.as_dict(private=False))},
+        json.dumps(
+            {"aud": phone.idp, "iat": int(time.time()), "previous": old.thumbprint()}
+        ).encode(),
+        new,
+        algorithms=["ES256"],
+    )
+    _call_idp(phone, "/mfa/device/key", {"rotation": rotation}, timeout=timeout)
+    return replace(phone, private_jwk=dict(new.as_dict(private=True)))
+
+
+def change_push_address(phone: Phone, push_address: str, *, timeout: float) -> dict[str, Any]:
+    """Tell the IdP where the relay reaches this phone now.
+
+    Raises:
+        AnswerError
+    """
+    return _call_idp(phone, "/mfa/device/push-address", {"push_address": push_address},
+                     timeout=timeout)  # fmt: skip
+
+
+def _call_idp(phone: Phone, path: str, body: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    return _post_with_proof(phone, f"{phone.idp}{path}", body, timeout=timeout)
+
+
+def _post_with_proof(
+    phone: Phone, url: str, body: dict[str, Any], *, timeout: float
+) -> dict[str, Any]:
+    """The phone's calls to the IdP carry a DPoP proof of its key (RFC 9449).
+
+    Raises:
+        AnswerError
+    """
+    try:
+        response = requests.post(
+            url, json=body, headers={"DPoP": dpop_proof(phone, method="POST", url=url)},
+            timeout=timeout,
+        )  # fmt: skip
+        answer = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise AnswerError("idp_unreachable", 502) from exc
+    if response.status_code != 200:
+        raise AnswerError(str(answer.get("error", "refused")), 409)
+    return dict(answer)

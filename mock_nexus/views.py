@@ -20,9 +20,11 @@ from flask import request
 
 from mock_nexus import Nexus
 from mock_nexus.answering import AnswerError
+from mock_nexus.answering import change_push_address
 from mock_nexus.answering import deliver
 from mock_nexus.answering import fetch_scanned
 from mock_nexus.answering import read_confirm_link
+from mock_nexus.answering import rotate_key
 from mock_nexus.answering import sign_answer
 from mock_nexus.binding import BindingError
 from mock_nexus.binding import bind
@@ -172,6 +174,37 @@ def scan(phone_id: str) -> Response:
     if request.is_json:
         return jsonify(scanned.view())
     return _render(phone)
+
+
+@bp.post("/phones/<phone_id>/rotate-key")
+def rotate(phone_id: str) -> Response:
+    """The app moves to a fresh key (as after a restore from backup)."""
+    state = nexus()
+    phone = _phone(phone_id)
+    if not phone.is_bound:
+        return _error("not_bound", 404)
+    try:
+        rotated = rotate_key(phone, timeout=state.settings.timeout)
+    except AnswerError as error:
+        return _error(error.code, error.status)
+    state.phones.save(rotated)
+    return jsonify({"phone_id": phone.phone_id, "rotated": True})
+
+
+@bp.post("/phones/<phone_id>/push-address")
+def push_address(phone_id: str) -> Response:
+    """The app tells the IdP where the relay reaches it now."""
+    state = nexus()
+    phone = _phone(phone_id)
+    body = request.get_json(silent=True)
+    address = body.get("push_address") if isinstance(body, dict) else None
+    if not phone.is_bound or not isinstance(address, str):
+        return _error("invalid_request", 400)
+    try:
+        answer = change_push_address(phone, address[:500], timeout=state.settings.timeout)
+    except AnswerError as error:
+        return _error(error.code, error.status)
+    return jsonify(answer)
 
 
 @bp.post("/phones/<phone_id>/bind")

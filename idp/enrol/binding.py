@@ -8,8 +8,6 @@ push address. Possession of the private key is proven by the signature over our 
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import pyotp
-from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,6 +33,8 @@ from idp.enrol.service import get_enrolment
 from idp.enrol.service import has_active_device
 from idp.enrol.service import proofing_is_fresh
 from idp.enrol.service import state_of
+from idp.mfa.device_keys import is_relay_address
+from idp.mfa.dpop import open_self_signed
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
 from idp.mfa.totp import totp_context
@@ -48,7 +46,6 @@ _ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
 _CODE_LENGTH = 10  # about 49 bits, valid for minutes, usable once, guesses rate-limited
 _NONCE_TTL = timedelta(minutes=2)
 _PROOF_MAX_AGE = 120
-PHONE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 def normalise_code(value: str) -> str:
@@ -155,8 +152,7 @@ def bind_device(
         raise BindingProofError("This key is already bound.")
     push_address = str(claims.get("push_address", ""))
     # SECURITY: the IdP will call this address; only the known relay's phones are accepted.
-    phone_id = push_address.removeprefix(f"{relay_url}/phones/")
-    if phone_id == push_address or not PHONE_ID.match(phone_id):
+    if not is_relay_address(push_address, relay_url):
         raise BindingProofError()
     secret = pyotp.random_base32()
     device = Device(
@@ -211,17 +207,10 @@ def _enrolment_for_code(
 def _verify_proof(proof: str, *, issuer: str, now: datetime) -> tuple[ECKey, dict[str, Any]]:
     """Check the registration JWS with the key it carries (RFC 7515 §4.1.3 ``jwk``)."""
     try:
-        header = jws.extract_compact(proof.encode()).protected
-        if header.get("alg") != "ES256" or header.get("typ") != BINDING_TYP:
-            raise BindingProofError()
-        key = ECKey.import_key(header["jwk"])
-        if key.is_private or key.curve_name != "P-256":
-            raise BindingProofError()
-        verified = jws.deserialize_compact(proof, key, algorithms=["ES256"])
-        claims = json.loads(verified.payload)
-    except (JoseError, KeyError, TypeError, ValueError) as exc:
+        key, claims = open_self_signed(proof, typ=BINDING_TYP)
+    except ValueError as exc:
         raise BindingProofError() from exc
-    if not isinstance(claims, dict) or claims.get("aud") != issuer:
+    if claims.get("aud") != issuer:
         raise BindingProofError()
     issued = claims.get("iat")
     if not isinstance(issued, int) or abs(now.timestamp() - issued) > _PROOF_MAX_AGE:

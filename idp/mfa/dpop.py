@@ -53,17 +53,9 @@ def verify_dpop_proof(
     if not proof or len(proof) > 4096:
         raise DpopProofError()
     try:
-        header = jws.extract_compact(proof.encode()).protected
-        if header.get("typ") != DPOP_TYP or header.get("alg") != "ES256":
-            raise DpopProofError()
-        key = ECKey.import_key(header["jwk"])
-        if key.is_private or key.curve_name != "P-256":
-            raise DpopProofError()
-        claims = json.loads(jws.deserialize_compact(proof, key, algorithms=["ES256"]).payload)
-    except (JoseError, KeyError, TypeError, ValueError) as exc:
+        key, claims = open_self_signed(proof, typ=DPOP_TYP)
+    except ValueError as exc:
         raise DpopProofError() from exc
-    if not isinstance(claims, dict):
-        raise DpopProofError()
     issued = claims.get("iat")
     jti = claims.get("jti")
     if (
@@ -79,6 +71,28 @@ def verify_dpop_proof(
     if not store.set(keys.dpop_jti(jti), b"1", ttl=_JTI_TTL, only_if_new=True):
         raise DpopProofError()
     return DpopProof(thumbprint=key.thumbprint(), jti=jti)
+
+
+def open_self_signed(token: str, *, typ: str) -> tuple[ECKey, dict[str, object]]:
+    """Verify a compact ES256 JWS of type ``typ`` with the public P-256 ``jwk`` in its own
+    header; return that key and the claims. Who holds the key is for the caller to decide.
+
+    Raises:
+        ValueError: not such a token, or the signature does not verify.
+    """
+    try:
+        header = jws.extract_compact(token.encode()).protected
+        if header.get("typ") != typ or header.get("alg") != "ES256":
+            raise ValueError("unexpected header")
+        key = ECKey.import_key(header["jwk"])
+        if key.is_private or key.curve_name != "P-256":
+            raise ValueError("unexpected key")
+        claims = json.loads(jws.deserialize_compact(token, key, algorithms=["ES256"]).payload)
+    except (JoseError, KeyError, TypeError) as exc:
+        raise ValueError("not a verifiable token") from exc
+    if not isinstance(claims, dict):
+        raise ValueError("claims are not an object")
+    return key, claims
 
 
 def _normalised(uri: object) -> str | None:

@@ -11,6 +11,10 @@ from flask import request
 from idp.accounts.models import User
 from idp.audit.service import record
 from idp.mfa.challenges import Outcome
+from idp.mfa.device_keys import DeviceRequestError
+from idp.mfa.device_keys import change_push_address
+from idp.mfa.device_keys import device_for
+from idp.mfa.device_keys import rotate_device_key
 from idp.mfa.dpop import DpopProof
 from idp.mfa.dpop import DpopProofError
 from idp.mfa.dpop import verify_dpop_proof
@@ -121,7 +125,50 @@ def _too_many() -> Response:
     return _no_store(response)
 
 
-def _rejected(error: AnswerRejectedError, *, status: int = 400) -> Response:
+@bp.post("/mfa/device/push-address")
+def push_address() -> Response:
+    """The app moved (reinstalled, new relay registration): where the relay reaches it now."""
+    if _flooding():
+        return _too_many()
+    deps = context.deps()
+    body = request.get_json(silent=True)
+    address = body.get("push_address") if isinstance(body, dict) else None
+    try:
+        device = device_for(context.db(), _proof())
+        if not isinstance(address, str):
+            raise DeviceRequestError()
+        change_push_address(
+            context.db(), device, push_address=address, relay_url=deps.settings.nexus_relay_url,
+            now=context.now(), audit=context.audit_context(),
+        )  # fmt: skip
+    except (AnswerRejectedError, DeviceRequestError) as error:
+        return _rejected(error)
+    return _no_store(jsonify({"device_id": device.id, "push_address": device.push_address}))
+
+
+@bp.post("/mfa/device/key")
+def rotate_key() -> Response:
+    """The app moves to a new key: the current key proves the call (DPoP), the new key signs
+    the rotation. Answers from then on must be signed by the new key."""
+    if _flooding():
+        return _too_many()
+    deps = context.deps()
+    body = request.get_json(silent=True)
+    rotation = body.get("rotation") if isinstance(body, dict) else None
+    try:
+        device = device_for(context.db(), _proof())
+        if not isinstance(rotation, str) or len(rotation) > 4096:
+            raise DeviceRequestError()
+        thumbprint = rotate_device_key(
+            context.db(), device, rotation=rotation, issuer=deps.settings.issuer,
+            now=context.now(), audit=context.audit_context(),
+        )  # fmt: skip
+    except (AnswerRejectedError, DeviceRequestError) as error:
+        return _rejected(error)
+    return _no_store(jsonify({"device_id": device.id, "key_thumbprint": thumbprint}))
+
+
+def _rejected(error: AnswerRejectedError | DeviceRequestError, *, status: int = 400) -> Response:
     """Refuse, and keep the refusal in the audit trail (the answer itself is rolled back)."""
     deps = context.deps()
     try:
