@@ -48,7 +48,7 @@ bench: install ## load benchmark against a running `make serve` (see bench/READM
 	$(BIN)/python bench/run.py
 
 translations: install ## extract page texts, update the Thai catalogue, compile it
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -o instance/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k _l -o instance/messages.pot .
 	$(BIN)/pybabel update -i instance/messages.pot -d idp/web/translations --no-fuzzy-matching
 	$(BIN)/pybabel compile -d idp/web/translations
 

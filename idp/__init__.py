@@ -30,11 +30,13 @@ def create_app(
     off and run the jobs themselves. (Imports are local so that ``idp.cli`` and the domain
     packages load without the web stack.)
     """
+    from idp.api import admin as admin_api
     from idp.audit.service import Sealer
     from idp.oidc import views as oidc_views
     from idp.oidc.discovery import build_discovery_document
     from idp.oidc.jsondoc import serialise
     from idp.oidc.server import build_authorization_server
+    from idp.web import admin
     from idp.web import confirm
     from idp.web import context
     from idp.web import device_api
@@ -95,6 +97,8 @@ def create_app(
         passkeys.bp,
         enrol.bp,
         pages.bp,
+        admin.bp,
+        admin_api.bp,
         ops.bp,
     ):
         app.register_blueprint(blueprint)

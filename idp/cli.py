@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sys
 import tempfile
+from typing import BinaryIO
 
 import click
 
@@ -131,7 +131,151 @@ def users_unlock(username: str) -> None:
 
 
 def _temporary_password() -> str:
-    return secrets.token_urlsafe(12)
+    from idp.accounts.issuance import temporary_password
+
+    return temporary_password()
+
+
+@users.command("issue")
+@click.option("--citizen-id", required=True, help="13-digit Thai citizen ID.")
+@click.option("--given-name-th", required=True)
+@click.option("--family-name-th", required=True)
+@click.option("--unit", "unit_code", required=True, help="10-digit disbursement unit code.")
+@click.option("--given-name-en", default="")
+@click.option("--family-name-en", default="")
+@click.option("--email")
+@click.option("--legacy-token-key", is_flag=True, help="Held a GFMS Token Key before.")
+@click.option("--username", help="Defaults to one made from the English names.")
+def users_issue(
+    citizen_id: str,
+    given_name_th: str,
+    family_name_th: str,
+    unit_code: str,
+    given_name_en: str,
+    family_name_en: str,
+    email: str | None,
+    legacy_token_key: bool,
+    username: str | None,
+) -> None:
+    """Issue an account in a unit: a username and a temporary password, shown once."""
+    from idp.accounts.issuance import NewAccount
+    from idp.accounts.issuance import issue_account
+    from idp.audit.service import NO_CONTEXT
+    from idp.roles.authority import SYSTEM
+
+    deps = _deps()
+    account = NewAccount(
+        citizen_id=citizen_id, given_name_th=given_name_th, family_name_th=family_name_th,
+        unit_code=unit_code, given_name_en=given_name_en, family_name_en=family_name_en,
+        email=email, legacy_token_key=legacy_token_key, username=username,
+    )  # fmt: skip
+    try:
+        with deps.sessions.begin() as session:
+            issued = issue_account(
+                session, deps.cipher, SYSTEM, account, now=deps.clock.now(),
+                temporary_ttl=deps.settings.temporary_password_ttl,
+                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
+            )  # fmt: skip
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"issued {issued.username}")
+    click.echo(f"temporary password (shown once): {issued.temporary_password}")
+
+
+@users.command("import")
+@click.argument("csv_file", type=click.File("rb"))
+def users_import(csv_file: BinaryIO) -> None:
+    """Issue accounts from a CSV file (columns: citizen_id, given_name_th, family_name_th,
+    given_name_en, family_name_en, unit_code, and optionally email, legacy_token_key, username);
+    prints a report per row, with each temporary password shown once."""
+    from idp.accounts.issuance import import_accounts
+    from idp.audit.service import NO_CONTEXT
+    from idp.roles.authority import SYSTEM
+
+    deps = _deps()
+    try:
+        with deps.sessions.begin() as session:
+            reports = import_accounts(
+                session, deps.cipher, SYSTEM, csv_file.read(), now=deps.clock.now(),
+                temporary_ttl=deps.settings.temporary_password_ttl,
+                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
+            )  # fmt: skip
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    for report in reports:
+        if report.issued:
+            click.echo(f"row {report.row}: issued {report.issued.username} "
+                       f"temporary password {report.issued.temporary_password}")  # fmt: skip
+        else:
+            click.echo(f"row {report.row}: not issued: {report.message}")
+    issued = sum(1 for r in reports if r.issued)
+    click.echo(f"{issued} of {len(reports)} accounts issued")
+
+
+# --- units and administrative roles -------------------------------------------------------
+
+
+@main.group()
+def units() -> None:
+    """Disbursement units."""
+
+
+@units.command("add")
+@click.argument("code")
+@click.option("--name-th", required=True)
+@click.option("--name-en", default="")
+@click.option("--province", required=True)
+@click.option("--treasury-office", required=True)
+def units_add(code: str, name_th: str, name_en: str, province: str, treasury_office: str) -> None:
+    """Add a disbursement unit (10-digit code) and the treasury office responsible for it."""
+    from idp.audit.service import NO_CONTEXT
+    from idp.roles.authority import SYSTEM
+    from idp.roles.units import create_unit
+
+    deps = _deps()
+    try:
+        with deps.sessions.begin() as session:
+            unit = create_unit(
+                session, SYSTEM, code=code, name_th=name_th, name_en=name_en, province=province,
+                treasury_office=treasury_office, now=deps.clock.now(), actor="cli",
+                audit=NO_CONTEXT,
+            )  # fmt: skip
+            click.echo(f"added unit {unit.code} ({unit.province})")
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@main.group()
+def admins() -> None:
+    """Administrative roles inside the IdP."""
+
+
+@admins.command("grant")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["cgd-admin", "treasury-admin", "head-of-unit",
+                                           "helpdesk", "auditor"]))  # fmt: skip
+@click.option("--province", help="For a treasury administrator.")
+@click.option("--unit", "unit_code", help="For a head of unit.")
+def admins_grant(username: str, role: str, province: str | None, unit_code: str | None) -> None:
+    """Grant an administrative role."""
+    from idp.accounts.service import get_user_by_username
+    from idp.audit.service import NO_CONTEXT
+    from idp.roles.authority import SYSTEM
+    from idp.roles.authority import grant_admin_role
+    from idp.roles.models import AdminRole
+
+    deps = _deps()
+    try:
+        with deps.sessions.begin() as session:
+            user = get_user_by_username(session, username)
+            if user is None:
+                raise click.ClickException(f"no user {username}")
+            grant_admin_role(session, SYSTEM, user, AdminRole(role), now=deps.clock.now(),
+                             actor="cli", audit=NO_CONTEXT, province=province,
+                             unit_code=unit_code)  # fmt: skip
+    except IdpError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"granted {role} to {username}")
 
 
 # --- clients ------------------------------------------------------------------------------

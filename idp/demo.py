@@ -21,9 +21,19 @@ from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
 from idp.oidc.clients import register_client
+from idp.roles.assignments import held_roles
+from idp.roles.authority import SYSTEM
+from idp.roles.authority import grant_admin_role
+from idp.roles.designations import assign_directly
+from idp.roles.models import AdminRole
+from idp.roles.models import Role
+from idp.roles.models import Unit
+from idp.roles.periods import thai_date
+from idp.roles.units import create_unit
 
 DEMO_PASSWORD = "Demo-Pass-2025!"
 DEMO_UNIT = "0000000001"
+ROLES = "role:recorder role:approve-1 role:approve-2"
 PORTAL_SECRET = "gfms-portal-demo-secret-not-for-production"
 
 
@@ -37,27 +47,39 @@ class DemoUser:
     family_name_en: str
     what: str
     temporary: bool = False
+    role: Role | None = None  # in the demo unit
+    admin: AdminRole | None = None
 
 
 DEMO_USERS = (
-    DemoUser("somchai", "1101700230074", "สมชาย", "ใจดี", "Somchai", "Jaidee", "recorder"),
-    DemoUser("malee", "3100601234565", "มาลี", "ศรีสุข", "Malee", "Srisuk", "approve-1"),
-    DemoUser("prasert", "1409900123454", "ประเสริฐ", "วงศ์ไทย", "Prasert", "Wongthai", "approve-2"),
-    DemoUser(
-        "newuser",
-        "3501100456783",
-        "นภา",
-        "ใหม่ทอง",
-        "Napa",
-        "Maithong",
-        "issued a password, not yet registered",
-        temporary=True,
-    ),
-    DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk"),
-    DemoUser("head1", "3102100678900", "สมศักดิ์", "หัวหน้า", "Somsak", "Huana", "head of unit"),
-    DemoUser("admin", "1103700088121", "อรุณ", "ผู้ดูแล", "Arun", "Phudulae", "CGD administrator"),
-    DemoUser("auditor1", "3560400222191", "ปราณี", "ตรวจสอบ", "Pranee", "Truatsop", "auditor"),
-)
+    DemoUser("somchai", "1101700230074", "สมชาย", "ใจดี", "Somchai", "Jaidee", "recorder",
+             role=Role.RECORDER),
+    DemoUser("malee", "3100601234565", "มาลี", "ศรีสุข", "Malee", "Srisuk", "approve-1",
+             role=Role.APPROVE_1),
+    DemoUser("prasert", "1409900123454", "ประเสริฐ", "วงศ์ไทย", "Prasert", "Wongthai", "approve-2",
+             role=Role.APPROVE_2),
+    DemoUser("newuser", "3501100456783", "นภา", "ใหม่ทอง", "Napa", "Maithong",
+             "issued a password, not yet registered", temporary=True),
+    DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk",
+             admin=AdminRole.HELPDESK),
+    DemoUser("head1", "3102100678900", "สมศักดิ์", "หัวหน้า", "Somsak", "Huana", "head of unit",
+             admin=AdminRole.HEAD_OF_UNIT),
+    DemoUser("admin", "1103700088121", "อรุณ", "ผู้ดูแล", "Arun", "Phudulae", "CGD administrator",
+             admin=AdminRole.CGD_ADMIN),
+    DemoUser("auditor1", "3560400222191", "ปราณี", "ตรวจสอบ", "Pranee", "Truatsop", "auditor",
+             admin=AdminRole.AUDITOR),
+    DemoUser("treasury1", "1100400765435", "ธนา", "คลังจังหวัด", "Thana", "Khlangchangwat",
+             "treasury administrator (the demo unit's province)", admin=AdminRole.TREASURY_ADMIN),
+)  # fmt: skip
+
+# The demo's disbursement units: the one the demo people work in, and one in another province
+# (a head of unit or treasury office of the first has no say there).
+DEMO_UNITS = (
+    ("0000000001", "หน่วยเบิกจ่ายทดลอง กรมบัญชีกลาง", "Demo disbursement unit, CGD", "นนทบุรี",
+     "สำนักงานคลังจังหวัดนนทบุรี"),
+    ("0000000002", "หน่วยเบิกจ่ายทดลอง จังหวัดเชียงใหม่", "Demo disbursement unit, Chiang Mai",
+     "เชียงใหม่", "สำนักงานคลังจังหวัดเชียงใหม่"),
+)  # fmt: skip
 
 
 def seed(session: Session, deps: Deps) -> list[str]:
@@ -85,9 +107,37 @@ def seed(session: Session, deps: Deps) -> list[str]:
             actor="demo-seed",
         )
         lines.append(f"user {person.username}: {person.what}")
+    lines += _seed_roles(session, deps)
     for client in demo_clients():
         register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
         lines.append(f"client {client['client_id']}")
+    return lines
+
+
+def _seed_roles(session: Session, deps: Deps) -> list[str]:
+    """The demo units, the demo people's roles in the first, and the administrators."""
+    now = deps.clock.now()
+    lines = []
+    for code, name_th, name_en, province, office in DEMO_UNITS:
+        if session.get(Unit, code) is None:
+            create_unit(session, SYSTEM, code=code, name_th=name_th, name_en=name_en,
+                        province=province, treasury_office=office, now=now, actor="demo-seed",
+                        audit=NO_CONTEXT)  # fmt: skip
+            lines.append(f"unit {code}: {name_en}")
+    province = DEMO_UNITS[0][3]
+    for person in DEMO_USERS:
+        user = get_user_by_username(session, person.username)
+        if user is None:
+            continue
+        if user.unit_code is None:
+            user.unit_code = DEMO_UNIT
+        if person.role and not held_roles(session, user.id, thai_date(now)):
+            assign_directly(session, unit_code=DEMO_UNIT, user=user, role=person.role,
+                            valid_from=thai_date(now), now=now, actor="demo-seed",
+                            reason="demo seed", audit=NO_CONTEXT)  # fmt: skip
+        if person.admin:
+            grant_admin_role(session, SYSTEM, user, person.admin, now=now, actor="demo-seed",
+                             audit=NO_CONTEXT, province=province, unit_code=DEMO_UNIT)  # fmt: skip
     return lines
 
 
@@ -101,7 +151,7 @@ def demo_clients() -> list[dict[str, Any]]:
             "redirect_uris": ["http://127.0.0.1:8200/auth/callback"],
             "post_logout_redirect_uris": ["http://127.0.0.1:8200/"],
             "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid profile email",
+            "scope": f"openid profile email {ROLES}",
             "backchannel_logout_uri": "http://127.0.0.1:8200/auth/backchannel-logout",
         },
         {
@@ -112,7 +162,7 @@ def demo_clients() -> list[dict[str, Any]]:
             "redirect_uris": ["http://127.0.0.1:9999/callback"],
             "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
             "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid profile email offline_access",
+            "scope": f"openid profile email offline_access {ROLES} admin",
         },
         {
             "client_id": "demo-confidential",
@@ -125,7 +175,7 @@ def demo_clients() -> list[dict[str, Any]]:
             ],
             "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
             "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid profile email offline_access",
+            "scope": f"openid profile email offline_access {ROLES} admin",
             "backchannel_logout_uri": "http://127.0.0.1:9998/backchannel-logout",
             "allow_weak_secret": True,
         },

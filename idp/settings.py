@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )
 
+    # Roles: designation requests carry the head of unit's written order
+    order_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024,
+        description="Largest order file (PDF, PNG or JPEG) a designation request may attach",
+    )  # fmt: skip
+
     # Pages
     default_locale: Literal["th", "en"] = "th"
 

@@ -40,8 +40,9 @@ PG_URL = os.environ.get(
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
 NAMESPACE = f"test{RUN_ID}:"
-# Kept across tests: generating RSA keys for every test would dominate the run time.
-KEEP_TABLES = {"signing_keys", "alembic_version"}
+# Kept across tests: generating RSA keys for every test would dominate the run time; the
+# exclusive-role policy is reference data the migration writes.
+KEEP_TABLES = {"signing_keys", "alembic_version", "exclusive_role_pairs"}
 
 
 def unavailable(what: str, why: object) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -49,6 +50,10 @@ class User(Base):
     given_name_en: Mapped[str] = mapped_column(String(100), default="")
     family_name_en: Mapped[str] = mapped_column(String(100), default="")
     email: Mapped[str | None] = mapped_column(String(254))
+    # The disbursement unit the account was issued for (its roles may be in others too).
+    unit_code: Mapped[str | None] = mapped_column(ForeignKey("units.code"))
+    # Held a hardware GFMS Token Key before the Soft Token; issued a username the same way.
+    legacy_token_key: Mapped[bool] = mapped_column(default=False, server_default=false())
     # DESIGN §4: encrypted, plus a keyed hash for look-ups.
     citizen_id_encrypted: Mapped[str | None] = mapped_column(String(255))
     citizen_id_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -281,3 +281,18 @@ def change_password(
     user.temporary_password_expires_at = None
     user.password_changed_at = now
     record(session, "account.password_changed", now=now, actor=user.sub, context=context)
+
+
+def require_password_change(
+    session: Session,
+    user: User,
+    *,
+    reason: str,
+    now: datetime,
+    actor: str | None,
+    context: AuditContext = NO_CONTEXT,
+) -> None:
+    """The next login asks for a new password (a role change, a suspected compromise)."""
+    user.must_change_password = True
+    record(session, "account.password_change_required", now=now, actor=actor, context=context,
+           user=user.sub, reason=reason)  # fmt: skip

@@ -17,14 +17,18 @@ from sqlalchemy.orm import sessionmaker
 from idp.audit.service import record
 from idp.errors import IdpError
 from idp.oidc.models import Client
+from idp.roles.assignments import ROLE_SCOPES
 from idp.store.secrets import DataCipher
 
 # What a client may ask for; anything else in a request is ignored (RFC 6749 §3.3).
 STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
+# The admin API acting as the signed-in user, within that user's administrative roles.
+ADMIN_SCOPE = "admin"
+SUPPORTED_SCOPES = (*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE)
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 # Scopes that only make sense with a user present.
-USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+USER_SCOPES = frozenset({*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE})
 
 
 class ClientRegistrationError(IdpError):

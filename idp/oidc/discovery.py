@@ -9,7 +9,7 @@ from idp.accounts.flow import acr_uri
 from idp.oidc.authorization_details import SUPPORTED_TYPES
 from idp.oidc.claims import VERIFIABLE_CLAIMS
 from idp.oidc.clients import SECRET_METHODS
-from idp.oidc.clients import STANDARD_SCOPES
+from idp.oidc.clients import SUPPORTED_SCOPES
 from idp.oidc.keys import SUPPORTED_ALGS
 
 
@@ -23,7 +23,7 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "end_session_endpoint": f"{issuer}/logout",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
-        "scopes_supported": list(STANDARD_SCOPES),
+        "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -58,6 +58,7 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
             "locale",
             "email",
             "email_verified",
+            "gfms_roles",
         ],
         "claims_parameter_supported": True,
         # OpenID Connect for Identity Assurance 1.0 §8.

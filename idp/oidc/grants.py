@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
+from idp.accounts.flow import assurance_of
+from idp.accounts.flow import meets
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
@@ -50,6 +52,8 @@ from idp.oidc.models import GrantKind
 from idp.oidc.models import RefreshToken
 from idp.oidc.tokens import Authentication
 from idp.revocation.service import revoke_grant
+from idp.roles.assignments import grant_roles
+from idp.roles.periods import thai_date
 from idp.store.secrets import sha256_hex
 
 if TYPE_CHECKING:
@@ -146,12 +150,25 @@ class _IdpGrant:
             txn=grant.txn,
         )
         access_auth = auth if grant.kind == GrantKind.SESSION else replace(auth, sid=None)
+        # DESIGN §6: role scopes narrowed to the roles held today, and only for a login the
+        # phone confirmed (password-only logins never do portal work, DESIGN §5).
+        roles = grant_roles(
+            self.db, user, scope=scope, now=now, day=thai_date(now),
+            may_hold_roles=meets(assurance_of(deps.settings.issuer, grant.acr),
+                                 Assurance.SOFT_TOKEN),
+            client_id=client.client_id, audit=self.server.audit_context(),
+        )  # fmt: skip
+        scope = roles.scope
+        if self.request.payload.grant_type == "authorization_code":
+            # What the first token got is the grant: a refresh never gets more.
+            grant.scope = scope
         access = deps.signer.issue_access_token(
             client_id=client.client_id,
             scope=scope,
             now=now,
             auth=access_auth,
             alg=deps.settings.signing_alg,
+            extra=roles.claims(),
         )
         self.db.add(
             GrantAccessToken(jti=access.jti, grant_id=grant.id, expires_at=access.expires_at)
@@ -179,7 +196,8 @@ class _IdpGrant:
                 nonce=nonce,
                 access_token=access.token,
                 claims=user_claims(user, scope, in_id_token=True)
-                | requested_verified_claims(user, grant.claims_request, "id_token"),
+                | requested_verified_claims(user, grant.claims_request, "id_token")
+                | roles.claims(),
                 alg=client.id_token_signed_response_alg or deps.settings.signing_alg,
             )
         self._record_issued(

@@ -78,8 +78,10 @@ class TokenSigner:
         now: datetime,
         auth: Authentication | None,
         alg: str = "ES256",
+        extra: dict[str, Any] | None = None,
     ) -> IssuedAccessToken:
-        """Sign an RFC 9068 access token; without ``auth`` the client is the subject."""
+        """Sign an RFC 9068 access token; without ``auth`` the client is the subject.
+        ``extra`` claims (roles) describe the user and never override the registered ones."""
         jti = secrets.token_urlsafe(24)
         expires_at = now + timedelta(seconds=self._access_ttl)
         claims: dict[str, Any] = {
@@ -104,6 +106,7 @@ class TokenSigner:
             if auth.sid:
                 claims["sid"] = auth.sid
             claims |= auth.transaction_claims()
+        claims = (extra or {}) | claims
         token = self._sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP)
         return IssuedAccessToken(token=token, jti=jti, expires_at=expires_at)
 

@@ -13,6 +13,8 @@ from idp.oidc.claims import user_claims
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.tokens import InvalidAccessTokenError
+from idp.roles.assignments import grant_roles
+from idp.roles.periods import thai_date
 from idp.web import context
 
 
@@ -70,6 +72,12 @@ def userinfo_response() -> Response:
     )
     if grant is not None:
         body |= requested_verified_claims(user, grant.claims_request, "userinfo")
+    # The roles held now (the token's role scopes were narrowed when it was issued): one that
+    # ended since is no longer listed.
+    body |= grant_roles(
+        db, user, scope=claims["scope"], now=now, day=thai_date(now), may_hold_roles=True,
+        client_id=claims["client_id"], audit=context.audit_context(),
+    ).claims()  # fmt: skip
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

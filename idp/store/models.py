@@ -8,6 +8,7 @@ import idp.enrol.models
 import idp.mfa.models
 import idp.oidc.models
 import idp.revocation.models
+import idp.roles.models
 from idp.store.db import Base
 
 MODEL_MODULES = (
@@ -17,6 +18,7 @@ MODEL_MODULES = (
     idp.mfa.models,
     idp.oidc.models,
     idp.revocation.models,
+    idp.roles.models,
 )
 
 __all__ = ["MODEL_MODULES", "Base"]

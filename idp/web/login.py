@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint
 from flask import Response
 from flask import redirect
@@ -156,14 +158,16 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
 
 
 # The IdP's own pages that may ask for a login.
-OWN_PAGES = frozenset({"/enrol", "/account/passkeys", "/"})
+OWN_PAGES = frozenset({"/enrol", "/account/passkeys", "/account/roles", "/"})
+# The console's pages (a path of letters, digits and dashes: never another site).
+_CONSOLE_PAGE = re.compile(r"/admin(/[a-z0-9-]{1,64}){0,3}")
 
 
 @bp.get("/signin")
 def signin() -> BaseResponse:
     """Sign in to the IdP's own pages (registration), not on behalf of a client."""
     target = request.args.get("next", "/")
-    if target not in OWN_PAGES:
+    if target not in OWN_PAGES and not _CONSOLE_PAGE.fullmatch(target):
         target = "/"
     tx = LoginTransaction.start({}, client_id="", now=context.now(), return_to=target)
     save(tx)

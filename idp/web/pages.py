@@ -11,6 +11,8 @@ from flask import render_template
 from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.roles.authority import authority_of
+from idp.web import context
 from idp.web.i18n import LANGUAGE_COOKIE
 from idp.web.i18n import SUPPORTED_LOCALES
 from idp.web.sessions import current_login
@@ -21,7 +23,9 @@ bp = Blueprint("web", __name__)
 @bp.get("/")
 def home() -> BaseResponse:
     login = current_login()
-    return Response(render_template("home.html", user=login[1] if login else None))
+    user = login[1] if login else None
+    administrative = user is not None and authority_of(context.db(), user.id).is_administrative
+    return Response(render_template("home.html", user=user, administrative=administrative))
 
 
 @bp.get("/lang/<code>")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import http.server
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser.demo_stack import ROLE_SCOPES
+from tests.browser.demo_stack import Callback
 from tests.conftest import unavailable
+from tests.nexus_server import Nexus
+from tests.servers import free_port
+from tests.servers import run_cli
+from tests.servers import running_idp
+from tests.servers import running_process
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,3 +43,61 @@ def browser() -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def rp_server() -> Iterator[str]:
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
+    """The IdP exactly as `make demo` runs it (SQLite under a folder, no Redis), with the mock
+    Nexus and the demo users' phones bound through it."""
+    folder: Path = tmp_path_factory.mktemp("demo")
+    port, nexus_port = free_port(), free_port()
+    idp, nexus = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{nexus_port}"
+    env = {
+        **os.environ,
+        "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
+        "IDP_ISSUER": idp,
+        "IDP_NEXUS_RELAY_URL": nexus,
+        "IDP_LOG_LEVEL": "WARNING",
+        "NEXUS_RELAY_URL": nexus,
+        "NEXUS_IDP_URL": idp,
+        "NEXUS_STATE_FILE": str(folder / "phones.json"),
+        "NEXUS_TEST_CONTROL": "true",
+    }
+    env.pop("IDP_REDIS_URL", None)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "seed")
+    run_cli(
+        env, "clients", "add", "browser-rp", "--name", "GFMS Portal (test)",
+        "--public", "--redirect-uri", f"{rp_server}/callback",
+        "--scope", f"openid profile {ROLE_SCOPES}",
+    )  # fmt: skip
+    with (
+        running_idp(env, port, production=False, log_dir=folder),
+        running_process([sys.executable, "-m", "mock_nexus", "--port", str(nexus_port)],
+                        env, nexus_port, log_dir=folder),
+    ):  # fmt: skip
+        run_cli(env, "demo", "bind-phones", "--nexus", nexus)
+        yield {"idp": idp, "nexus": nexus}
+
+
+@pytest.fixture
+def relay(demo) -> Iterator[Nexus]:
+    nexus = Nexus(demo["nexus"], Path())
+    yield nexus
+    nexus.knobs(outage=False)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    yield context.new_page()
+    context.close()

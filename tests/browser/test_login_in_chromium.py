@@ -4,138 +4,17 @@ the confirmation on the phone to its callback."""
 
 from __future__ import annotations
 
-import http.server
-import os
-import secrets
-import sys
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs
-from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
-from tests.nexus_server import Nexus
-from tests.rp import pkce_pair
-from tests.servers import free_port
-from tests.servers import run_cli
-from tests.servers import running_idp
-from tests.servers import running_process
-
-PASSWORD = "Demo-Pass-2025!"
+from tests.browser.demo_stack import PASSWORD
+from tests.browser.demo_stack import authorize_url
+from tests.browser.demo_stack import id_token_claims
+from tests.browser.demo_stack import redeem
 
 pytestmark = pytest.mark.browser
-
-
-class Callback(http.server.BaseHTTPRequestHandler):
-    """The relying party's redirect URI: remembers what arrived, shows a page."""
-
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>RP</title><h1 id='rp'>back at the app</h1>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
-@pytest.fixture(scope="module")
-def rp_server() -> Iterator[str]:
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Callback)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
-    """The IdP exactly as `make demo` runs it (SQLite under a folder, no Redis), with the mock
-    Nexus and the demo users' phones bound through it."""
-    folder: Path = tmp_path_factory.mktemp("demo")
-    port, nexus_port = free_port(), free_port()
-    idp, nexus = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{nexus_port}"
-    env = {
-        **os.environ,
-        "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
-        "IDP_ISSUER": idp,
-        "IDP_NEXUS_RELAY_URL": nexus,
-        "IDP_LOG_LEVEL": "WARNING",
-        "NEXUS_RELAY_URL": nexus,
-        "NEXUS_IDP_URL": idp,
-        "NEXUS_STATE_FILE": str(folder / "phones.json"),
-        "NEXUS_TEST_CONTROL": "true",
-    }
-    env.pop("IDP_REDIS_URL", None)
-    run_cli(env, "db", "upgrade")
-    run_cli(env, "demo", "seed")
-    run_cli(
-        env, "clients", "add", "browser-rp", "--name", "GFMS Portal (test)",
-        "--public", "--redirect-uri", f"{rp_server}/callback", "--scope", "openid profile",
-    )  # fmt: skip
-    with (
-        running_idp(env, port, production=False, log_dir=folder),
-        running_process([sys.executable, "-m", "mock_nexus", "--port", str(nexus_port)],
-                        env, nexus_port, log_dir=folder),
-    ):  # fmt: skip
-        run_cli(env, "demo", "bind-phones", "--nexus", nexus)
-        yield {"idp": idp, "nexus": nexus}
-
-
-@pytest.fixture
-def relay(demo) -> Iterator[Nexus]:
-    nexus = Nexus(demo["nexus"], Path())
-    yield nexus
-    nexus.knobs(outage=False)
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
-
-
-def authorize_url(idp: str, rp_server: str) -> tuple[str, str, str]:
-    verifier, challenge = pkce_pair()
-    state = secrets.token_urlsafe(8)
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": "browser-rp",
-            "redirect_uri": f"{rp_server}/callback",
-            "scope": "openid profile",
-            "state": state,
-            "nonce": "n-" + state,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-    )
-    return f"{idp}/authorize?{query}", verifier, state
-
-
-def redeem(idp: str, rp_server: str, callback_url: str, verifier: str) -> dict:
-    code = parse_qs(urlsplit(callback_url).query)["code"][0]
-    response = requests.post(
-        f"{idp}/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": "browser-rp",
-            "code": code,
-            "redirect_uri": f"{rp_server}/callback",
-            "code_verifier": verifier,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_sign_in_in_thai_confirmed_on_the_phone(page, demo, relay, rp_server):
@@ -212,8 +91,3 @@ def test_an_unregistered_user_is_sent_to_register_first(page, demo, rp_server):
     page.click("button[type=submit]")
     page.wait_for_selector("#new_password")
     assert "เปลี่ยนรหัสผ่าน" in page.content()
-
-
-def id_token_claims(idp: str, tokens: dict) -> dict:
-    keys = KeySet.import_key_set(requests.get(f"{idp}/jwks.json", timeout=10).json())
-    return dict(jwt.decode(tokens["id_token"], keys, algorithms=["ES256"]).claims)

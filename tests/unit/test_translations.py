@@ -16,7 +16,7 @@ METHODS = [("idp/**.py", "python"), ("idp/web/templates/**.html", "jinja2")]
 def source_messages() -> set[str]:
     found = set()
     for _, _, message, _, _ in extract_from_dir(
-        str(ROOT), METHODS, keywords={"_": None, "gettext": None}
+        str(ROOT), METHODS, keywords={"_": None, "gettext": None, "_l": None, "lazy_gettext": None}
     ):
         found.add(message if isinstance(message, str) else message[0])
     return found

@@ -1,0 +1,345 @@
+"""``/api/admin/v1/``: units, accounts, designation requests and administrative roles, each
+operation the console offers, with the same rules (the domain decides; this only translates).
+Errors are JSON ``{"error", "error_description"}``; the document is ``openapi.json``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import jsonify
+from flask import request
+from werkzeug.exceptions import BadRequest
+
+from idp.accounts.issuance import NewAccount
+from idp.accounts.issuance import import_accounts
+from idp.accounts.issuance import issue_account
+from idp.accounts.service import get_user_by_username
+from idp.api.auth import AuthError
+from idp.api.auth import Caller
+from idp.api.auth import authenticate
+from idp.api.openapi import document
+from idp.errors import IdpError
+from idp.roles import errors
+from idp.roles.assignments import held_roles
+from idp.roles.authority import grant_admin_role
+from idp.roles.designations import Designation
+from idp.roles.designations import approve_request
+from idp.roles.designations import order_file
+from idp.roles.designations import reject_request
+from idp.roles.designations import submit_request
+from idp.roles.models import AdminRole
+from idp.roles.models import DesignationRequest
+from idp.roles.models import RoleAssignment
+from idp.roles.models import Unit
+from idp.roles.orders import accept_order
+from idp.roles.periods import thai_date
+from idp.roles.queries import readable_requests
+from idp.roles.queries import units_for
+from idp.roles.units import create_unit
+from idp.web import context
+from idp.web.role_texts import order_headers
+
+bp = Blueprint("admin_api", __name__, url_prefix="/api/admin/v1")
+
+_NOT_FOUND = {"unknown_unit", "unknown_user", "unknown_request"}
+_CONFLICT = {"already_decided", "separation_of_duties", "overlapping_designation",
+             "unit_exists", "citizen_id_taken", "username_taken"}  # fmt: skip
+_FORBIDDEN = {"forbidden", "own_request"}
+
+
+class InvalidBodyError(IdpError):
+    code = "invalid_request"
+    message = "The request body must be a JSON object with the documented fields."
+
+
+@bp.errorhandler(AuthError)
+def _auth_failed(error: AuthError) -> Response:
+    return error.response()
+
+
+@bp.errorhandler(IdpError)
+def _refused(error: IdpError) -> Response:
+    context.db().rollback()
+    if error.code in _NOT_FOUND:
+        status = 404
+    elif error.code in _CONFLICT:
+        status = 409
+    elif error.code in _FORBIDDEN:
+        status = 403
+    elif error.code == "order_file_too_large":
+        status = 413
+    else:
+        status = 400
+    return _json({"error": error.code, "error_description": error.message}, status)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _body() -> dict[str, Any]:
+    try:
+        body = request.get_json(force=True, silent=False)
+    except BadRequest as exc:
+        raise InvalidBodyError() from exc
+    if not isinstance(body, dict):
+        raise InvalidBodyError()
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidBodyError(f"'{name}' must be a non-empty string.")
+    return value
+
+
+def _date(value: object, name: str) -> date:
+    try:
+        parsed = date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.year > 2400:  # a Buddhist-era year is not a date here
+        raise InvalidBodyError(f"'{name}' must be a date, YYYY-MM-DD in the Christian era.")
+    return parsed
+
+
+def _person(caller: Caller) -> Any:
+    """Designations are decided by people, never by a system's client."""
+    if caller.user is None:
+        raise errors.NotAllowedError()
+    return caller.user
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(document(context.deps().settings.issuer))
+
+
+# --- units ----------------------------------------------------------------------------------
+
+
+def _unit(unit: Unit) -> dict[str, Any]:
+    return {"code": unit.code, "name_th": unit.name_th, "name_en": unit.name_en,
+            "province": unit.province, "treasury_office": unit.treasury_office}  # fmt: skip
+
+
+@bp.get("/units")
+def list_units() -> Response:
+    caller = authenticate()
+    return _json({"units": [_unit(u) for u in units_for(context.db(), caller.authority)]})
+
+
+@bp.post("/units")
+def add_unit() -> Response:
+    caller = authenticate()
+    body = _body()
+    unit = create_unit(
+        context.db(), caller.authority, code=_text(body, "code"), name_th=_text(body, "name_th"),
+        name_en=_text(body, "name_en", required=False), province=_text(body, "province"),
+        treasury_office=_text(body, "treasury_office"), now=context.now(), actor=caller.actor,
+        audit=context.audit_context(),
+    )  # fmt: skip
+    return _json(_unit(unit), 201)
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@bp.post("/users")
+def issue_user() -> Response:
+    caller = authenticate()
+    body = _body()
+    legacy = body.get("legacy_token_key", False)
+    if not isinstance(legacy, bool):
+        raise InvalidBodyError("'legacy_token_key' must be true or false.")
+    settings = context.deps().settings
+    issued = issue_account(
+        context.db(), context.deps().cipher, caller.authority,
+        NewAccount(
+            citizen_id=_text(body, "citizen_id"), given_name_th=_text(body, "given_name_th"),
+            family_name_th=_text(body, "family_name_th"), unit_code=_text(body, "unit_code"),
+            given_name_en=_text(body, "given_name_en", required=False),
+            family_name_en=_text(body, "family_name_en", required=False),
+            email=_text(body, "email", required=False) or None, legacy_token_key=legacy,
+            username=_text(body, "username", required=False) or None,
+        ),
+        now=context.now(), temporary_ttl=settings.temporary_password_ttl,
+        min_length=settings.password_min_length, actor=caller.actor,
+        audit=context.audit_context(),
+    )  # fmt: skip
+    return _json({"username": issued.username, "sub": issued.sub,
+                  "temporary_password": issued.temporary_password}, 201)  # fmt: skip
+
+
+@bp.post("/users/import")
+def import_users() -> Response:
+    caller = authenticate()
+    request.max_content_length = 2 * 1024 * 1024
+    settings = context.deps().settings
+    reports = import_accounts(
+        context.db(), context.deps().cipher, caller.authority, request.get_data(),
+        now=context.now(), temporary_ttl=settings.temporary_password_ttl,
+        min_length=settings.password_min_length, actor=caller.actor,
+        audit=context.audit_context(),
+    )  # fmt: skip
+    rows = [
+        {"row": r.row, "issued": r.issued is not None,
+         **({"username": r.issued.username, "temporary_password": r.issued.temporary_password}
+            if r.issued else {"error": r.error, "error_description": r.message})}
+        for r in reports
+    ]  # fmt: skip
+    return _json({"rows": rows, "issued": sum(1 for r in reports if r.issued)})
+
+
+@bp.get("/users/<username>/roles")
+def user_roles(username: str) -> Response:
+    caller = authenticate()
+    db = context.db()
+    user = get_user_by_username(db, username)
+    if user is None:
+        raise errors.UnknownPersonError()
+    readable = {u.code for u in units_for(db, caller.authority)}
+    held = [h.claim() for h in held_roles(db, user.id, thai_date(context.now()))
+            if h.unit in readable]  # fmt: skip
+    return _json({"username": user.username, "sub": user.sub, "gfms_roles": held})
+
+
+# --- designation requests -------------------------------------------------------------------
+
+
+def _request(item: DesignationRequest) -> dict[str, Any]:
+    return {
+        "id": item.id, "unit_code": item.unit_code, "user_id": item.user_id, "role": item.role,
+        "valid_from": item.valid_from.isoformat(),
+        "valid_until": item.valid_until.isoformat() if item.valid_until else None,
+        "substitute_for": item.substitute_for, "order_number": item.order_number,
+        "order_date": item.order_date.isoformat(), "order_filename": item.order_filename,
+        "order_media_type": item.order_media_type, "order_size": item.order_size,
+        "order_sha256": item.order_sha256, "note": item.note, "status": item.status,
+        "submitted_by": item.submitted_by, "submitted_at": item.submitted_at.isoformat(),
+        "decided_by": item.decided_by,
+        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
+        "decision_reason": item.decision_reason,
+    }  # fmt: skip
+
+
+def _readable(caller: Caller, request_id: str) -> DesignationRequest:
+    db = context.db()
+    item = db.get(DesignationRequest, request_id)
+    unit = db.get(Unit, item.unit_code) if item else None
+    if item is None or unit is None or not caller.authority.may_read(unit):
+        raise errors.UnknownRequestError()
+    return item
+
+
+@bp.get("/designations")
+def list_designations() -> Response:
+    caller = authenticate()
+    status = request.args.get("status")
+    items = readable_requests(context.db(), caller.authority)
+    return _json({"designations": [_request(i) for i in items if status in (None, i.status)]})
+
+
+@bp.post("/designations")
+def submit_designation() -> Response:
+    caller = authenticate()
+    submitter = _person(caller)
+    settings = context.deps().settings
+    request.max_content_length = settings.order_max_bytes + 64 * 1024
+    form = request.form
+    upload = request.files.get("order_file")
+    if upload is None:
+        raise errors.OrderFileError()
+    valid_until = form.get("valid_until")
+    designation = Designation(
+        unit_code=form.get("unit_code", ""), username=form.get("username", ""),
+        role=form.get("role", ""), valid_from=_date(form.get("valid_from"), "valid_from"),
+        valid_until=_date(valid_until, "valid_until") if valid_until else None,
+        order_number=form.get("order_number", ""),
+        order_date=_date(form.get("order_date"), "order_date"),
+        substitute_for=form.get("substitute_for") or None, note=form.get("note", ""),
+    )  # fmt: skip
+    order = accept_order(upload.filename or "", upload.read(settings.order_max_bytes + 1),
+                         max_bytes=settings.order_max_bytes)  # fmt: skip
+    created = submit_request(context.db(), caller.authority, designation, order,
+                             submitter=submitter, now=context.now(),
+                             audit=context.audit_context())  # fmt: skip
+    return _json(_request(created), 201)
+
+
+@bp.get("/designations/<request_id>")
+def get_designation(request_id: str) -> Response:
+    return _json(_request(_readable(authenticate(), request_id)))
+
+
+@bp.get("/designations/<request_id>/order")
+def get_order(request_id: str) -> Response:
+    item = _readable(authenticate(), request_id)
+    return Response(order_file(context.db(), item.id) or b"", headers=order_headers(item))
+
+
+def _assignment(item: RoleAssignment) -> dict[str, Any]:
+    return {"id": item.id, "unit_code": item.unit_code, "role": item.role,
+            "valid_from": item.valid_from.isoformat(),
+            "valid_until": item.valid_until.isoformat() if item.valid_until else None,
+            "substitute_for": item.substitute_for, "request_id": item.request_id}  # fmt: skip
+
+
+@bp.post("/designations/<request_id>/approve")
+def approve(request_id: str) -> Response:
+    caller = authenticate()
+    decider = _person(caller)
+    body = _body()
+    assignment = approve_request(
+        context.db(), caller.authority, request_id, decider=decider,
+        reason=_text(body, "reason", required=False), now=context.now(),
+        audit=context.audit_context(),
+    )  # fmt: skip
+    return _json({"status": "approved", "assignment": _assignment(assignment)})
+
+
+@bp.post("/designations/<request_id>/reject")
+def reject(request_id: str) -> Response:
+    caller = authenticate()
+    decider = _person(caller)
+    body = _body()
+    item = reject_request(context.db(), caller.authority, request_id, decider=decider,
+                          reason=_text(body, "reason", required=False), now=context.now(),
+                          audit=context.audit_context())  # fmt: skip
+    return _json(_request(item))
+
+
+# --- administrative roles -------------------------------------------------------------------
+
+
+@bp.post("/admin-grants")
+def grant() -> Response:
+    caller = authenticate()
+    body = _body()
+    db = context.db()
+    user = get_user_by_username(db, _text(body, "username"))
+    if user is None:
+        raise errors.UnknownPersonError()
+    try:
+        role = AdminRole(_text(body, "role"))
+    except ValueError as exc:
+        raise InvalidBodyError("'role' must be one of " + ", ".join(AdminRole) + ".") from exc
+    made = grant_admin_role(
+        db, caller.authority, user, role, now=context.now(), actor=caller.actor,
+        audit=context.audit_context(), province=_text(body, "province", required=False) or None,
+        unit_code=_text(body, "unit_code", required=False) or None,
+    )  # fmt: skip
+    return _json({"id": made.id, "username": user.username, "role": made.role,
+                  "province": made.province, "unit_code": made.unit_code}, 201)  # fmt: skip

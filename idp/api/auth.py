@@ -1,0 +1,102 @@
+"""Who calls the admin API: a bearer access token of ours (RFC 6750), either a user's with the
+``admin`` scope from a login the phone confirmed, acting within that user's administrative
+roles, or a client's with the ``helpdesk`` scope (a ticketing system), acting as helpdesk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Response
+from flask import jsonify
+from flask import request
+from sqlalchemy import select
+
+from idp.accounts.flow import Assurance
+from idp.accounts.flow import acr_uri
+from idp.accounts.flow import assurance_of
+from idp.accounts.flow import meets
+from idp.accounts.models import User
+from idp.oidc.clients import ADMIN_SCOPE
+from idp.oidc.tokens import InvalidAccessTokenError
+from idp.roles.authority import Authority
+from idp.roles.authority import authority_of
+from idp.roles.models import AdminRole
+from idp.web import context
+
+HELPDESK_SCOPE = "helpdesk"
+
+
+@dataclass(frozen=True)
+class Caller:
+    authority: Authority
+    user: User | None  # None for a client acting for a system
+    actor: str  # for the audit trail: the user's sub, or the client id
+
+
+class AuthError(Exception):
+    """Answered with RFC 6750 §3 challenge (or RFC 9470 for too weak a login)."""
+
+    def __init__(self, status: int, error: str | None, description: str | None = None,
+                 *, acr: str | None = None) -> None:  # fmt: skip
+        super().__init__(error)
+        self.status, self.error, self.description, self.acr = status, error, description, acr
+
+    def response(self) -> Response:
+        parts = ['Bearer realm="admin"']
+        if self.error:
+            parts.append(f'error="{self.error}"')
+        if self.description:
+            parts.append(f'error_description="{self.description}"')
+        if self.acr:
+            parts.append(f'acr_values="{self.acr}"')
+        body = {"error": self.error or "invalid_request"}
+        if self.description:
+            body["error_description"] = self.description
+        response = jsonify(body)
+        response.status_code = self.status
+        response.headers["WWW-Authenticate"] = ", ".join(parts)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _bearer() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def authenticate() -> Caller:
+    """Raises AuthError."""
+    token = _bearer()
+    if token is None:
+        raise AuthError(401, None)
+    deps = context.deps()
+    now = context.now()
+    try:
+        claims = deps.signer.verify_access_token(token, now=now)
+    except InvalidAccessTokenError as exc:
+        raise AuthError(401, "invalid_token", "The access token is invalid or expired.") from exc
+    if deps.revocations.is_revoked(
+        jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
+    ):
+        raise AuthError(401, "invalid_token", "The access token was revoked.")
+    scopes = set(str(claims["scope"]).split())
+    if "auth_time" not in claims:  # a client's own token (client credentials)
+        if HELPDESK_SCOPE not in scopes:
+            raise AuthError(403, "insufficient_scope", "The helpdesk scope is required.")
+        return Caller(Authority(roles=frozenset({AdminRole.HELPDESK})), None, claims["client_id"])
+    if ADMIN_SCOPE not in scopes:
+        raise AuthError(403, "insufficient_scope", "The admin scope is required.")
+    if not meets(assurance_of(deps.settings.issuer, str(claims.get("acr", ""))),
+                 Assurance.SOFT_TOKEN):  # fmt: skip
+        # RFC 9470: the client can ask for a stronger login and try again.
+        raise AuthError(401, "insufficient_user_authentication",
+                        "A login confirmed on the phone is required.",
+                        acr=acr_uri(deps.settings.issuer, Assurance.SOFT_TOKEN))  # fmt: skip
+    db = context.db()
+    user = db.scalar(select(User).where(User.sub == claims["sub"]))
+    if user is None or not user.is_active:
+        raise AuthError(401, "invalid_token", "The user may no longer sign in.")
+    authority = authority_of(db, user.id)
+    if not authority.is_administrative:
+        raise AuthError(403, "insufficient_scope", "The user holds no administrative role.")
+    return Caller(authority, user, user.sub)

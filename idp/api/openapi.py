@@ -1,0 +1,390 @@
+"""The OpenAPI 3.1 document of ``/api/admin/v1/``; a test checks it names every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_AUTH = {"401": _ERROR, "403": _ERROR}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(schema: dict[str, Any], status: str = "200", description: str = "Done") -> dict[str, Any]:
+    return {
+        status: {"description": description, "content": {"application/json": {"schema": schema}}}
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_STRING = {"type": "string"}
+_DATE = {"type": "string", "format": "date", "description": "Christian era, YYYY-MM-DD"}
+_REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
+_REASON = {"type": "object", "properties": {"reason": _STRING}}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": _STRING, "error_description": _STRING},
+    },
+    "Unit": {
+        "type": "object",
+        "required": ["code", "name_th", "province", "treasury_office"],
+        "properties": {
+            "code": {"type": "string", "pattern": "^[0-9]{10}$"},
+            "name_th": _STRING,
+            "name_en": _STRING,
+            "province": _STRING,
+            "treasury_office": _STRING,
+        },
+    },
+    "NewAccount": {
+        "type": "object",
+        "required": ["citizen_id", "given_name_th", "family_name_th", "unit_code"],
+        "properties": {
+            "citizen_id": {"type": "string", "pattern": "^[0-9๐-๙]{13}$"},
+            "given_name_th": _STRING,
+            "family_name_th": _STRING,
+            "given_name_en": _STRING,
+            "family_name_en": _STRING,
+            "unit_code": _STRING,
+            "email": _STRING,
+            "legacy_token_key": {"type": "boolean"},
+            "username": {"type": "string", "description": "Made from the English names if absent"},
+        },
+    },
+    "IssuedAccount": {
+        "type": "object",
+        "properties": {
+            "username": _STRING,
+            "sub": _STRING,
+            "temporary_password": {"type": "string", "description": "Shown once"},
+        },
+    },
+    "ImportReport": {
+        "type": "object",
+        "properties": {
+            "issued": {"type": "integer"},
+            "rows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "row": {"type": "integer"},
+                        "issued": {"type": "boolean"},
+                        "username": _STRING,
+                        "temporary_password": _STRING,
+                        "error": _STRING,
+                        "error_description": _STRING,
+                    },
+                },
+            },
+        },
+    },
+    "GfmsRole": {
+        "type": "object",
+        "required": ["unit", "role"],
+        "properties": {
+            "unit": _STRING,
+            "role": {"enum": ["recorder", "approve-1", "approve-2"]},
+            "substitute_for": {"type": "string", "description": "sub of the person acted for"},
+        },
+    },
+    "DesignationRequest": {
+        "type": "object",
+        "properties": {
+            "id": _STRING,
+            "unit_code": _STRING,
+            "user_id": _STRING,
+            "role": {"enum": ["recorder", "approve-1", "approve-2"]},
+            "valid_from": _DATE,
+            "valid_until": {"type": ["string", "null"], "format": "date"},
+            "substitute_for": {"type": ["string", "null"]},
+            "order_number": _STRING,
+            "order_date": _DATE,
+            "order_filename": _STRING,
+            "order_media_type": _STRING,
+            "order_size": {"type": "integer"},
+            "order_sha256": _STRING,
+            "note": _STRING,
+            "status": {"enum": ["pending", "approved", "rejected"]},
+            "submitted_by": _STRING,
+            "submitted_at": {"type": "string", "format": "date-time"},
+            "decided_by": {"type": ["string", "null"]},
+            "decided_at": {"type": ["string", "null"], "format": "date-time"},
+            "decision_reason": {"type": ["string", "null"]},
+        },
+    },
+    "Assignment": {
+        "type": "object",
+        "properties": {
+            "id": _STRING,
+            "unit_code": _STRING,
+            "role": _STRING,
+            "valid_from": _DATE,
+            "valid_until": {"type": ["string", "null"]},
+            "substitute_for": {"type": ["string", "null"]},
+            "request_id": _STRING,
+        },
+    },
+    "AdminGrant": {
+        "type": "object",
+        "required": ["username", "role"],
+        "properties": {
+            "username": _STRING,
+            "role": {
+                "enum": ["cgd-admin", "treasury-admin", "head-of-unit", "helpdesk", "auditor"]
+            },
+            "province": {"type": "string", "description": "For a treasury administrator"},
+            "unit_code": {"type": "string", "description": "For a head of unit"},
+        },
+    },
+}
+
+
+def document(issuer: str) -> dict[str, Any]:
+    designation_form = {
+        "type": "object",
+        "required": [
+            "unit_code",
+            "username",
+            "role",
+            "valid_from",
+            "order_number",
+            "order_date",
+            "order_file",
+        ],
+        "properties": {
+            "unit_code": _STRING,
+            "username": _STRING,
+            "role": {"enum": ["recorder", "approve-1", "approve-2"]},
+            "valid_from": _DATE,
+            "valid_until": _DATE,
+            "substitute_for": {"type": "string", "description": "username acted for"},
+            "order_number": _STRING,
+            "order_date": _DATE,
+            "note": _STRING,
+            "order_file": {
+                "type": "string",
+                "format": "binary",
+                "description": "PDF, PNG or JPEG, recognised by its bytes",
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Soft Token IdP admin API",
+            "version": "1",
+            "description": (
+                "Units, accounts, designation requests with the head of unit's written order, "
+                "and administrative roles. Bearer access tokens of this IdP: a user's token "
+                "with the 'admin' scope from a login confirmed on the phone acts within the "
+                "user's administrative roles; a client's token with the 'helpdesk' scope acts "
+                "as helpdesk. Errors are JSON {error, error_description}: 400 bad input, 401 "
+                "no or bad token (or 'insufficient_user_authentication', RFC 9470), 403 not "
+                "allowed, 404 unknown, 409 a rule refused it, 413 too large."
+            ),
+        },
+        "servers": [{"url": f"{issuer}/api/admin/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068)"}
+            },
+            "schemas": _SCHEMAS,
+            "responses": {
+                "Error": {
+                    "description": "Refused",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
+            },
+        },
+        "paths": {
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+            "/units": {
+                "get": {
+                    "summary": "Units the caller may read",
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {"units": {"type": "array", "items": _ref("Unit")}},
+                            }
+                        ),
+                        **_AUTH,
+                    },
+                },
+                "post": {
+                    "summary": "Add a unit (CGD)",
+                    "requestBody": _json_body(_ref("Unit")),
+                    "responses": {
+                        **_ok(_ref("Unit"), "201", "Added"),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "409": _ERROR,
+                    },
+                },
+            },
+            "/users": {
+                "post": {
+                    "summary": "Issue an account: a username and a temporary password shown once",
+                    "requestBody": _json_body(_ref("NewAccount")),
+                    "responses": {
+                        **_ok(_ref("IssuedAccount"), "201", "Issued"),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                    },
+                }
+            },
+            "/users/import": {
+                "post": {
+                    "summary": "Issue accounts from CSV, with a report per row",
+                    "requestBody": {"required": True, "content": {"text/csv": {"schema": _STRING}}},
+                    "responses": {**_ok(_ref("ImportReport")), **_AUTH, "400": _ERROR},
+                }
+            },
+            "/users/{username}/roles": {
+                "get": {
+                    "summary": "Roles a user holds today, in units the caller may read",
+                    "parameters": [
+                        {"name": "username", "in": "path", "required": True, "schema": _STRING}
+                    ],
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "username": _STRING,
+                                    "sub": _STRING,
+                                    "gfms_roles": {"type": "array", "items": _ref("GfmsRole")},
+                                },
+                            }
+                        ),
+                        **_AUTH,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/designations": {
+                "get": {
+                    "summary": "Latest requests of the units the caller may read",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"enum": ["pending", "approved", "rejected"]},
+                        }
+                    ],
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "designations": {
+                                        "type": "array",
+                                        "items": _ref("DesignationRequest"),
+                                    }
+                                },
+                            }
+                        ),
+                        **_AUTH,
+                    },
+                },
+                "post": {
+                    "summary": "Submit a designation with the written order (head of unit)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"multipart/form-data": {"schema": designation_form}},
+                    },
+                    "responses": {
+                        **_ok(_ref("DesignationRequest"), "201", "Submitted"),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        "413": _ERROR,
+                    },
+                },
+            },
+            "/designations/{request_id}": {
+                "get": {
+                    "summary": "One request",
+                    "parameters": [_REQUEST_ID],
+                    "responses": {**_ok(_ref("DesignationRequest")), **_AUTH, "404": _ERROR},
+                }
+            },
+            "/designations/{request_id}/order": {
+                "get": {
+                    "summary": "The written order, as the type its bytes showed",
+                    "parameters": [_REQUEST_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The file",
+                            "content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}},
+                        },
+                        **_AUTH,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/designations/{request_id}/approve": {
+                "post": {
+                    "summary": "Approve: the role is assigned; the person must change password",
+                    "parameters": [_REQUEST_ID],
+                    "requestBody": _json_body(_REASON),
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {"status": _STRING, "assignment": _ref("Assignment")},
+                            }
+                        ),
+                        **_AUTH,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                    },
+                }
+            },
+            "/designations/{request_id}/reject": {
+                "post": {
+                    "summary": "Reject, with a reason",
+                    "parameters": [_REQUEST_ID],
+                    "requestBody": _json_body(_REASON),
+                    "responses": {
+                        **_ok(_ref("DesignationRequest")),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                    },
+                }
+            },
+            "/admin-grants": {
+                "post": {
+                    "summary": "Grant an administrative role (CGD)",
+                    "requestBody": _json_body(_ref("AdminGrant")),
+                    "responses": {
+                        **_ok(_ref("AdminGrant"), "201", "Granted"),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,54 @@
+"""What an administrator sees: the units in their remit and the requests they may read or
+decide."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.roles.authority import Authority
+from idp.roles.models import DesignationRequest
+from idp.roles.models import RequestStatus
+from idp.roles.models import Unit
+
+_LIST_LIMIT = 200
+
+
+def units_for(session: Session, authority: Authority) -> list[Unit]:
+    """The units an administrator may read, by code."""
+    query = select(Unit).order_by(Unit.code)
+    if not authority.may_read_everything():
+        query = query.where(Unit.province.in_(authority.provinces) | Unit.code.in_(authority.units))
+    return list(session.scalars(query))
+
+
+def readable_requests(session: Session, authority: Authority) -> list[DesignationRequest]:
+    """The latest requests of the units an administrator may read, newest first."""
+    query = (
+        select(DesignationRequest)
+        .order_by(DesignationRequest.submitted_at.desc())
+        .limit(_LIST_LIMIT)
+    )
+    if not authority.may_read_everything():
+        codes = [u.code for u in units_for(session, authority)]
+        query = query.where(DesignationRequest.unit_code.in_(codes))
+    return list(session.scalars(query))
+
+
+def decidable_requests(session: Session, authority: Authority) -> list[DesignationRequest]:
+    """Pending requests this administrator may decide (never their own or about themselves),
+    oldest first: the approval queue."""
+    managed = [u.code for u in units_for(session, authority) if authority.may_manage(u)]
+    if not managed:
+        return []
+    rows = session.scalars(
+        select(DesignationRequest)
+        .where(
+            DesignationRequest.status == RequestStatus.PENDING,
+            DesignationRequest.unit_code.in_(managed),
+        )
+        .order_by(DesignationRequest.submitted_at)
+        .limit(_LIST_LIMIT)
+    )
+    me = authority.user_id
+    return [r for r in rows if me not in (r.submitted_by, r.user_id, r.substitute_for)]

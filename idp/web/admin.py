@@ -1,0 +1,358 @@
+"""The administration console: designation requests with their written orders (heads of unit
+ask; treasury offices and CGD decide), issuing accounts one by one or from a CSV file, and the
+signed-in user's own roles. Every page needs a login the phone confirmed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint
+from flask import Response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_babel import get_locale
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp.accounts.flow import Assurance
+from idp.accounts.flow import assurance_of
+from idp.accounts.flow import meets
+from idp.accounts.issuance import NewAccount
+from idp.accounts.issuance import import_accounts
+from idp.accounts.issuance import issue_account
+from idp.accounts.models import User
+from idp.errors import IdpError
+from idp.roles.assignments import held_roles
+from idp.roles.authority import Authority
+from idp.roles.authority import authority_of
+from idp.roles.designations import Designation
+from idp.roles.designations import approve_request
+from idp.roles.designations import order_file
+from idp.roles.designations import reject_request
+from idp.roles.designations import submit_request
+from idp.roles.models import DesignationRequest
+from idp.roles.models import RequestStatus
+from idp.roles.models import Role
+from idp.roles.models import Unit
+from idp.roles.orders import accept_order
+from idp.roles.periods import thai_date
+from idp.roles.queries import decidable_requests
+from idp.roles.queries import readable_requests
+from idp.roles.queries import units_for
+from idp.web import context
+from idp.web.role_texts import ADMIN_ROLE_LABELS
+from idp.web.role_texts import ROLE_LABELS
+from idp.web.role_texts import STATUS_LABELS
+from idp.web.role_texts import error_text
+from idp.web.role_texts import error_words
+from idp.web.role_texts import order_headers
+from idp.web.role_texts import show_date
+from idp.web.sessions import csrf_token
+from idp.web.sessions import current_login
+from idp.web.sessions import verify_csrf
+
+bp = Blueprint("admin", __name__)
+
+# Room for the form fields around the largest order file.
+_FORM_OVERHEAD = 64 * 1024
+
+
+class _RefusedError(Exception):
+    def __init__(self, response: BaseResponse) -> None:
+        self.response = response
+
+
+def _administrator(*, any_user: bool = False) -> tuple[User, Authority]:
+    """The signed-in person and what they may administer; a login the phone confirmed."""
+    login = current_login()
+    if login is None:
+        raise _RefusedError(redirect(url_for("login.signin", next=request.path), code=303))
+    user_session, user = login
+    level = assurance_of(context.deps().settings.issuer, user_session.acr)
+    if not meets(level, Assurance.SOFT_TOKEN):
+        raise _RefusedError(_page("admin_refused.html", 403, reason="phone"))
+    authority = authority_of(context.db(), user.id)
+    if not any_user and not authority.is_administrative:
+        raise _RefusedError(_page("admin_refused.html", 403, reason="role"))
+    return user, authority
+
+
+@bp.app_context_processor
+def _words() -> dict[str, Any]:
+    locale = str(get_locale())
+    return {
+        "role_label": lambda role: ROLE_LABELS.get(role, role),
+        "admin_role_label": lambda role: ADMIN_ROLE_LABELS.get(role, role),
+        "status_label": lambda status: STATUS_LABELS.get(status, status),
+        "show_date": lambda day: show_date(day, locale),
+        "error_words": error_words,
+    }
+
+
+@bp.errorhandler(_RefusedError)
+def _refused(error: _RefusedError) -> BaseResponse:
+    return error.response
+
+
+def _page(template: str, status: int = 200, **values: Any) -> Response:
+    response = Response(render_template(template, csrf_token=csrf_token(), **values))
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/admin")
+def home() -> BaseResponse:
+    user, authority = _administrator()
+    db = context.db()
+    return _page(
+        "admin_home.html",
+        user=user,
+        authority=authority,
+        pending=len(decidable_requests(db, authority)),
+        units=units_for(db, authority),
+    )
+
+
+# --- designations ---------------------------------------------------------------------------
+
+
+@bp.route("/admin/designations/new", methods=["GET", "POST"])
+def new_designation() -> BaseResponse:
+    user, authority = _administrator()
+    db = context.db()
+    units = [u for u in units_for(db, authority) if authority.may_designate(u)]
+    if not units:
+        return _page("admin_refused.html", 403, reason="role")
+    form = request.form if request.method == "POST" else {}
+    if request.method == "GET":
+        return _page("designation_form.html", units=units, form=form, roles=list(Role))
+    settings = context.deps().settings
+    request.max_content_length = settings.order_max_bytes + _FORM_OVERHEAD
+    verify_csrf()
+    upload = request.files.get("order_file")
+    try:
+        designation = _designation_of(request.form)
+        order = accept_order(
+            upload.filename or "" if upload else "",
+            upload.read(settings.order_max_bytes + 1) if upload else b"",
+            max_bytes=settings.order_max_bytes,
+        )
+        created = submit_request(
+            db, authority, designation, order, submitter=user, now=context.now(),
+            audit=context.audit_context(),
+        )  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        return _page("designation_form.html", 400, units=units, form=request.form,
+                     roles=list(Role), error=error_text(error))  # fmt: skip
+    return redirect(url_for("admin.designation", request_id=created.id, submitted=1), code=303)
+
+
+@bp.get("/admin/designations")
+def designations() -> BaseResponse:
+    _, authority = _administrator()
+    db = context.db()
+    decidable = decidable_requests(db, authority)
+    requests = readable_requests(db, authority)
+    return _page(
+        "designation_list.html",
+        decidable=decidable,
+        requests=requests,
+        names=_names(db, *decidable, *requests),
+    )
+
+
+@bp.get("/admin/designations/<request_id>")
+def designation(request_id: str) -> BaseResponse:
+    user, authority = _administrator()
+    db = context.db()
+    found = _readable(db, authority, request_id)
+    unit = db.get(Unit, found.unit_code)
+    may_decide = (
+        found.status == RequestStatus.PENDING
+        and unit is not None
+        and authority.may_manage(unit)
+        and user.id not in (found.submitted_by, found.user_id, found.substitute_for)
+    )
+    return _page("designation_detail.html", item=found, unit=unit, names=_names(db, found),
+                 may_decide=may_decide, submitted=request.args.get("submitted"))  # fmt: skip
+
+
+@bp.get("/admin/designations/<request_id>/order")
+def designation_order(request_id: str) -> BaseResponse:
+    _, authority = _administrator()
+    db = context.db()
+    found = _readable(db, authority, request_id)
+    content = order_file(db, found.id) or b""
+    return Response(content, headers=order_headers(found))
+
+
+@bp.post("/admin/designations/<request_id>/decision")
+def decide(request_id: str) -> BaseResponse:
+    user, authority = _administrator()
+    verify_csrf()
+    db = context.db()
+    reason = request.form.get("reason", "")
+    try:
+        if request.form.get("decision") == "approve":
+            approve_request(
+                db, authority, request_id, decider=user, reason=reason, now=context.now(),
+                audit=context.audit_context(),
+            )  # fmt: skip
+        else:
+            reject_request(db, authority, request_id, decider=user, reason=reason,
+                           now=context.now(), audit=context.audit_context())  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        found = _readable(db, authority, request_id)
+        return _page("designation_detail.html", 409, item=found, names=_names(db, found),
+                     unit=db.get(Unit, found.unit_code), may_decide=False,
+                     error=error_text(error))  # fmt: skip
+    return redirect(url_for("admin.designation", request_id=request_id), code=303)
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+@bp.route("/admin/accounts/new", methods=["GET", "POST"])
+def new_account() -> BaseResponse:
+    user, authority = _administrator()
+    db = context.db()
+    units = [u for u in units_for(db, authority) if authority.may_manage(u)]
+    if not units:
+        return _page("admin_refused.html", 403, reason="role")
+    if request.method == "GET":
+        return _page("account_issue.html", units=units, form={})
+    verify_csrf()
+    settings = context.deps().settings
+    form = request.form
+    try:
+        issued = issue_account(
+            db, context.deps().cipher, authority,
+            NewAccount(
+                citizen_id=form.get("citizen_id", ""), given_name_th=form.get("given_name_th", ""),
+                family_name_th=form.get("family_name_th", ""), unit_code=form.get("unit_code", ""),
+                given_name_en=form.get("given_name_en", ""),
+                family_name_en=form.get("family_name_en", ""), email=form.get("email") or None,
+                legacy_token_key=form.get("legacy_token_key") == "yes",
+            ),
+            now=context.now(), temporary_ttl=settings.temporary_password_ttl,
+            min_length=settings.password_min_length, actor=user.sub,
+            audit=context.audit_context(),
+        )  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        return _page("account_issue.html", 400, units=units, form=form, error=error_text(error))
+    # Shown once: the page is not cached and the password is kept nowhere in the clear.
+    return _page("account_issued.html", issued=[issued], reports=None)
+
+
+@bp.route("/admin/accounts/import", methods=["GET", "POST"])
+def import_file() -> BaseResponse:
+    user, authority = _administrator()
+    if request.method == "GET":
+        return _page("account_import.html")
+    request.max_content_length = 2 * 1024 * 1024
+    verify_csrf()
+    settings = context.deps().settings
+    upload = request.files.get("csv_file")
+    db = context.db()
+    try:
+        reports = import_accounts(
+            db, context.deps().cipher, authority, upload.read() if upload else b"",
+            now=context.now(), temporary_ttl=settings.temporary_password_ttl,
+            min_length=settings.password_min_length, actor=user.sub,
+            audit=context.audit_context(),
+        )  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        return _page("account_import.html", 400, error=error_text(error))
+    return _page("account_issued.html", issued=None, reports=reports)
+
+
+# --- the user's own roles -------------------------------------------------------------------
+
+
+@bp.get("/account/roles")
+def my_roles() -> BaseResponse:
+    login = current_login()
+    if login is None:
+        return redirect(url_for("login.signin", next="/account/roles"), code=303)
+    _, user = login
+    db = context.db()
+    today = thai_date(context.now())
+    held = held_roles(db, user.id, today)
+    found = db.scalars(select(Unit).where(Unit.code.in_({h.unit for h in held})))
+    units = {unit.code: unit for unit in found}
+    substitutes = {h.substitute_for for h in held if h.substitute_for}
+    people = db.scalars(select(User).where(User.sub.in_(substitutes)))
+    acting_for = {person.sub: person.display_name(str(get_locale())) for person in people}
+    pending = db.scalars(
+        select(DesignationRequest).where(
+            DesignationRequest.user_id == user.id,
+            DesignationRequest.status == RequestStatus.PENDING,
+        )
+    ).all()
+    return _page("my_roles.html", user=user, held=held, units=units, acting_for=acting_for,
+                 pending=pending, today=today)  # fmt: skip
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _designation_of(form: Any) -> Designation:
+    """Raises IdpError for dates that are not dates."""
+    return Designation(
+        unit_code=form.get("unit_code", ""),
+        username=form.get("username", ""),
+        role=form.get("role", ""),
+        valid_from=_date(form.get("valid_from")),
+        valid_until=_date(form.get("valid_until")) if form.get("valid_until") else None,
+        substitute_for=form.get("substitute_for") or None,
+        order_number=form.get("order_number", ""),
+        order_date=_date(form.get("order_date")),
+        note=form.get("note", ""),
+    )
+
+
+class InvalidDateError(IdpError):
+    code = "invalid_date"
+    message = "Give dates as shown (year-month-day, Christian era)."
+
+
+def _date(value: str | None) -> date:
+    try:
+        parsed = date.fromisoformat((value or "").strip())
+    except ValueError as exc:
+        raise InvalidDateError() from exc
+    if parsed.year > 2400:
+        # A Buddhist-era year typed as a Christian-era one (2569 for 2026).
+        raise InvalidDateError()
+    return parsed
+
+
+def _readable(db: Any, authority: Authority, request_id: str) -> DesignationRequest:
+    found = db.get(DesignationRequest, request_id)
+    unit = db.get(Unit, found.unit_code) if found else None
+    if found is None or unit is None or not authority.may_read(unit):
+        raise _RefusedError(_page("error.html", 404, code="not_found", description=None))
+    return found  # type: ignore[no-any-return]
+
+
+def _names(db: Any, *requests: DesignationRequest) -> dict[str, str]:
+    """Display names by user id, for the people the listed requests name."""
+    ids = {
+        person
+        for r in requests
+        for person in (r.user_id, r.substitute_for, r.submitted_by, r.decided_by)
+        if person
+    }
+    locale = str(get_locale())
+    return {
+        user.id: f"{user.display_name(locale)} ({user.username})"
+        for user in db.scalars(select(User).where(User.id.in_(ids)))
+    }

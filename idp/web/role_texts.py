@@ -1,0 +1,108 @@
+"""Words of the roles pages in the reader's language: role names as the Ministry's letter has
+them, and each domain error's message."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from idp.errors import IdpError
+from idp.roles.models import DesignationRequest
+
+ROLE_LABELS = {
+    "recorder": _l("Recorder"),
+    "approve-1": _l("Withdrawal approver (approval 1)"),
+    "approve-2": _l("Payment approver (approval 2)"),
+}
+
+ADMIN_ROLE_LABELS = {
+    "cgd-admin": _l("CGD administrator"),
+    "treasury-admin": _l("Treasury office administrator"),
+    "head-of-unit": _l("Head of unit"),
+    "helpdesk": _l("Helpdesk"),
+    "auditor": _l("Auditor"),
+}
+
+STATUS_LABELS = {
+    "pending": _l("Waiting for a decision"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected"),
+}
+
+_ERRORS = {
+    "unknown_unit": _l("No disbursement unit has that code."),
+    "invalid_unit": _l(
+        "A unit needs a 10-digit code, a Thai name, a province and a treasury office."
+    ),
+    "unit_exists": _l("A unit with that code already exists."),
+    "unknown_user": _l("No user has that username."),
+    "unknown_role": _l("Choose one of the roles: recorder, approval 1 or approval 2."),
+    "invalid_period": _l("The period ends before it starts."),
+    "invalid_date": _l("Give dates as shown (year-month-day, Christian era)."),
+    "invalid_order_file": _l("Attach the written order as a PDF, PNG or JPEG file."),
+    "order_file_too_large": _l("The order file is too large."),
+    "invalid_order": _l("Give the order's number and date (not a future date)."),
+    "invalid_substitute": _l(
+        "A substitute acts for someone who holds that role in that unit during the period, and "
+        "never for themselves."
+    ),
+    "overlapping_designation": _l(
+        "The person already holds that role in that unit during part of that period."
+    ),
+    "separation_of_duties": _l(
+        "One person may not hold both approval roles (approval 1 and approval 2) in the same "
+        "unit at overlapping times, whether designated or as a substitute."
+    ),
+    "forbidden": _l("Your administrative role does not allow this."),
+    "own_request": _l("Nobody decides a request they submitted or one that concerns themselves."),
+    "already_decided": _l("This request has already been decided."),
+    "unknown_request": _l("No designation request has that id."),
+    "reason_required": _l("Give the reason for the decision."),
+    "invalid_citizen_id": _l("The citizen ID must be 13 digits with a valid check digit."),
+    "citizen_id_taken": _l("An account already exists for that citizen ID."),
+    "names_required": _l("Give the Thai given name and family name."),
+    "username_taken": _l("That username is already in use."),
+    "invalid_import_file": _l(
+        "The file must be UTF-8 CSV with the columns citizen_id, given_name_th, "
+        "family_name_th, given_name_en, family_name_en, unit_code (and optionally email, "
+        "legacy_token_key, username)."
+    ),
+}
+
+
+def error_text(error: IdpError) -> Any:
+    """The reader's words for a domain error; its own (English) message when none is known."""
+    return error_words(error.code, error.message)
+
+
+def error_words(code: str | None, message: str | None) -> Any:
+    return _ERRORS.get(code or "", message or "")
+
+
+def order_headers(request: DesignationRequest) -> dict[str, str]:
+    """The order is served as the type its bytes showed, as a download, never sniffed or run
+    by the browser."""
+    name = request.order_filename.encode("ascii", "replace").decode().replace('"', "")
+    return {
+        "Content-Type": request.order_media_type,
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "no-store",
+    }
+
+
+_THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
+                "พ.ย.", "ธ.ค.")  # fmt: skip
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def show_date(day: date | None, locale: str) -> str:
+    """Thai readers get the Buddhist era, as government pages show it: 25 พ.ย. 2569."""
+    if day is None:
+        return ""
+    if locale == "th":
+        return f"{day.day} {_THAI_MONTHS[day.month - 1]} {day.year + 543}"
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
