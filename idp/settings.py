@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -84,6 +85,18 @@ class Settings(BaseSettings):
     # Passwords
     password_min_length: int = Field(12, ge=8, le=64)
     temporary_password_ttl: int = Field(7 * 86400, ge=3600)
+    password_max_age_days: int = Field(
+        90,
+        ge=0,
+        le=3650,
+        description="Days before a password must be changed (the Ministry's 3 months); 0: never",
+    )
+    password_history: int = Field(
+        5,
+        ge=1,
+        le=24,
+        description="Recent passwords that may not be chosen again, current included",
+    )
 
     # Registration (Soft Token enrolment): identity proofing at Paotang
     paotang_issuer: str = "http://127.0.0.1:8101"
@@ -200,6 +213,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.mode == "production"
+
+    @property
+    def password_max_age(self) -> timedelta | None:
+        """``password_max_age_days`` as a duration; None when passwords do not expire."""
+        days = self.password_max_age_days
+        return timedelta(days=days) if days else None
 
     @property
     def data_key_bytes(self) -> bytes:

@@ -44,6 +44,7 @@ def make_user(
         username=username,
         password_hash=password_hash(password),
         must_change_password=temporary,
+        password_change_reason="issued" if temporary else None,
         password_changed_at=None if temporary else now,
         temporary_password_expires_at=now + timedelta(days=7) if temporary else None,
         given_name_th=fields.pop("given_name_th", "สมชาย"),

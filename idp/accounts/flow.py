@@ -15,9 +15,11 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from idp.accounts.models import User
+from idp.accounts.passwords import password_change_reason
 
 
 class Step(enum.StrEnum):
@@ -132,21 +134,38 @@ class LoginTransaction:
 
 
 @dataclass(frozen=True)
+class LoginPolicy:
+    """The settings the step rules apply (the web layer builds it from ``Settings``)."""
+
+    # None: passwords do not expire by age.
+    password_max_age: timedelta | None
+
+
+@dataclass(frozen=True)
 class StepRule:
     step: Step
-    is_due: Callable[[LoginTransaction, User | None, datetime], bool]
+    is_due: Callable[[LoginTransaction, User | None, datetime, LoginPolicy], bool]
 
 
-def _password_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
+def _password_due(
+    tx: LoginTransaction, user: User | None, now: datetime, policy: LoginPolicy
+) -> bool:
     return Step.PASSWORD.value not in tx.completed or user is None
 
 
-def _confirm_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
+def _confirm_due(
+    tx: LoginTransaction, user: User | None, now: datetime, policy: LoginPolicy
+) -> bool:
     return tx.device_id is not None and Step.CONFIRM.value not in tx.completed
 
 
-def _change_password_due(tx: LoginTransaction, user: User | None, now: datetime) -> bool:
-    return user is not None and user.must_change_password
+def _change_password_due(
+    tx: LoginTransaction, user: User | None, now: datetime, policy: LoginPolicy
+) -> bool:
+    # Flagged (issued, reset, role changed) or older than the maximum age.
+    return user is not None and (
+        password_change_reason(user, now=now, max_age=policy.password_max_age) is not None
+    )
 
 
 LOGIN_STEPS: tuple[StepRule, ...] = (
@@ -157,9 +176,11 @@ LOGIN_STEPS: tuple[StepRule, ...] = (
 )
 
 
-def next_step(tx: LoginTransaction, user: User | None, now: datetime) -> Step | None:
+def next_step(
+    tx: LoginTransaction, user: User | None, now: datetime, policy: LoginPolicy
+) -> Step | None:
     """The first step still due, or None when the login is complete."""
     for rule in LOGIN_STEPS:
-        if rule.is_due(tx, user, now):
+        if rule.is_due(tx, user, now, policy):
             return rule.step
     return None

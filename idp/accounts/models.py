@@ -8,8 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
+from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import false
 from sqlalchemy.orm import Mapped
@@ -43,6 +45,8 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(default=True)
     password_changed_at: Mapped[datetime | None]
     temporary_password_expires_at: Mapped[datetime | None]
+    # Why must_change_password is set (a ChangeReason value), for the page to say so.
+    password_change_reason: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[UserStatus] = mapped_column(String(16), default=UserStatus.ACTIVE)
 
     given_name_th: Mapped[str] = mapped_column(String(100), default="")
@@ -112,6 +116,25 @@ class LoginFailure(Base):
     username_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     last_failure_at: Mapped[datetime]
+
+
+class PasswordHistory(Base):
+    """A former password's hash, so that it is not chosen again soon.
+
+    Only the newest few per user are kept (``IDP_PASSWORD_HISTORY`` counts the current
+    password, which stays on the user, as one of them); older rows are deleted.
+    """
+
+    __tablename__ = "password_history"
+
+    # Insertion order is the order of the changes, even when two share a timestamp.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # When this password stopped being the current one.
+    created_at: Mapped[datetime]
 
 
 Index("ix_user_sessions_active", UserSession.user_id, UserSession.ended_at)

@@ -16,7 +16,9 @@ from idp.accounts import citizen_id as citizen_ids
 from idp.accounts.errors import InvalidCredentialsError
 from idp.accounts.errors import UsernameTakenError
 from idp.accounts.models import LoginFailure
+from idp.accounts.models import PasswordHistory
 from idp.accounts.models import User
+from idp.accounts.passwords import ChangeReason
 from idp.accounts.passwords import hash_password
 from idp.accounts.passwords import needs_rehash
 from idp.accounts.passwords import validate_new_password
@@ -74,6 +76,7 @@ def create_user(
         username=name,
         password_hash=hash_password(password),
         must_change_password=temporary,
+        password_change_reason=ChangeReason.ISSUED if temporary else None,
         password_changed_at=None if temporary else now,
         temporary_password_expires_at=now + timedelta(seconds=temporary_ttl) if temporary else None,
         given_name_th=given_name_th,
@@ -142,6 +145,8 @@ class PasswordAuthenticator:
             return self._fail(session, name, now, context, reason="bad_credentials")
         if not user.is_active:
             return self._fail(session, name, now, context, reason="account_suspended")
+        # Only an issued (temporary) password stops working; an expired one, or one to change
+        # after a role change, still signs in and is changed as a step of the login.
         expiry = user.temporary_password_expires_at
         if user.must_change_password and expiry is not None and expiry <= now:
             return self._fail(session, name, now, context, reason="temporary_password_expired")
@@ -266,21 +271,61 @@ def change_password(
     new_password: str,
     now: datetime,
     min_length: int,
+    history: int,
+    reason: str | None = None,
     context: AuditContext = NO_CONTEXT,
 ) -> None:
     """Set a password the user chose (after the old one was verified by the caller).
 
+    ``history`` is how many recent passwords, the current one included, may not be chosen
+    again; the current hash joins the history and older entries are deleted. ``reason`` is
+    why the change was asked for (a ``ChangeReason``), for the audit trail.
+
     Raises:
         PasswordPolicyError
     """
+    former = _password_history(session, user)
+    recent = history - 1  # the current password, on the user, is one of them
     validate_new_password(
-        new_password, username=user.username, min_length=min_length, current_hash=user.password_hash
+        new_password,
+        username=user.username,
+        min_length=min_length,
+        current_hash=user.password_hash,
+        previous_hashes=[entry.password_hash for entry in former[:recent]],
     )
+    _remember_current(session, user, former, recent=recent, now=now)
     user.password_hash = hash_password(new_password)
     user.must_change_password = False
+    user.password_change_reason = None
     user.temporary_password_expires_at = None
     user.password_changed_at = now
-    record(session, "account.password_changed", now=now, actor=user.sub, context=context)
+    record(session, "account.password_changed", now=now, actor=user.sub, context=context,
+           reason=reason)  # fmt: skip
+
+
+def _password_history(session: Session, user: User) -> list[PasswordHistory]:
+    """The user's former passwords, newest first."""
+    query = (
+        select(PasswordHistory)
+        .where(PasswordHistory.user_id == user.id)
+        .order_by(PasswordHistory.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def _remember_current(
+    session: Session, user: User, former: list[PasswordHistory], *, recent: int, now: datetime
+) -> None:
+    """Move the current hash into the history and delete all but the ``recent`` newest."""
+    if recent == 0:
+        stale = former
+    else:
+        session.add(
+            PasswordHistory(user_id=user.id, password_hash=user.password_hash, created_at=now)
+        )
+        stale = former[recent - 1 :]  # the entry just added takes one of the places
+    for entry in stale:
+        session.delete(entry)
 
 
 def require_password_change(
@@ -292,7 +337,17 @@ def require_password_change(
     actor: str | None,
     context: AuditContext = NO_CONTEXT,
 ) -> None:
-    """The next login asks for a new password (a role change, a suspected compromise)."""
+    """Make the user choose a new password at the next login, after the phone confirmation.
+
+    DESIGN §1 item 4: passwords are changed immediately after an approved role change
+    (``reason="role_changed"``). The current password still signs in (unlike an expired
+    issued one): the change is a step of the login, not a lock-out.
+
+    Raises:
+        ValueError: ``reason`` is not a ``ChangeReason`` value (a programming error).
+    """
+    why = ChangeReason(reason).value
     user.must_change_password = True
+    user.password_change_reason = why
     record(session, "account.password_change_required", now=now, actor=actor, context=context,
-           user=user.sub, reason=reason)  # fmt: skip
+           user=user.sub, reason=why)  # fmt: skip

@@ -19,6 +19,7 @@ from idp.accounts.errors import InvalidCredentialsError
 from idp.accounts.errors import PasswordPolicyError
 from idp.accounts.flow import AMR_PASSWORD
 from idp.accounts.flow import Assurance
+from idp.accounts.flow import LoginPolicy
 from idp.accounts.flow import LoginTransaction
 from idp.accounts.flow import Step
 from idp.accounts.flow import acr_uri
@@ -26,6 +27,8 @@ from idp.accounts.flow import assurance_for
 from idp.accounts.flow import meets
 from idp.accounts.flow import next_step
 from idp.accounts.models import User
+from idp.accounts.passwords import ChangeReason
+from idp.accounts.passwords import password_change_reason
 from idp.accounts.passwords import verify_password
 from idp.accounts.service import PasswordAuthenticator
 from idp.accounts.service import change_password
@@ -93,7 +96,8 @@ def expired() -> BaseResponse:
 def advance(tx: LoginTransaction) -> BaseResponse:
     """Go to the next due step, or finish the login and resume the authorization."""
     user = login_user(tx)
-    step = next_step(tx, user, context.now())
+    policy = LoginPolicy(password_max_age=context.deps().settings.password_max_age)
+    step = next_step(tx, user, context.now(), policy)
     if step is not None:
         save(tx)
         return redirect(url_for(STEP_VIEWS[step], tx=tx.id), code=303)
@@ -251,6 +255,8 @@ def change_password_step() -> BaseResponse:
     user = login_user(tx) if tx else None
     if tx is None or user is None or Step.PASSWORD.value not in tx.completed:
         return expired()
+    settings = context.deps().settings
+    reason = password_change_reason(user, now=context.now(), max_age=settings.password_max_age)
     errors: list[str] = []
     if request.method == "POST":
         verify_csrf()
@@ -267,7 +273,9 @@ def change_password_step() -> BaseResponse:
                     user,
                     new_password=new,
                     now=context.now(),
-                    min_length=context.deps().settings.password_min_length,
+                    min_length=settings.password_min_length,
+                    history=settings.password_history,
+                    reason=reason,
                     context=context.audit_context(),
                 )
             except PasswordPolicyError as exc:
@@ -279,19 +287,42 @@ def change_password_step() -> BaseResponse:
         "change_password.html",
         tx=tx.id,
         username=user.username,
+        reason=_reason_message(reason),
         errors=errors,
-        min_length=context.deps().settings.password_min_length,
+        min_length=settings.password_min_length,
         csrf_token=csrf_token(),
     )
     return Response(page, status=200)
 
 
+def _reason_message(reason: str | None) -> str | None:
+    """Why the page asks for a new password, in the page's language (None: no reason known)."""
+    messages: dict[str, str] = {
+        ChangeReason.ISSUED: _("Your password was issued to you. Choose your own password "
+                               "before you continue."),
+        ChangeReason.RESET: _("Your password was reset. Choose a new password before you "
+                              "continue."),
+        ChangeReason.ROLE_CHANGED: _("Your roles have changed. The rules ask for a new "
+                                     "password right after a role change: choose one before "
+                                     "you continue."),
+        ChangeReason.EXPIRED: _("Your password has expired: it was set more than %(days)d days "
+                                "ago, and the Ministry's rules ask for a new password every 3 "
+                                "months. Choose a new password.",
+                                days=context.deps().settings.password_max_age_days),
+    }  # fmt: skip
+    return messages.get(reason) if reason else None
+
+
 def _policy_message(error: PasswordPolicyError) -> str:
-    min_length = context.deps().settings.password_min_length
+    settings = context.deps().settings
     messages = {
-        "too_short": _("Use at least %(n)d characters.", n=min_length),
+        "too_short": _("Use at least %(n)d characters.", n=settings.password_min_length),
         "too_long": _("The password is too long."),
         "contains_username": _("The password may not contain your username."),
+        "common": _("This is a commonly used password that is easy to guess. Choose another "
+                    "password."),
         "unchanged": _("Choose a password different from the current one."),
-    }
+        "reused": _("You used this password recently. Choose one that is not among your last "
+                    "%(n)d passwords.", n=settings.password_history),
+    }  # fmt: skip
     return str(messages.get(error.reason, error.message))
