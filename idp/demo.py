@@ -162,7 +162,7 @@ def demo_clients() -> list[dict[str, Any]]:
             "redirect_uris": ["http://127.0.0.1:9999/callback"],
             "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
             "grant_types": ["authorization_code", "refresh_token"],
-            "scope": f"openid profile email offline_access {ROLES} admin",
+            "scope": f"openid profile email offline_access {ROLES}",
         },
         {
             "client_id": "demo-confidential",

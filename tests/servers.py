@@ -26,10 +26,19 @@ IDP = [sys.executable, "-m", "idp.cli"]
 PASSWORD = "Demo-Pass-2025!"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now, and never one this run handed out before (servers bind
+    a moment after they are given one)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def production_env(database_url: str, redis_url: str, issuer: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import secrets
 import unicodedata
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from idp.accounts import citizen_id as citizen_ids
@@ -26,6 +28,9 @@ from idp.errors import IdpError
 from idp.roles.authority import Authority
 from idp.roles.units import get_unit
 from idp.store.secrets import DataCipher
+from idp.text import is_plain
+
+log = logging.getLogger(__name__)
 
 # Unambiguous when read aloud or copied from paper: no 0/O, 1/l/I.
 _ALPHABET = "23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -42,6 +47,7 @@ CSV_COLUMNS = (
     "username",
 )
 MAX_IMPORT_ROWS = 5000
+IMPORT_MAX_BYTES = 2 * 1024 * 1024
 
 
 class AccountIssueError(IdpError):
@@ -56,6 +62,15 @@ class CitizenIdTakenError(AccountIssueError):
 class NamesRequiredError(AccountIssueError):
     code = "names_required"
     message = "Give the Thai given name and family name."
+
+
+class InvalidFieldError(AccountIssueError):
+    code = "invalid_field"
+    message = (
+        "A field is too long or holds characters it may not: names up to 100 characters, "
+        "e-mail up to 254, a username of 3 to 64 lower-case letters, digits, dots, dashes or "
+        "underscores."
+    )
 
 
 class ImportFileError(AccountIssueError):
@@ -114,6 +129,7 @@ def issue_account(
     given_th, family_th = account.given_name_th.strip(), account.family_name_th.strip()
     if not given_th or not family_th:
         raise NamesRequiredError()
+    _check_fields(account)
     number = citizen_ids.validate(account.citizen_id.translate(_THAI_DIGITS))
     if session.scalar(
         select(User.id).where(
@@ -135,6 +151,22 @@ def issue_account(
     record(session, "account.issued", now=now, actor=actor, context=audit, user=user.sub,
            unit=unit.code, legacy_token_key=account.legacy_token_key)  # fmt: skip
     return IssuedAccount(username=user.username, temporary_password=password, sub=user.sub)
+
+
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+
+
+def _check_fields(account: NewAccount) -> None:
+    names = (account.given_name_th, account.family_name_th, account.given_name_en,
+             account.family_name_en)  # fmt: skip
+    if not all(is_plain(name, limit=100) for name in names):
+        raise InvalidFieldError()
+    if account.email is not None and not (
+        is_plain(account.email, limit=254) and "@" in account.email
+    ):
+        raise InvalidFieldError()
+    if account.username is not None and not _USERNAME.fullmatch(account.username.casefold()):
+        raise InvalidFieldError()
 
 
 def import_accounts(
@@ -176,6 +208,11 @@ def import_accounts(
         except IdpError as error:
             reports.append(RowReport(row=line, issued=None, error=error.code,
                                      message=error.message))  # fmt: skip
+        except SQLAlchemyError:
+            # The row's savepoint is rolled back; the rest of the file goes on.
+            log.warning("idp.accounts.import_row_refused", extra={"row": line})
+            reports.append(RowReport(row=line, issued=None, error=InvalidFieldError.code,
+                                     message=InvalidFieldError.message))  # fmt: skip
     record(session, "account.import", now=now, actor=actor, context=audit, rows=len(rows),
            issued=sum(1 for r in reports if r.issued))  # fmt: skip
     return reports

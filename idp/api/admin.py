@@ -13,6 +13,7 @@ from flask import jsonify
 from flask import request
 from werkzeug.exceptions import BadRequest
 
+from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
 from idp.accounts.issuance import import_accounts
 from idp.accounts.issuance import issue_account
@@ -40,6 +41,7 @@ from idp.roles.queries import readable_requests
 from idp.roles.queries import units_for
 from idp.roles.units import create_unit
 from idp.web import context
+from idp.web.hygiene import large_body
 from idp.web.role_texts import order_headers
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/admin/v1")
@@ -184,9 +186,9 @@ def issue_user() -> Response:
 
 
 @bp.post("/users/import")
+@large_body(lambda _settings: IMPORT_MAX_BYTES)
 def import_users() -> Response:
     caller = authenticate()
-    request.max_content_length = 2 * 1024 * 1024
     settings = context.deps().settings
     reports = import_accounts(
         context.db(), context.deps().cipher, caller.authority, request.get_data(),
@@ -211,8 +213,10 @@ def user_roles(username: str) -> Response:
     if user is None:
         raise errors.UnknownPersonError()
     readable = {u.code for u in units_for(db, caller.authority)}
-    held = [h.claim() for h in held_roles(db, user.id, thai_date(context.now()))
-            if h.unit in readable]  # fmt: skip
+    roles = held_roles(db, user.id, thai_date(context.now()))
+    held = [h.claim() for h in roles if h.unit in readable]
+    if not caller.authority.may_read_everything() and not held and user.unit_code not in readable:
+        raise errors.UnknownPersonError()  # outside the caller's remit: not even the sub
     return _json({"username": user.username, "sub": user.sub, "gfms_roles": held})
 
 
@@ -253,11 +257,11 @@ def list_designations() -> Response:
 
 
 @bp.post("/designations")
+@large_body(lambda settings: settings.order_max_bytes + 64 * 1024)
 def submit_designation() -> Response:
     caller = authenticate()
     submitter = _person(caller)
     settings = context.deps().settings
-    request.max_content_length = settings.order_max_bytes + 64 * 1024
     form = request.form
     upload = request.files.get("order_file")
     if upload is None:

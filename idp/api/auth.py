@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from flask import Response
 from flask import jsonify
 from flask import request
-from sqlalchemy import select
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
 from idp.accounts.flow import assurance_of
 from idp.accounts.flow import meets
 from idp.accounts.models import User
+from idp.accounts.models import UserSession
+from idp.accounts.sessions import is_live
 from idp.oidc.clients import ADMIN_SCOPE
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.roles.authority import Authority
@@ -93,8 +94,12 @@ def authenticate() -> Caller:
                         "A login confirmed on the phone is required.",
                         acr=acr_uri(deps.settings.issuer, Assurance.SOFT_TOKEN))  # fmt: skip
     db = context.db()
-    user = db.scalar(select(User).where(User.sub == claims["sub"]))
-    if user is None or not user.is_active:
+    # Administration lives as long as the login it came from: never an offline grant's token.
+    login = db.get(UserSession, claims.get("sid") or "")
+    if login is None or not is_live(login, now=now, policy=deps.session_policy):
+        raise AuthError(401, "invalid_token", "The login session of this token has ended.")
+    user = db.get(User, login.user_id)
+    if user is None or not user.is_active or user.sub != claims["sub"]:
         raise AuthError(401, "invalid_token", "The user may no longer sign in.")
     authority = authority_of(db, user.id)
     if not authority.is_administrative:

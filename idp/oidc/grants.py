@@ -42,6 +42,7 @@ from idp.audit.service import record
 from idp.mfa.models import TransactionEvidence
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
+from idp.oidc.clients import ADMIN_SCOPE
 from idp.oidc.clients import USER_SCOPES
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.interaction import parse_claims_request
@@ -159,6 +160,9 @@ class _IdpGrant:
             client_id=client.client_id, audit=self.server.audit_context(),
         )  # fmt: skip
         scope = roles.scope
+        if grant.kind == GrantKind.OFFLINE:
+            # Administration needs the login itself: an offline grant never carries it.
+            scope = " ".join(s for s in scope.split() if s != ADMIN_SCOPE)
         if self.request.payload.grant_type == "authorization_code":
             # What the first token got is the grant: a refresh never gets more.
             grant.scope = scope

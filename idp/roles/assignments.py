@@ -99,7 +99,10 @@ def grant_roles(
     asked = requested_roles(scope)
     if not asked:
         return RoleGrant(scope=scope, gfms_roles=[])
-    held = held_roles(session, user.id, day) if may_hold_roles else []
+    # A role change takes effect with the new password the Ministry's rule asks for after it;
+    # until then (or for a login without the phone) no role is granted.
+    allowed = may_hold_roles and not user.must_change_password
+    held = held_roles(session, user.id, day) if allowed else []
     by_unit: dict[str, set[str]] = defaultdict(set)
     for holding in held:
         by_unit[holding.unit].add(holding.role)

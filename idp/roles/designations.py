@@ -4,12 +4,14 @@ one transaction, and separation of duties is checked when asked and again when a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -42,8 +44,11 @@ from idp.roles.separation import Holding
 from idp.roles.separation import conflict
 from idp.roles.separation import exclusive_pairs
 from idp.roles.units import get_unit
+from idp.store.db import is_postgresql
+from idp.text import is_plain
 
 _MAX_NOTE = 2000
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,11 @@ def submit_request(
     role = _role(designation.role)
     period = _period(designation.valid_from, designation.valid_until)
     order_number = designation.order_number.strip()
-    if not order_number or len(order_number) > 64 or designation.order_date > thai_date(now):
+    if (
+        not order_number
+        or not is_plain(order_number, limit=64)
+        or designation.order_date > thai_date(now)
+    ):
         raise InvalidOrderError()
     person = _person(session, designation.username)
     absent = _person(session, designation.substitute_for) if designation.substitute_for else None
@@ -99,7 +108,7 @@ def submit_request(
         order_media_type=order.media_type,
         order_size=order.size,
         order_sha256=order.sha256,
-        note=designation.note.strip()[:_MAX_NOTE],
+        note=_note(designation.note),
         status=RequestStatus.PENDING,
         submitted_by=submitter.id,
         submitted_at=now,
@@ -129,6 +138,8 @@ def approve_request(
         RoleError (each subclass says what is wrong)
     """
     request, unit = _pending_for_decision(session, by, request_id, decider)
+    if not reason.strip():
+        raise ReasonRequiredError()
     person = session.get(User, request.user_id)
     absent = session.get(User, request.substitute_for) if request.substitute_for else None
     if person is None:
@@ -168,9 +179,9 @@ def reject_request(
     audit: AuditContext,
 ) -> DesignationRequest:
     """Raises RoleError (ReasonRequiredError without a reason)."""
+    request, _ = _pending_for_decision(session, by, request_id, decider)
     if not reason.strip():
         raise ReasonRequiredError()
-    request, _ = _pending_for_decision(session, by, request_id, decider)
     _decide(request, RequestStatus.REJECTED, decider=decider, reason=reason, now=now)
     person = session.get(User, request.user_id)
     absent = session.get(User, request.substitute_for) if request.substitute_for else None
@@ -198,6 +209,7 @@ def assign_directly(
     Raises:
         RoleError
     """
+    _one_writer_at_a_time(session)
     unit = _locked_unit(session, unit_code)
     period = Period(valid_from, None)
     _check_designation(session, unit, user, _role(role), period, None)
@@ -232,13 +244,14 @@ def _check_designation(
     if absent is not None:
         if absent.id == person.id:
             raise SubstituteError()
-        # One acts for someone who holds the role themselves (not as a substitute) then.
+        # One acts for someone who holds the role themselves (not as a substitute) for the
+        # whole period of acting.
         covers = [
             Period(a.valid_from, a.valid_until)
             for a in _assignments(session, absent.id, unit.code)
             if a.role == role and a.substitute_for is None
         ]
-        if not any(p.overlaps(period) for p in covers):
+        if not any(period.within(p) for p in covers):
             raise SubstituteError()
     held = _assignments(session, person.id, unit.code)
     for assignment in held:
@@ -268,20 +281,44 @@ def _assignments(session: Session, user_id: str, unit_code: str) -> list[RoleAss
 def _pending_for_decision(
     session: Session, by: Authority, request_id: str, decider: User
 ) -> tuple[DesignationRequest, Unit]:
+    # Who may decide is settled before anything is locked; a request outside one's remit is
+    # as unknown as one that does not exist.
+    found = (
+        session.get(DesignationRequest, request_id) if _REQUEST_ID.fullmatch(request_id) else None
+    )
+    remit = session.get(Unit, found.unit_code) if found else None
+    if found is None or remit is None or not by.may_read(remit):
+        raise UnknownRequestError()
+    by.require(by.may_manage(remit))
+    _one_writer_at_a_time(session)
     # SECURITY: the request row first (a stale second decision waits, then sees it decided),
     # then the unit (every change of assignments in a unit runs one after another).
+    # populate_existing: the row as it is once locked, not as it was read a moment ago.
     request = session.scalar(
-        select(DesignationRequest).where(DesignationRequest.id == request_id).with_for_update()
+        select(DesignationRequest)
+        .where(DesignationRequest.id == request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if request is None:
         raise UnknownRequestError()
     unit = _locked_unit(session, request.unit_code)
-    by.require(by.may_manage(unit))
     if decider.id in (request.submitted_by, request.user_id, request.substitute_for):
         raise OwnRequestError()
     if request.status != RequestStatus.PENDING:
         raise AlreadyDecidedError()
     return request, unit
+
+
+def _one_writer_at_a_time(session: Session) -> None:
+    """SQLite ignores FOR UPDATE: take its database write lock before reading what the rules
+    are checked against, so decisions run one after another there too (the embedded demo)."""
+    if not is_postgresql(session):
+        session.execute(text("UPDATE exclusive_role_pairs SET rule = rule WHERE 1 = 0"))
+
+
+def _note(text: str) -> str:
+    return "".join(c for c in text.strip() if c.isprintable() or c in "\n\t")[:_MAX_NOTE]
 
 
 def _decide(
@@ -291,11 +328,16 @@ def _decide(
     request.status = status
     request.decided_by = decider.id
     request.decided_at = now
-    request.decision_reason = reason.strip()[:_MAX_NOTE]
+    request.decision_reason = _note(reason)
 
 
 def _locked_unit(session: Session, code: str) -> Unit:
-    unit = session.scalar(select(Unit).where(Unit.code == code).with_for_update())
+    unit = session.scalar(
+        select(Unit)
+        .where(Unit.code == code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if unit is None:
         return get_unit(session, code)  # raises UnknownUnitError
     return unit
@@ -315,7 +357,7 @@ def _period(start: date, end: date | None) -> Period:
 
 
 def _person(session: Session, username: str) -> User:
-    user = get_user_by_username(session, username)
+    user = get_user_by_username(session, username) if is_plain(username, limit=64) else None
     if user is None:
         raise UnknownPersonError()
     return user

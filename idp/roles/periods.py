@@ -28,3 +28,9 @@ class Period:
 
     def contains(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
+
+    def within(self, other: Period) -> bool:
+        """Every day of this period is a day of ``other``."""
+        return other.start <= self.start and (
+            other.end is None or (self.end is not None and self.end <= other.end)
+        )

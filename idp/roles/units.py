@@ -14,8 +14,9 @@ from idp.roles.errors import InvalidUnitError
 from idp.roles.errors import UnitExistsError
 from idp.roles.errors import UnknownUnitError
 from idp.roles.models import Unit
+from idp.text import is_plain
 
-UNIT_CODE = re.compile(r"^\d{10}$")
+UNIT_CODE = re.compile(r"[0-9]{10}")
 _THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
 
 
@@ -26,7 +27,8 @@ def normalise_code(code: str) -> str:
 
 def get_unit(session: Session, code: str) -> Unit:
     """Raises UnknownUnitError."""
-    unit = session.get(Unit, normalise_code(code))
+    code = normalise_code(code)
+    unit = session.get(Unit, code) if UNIT_CODE.fullmatch(code) else None
     if unit is None:
         raise UnknownUnitError()
     return unit
@@ -53,7 +55,13 @@ def create_unit(
     by.require(by.is_cgd)
     code = normalise_code(code)
     fields = [name_th.strip(), province.strip(), treasury_office.strip()]
-    if not UNIT_CODE.match(code) or not all(fields) or any(len(f) > 200 for f in fields):
+    limits = (200, 100, 200)
+    if (
+        not UNIT_CODE.fullmatch(code)
+        or not all(fields)
+        or not all(is_plain(f, limit=n) for f, n in zip(fields, limits, strict=True))
+        or not is_plain(name_en, limit=200)
+    ):
         raise InvalidUnitError()
     if session.get(Unit, code) is not None:
         raise UnitExistsError()

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import assurance_of
 from idp.accounts.flow import meets
+from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
 from idp.accounts.issuance import import_accounts
 from idp.accounts.issuance import issue_account
@@ -43,6 +44,7 @@ from idp.roles.queries import decidable_requests
 from idp.roles.queries import readable_requests
 from idp.roles.queries import units_for
 from idp.web import context
+from idp.web.hygiene import large_body
 from idp.web.role_texts import ADMIN_ROLE_LABELS
 from idp.web.role_texts import ROLE_LABELS
 from idp.web.role_texts import STATUS_LABELS
@@ -89,6 +91,7 @@ def _words() -> dict[str, Any]:
         "status_label": lambda status: STATUS_LABELS.get(status, status),
         "show_date": lambda day: show_date(day, locale),
         "error_words": error_words,
+        "thai_day": thai_date,
     }
 
 
@@ -121,17 +124,16 @@ def home() -> BaseResponse:
 
 
 @bp.route("/admin/designations/new", methods=["GET", "POST"])
+@large_body(lambda settings: settings.order_max_bytes + _FORM_OVERHEAD)
 def new_designation() -> BaseResponse:
     user, authority = _administrator()
     db = context.db()
     units = [u for u in units_for(db, authority) if authority.may_designate(u)]
     if not units:
         return _page("admin_refused.html", 403, reason="role")
-    form = request.form if request.method == "POST" else {}
     if request.method == "GET":
-        return _page("designation_form.html", units=units, form=form, roles=list(Role))
+        return _page("designation_form.html", units=units, form={}, roles=list(Role))
     settings = context.deps().settings
-    request.max_content_length = settings.order_max_bytes + _FORM_OVERHEAD
     verify_csrf()
     upload = request.files.get("order_file")
     try:
@@ -252,11 +254,11 @@ def new_account() -> BaseResponse:
 
 
 @bp.route("/admin/accounts/import", methods=["GET", "POST"])
+@large_body(lambda _settings: IMPORT_MAX_BYTES)
 def import_file() -> BaseResponse:
     user, authority = _administrator()
     if request.method == "GET":
         return _page("account_import.html")
-    request.max_content_length = 2 * 1024 * 1024
     verify_csrf()
     settings = context.deps().settings
     upload = request.files.get("csv_file")

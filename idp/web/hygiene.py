@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
 from urllib.parse import unquote
 
 from flask import Flask
@@ -14,15 +16,27 @@ from flask import jsonify
 from flask import render_template
 from flask import request
 
+from idp.settings import Settings
+from idp.text import has_control_characters
 from idp.web.errors import wants_json
 
-# C0 controls (tab, newline and carriage return aside) and DEL: no parameter of ours holds them.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+View = TypeVar("View", bound=Callable[..., Any])
+
 CLIENT_AUTHENTICATING_PATHS = frozenset({"/token", "/introspect", "/revoke"})
 
 
-def has_control_characters(value: str) -> bool:
-    return _CONTROL.search(value) is not None
+BodyLimit = Callable[[Settings], int]
+
+
+def large_body(limit: BodyLimit) -> Callable[[View], View]:
+    """Mark a view that takes an upload larger than the app-wide body limit: the limit is
+    raised before anything (this module included) reads the body."""
+
+    def mark(view: View) -> View:
+        view.body_limit = limit  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
 def _invalid_request() -> Response:
@@ -59,6 +73,10 @@ def _basic_credentials_are_readable(header: str) -> bool:
 def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_malformed_input() -> Response | None:
+        view = app.view_functions.get(request.endpoint or "")
+        limit: BodyLimit | None = getattr(view, "body_limit", None)
+        if limit is not None:
+            request.max_content_length = limit(app.extensions["idp"].settings)
         for values in (request.args, request.form if request.method == "POST" else None):
             if values is None:
                 continue

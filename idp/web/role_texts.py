@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from flask_babel import lazy_gettext as _l
 
@@ -84,10 +85,12 @@ def error_words(code: str | None, message: str | None) -> Any:
 def order_headers(request: DesignationRequest) -> dict[str, str]:
     """The order is served as the type its bytes showed, as a download, never sniffed or run
     by the browser."""
-    name = request.order_filename.encode("ascii", "replace").decode().replace('"', "")
+    fallback = request.order_filename.encode("ascii", "replace").decode().replace('"', "")
+    # RFC 6266 §4.3: the Thai name for browsers that read filename*, ASCII for the rest.
+    encoded = quote(request.order_filename, safe="")
     return {
         "Content-Type": request.order_media_type,
-        "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "no-store",

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from sqlalchemy import update
 
+from idp.accounts.models import UserSession
 from tests.factories import seed
 from tests.functional.test_admin_console import PDF
 from tests.functional.test_admin_console import STAFF
@@ -143,6 +145,22 @@ def test_accounts_are_issued_through_the_api(stack):
     assert report["issued"] == 1
     assert report["rows"][1]["row"] == 3
     assert (report["rows"][1]["issued"], report["rows"][1]["error"]) == (False, "citizen_id_taken")
+
+
+def test_admin_tokens_live_only_as_long_as_their_login(stack):
+    login = Login.start(stack, "treasury1", scope="openid admin offline_access")
+    pushed = stack.nexus.wait_for_push("phone-treasury1")
+    stack.nexus.approve("phone-treasury1", pushed["id"], match_number(login.page.text))
+    login.reload()
+    tokens = login.tokens()
+    assert "admin" not in tokens["scope"].split()  # never on an offline grant
+    assert call(stack, tokens["access_token"], "GET", "/units").status_code == 403
+    live = token_of(stack, "treasury1")
+    assert call(stack, live, "GET", "/units").status_code == 200
+    with stack.deps.sessions.begin() as session:
+        session.execute(update(UserSession).values(ended_at=stack.deps.clock.now()))
+    ended = call(stack, live, "GET", "/units")
+    assert (ended.status_code, ended.json()["error"]) == (401, "invalid_token")
 
 
 def test_a_password_only_token_must_step_up(client, deps):

@@ -49,7 +49,7 @@ def set_up_office(deps) -> None:
 
 @pytest.fixture
 def stack(settings, deps, tmp_path) -> Iterator[Stack]:
-    with push_stack(settings, deps, tmp_path, users=STAFF) as running:
+    with push_stack(settings, deps, tmp_path, users=STAFF, order_max_bytes=300 * 1024) as running:
         set_up_office(running.deps)
         yield running
 
@@ -128,6 +128,22 @@ def test_the_form_explains_each_refusal_in_thai(stack):
         assert session.scalar(select(DesignationRequest.id)) is None
 
 
+def big_pdf(size: int) -> bytes:
+    return b"%PDF-1.4\n" + b"0" * (size - 16) + b"\n%%EOF\n"
+
+
+def test_scanned_orders_of_real_size_are_accepted_and_oversized_ones_explained(stack):
+    head = console(stack, "head1")
+    assert 'id="submitted"' in submit_designation(head, content=big_pdf(250 * 1024)).text
+    too_large = submit_designation(head, content=big_pdf(320 * 1024), username="prasert")
+    assert too_large.status_code == 400
+    assert "ไฟล์คำสั่งมีขนาดใหญ่เกินกำหนด" in too_large.text
+    far_too_large = submit_designation(head, content=big_pdf(2 * 1024 * 1024), username="prasert")
+    assert far_too_large.status_code == 413
+    with stack.deps.sessions() as session:
+        assert len(session.scalars(select(DesignationRequest)).all()) == 1
+
+
 def test_another_province_neither_sees_nor_decides(stack):
     submit_designation(console(stack, "head1"))
     request_id = pending_id(stack)
@@ -167,14 +183,16 @@ def test_treasury_issues_an_account_and_a_csv_of_them(stack):
     csv = ("citizen_id,given_name_th,family_name_th,given_name_en,family_name_en,unit_code\n"
            "1101700230074,สมชาย,ใจดี,Somchai,Jaidee,0000000001\n"
            "1101700230075,ผิด,เลข,Bad,Number,0000000001\n"
-           "3100601234565,มาลี,ศรีสุข,Malee,Srisuk,0000000002\n")  # fmt: skip
+           "3100601234565,มาลี,ศรีสุข,Malee,Srisuk,0000000002\n"
+           f"1409900123454,{'ก' * 101},ยาว,Long,Name,0000000001\n"
+           "3102100678900,ศูนย์\x00,ไบต์,Nul,Byte,0000000001\n")  # fmt: skip
     form = treasury.go(f"{stack.idp}/admin/accounts/import")
     report = treasury.go(
         f"{stack.idp}/admin/accounts/import", "POST", data=form_fields(form.text),
         files={"csv_file": ("staff.csv", csv.encode("utf-8-sig"), "text/csv")},
     )  # fmt: skip
     assert report.text.count('class="issued"') == 1
-    assert report.text.count('class="failed"') == 2
+    assert report.text.count('class="failed"') == 4
     assert "somchai.j" in report.text
     with stack.deps.sessions() as session:
         napa = session.scalar(select(User).where(User.username == "napa.m"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 from datetime import date
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from idp.accounts.models import User
 from idp.audit.models import AuditEvent
 from idp.audit.service import NO_CONTEXT
+from idp.deps import build_deps
 from idp.roles import errors
 from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
@@ -33,6 +35,8 @@ from idp.roles.models import RoleAssignment
 from idp.roles.orders import accept_order
 from idp.roles.periods import thai_date
 from idp.roles.units import create_unit
+from idp.store.db import make_engine
+from idp.store.migrate import upgrade
 from tests.factories import make_user
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -191,9 +195,12 @@ def test_images_are_accepted_by_their_bytes():
         ({"unit_code": OTHER_UNIT}, errors.NotAllowedError),  # head1 asks for another unit
         ({"substitute_for": "malee"}, errors.SubstituteError),  # for oneself
         ({"substitute_for": "prasert"}, errors.SubstituteError),  # who holds no such role
+        ({"username": "mal\x00ee"}, errors.UnknownPersonError),
+        ({"order_number": "12\x00/2569"}, errors.InvalidOrderError),
     ],
 )
 def test_bad_requests_get_a_clear_error_and_leave_nothing(office, fields, error):
+    """Each refusal names what to fix; nothing is stored."""
     with pytest.raises(error) as raised:
         office.submit(**fields)
     assert raised.value.message
@@ -229,6 +236,28 @@ def test_separation_of_duties_holds_for_overlapping_periods_only(office):
     office.submit(role="approve-2", valid_from=office.today + timedelta(days=10))
 
 
+def test_a_substitute_acts_only_within_the_period_of_the_person_acted_for(office):
+    office.designate("prasert", "approve-2", valid_until=office.today + timedelta(days=10))
+    with pytest.raises(errors.SubstituteError):
+        office.submit(username="wichai", role="approve-2", substitute_for="prasert",
+                      valid_until=office.today + timedelta(days=11))  # fmt: skip
+    with pytest.raises(errors.SubstituteError):
+        office.submit(username="wichai", role="approve-2", substitute_for="prasert")  # open end
+    office.submit(username="wichai", role="approve-2", substitute_for="prasert",
+                  valid_until=office.today + timedelta(days=10))  # fmt: skip
+
+
+def test_an_approval_needs_a_reason(office):
+    request_id = office.submit()
+    with office.deps.sessions.begin() as session:
+        decider = office.user(session, "treasury1")
+        authority = authority_of(session, decider.id)
+        with pytest.raises(errors.ReasonRequiredError):
+            approve_request(session, authority, request_id, decider=decider, reason="  ",
+                            now=office.now, audit=NO_CONTEXT)  # fmt: skip
+    assert office.roles_of("malee") == []
+
+
 def test_separation_of_duties_holds_for_substitutes(office):
     office.designate("prasert", "approve-2")
     office.designate("malee", "approve-1")
@@ -257,8 +286,11 @@ def test_a_rule_checked_at_submission_is_checked_again_at_approval(office):
 
 def test_who_may_decide(office):
     request_id = office.submit()
-    for outsider in ("treasury2", "head1", "head2", "auditor1", "somchai"):
+    for reader in ("head1", "auditor1"):  # may read it, may not decide it
         with pytest.raises(errors.NotAllowedError):
+            office.approve(request_id, by=reader)
+    for outsider in ("treasury2", "head2", "somchai"):  # for them it does not exist
+        with pytest.raises(errors.UnknownRequestError):
             office.approve(request_id, by=outsider)
     office.approve(request_id, by="admin")  # CGD decides everywhere
 
@@ -271,6 +303,11 @@ def test_nobody_decides_their_own_request_or_one_about_themselves(office):
     with pytest.raises(errors.OwnRequestError):
         office.approve(about_treasury, by="treasury1")
     office.approve(about_treasury, by="admin")
+    # Nor one naming them as the person acted for.
+    acting_for_treasury = office.submit(username="wichai", role="recorder",
+                                        substitute_for="treasury1")  # fmt: skip
+    with pytest.raises(errors.OwnRequestError):
+        office.approve(acting_for_treasury, by="treasury1")
 
 
 def test_a_decided_request_cannot_be_decided_again(office):
@@ -316,9 +353,22 @@ def test_direct_assignments_keep_the_same_rules(office):
                         reason="seed", audit=NO_CONTEXT)  # fmt: skip
 
 
-def test_two_approvals_racing_on_postgresql_cannot_break_separation_of_duties(office):
+@pytest.fixture
+def sqlite_office(settings, redis_store, clock, tmp_path) -> Iterator[Office]:
+    """The embedded demo's database: SQLite, which has no row locks."""
+    url = f"sqlite:///{tmp_path / 'idp.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    local = settings.model_copy(update={"database_url": url})
+    yield Office(build_deps(local, clock=clock, store=redis_store, engine=engine))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["office", "sqlite_office"])
+def test_two_approvals_racing_cannot_break_separation_of_duties(request, database):
     """Both requests pass every check alone; approved at the same moment by two people on two
-    connections, exactly one may win."""
+    connections, exactly one may win (PostgreSQL row locks; SQLite's database write lock)."""
+    office = request.getfixturevalue(database)
     for attempt in range(4):
         username = f"racer{attempt}"
         with office.deps.sessions.begin() as session:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from idp.accounts.models import User
+from idp.accounts.service import require_password_change
 from idp.audit.models import SecurityAlert
 from idp.audit.service import NO_CONTEXT
 from idp.roles.authority import SYSTEM
@@ -128,6 +129,17 @@ def test_a_refresh_never_adds_roles_and_drops_those_that_ended(stack):
     assert later["scope"] == "openid"
     assert "gfms_roles" not in decode(stack, later["access_token"])
     assert "gfms_roles" not in decode(stack, later["id_token"])
+
+
+def test_after_a_role_change_no_role_until_the_new_password(stack):
+    tokens = confirmed_login(stack).tokens()
+    with stack.deps.sessions.begin() as session:
+        malee = session.scalar(select(User).where(User.username == "malee"))
+        require_password_change(session, malee, reason="role_changed",
+                                now=stack.deps.clock.now(), actor="test")  # fmt: skip
+    renewed = refresh(stack, tokens["refresh_token"]).json()
+    assert renewed["scope"] == "openid"
+    assert "gfms_roles" not in decode(stack, renewed["access_token"])
 
 
 def test_roles_that_end_disappear_from_userinfo_at_once(stack):

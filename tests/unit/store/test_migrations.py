@@ -10,9 +10,9 @@ from idp.store.db import make_engine
 from idp.store.migrate import upgrade
 
 
-def test_accounts_flagged_before_0010_were_issued_passwords(tmp_path: Path):
+def test_accounts_flagged_before_0011_were_issued_passwords(tmp_path: Path):
     engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    upgrade(engine, "0009")
+    upgrade(engine, "0010")
     with engine.begin() as connection:
         for username, flagged in (("newuser", True), ("somchai", False)):
             connection.execute(

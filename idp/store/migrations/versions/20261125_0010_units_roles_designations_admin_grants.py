@@ -1,8 +1,8 @@
 """Disbursement units, role assignments, designation requests with their orders, the
 exclusive-role policy (seeded with approve-1/approve-2) and administrative roles.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-25 22:55:03.489821
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
