@@ -30,7 +30,9 @@ def create_app(
     off and run the jobs themselves. (Imports are local so that ``idp.cli`` and the domain
     packages load without the web stack.)
     """
-    from idp.api import admin as admin_api
+    from idp.api import admin as _admin_operations  # noqa: F401 - adds its routes to the API
+    from idp.api import helpdesk as _helpdesk_operations  # noqa: F401 - likewise
+    from idp.api.common import bp as admin_api_bp
     from idp.audit.service import Sealer
     from idp.oidc import views as oidc_views
     from idp.oidc.discovery import build_discovery_document
@@ -98,7 +100,7 @@ def create_app(
         enrol.bp,
         pages.bp,
         admin.bp,
-        admin_api.bp,
+        admin_api_bp,
         ops.bp,
     ):
         app.register_blueprint(blueprint)

@@ -25,6 +25,8 @@ from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
 from idp.revocation.service import RevocationList
+from idp.revocation.suspension import Revoker
+from idp.revocation.working_days import WorkingCalendar
 from idp.settings import Settings
 from idp.store.db import make_engine
 from idp.store.db import make_session_factory
@@ -53,6 +55,11 @@ class Deps:
     push: PushGateway
     challenges: ChallengeStore
     push_policy: PushPolicy
+    calendar: WorkingCalendar
+
+    @property
+    def revoker(self) -> Revoker:
+        return Revoker(self.revocations, self.challenges, self.settings.access_token_ttl)
 
 
 def build_deps(
@@ -117,6 +124,9 @@ def build_deps(
             timeout=settings.nexus_timeout,
         ),
         challenges=ChallengeStore(store, keys),
+        calendar=WorkingCalendar(
+            extra_days_off=settings.days_off, extra_working_days=settings.working_days
+        ),
         push_policy=PushPolicy(
             limit=settings.mfa_push_limit,
             window=settings.mfa_push_window,

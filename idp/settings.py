@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from typing import Literal
@@ -30,6 +31,10 @@ DEMO_NEXUS_API_KEY = "nexus-demo-relay-api-key"
 
 # NIST SP 800-63B-4 §3.2.2: never more than 100 consecutive failed attempts per account.
 NIST_MAX_CONSECUTIVE_FAILURES = 100
+
+
+def _dates(value: str) -> tuple[date, ...]:
+    return tuple(date.fromisoformat(part.strip()) for part in value.split(",") if part.strip())
 
 
 class SettingsError(ValueError):
@@ -158,6 +163,19 @@ class Settings(BaseSettings):
         description="Largest order file (PDF, PNG or JPEG) a designation request may attach",
     )  # fmt: skip
 
+    # Lost phones: the head of unit's letter, counted in Thai civil-service working days
+    lost_phone_letter_days: int = Field(3, ge=1, le=30)
+    extra_days_off: str = Field(
+        "", description="Days off the cabinet declared after the holidays package was released "
+        "(comma-separated YYYY-MM-DD)",
+    )  # fmt: skip
+    extra_working_days: str = Field(
+        "", description="Listed holidays that are working days after all (YYYY-MM-DD, ...)"
+    )
+    access_pass_ttl: int = Field(
+        1800, ge=300, le=86400, description="Seconds a helpdesk's Temporary Access Pass lasts"
+    )
+
     # Pages
     default_locale: Literal["th", "en"] = "th"
 
@@ -209,6 +227,20 @@ class Settings(BaseSettings):
         if problems:
             raise SettingsError("refusing to start in production mode: " + "; ".join(problems))
         return self
+
+    @field_validator("extra_days_off", "extra_working_days")
+    @classmethod
+    def _are_dates(cls, value: str) -> str:
+        _dates(value)  # raises ValueError for anything that is not a list of dates
+        return value
+
+    @property
+    def days_off(self) -> tuple[date, ...]:
+        return _dates(self.extra_days_off)
+
+    @property
+    def working_days(self) -> tuple[date, ...]:
+        return _dates(self.extra_working_days)
 
     @property
     def is_production(self) -> bool:

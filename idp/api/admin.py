@@ -7,22 +7,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint
 from flask import Response
 from flask import jsonify
 from flask import request
-from werkzeug.exceptions import BadRequest
 
 from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
 from idp.accounts.issuance import import_accounts
 from idp.accounts.issuance import issue_account
 from idp.accounts.service import get_user_by_username
-from idp.api.auth import AuthError
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
+from idp.api.common import InvalidBodyError
+from idp.api.common import bp
+from idp.api.common import json_answer
+from idp.api.common import json_body
+from idp.api.common import text_field as _text
 from idp.api.openapi import document
-from idp.errors import IdpError
 from idp.roles import errors
 from idp.roles.assignments import held_roles
 from idp.roles.authority import grant_admin_role
@@ -43,65 +44,6 @@ from idp.roles.units import create_unit
 from idp.web import context
 from idp.web.hygiene import large_body
 from idp.web.role_texts import order_headers
-
-bp = Blueprint("admin_api", __name__, url_prefix="/api/admin/v1")
-
-_NOT_FOUND = {"unknown_unit", "unknown_user", "unknown_request"}
-_CONFLICT = {"already_decided", "separation_of_duties", "overlapping_designation",
-             "unit_exists", "citizen_id_taken", "username_taken"}  # fmt: skip
-_FORBIDDEN = {"forbidden", "own_request"}
-
-
-class InvalidBodyError(IdpError):
-    code = "invalid_request"
-    message = "The request body must be a JSON object with the documented fields."
-
-
-@bp.errorhandler(AuthError)
-def _auth_failed(error: AuthError) -> Response:
-    return error.response()
-
-
-@bp.errorhandler(IdpError)
-def _refused(error: IdpError) -> Response:
-    context.db().rollback()
-    if error.code in _NOT_FOUND:
-        status = 404
-    elif error.code in _CONFLICT:
-        status = 409
-    elif error.code in _FORBIDDEN:
-        status = 403
-    elif error.code == "order_file_too_large":
-        status = 413
-    else:
-        status = 400
-    return _json({"error": error.code, "error_description": error.message}, status)
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _body() -> dict[str, Any]:
-    try:
-        body = request.get_json(force=True, silent=False)
-    except BadRequest as exc:
-        raise InvalidBodyError() from exc
-    if not isinstance(body, dict):
-        raise InvalidBodyError()
-    return body
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool = True) -> str:
-    value = body.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidBodyError(f"'{name}' must be a non-empty string.")
-    return value
 
 
 def _date(value: object, name: str) -> date:
@@ -140,20 +82,20 @@ def _unit(unit: Unit) -> dict[str, Any]:
 @bp.get("/units")
 def list_units() -> Response:
     caller = authenticate()
-    return _json({"units": [_unit(u) for u in units_for(context.db(), caller.authority)]})
+    return json_answer({"units": [_unit(u) for u in units_for(context.db(), caller.authority)]})
 
 
 @bp.post("/units")
 def add_unit() -> Response:
     caller = authenticate()
-    body = _body()
+    body = json_body()
     unit = create_unit(
         context.db(), caller.authority, code=_text(body, "code"), name_th=_text(body, "name_th"),
         name_en=_text(body, "name_en", required=False), province=_text(body, "province"),
         treasury_office=_text(body, "treasury_office"), now=context.now(), actor=caller.actor,
         audit=context.audit_context(),
     )  # fmt: skip
-    return _json(_unit(unit), 201)
+    return json_answer(_unit(unit), 201)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -162,7 +104,7 @@ def add_unit() -> Response:
 @bp.post("/users")
 def issue_user() -> Response:
     caller = authenticate()
-    body = _body()
+    body = json_body()
     legacy = body.get("legacy_token_key", False)
     if not isinstance(legacy, bool):
         raise InvalidBodyError("'legacy_token_key' must be true or false.")
@@ -181,7 +123,7 @@ def issue_user() -> Response:
         min_length=settings.password_min_length, actor=caller.actor,
         audit=context.audit_context(),
     )  # fmt: skip
-    return _json({"username": issued.username, "sub": issued.sub,
+    return json_answer({"username": issued.username, "sub": issued.sub,
                   "temporary_password": issued.temporary_password}, 201)  # fmt: skip
 
 
@@ -202,7 +144,7 @@ def import_users() -> Response:
             if r.issued else {"error": r.error, "error_description": r.message})}
         for r in reports
     ]  # fmt: skip
-    return _json({"rows": rows, "issued": sum(1 for r in reports if r.issued)})
+    return json_answer({"rows": rows, "issued": sum(1 for r in reports if r.issued)})
 
 
 @bp.get("/users/<username>/roles")
@@ -217,7 +159,7 @@ def user_roles(username: str) -> Response:
     held = [h.claim() for h in roles if h.unit in readable]
     if not caller.authority.may_read_everything() and not held and user.unit_code not in readable:
         raise errors.UnknownPersonError()  # outside the caller's remit: not even the sub
-    return _json({"username": user.username, "sub": user.sub, "gfms_roles": held})
+    return json_answer({"username": user.username, "sub": user.sub, "gfms_roles": held})
 
 
 # --- designation requests -------------------------------------------------------------------
@@ -253,7 +195,7 @@ def list_designations() -> Response:
     caller = authenticate()
     status = request.args.get("status")
     items = readable_requests(context.db(), caller.authority)
-    return _json({"designations": [_request(i) for i in items if status in (None, i.status)]})
+    return json_answer({"designations": [_request(i) for i in items if status in (None, i.status)]})
 
 
 @bp.post("/designations")
@@ -280,12 +222,12 @@ def submit_designation() -> Response:
     created = submit_request(context.db(), caller.authority, designation, order,
                              submitter=submitter, now=context.now(),
                              audit=context.audit_context())  # fmt: skip
-    return _json(_request(created), 201)
+    return json_answer(_request(created), 201)
 
 
 @bp.get("/designations/<request_id>")
 def get_designation(request_id: str) -> Response:
-    return _json(_request(_readable(authenticate(), request_id)))
+    return json_answer(_request(_readable(authenticate(), request_id)))
 
 
 @bp.get("/designations/<request_id>/order")
@@ -305,24 +247,24 @@ def _assignment(item: RoleAssignment) -> dict[str, Any]:
 def approve(request_id: str) -> Response:
     caller = authenticate()
     decider = _person(caller)
-    body = _body()
+    body = json_body()
     assignment = approve_request(
         context.db(), caller.authority, request_id, decider=decider,
         reason=_text(body, "reason", required=False), now=context.now(),
         audit=context.audit_context(),
     )  # fmt: skip
-    return _json({"status": "approved", "assignment": _assignment(assignment)})
+    return json_answer({"status": "approved", "assignment": _assignment(assignment)})
 
 
 @bp.post("/designations/<request_id>/reject")
 def reject(request_id: str) -> Response:
     caller = authenticate()
     decider = _person(caller)
-    body = _body()
+    body = json_body()
     item = reject_request(context.db(), caller.authority, request_id, decider=decider,
                           reason=_text(body, "reason", required=False), now=context.now(),
                           audit=context.audit_context())  # fmt: skip
-    return _json(_request(item))
+    return json_answer(_request(item))
 
 
 # --- administrative roles -------------------------------------------------------------------
@@ -331,7 +273,7 @@ def reject(request_id: str) -> Response:
 @bp.post("/admin-grants")
 def grant() -> Response:
     caller = authenticate()
-    body = _body()
+    body = json_body()
     db = context.db()
     user = get_user_by_username(db, _text(body, "username"))
     if user is None:
@@ -345,5 +287,5 @@ def grant() -> Response:
         audit=context.audit_context(), province=_text(body, "province", required=False) or None,
         unit_code=_text(body, "unit_code", required=False) or None,
     )  # fmt: skip
-    return _json({"id": made.id, "username": user.username, "role": made.role,
+    return json_answer({"id": made.id, "username": user.username, "role": made.role,
                   "province": made.province, "unit_code": made.unit_code}, 201)  # fmt: skip

@@ -26,6 +26,12 @@ _STRING = {"type": "string"}
 _DATE = {"type": "string", "format": "date", "description": "Christian era, YYYY-MM-DD"}
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _REASON = {"type": "object", "properties": {"reason": _STRING}}
+_SUSPENSION_REASON = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": {"enum": ["lost", "stolen", "compromised", "other"]}},
+}
+_USERNAME = {"name": "username", "in": "path", "required": True, "schema": _STRING}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -131,6 +137,24 @@ _SCHEMAS: dict[str, Any] = {
             "valid_until": {"type": ["string", "null"]},
             "substitute_for": {"type": ["string", "null"]},
             "request_id": _STRING,
+        },
+    },
+    "Case": {
+        "type": "object",
+        "properties": {
+            "id": _STRING,
+            "username": _STRING,
+            "reason": {"enum": ["lost", "stolen", "compromised", "other"]},
+            "channel": {"enum": ["helpdesk", "api", "self", "not_me"]},
+            "reported_at": {"type": "string", "format": "date-time"},
+            "letter_due": {
+                "type": "string",
+                "format": "date",
+                "description": "3 Thai working days",
+            },
+            "overdue": {"type": "boolean"},
+            "letter_received_at": {"type": ["string", "null"], "format": "date-time"},
+            "letter_sha256": {"type": ["string", "null"]},
         },
     },
     "AdminGrant": {
@@ -371,6 +395,108 @@ def document(issuer: str) -> dict[str, Any]:
                         "400": _ERROR,
                         "404": _ERROR,
                         "409": _ERROR,
+                    },
+                }
+            },
+            "/users/{username}/suspend-phone": {
+                "post": {
+                    "summary": "Suspend the user's phone (helpdesk): every session and token it "
+                    "confirmed ends at once; opens the lost-device case",
+                    "parameters": [_USERNAME],
+                    "requestBody": _json_body(_SUSPENSION_REASON),
+                    "responses": {
+                        **_ok(_ref("Case"), "201", "Suspended; the case"),
+                        **_ok(_ref("Case"), "200", "Suspended before; the case"),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                    },
+                }
+            },
+            "/users/{username}/suspend": {
+                "post": {
+                    "summary": "Suspend the account (helpdesk): every session and token ends",
+                    "parameters": [_USERNAME],
+                    "requestBody": _json_body(_REASON),
+                    "responses": {**_ok({"type": "object"}), **_AUTH, "404": _ERROR},
+                }
+            },
+            "/users/{username}/lift-suspension": {
+                "post": {
+                    "summary": "Lift an account suspension (CGD, or the unit's treasury office)",
+                    "parameters": [_USERNAME],
+                    "requestBody": _json_body(_REASON),
+                    "responses": {**_ok({"type": "object"}), **_AUTH, "404": _ERROR, "409": _ERROR},
+                }
+            },
+            "/users/{username}/access-pass": {
+                "post": {
+                    "summary": "A one-time Temporary Access Pass to start registering a new phone",
+                    "parameters": [_USERNAME],
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "access_pass": _STRING,
+                                    "expires_in": {"type": "integer"},
+                                },
+                            },
+                            "201",
+                            "Shown once",
+                        ),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/cases": {
+                "get": {
+                    "summary": "Open lost-device cases (all with ?all, overdue ones with ?overdue)",
+                    "parameters": [
+                        {"name": "all", "in": "query", "schema": _STRING},
+                        {"name": "overdue", "in": "query", "schema": _STRING},
+                    ],
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {"cases": {"type": "array", "items": _ref("Case")}},
+                            }
+                        ),
+                        **_AUTH,
+                    },
+                }
+            },
+            "/cases/{case_id}/letter": {
+                "post": {
+                    "summary": "The head of unit's letter (PDF, PNG or JPEG): closes the case",
+                    "parameters": [
+                        {"name": "case_id", "in": "path", "required": True, "schema": _STRING}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["letter_file"],
+                                    "properties": {
+                                        "letter_file": {"type": "string", "format": "binary"}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        **_ok(_ref("Case")),
+                        **_AUTH,
+                        "400": _ERROR,
+                        "404": _ERROR,
+                        "409": _ERROR,
+                        "413": _ERROR,
                     },
                 }
             },

@@ -50,6 +50,15 @@ def active_device(session: Session, user_id: str) -> Device | None:
     )
 
 
+def device_still_active(session: Session, device_id: str) -> bool:
+    """Whether the phone may still stand behind a new session, holding its row (FOR SHARE)
+    until the session is committed, so a suspension waits for it or is seen by it."""
+    status = session.scalar(
+        select(Device.status).where(Device.id == device_id).with_for_update(read=True)
+    )
+    return status == DeviceStatus.ACTIVE
+
+
 def start_push(
     session: Session,
     *,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import enum
+from datetime import date
 from datetime import datetime
 
+from sqlalchemy import Date
+from sqlalchemy import ForeignKey
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -62,3 +66,59 @@ class LogoutNotice(Base):
     delivered_at: Mapped[datetime | None]
     abandoned_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class SuspensionReason(enum.StrEnum):
+    LOST = "lost"
+    STOLEN = "stolen"
+    COMPROMISED = "compromised"
+    OTHER = "other"
+
+
+class LostDeviceCase(Base):
+    """A suspended phone, opened by its suspension: the head of unit's letter is due within
+    three Thai working days (DESIGN §1 item 5); receiving it closes the case."""
+
+    __tablename__ = "lost_device_cases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    reason: Mapped[SuspensionReason] = mapped_column(String(16))
+    # How it was reported: helpdesk, api, self (the user), not_me (the phone's own report).
+    channel: Mapped[str] = mapped_column(String(16))
+    reported_at: Mapped[datetime]
+    reported_by: Mapped[str | None] = mapped_column(String(64))
+    letter_due: Mapped[date] = mapped_column(Date, index=True)
+    letter_filename: Mapped[str | None] = mapped_column(String(255))
+    letter_media_type: Mapped[str | None] = mapped_column(String(64))
+    letter_sha256: Mapped[str | None] = mapped_column(String(64))
+    letter_received_at: Mapped[datetime | None]
+    letter_received_by: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None]
+
+
+class CaseLetter(Base):
+    """The letter's bytes, apart from the case so that listing cases never loads them."""
+
+    __tablename__ = "lost_device_case_letters"
+
+    case_id: Mapped[str] = mapped_column(
+        ForeignKey("lost_device_cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AccessPass(Base):
+    """A Temporary Access Pass the helpdesk issued after verifying a caller: once, briefly,
+    and only to start registering a new phone."""
+
+    __tablename__ = "access_passes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -3,6 +3,7 @@ audit context. The only place request-scoped state is created."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import datetime
@@ -16,6 +17,9 @@ from sqlalchemy.orm import Session
 
 from idp.audit.service import AuditContext
 from idp.deps import Deps
+from idp.store.ephemeral import EphemeralStoreError
+
+log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -74,3 +78,13 @@ def init_app(app: Flask) -> None:
         if session is not None:
             session.rollback()
             session.close()
+
+
+def wake_notice_senders() -> None:
+    """After committing logout notices: every instance's sender delivers them now (pub/sub);
+    best effort, as the senders poll the database anyway."""
+    deps_ = deps()
+    try:
+        deps_.store.publish(deps_.keys.channel("notices"), b"")
+    except EphemeralStoreError:
+        log.warning("idp.notices.announce_failed")

@@ -37,6 +37,7 @@ from idp.accounts.sessions import start_session
 from idp.audit.service import record
 from idp.mfa.fatigue import reset_denials
 from idp.mfa.service import active_device
+from idp.mfa.service import device_still_active
 from idp.revocation.service import end_session
 from idp.web import context
 from idp.web.sessions import csrf_token
@@ -113,6 +114,10 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
     reset_denials(context.db(), user.id)
     # The phone that confirmed this login: its suspension ends the session.
     confirmed_by = tx.device_id if Step.CONFIRM.value in tx.completed else None
+    if confirmed_by is not None and not device_still_active(context.db(), confirmed_by):
+        # Suspended while the login was finishing: no session for it (the suspension holds
+        # the same row lock, so one of the two sees the other).
+        return expired()
     previous = current_login()
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.

@@ -1,0 +1,154 @@
+"""The helpdesk part of the admin API: suspending a lost phone (DESIGN §7's fixed contract),
+suspending and lifting accounts, lost-device cases and their letters, Temporary Access Passes.
+A ticketing system's client with the ``helpdesk`` scope may call what the helpdesk may do."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Response
+from flask import request
+
+from idp.accounts.models import User
+from idp.accounts.service import get_user_by_username
+from idp.api.auth import Caller
+from idp.api.auth import authenticate
+from idp.api.common import bp
+from idp.api.common import json_answer
+from idp.api.common import json_body
+from idp.api.common import text_field
+from idp.revocation.models import LostDeviceCase
+from idp.revocation.suspension import cases_for
+from idp.revocation.suspension import is_overdue
+from idp.revocation.suspension import issue_access_pass
+from idp.revocation.suspension import lift_account_suspension
+from idp.revocation.suspension import reason_of
+from idp.revocation.suspension import receive_letter
+from idp.revocation.suspension import suspend_account
+from idp.revocation.suspension import suspend_phone
+from idp.roles import errors
+from idp.roles.orders import accept_order
+from idp.web import context
+from idp.web.context import wake_notice_senders
+from idp.web.hygiene import large_body
+
+
+def case_json(case: LostDeviceCase, *, username: str | None = None) -> dict[str, Any]:
+    return {
+        "id": case.id, "username": username, "reason": case.reason, "channel": case.channel,
+        "reported_at": case.reported_at.isoformat(), "letter_due": case.letter_due.isoformat(),
+        "overdue": is_overdue(case, context.now()),
+        "letter_received_at": case.letter_received_at.isoformat()
+        if case.letter_received_at else None,
+        "letter_sha256": case.letter_sha256,
+    }  # fmt: skip
+
+
+def _user(username: str) -> User:
+    user = get_user_by_username(context.db(), username)
+    if user is None:
+        raise errors.UnknownPersonError()
+    return user
+
+
+def _committed_and_announced() -> None:
+    """Commit now, then wake every instance's notice sender: the relying parties hear of it
+    at once, not at the next poll."""
+    context.db().commit()
+    wake_notice_senders()
+
+
+@bp.post("/users/<username>/suspend-phone")
+def suspend_users_phone(username: str) -> Response:
+    caller = authenticate()
+    caller.authority.require(caller.authority.may_suspend())
+    body = json_body()
+    user = _user(username)
+    deps = context.deps()
+    done = suspend_phone(
+        context.db(), user, reason=reason_of(text_field(body, "reason")), channel="api",
+        actor=caller.actor, revoker=deps.revoker, calendar=deps.calendar,
+        letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
+        audit=context.audit_context(),
+    )  # fmt: skip
+    answer = case_json(done.case, username=user.username)
+    _committed_and_announced()
+    return json_answer({**answer, "already_suspended": done.already_suspended,
+                        "sessions_ended": done.sessions_ended},
+                       200 if done.already_suspended else 201)  # fmt: skip
+
+
+@bp.post("/users/<username>/suspend")
+def suspend_user(username: str) -> Response:
+    caller = authenticate()
+    body = json_body()
+    changed = suspend_account(
+        context.db(), _user(username), by=caller.authority, reason=text_field(body, "reason"),
+        actor=caller.actor, revoker=context.deps().revoker, now=context.now(),
+        audit=context.audit_context(),
+    )  # fmt: skip
+    _committed_and_announced()
+    return json_answer({"status": "suspended", "already_suspended": not changed})
+
+
+@bp.post("/users/<username>/lift-suspension")
+def lift_suspension(username: str) -> Response:
+    caller = authenticate()
+    body = json_body()
+    lift_account_suspension(
+        context.db(), _user(username), by=caller.authority, reason=text_field(body, "reason"),
+        actor=caller.actor, now=context.now(), audit=context.audit_context(),
+    )  # fmt: skip
+    return json_answer({"status": "active"})
+
+
+@bp.post("/users/<username>/access-pass")
+def access_pass(username: str) -> Response:
+    caller = authenticate()
+    settings = context.deps().settings
+    code = issue_access_pass(
+        context.db(), _user(username), by=caller.authority, actor=caller.actor,
+        ttl=timedelta(seconds=settings.access_pass_ttl), now=context.now(),
+        audit=context.audit_context(),
+    )  # fmt: skip
+    return json_answer({"access_pass": code, "expires_in": settings.access_pass_ttl}, 201)
+
+
+@bp.get("/cases")
+def list_cases() -> Response:
+    caller = _case_reader()
+    open_only = request.args.get("all") is None
+    db = context.db()
+    cases = cases_for(db, caller.authority, open_only=open_only)
+    names = {
+        u.id: u.username for u in db.query(User).filter(User.id.in_({c.user_id for c in cases}))
+    }
+    items = [case_json(c, username=names.get(c.user_id)) for c in cases]
+    if request.args.get("overdue") is not None:
+        items = [i for i in items if i["overdue"]]
+    return json_answer({"cases": items})
+
+
+@bp.post("/cases/<case_id>/letter")
+@large_body(lambda settings: settings.order_max_bytes + 64 * 1024)
+def case_letter(case_id: str) -> Response:
+    caller = _case_reader()
+    settings = context.deps().settings
+    upload = request.files.get("letter_file")
+    if upload is None:
+        raise errors.OrderFileError()
+    letter = accept_order(upload.filename or "", upload.read(settings.order_max_bytes + 1),
+                          max_bytes=settings.order_max_bytes)  # fmt: skip
+    case = receive_letter(context.db(), case_id, letter, by=caller.authority,
+                          actor=caller.actor, now=context.now(),
+                          audit=context.audit_context())  # fmt: skip
+    return json_answer(case_json(case))
+
+
+def _case_reader() -> Caller:
+    caller = authenticate()
+    authority = caller.authority
+    authority.require(authority.may_suspend() or authority.may_read_everything()
+                      or bool(authority.units))  # fmt: skip
+    return caller

@@ -1,0 +1,385 @@
+"""Lost phones and suspended accounts: one operation ends everything the phone (or the
+account) could still do, and a lost-device case waits for the head of unit's letter.
+
+Suspending a phone, in the caller's transaction: the device confirms nothing any more; every
+session it confirmed ends, with its token families (offline ones too) and access tokens, and
+the relying parties are owed back-channel logout tokens; pending pushes are withdrawn; a case
+is opened with the letter due in three Thai working days. The caller commits, then announces
+the notices so every instance's sender delivers them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.accounts.models import User
+from idp.accounts.models import UserSession
+from idp.accounts.models import UserStatus
+from idp.audit.service import AuditContext
+from idp.audit.service import record
+from idp.errors import IdpError
+from idp.mfa.challenges import ChallengeStore
+from idp.mfa.models import Device
+from idp.mfa.models import DeviceStatus
+from idp.mfa.service import suspend_device
+from idp.oidc.models import Grant
+from idp.revocation.models import AccessPass
+from idp.revocation.models import CaseLetter
+from idp.revocation.models import LostDeviceCase
+from idp.revocation.models import SuspensionReason
+from idp.revocation.service import RevocationList
+from idp.revocation.service import end_session
+from idp.revocation.service import revoke_grant
+from idp.revocation.working_days import WorkingCalendar
+from idp.roles.authority import Authority
+from idp.roles.models import Unit
+from idp.roles.orders import OrderDocument
+from idp.roles.periods import thai_date
+from idp.store.ephemeral import EphemeralStoreError
+from idp.store.secrets import sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+class SuspensionError(IdpError):
+    code = "invalid_request"
+
+
+class NoPhoneError(SuspensionError):
+    code = "no_phone"
+    message = "This user has no phone bound to the Soft Token."
+
+
+class UnknownReasonError(SuspensionError):
+    code = "invalid_reason"
+    message = "The reason must be lost, stolen, compromised or other."
+
+
+class UnknownCaseError(SuspensionError):
+    code = "unknown_case"
+    message = "No lost-device case has that id."
+
+
+class CaseClosedError(SuspensionError):
+    code = "case_closed"
+    message = "The letter for this case has been received already."
+
+
+class NotSuspendedError(SuspensionError):
+    code = "not_suspended"
+    message = "The account is not suspended."
+
+
+@dataclass(frozen=True)
+class Revoker:
+    """What ending things needs from the running IdP."""
+
+    revocations: RevocationList
+    challenges: ChallengeStore
+    access_token_ttl: int
+
+
+@dataclass(frozen=True)
+class PhoneSuspension:
+    case: LostDeviceCase
+    already_suspended: bool  # the phone was suspended before: nothing more was done
+    sessions_ended: int
+
+
+def reason_of(value: str) -> SuspensionReason:
+    try:
+        return SuspensionReason(value)
+    except ValueError as exc:
+        raise UnknownReasonError() from exc
+
+
+def suspend_phone(
+    session: Session,
+    user: User,
+    *,
+    reason: SuspensionReason,
+    channel: str,
+    actor: str,
+    revoker: Revoker,
+    calendar: WorkingCalendar,
+    letter_days: int,
+    now: datetime,
+    audit: AuditContext,
+) -> PhoneSuspension:
+    """Suspend the user's bound phone; idempotent (a second call answers with the open case).
+
+    Raises:
+        NoPhoneError: the user never bound a phone.
+    """
+    # SECURITY: the device row is locked, and a login finishing now locks it too before it
+    # creates its session: either that session exists and is ended here, or the login sees
+    # the phone suspended and creates none.
+    device = session.scalar(
+        select(Device)
+        .where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
+        .with_for_update()
+    )
+    if device is None:
+        case = session.scalar(
+            select(LostDeviceCase)
+            .where(LostDeviceCase.user_id == user.id)
+            .order_by(LostDeviceCase.reported_at.desc())
+            .limit(1)
+        )
+        if case is None:
+            raise NoPhoneError()
+        return PhoneSuspension(case=case, already_suspended=True, sessions_ended=0)
+    sids = list(
+        session.scalars(
+            select(UserSession.id).where(
+                UserSession.device_id == device.id, UserSession.ended_at.is_(None)
+            )
+        )
+    )
+    suspend_device(session, device, reason=reason.value, revocations=revoker.revocations,
+                   access_token_ttl=revoker.access_token_ttl, now=now, audit=audit,
+                   actor=actor)  # fmt: skip
+    _revoke_grants(session, revoker, Grant.session_id.in_(sids), reason="device_suspended",
+                   now=now, audit=audit)  # fmt: skip
+    _withdraw_pushes(revoker, user, now)
+    case = LostDeviceCase(
+        id=secrets.token_hex(16),
+        user_id=user.id,
+        device_id=device.id,
+        reason=reason,
+        channel=channel,
+        reported_at=now,
+        reported_by=actor,
+        letter_due=calendar.add_working_days(thai_date(now), letter_days),
+    )
+    session.add(case)
+    record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
+           user=user.sub, device=device.id, reason=reason.value, channel=channel,
+           case=case.id, sessions=len(sids), letter_due=case.letter_due.isoformat())  # fmt: skip
+    return PhoneSuspension(case=case, already_suspended=False, sessions_ended=len(sids))
+
+
+def suspend_account(
+    session: Session,
+    user: User,
+    *,
+    by: Authority,
+    reason: str,
+    actor: str,
+    revoker: Revoker,
+    now: datetime,
+    audit: AuditContext,
+) -> bool:
+    """ระงับสิทธิ: the account signs in nowhere; every session and token family ends.
+    The helpdesk or CGD may; False when it was suspended already.
+
+    Raises:
+        NotAllowedError
+    """
+    by.require(by.may_suspend())
+    locked = session.scalar(select(User).where(User.id == user.id).with_for_update())
+    if locked is None or locked.status == UserStatus.SUSPENDED:
+        return False
+    locked.status = UserStatus.SUSPENDED
+    sids = list(
+        session.scalars(
+            select(UserSession.id).where(
+                UserSession.user_id == user.id, UserSession.ended_at.is_(None)
+            )
+        )
+    )
+    for sid in sids:
+        end_session(session, revoker.revocations, sid, reason="account_suspended", now=now,
+                    access_token_ttl=revoker.access_token_ttl, actor=actor,
+                    context=audit)  # fmt: skip
+    _revoke_grants(session, revoker, Grant.user_id == user.id, reason="account_suspended",
+                   now=now, audit=audit)  # fmt: skip
+    _withdraw_pushes(revoker, user, now)
+    record(session, "account.suspended", now=now, actor=actor, context=audit, user=user.sub,
+           reason=reason[:500], sessions=len(sids))  # fmt: skip
+    return True
+
+
+def lift_account_suspension(
+    session: Session,
+    user: User,
+    *,
+    by: Authority,
+    reason: str,
+    actor: str,
+    now: datetime,
+    audit: AuditContext,
+) -> None:
+    """Only an administrator lifts a suspension (CGD, or the treasury office of the user's
+    unit); never the helpdesk that suspends.
+
+    Raises:
+        NotAllowedError, NotSuspendedError
+    """
+    unit = session.get(Unit, user.unit_code) if user.unit_code else None
+    by.require(by.is_cgd or (unit is not None and by.may_manage(unit)))
+    if user.status != UserStatus.SUSPENDED:
+        raise NotSuspendedError()
+    user.status = UserStatus.ACTIVE
+    record(session, "account.suspension_lifted", now=now, actor=actor, context=audit,
+           user=user.sub, reason=reason[:500])  # fmt: skip
+
+
+def receive_letter(
+    session: Session,
+    case_id: str,
+    letter: OrderDocument,
+    *,
+    by: Authority,
+    actor: str,
+    now: datetime,
+    audit: AuditContext,
+) -> LostDeviceCase:
+    """The head of unit's letter (or the helpdesk filing it on their behalf) closes the case.
+
+    Raises:
+        UnknownCaseError, CaseClosedError, NotAllowedError
+    """
+    case = session.scalar(
+        select(LostDeviceCase).where(LostDeviceCase.id == case_id).with_for_update()
+    )
+    if case is None:
+        raise UnknownCaseError()
+    user = session.get(User, case.user_id)
+    unit = session.get(Unit, user.unit_code) if user and user.unit_code else None
+    by.require(by.may_suspend() or (unit is not None and unit.code in by.units))
+    if case.closed_at is not None:
+        raise CaseClosedError()
+    case.letter_filename = letter.filename
+    case.letter_media_type = letter.media_type
+    case.letter_sha256 = letter.sha256
+    case.letter_received_at = now
+    case.letter_received_by = actor
+    case.closed_at = now
+    session.add(CaseLetter(case_id=case.id, content=letter.content))
+    record(session, "revocation.case_letter_received", now=now, actor=actor, context=audit,
+           case=case.id, user=user.sub if user else None, sha256=letter.sha256,
+           late=thai_date(now) > case.letter_due)  # fmt: skip
+    return case
+
+
+def cases_for(session: Session, by: Authority, *, open_only: bool = True) -> list[LostDeviceCase]:
+    """The helpdesk, CGD and auditors see every case; a head of unit those of their unit."""
+    query = select(LostDeviceCase).order_by(LostDeviceCase.letter_due, LostDeviceCase.reported_at)
+    if open_only:
+        query = query.where(LostDeviceCase.closed_at.is_(None))
+    if not (by.may_suspend() or by.may_read_everything()):
+        query = query.join(User, User.id == LostDeviceCase.user_id).where(
+            User.unit_code.in_(by.units)
+        )
+    return list(session.scalars(query.limit(500)))
+
+
+def usernames(session: Session, user_ids: set[str]) -> dict[str, str]:
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
+    return {user_id: username for user_id, username in rows}
+
+
+def is_overdue(case: LostDeviceCase, now: datetime) -> bool:
+    return case.closed_at is None and thai_date(now) > case.letter_due
+
+
+# --- Temporary Access Pass ------------------------------------------------------------------
+
+_PASS_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def issue_access_pass(
+    session: Session,
+    user: User,
+    *,
+    by: Authority,
+    actor: str,
+    ttl: timedelta,
+    now: datetime,
+    audit: AuditContext,
+) -> str:
+    """A one-time pass, shown once to the helpdesk who verified the caller; it only lets the
+    user start registering a new phone. Earlier unused passes of the user die.
+
+    Raises:
+        NotAllowedError, SuspensionError (the user still has a working phone)
+    """
+    by.require(by.may_suspend())
+    if session.scalar(
+        select(Device.id).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
+    ):
+        raise SuspensionError("The user's phone still works: suspend it before re-registration.")
+    for earlier in session.scalars(
+        select(AccessPass).where(AccessPass.user_id == user.id, AccessPass.used_at.is_(None))
+    ):
+        earlier.expires_at = min(earlier.expires_at, now)
+    code = "-".join("".join(secrets.choice(_PASS_ALPHABET) for _ in range(4)) for _ in range(3))
+    session.add(
+        AccessPass(
+            id=secrets.token_hex(16),
+            user_id=user.id,
+            code_hash=sha256_hex(_norm(code)),
+            issued_by=actor,
+            issued_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    record(session, "revocation.access_pass_issued", now=now, actor=actor, context=audit,
+           user=user.sub, expires_in=int(ttl.total_seconds()))  # fmt: skip
+    return code
+
+
+def redeem_access_pass(
+    session: Session, user: User, code: str, *, now: datetime, audit: AuditContext
+) -> bool:
+    """Use the pass (once); False for a wrong, used or expired one."""
+    row = session.scalar(
+        select(AccessPass)
+        .where(AccessPass.code_hash == sha256_hex(_norm(code)), AccessPass.user_id == user.id)
+        .with_for_update()
+    )
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        record(session, "revocation.access_pass_refused", now=now, outcome="failure",
+               actor=user.sub, context=audit)  # fmt: skip
+        return False
+    row.used_at = now
+    record(session, "revocation.access_pass_used", now=now, actor=user.sub, context=audit)
+    return True
+
+
+def _norm(code: str) -> str:
+    return "".join(c for c in code.upper() if c.isalnum())
+
+
+def _revoke_grants(
+    session: Session,
+    revoker: Revoker,
+    condition: object,
+    *,
+    reason: str,
+    now: datetime,
+    audit: AuditContext,
+) -> None:
+    """Every live token family matching ``condition``, offline ones included."""
+    grants = session.scalars(select(Grant).where(condition, Grant.revoked_at.is_(None)))  # type: ignore[arg-type]
+    for grant in grants.all():
+        revoke_grant(session, revoker.revocations, grant, reason=reason, now=now, context=audit)
+
+
+def _withdraw_pushes(revoker: Revoker, user: User, now: datetime) -> None:
+    """A push waiting on the lost phone can no longer be answered (it could not be anyway:
+    answers need an active device; this tells the waiting page at once)."""
+    try:
+        pending = revoker.challenges.pending_for(user.id, now=now)
+        if pending is not None:
+            revoker.challenges.withdraw(pending, now=now)
+    except EphemeralStoreError:
+        log.warning("idp.revocation.push_withdrawal_failed")
