@@ -45,6 +45,7 @@ def create_app(
     from idp.web import enrol
     from idp.web import errors
     from idp.web import evidence
+    from idp.web import helpdesk
     from idp.web import hygiene
     from idp.web import i18n
     from idp.web import login
@@ -100,6 +101,7 @@ def create_app(
         enrol.bp,
         pages.bp,
         admin.bp,
+        helpdesk.bp,
         admin_api_bp,
         ops.bp,
     ):

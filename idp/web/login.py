@@ -167,7 +167,9 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
 
 
 # The IdP's own pages that may ask for a login.
-OWN_PAGES = frozenset({"/enrol", "/account/passkeys", "/account/roles", "/"})
+OWN_PAGES = frozenset(
+    {"/enrol", "/account", "/account/passkeys", "/account/roles", "/helpdesk", "/"}
+)
 # The console's pages (a path of letters, digits and dashes: never another site).
 _CONSOLE_PAGE = re.compile(r"/admin(/[a-z0-9-]{1,64}){0,3}")
 
