@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.deps import Deps
 from idp.deps import build_deps
-from idp.oidc.backchannel import LogoutSender
+from idp.oidc.backchannel import NoticeSender
 from idp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,9 @@ def create_app(
     """Build the IdP's WSGI application.
 
     ``background`` starts this process's jobs: the audit sealer, the revocation-mirror
-    reconciler, the back-channel logout sender, key reloading and housekeeping. Tests turn it
-    off and run the jobs themselves. (Imports are local so that ``idp.cli`` and the domain
-    packages load without the web stack.)
+    reconciler, the sender of back-channel notices (logout tokens and security events), key
+    reloading and housekeeping. Tests turn it off and run the jobs themselves. (Imports are
+    local so that ``idp.cli`` and the domain packages load without the web stack.)
     """
     from idp.api import admin as _admin_operations  # noqa: F401 - adds its routes to the API
     from idp.api import helpdesk as _helpdesk_operations  # noqa: F401 - likewise
@@ -84,7 +84,7 @@ def create_app(
     errors.init_app(app)
     hygiene.init_app(app)
     app.extensions["idp.oauth"] = build_authorization_server(app, deps)
-    app.extensions["idp.logout_sender"] = sender = LogoutSender(
+    app.extensions["idp.notice_sender"] = sender = NoticeSender(
         deps.sessions,
         deps.signer,
         deps.clients,
@@ -108,7 +108,7 @@ def create_app(
         app.register_blueprint(blueprint)
 
     deps.keyring.reload()
-    _watch_for_changes(deps)
+    _watch_for_changes(deps, sender)
     if not deps.store.is_shared:
         log.warning("idp.store.in_process: no IDP_REDIS_URL, so this must be the only process")
     if background:
@@ -117,8 +117,10 @@ def create_app(
     return app
 
 
-def _watch_for_changes(deps: Deps) -> None:
-    """Reload clients and keys when another process changes them (Redis pub/sub)."""
+def _watch_for_changes(deps: Deps, sender: NoticeSender) -> None:
+    """Reload clients and keys when another process changes them, and send notices as soon
+    as any process announces them (Redis pub/sub)."""
+    from idp.revocation.service import NOTICES_TOPIC
 
     def on_clients(message: bytes) -> None:
         deps.clients.invalidate(message.decode() or None)
@@ -128,10 +130,11 @@ def _watch_for_changes(deps: Deps) -> None:
 
     deps.store.subscribe(deps.keys.channel("clients"), on_clients)
     deps.store.subscribe(deps.keys.channel("keys"), on_keys)
+    deps.store.subscribe(deps.keys.channel(NOTICES_TOPIC), lambda _message: sender.wake())
     deps.store.start_listening()
 
 
-def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
+def _start_background_jobs(deps: Deps, sender: NoticeSender) -> None:
     from idp.audit.service import run_periodically
     from idp.enrol.service import expire_abandoned
     from idp.oidc.keys import retire_expired
@@ -156,7 +159,6 @@ def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
         # Keys also change on a schedule nobody announces (the end of an overlap).
         ("key-reloader", 60.0, reload_keys),
         ("housekeeping", 600.0, purge),
-        ("logout-sender", 0.5, sender.send_due),
     )
     for name, interval, job in jobs:
         threading.Thread(
@@ -165,3 +167,11 @@ def _start_background_jobs(deps: Deps, sender: LogoutSender) -> None:
             name=f"idp-{name}",
             daemon=True,
         ).start()
+    # Woken by announcements; the poll is the fallback when Redis is away.
+    threading.Thread(
+        target=sender.run,
+        args=(stop,),
+        kwargs={"poll_interval": 0.5},
+        name="idp-notice-sender",
+        daemon=True,
+    ).start()

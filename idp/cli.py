@@ -305,6 +305,7 @@ def clients() -> None:
 @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]))
 @click.option("--may-introspect", is_flag=True, help="May introspect any client's tokens.")
 @click.option("--backchannel-logout-uri")
+@click.option("--security-event-uri", help="Push CAEP security events here (RFC 8935).")
 def clients_add(
     client_id: str,
     name: str,
@@ -318,6 +319,7 @@ def clients_add(
     id_token_alg: str | None,
     may_introspect: bool,
     backchannel_logout_uri: str | None,
+    security_event_uri: str | None,
 ) -> None:
     """Register (or replace) a client."""
     from idp.oidc.clients import generate_client_secret
@@ -343,6 +345,7 @@ def clients_add(
                 scope=scope,
                 id_token_signed_response_alg=id_token_alg,
                 backchannel_logout_uri=backchannel_logout_uri,
+                security_event_uri=security_event_uri,
                 may_introspect=may_introspect,
                 actor="cli",
             )

@@ -153,6 +153,7 @@ def demo_clients() -> list[dict[str, Any]]:
             "grant_types": ["authorization_code", "refresh_token"],
             "scope": f"openid profile email {ROLES}",
             "backchannel_logout_uri": "http://127.0.0.1:8200/auth/backchannel-logout",
+            "security_event_uri": "http://127.0.0.1:8200/auth/security-events",
         },
         {
             "client_id": "demo-public",
@@ -177,6 +178,7 @@ def demo_clients() -> list[dict[str, Any]]:
             "grant_types": ["authorization_code", "refresh_token"],
             "scope": f"openid profile email offline_access {ROLES} admin",
             "backchannel_logout_uri": "http://127.0.0.1:9998/backchannel-logout",
+            "security_event_uri": "http://127.0.0.1:9998/security-events",
             "allow_weak_secret": True,
         },
         {

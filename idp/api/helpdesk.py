@@ -30,7 +30,6 @@ from idp.revocation.suspension import suspend_phone
 from idp.roles import errors
 from idp.roles.orders import accept_order
 from idp.web import context
-from idp.web.context import wake_notice_senders
 from idp.web.hygiene import large_body
 
 
@@ -56,7 +55,7 @@ def _committed_and_announced() -> None:
     """Commit now, then wake every instance's notice sender: the relying parties hear of it
     at once, not at the next poll."""
     context.db().commit()
-    wake_notice_senders()
+    context.announce()
 
 
 @bp.post("/users/<username>/suspend-phone")

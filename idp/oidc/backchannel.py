@@ -1,29 +1,42 @@
-"""OpenID Connect Back-Channel Logout 1.0: send the logout tokens the revocation package
-queued when a session ended, retrying until each relying party accepts its token.
+"""Tokens owed to relying parties, sent over the back channel from the persisted outbox:
+logout tokens (OpenID Connect Back-Channel Logout 1.0) and Security Event Tokens pushed per
+RFC 8935 (CAEP events), each retried until the relying party accepts it.
 
 Delivery is at least once: a notice is claimed for a short lease, sent outside any database
 transaction, then marked delivered or rescheduled with a growing delay. A process that dies
-mid-send leaves the lease to lapse, and another sender picks the notice up.
+mid-send leaves the lease to lapse, and another sender picks the notice up. A notice given up
+on (too many failures, or a SET the receiver refused) raises a helpdesk alert.
+
+Each instance runs one sender thread. It polls the outbox, and is woken at once when any
+instance announces new notices (``idp.revocation.service.announce_notices``, Redis pub/sub);
+the poll stays as the fallback, since the database, not Redis, holds the notices.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from dataclasses import replace
+from datetime import datetime
 from datetime import timedelta
 
+from joserfc.errors import JoseError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from idp.audit.alerts import raise_alert
 from idp.audit.service import record
 from idp.clock import Clock
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.tokens import TokenSigner
 from idp.revocation.models import LogoutNotice
+from idp.revocation.models import NoticeKind
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +44,17 @@ _LEASE = timedelta(seconds=30)  # several times the send timeout
 _MAX_ATTEMPTS = 12  # 2 s doubling to an hour: about three hours of trying
 _MAX_DELAY = timedelta(hours=1)
 _PER_RUN = 20
+_ERROR_BODY_LIMIT = 4096
+# What the audit trail calls each kind's outcome.
+_AUDIT_EVENTS = {
+    NoticeKind.LOGOUT: ("session.logout_delivered", "session.logout_undeliverable"),
+    NoticeKind.SECURITY_EVENT: ("security_event.delivered", "security_event.undeliverable"),
+}
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     # A redirect would turn the POST into a GET without the token and then "succeed":
-    # Back-Channel Logout 1.0 §2.8 expects the relying party to answer the POST itself.
+    # Back-Channel Logout 1.0 §2.8 and RFC 8935 §2 expect the receiver to answer the POST.
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
 
@@ -46,13 +65,25 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 @dataclass(frozen=True)
 class _Claim:
     notice_id: str
-    client_id: str
+    kind: NoticeKind
     uri: str
-    token: str
+    token: str | None  # None: it could not be signed (``unsigned`` says why)
     attempt: int
+    unsigned: str = ""
 
 
-class LogoutSender:
+@dataclass(frozen=True)
+class _Answer:
+    """How a relying party answered one delivery."""
+
+    error: str | None = None  # None: accepted
+    refused: bool = False  # a permanent refusal: sending it again cannot help
+
+
+_ACCEPTED = _Answer()
+
+
+class NoticeSender:
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -69,6 +100,22 @@ class LogoutSender:
         self._clock = clock
         self._default_alg = default_alg
         self._timeout = timeout
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Send now rather than at the next poll (called on an announcement)."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event, *, poll_interval: float) -> None:
+        """Send what is due until ``stop`` is set (then ``wake`` to end the wait): at start,
+        at every poll, and whenever woken."""
+        while not stop.is_set():
+            self._wake.clear()  # before sending: an announcement during a run is not lost
+            try:
+                self.send_due()
+            except Exception:  # a background job must outlive a database blip
+                log.exception("idp.notices.send_failed")
+            self._wake.wait(poll_interval)
 
     def send_due(self) -> int:
         """Send the notices whose time has come, one claim at a time (so no claim outlives
@@ -78,9 +125,14 @@ class LogoutSender:
             claim = self._claim()
             if claim is None:
                 break
-            error = self._post(claim.uri, claim.token)
-            self._settle(claim, error)
-            accepted += error is None
+            if claim.token is None:
+                answer = _Answer(claim.unsigned)
+            elif claim.kind == NoticeKind.SECURITY_EVENT:
+                answer = self._push_security_event(claim.uri, claim.token)
+            else:
+                answer = self._post_logout_token(claim.uri, claim.token)
+            self._settle(claim, answer)
+            accepted += answer.error is None
         return accepted
 
     def _claim(self) -> _Claim | None:
@@ -101,60 +153,122 @@ class LogoutSender:
                 return None
             notice.attempts += 1
             notice.next_attempt_at = now + _LEASE
-            client = self._clients.get(notice.client_id)
-            token = self._signer.issue_logout_token(
+            kind = NoticeKind(notice.kind)  # the column reads back as a plain string
+            claim = _Claim(notice.id, kind, notice.target_uri, None, notice.attempts)
+            try:
+                return replace(claim, token=self._sign(notice, now))
+            except (KeyError, ValueError, JoseError) as exc:
+                # Retried and in the end given up like a failed delivery, never left to
+                # block the notices behind it.
+                log.exception("idp.notices.unsigned")
+                return replace(claim, unsigned=f"cannot sign: {type(exc).__name__}")
+
+    def _sign(self, notice: LogoutNotice, now: datetime) -> str:
+        """The notice's token, signed afresh for each attempt with the same jti."""
+        client = self._clients.get(notice.client_id)
+        alg = (client.id_token_signed_response_alg if client else None) or self._default_alg
+        if notice.kind == NoticeKind.SECURITY_EVENT:
+            payload = notice.payload or {}
+            return self._signer.issue_security_event(
                 client_id=notice.client_id,
                 sub=notice.sub,
-                sid=notice.sid,
                 jti=notice.id,
+                txn=payload["txn"],
+                event_type=payload["event_type"],
+                event=payload["event"],
                 now=now,
-                alg=(client.id_token_signed_response_alg if client else None) or self._default_alg,
+                alg=alg,
             )
-            return _Claim(notice.id, notice.client_id, notice.target_uri, token, notice.attempts)
+        if notice.sid is None:
+            raise ValueError(f"logout notice {notice.id} has no sid")
+        return self._signer.issue_logout_token(
+            client_id=notice.client_id, sub=notice.sub, sid=notice.sid, jti=notice.id,
+            now=now, alg=alg,
+        )  # fmt: skip
 
-    def _post(self, uri: str, token: str) -> str | None:
-        """Send one logout token (Back-Channel Logout 1.0 §2.5); None when it was accepted."""
+    def _post_logout_token(self, uri: str, token: str) -> _Answer:
+        """Send one logout token (Back-Channel Logout 1.0 §2.5); accepted with 200 (§2.8)."""
         body = urllib.parse.urlencode({"logout_token": token}).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self._post(uri, body, headers, accepted=(200, 204), read_refusal=False)
+
+    def _push_security_event(self, uri: str, token: str) -> _Answer:
+        """Push one SET (RFC 8935 §2.1): the SET is the body; accepted with 202 (§2.2)."""
+        headers = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
+        return self._post(uri, token.encode(), headers, accepted=(202, 200, 204), read_refusal=True)
+
+    def _post(
+        self,
+        uri: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        accepted: tuple[int, ...],
+        read_refusal: bool,
+    ) -> _Answer:
         request = urllib.request.Request(  # noqa: S310 - a registered https or loopback URI
-            uri,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            uri, data=body, method="POST", headers=headers
         )
         try:
             with _OPENER.open(request, timeout=self._timeout) as response:
-                if response.status in (200, 204):
-                    return None
-                return f"HTTP {response.status}"
+                if response.status in accepted:
+                    return _ACCEPTED
+                return _Answer(f"HTTP {response.status}")
         except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
+            return _refusal(exc) if read_refusal else _Answer(f"HTTP {exc.code}")
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            return type(exc).__name__ + ": " + str(exc)[:150]
+            return _Answer(type(exc).__name__ + ": " + str(exc)[:150])
 
-    def _settle(self, claim: _Claim, error: str | None) -> None:
+    def _settle(self, claim: _Claim, answer: _Answer) -> None:
         now = self._clock.now()
-        client_id = claim.client_id
+        delivered_event, undeliverable_event = _AUDIT_EVENTS[claim.kind]
         with self._sessions.begin() as session:
             notice = session.get(LogoutNotice, claim.notice_id, with_for_update=True)
             if notice is None or notice.delivered_at is not None:
                 return
-            if notice.attempts != claim.attempt and error is not None:
+            if notice.attempts != claim.attempt and answer.error is not None:
                 return  # our lease lapsed and another sender has it now
-            if error is None:
+            client_id = notice.client_id
+            if answer.error is None:
                 notice.delivered_at = now
                 record(
-                    session, "session.logout_delivered", now=now, client_id=client_id,
-                    sid=notice.sid, attempts=notice.attempts,
+                    session, delivered_event, now=now, client_id=client_id, sid=notice.sid,
+                    jti=notice.id, attempts=notice.attempts,
                 )  # fmt: skip
                 return
-            notice.last_error = error[:200]
-            if notice.attempts >= _MAX_ATTEMPTS:
+            notice.last_error = answer.error[:200]
+            if answer.refused or notice.attempts >= _MAX_ATTEMPTS:
                 notice.abandoned_at = now
                 record(
-                    session, "session.logout_undeliverable", now=now, outcome="failure",
-                    client_id=client_id, sid=notice.sid, error=notice.last_error,
+                    session, undeliverable_event, now=now, outcome="failure",
+                    client_id=client_id, sid=notice.sid, jti=notice.id,
+                    error=notice.last_error, refused=answer.refused,
                 )  # fmt: skip
-                log.warning("idp.backchannel.abandoned")
+                # A relying party that never learned of a logout or a suspension may still
+                # be letting the user in: a person must follow it up.
+                raise_alert(
+                    session, "notice_undeliverable", user_id=None, now=now, client=client_id,
+                    uri=notice.target_uri, error=notice.last_error, notice=claim.kind.value,
+                    jti=notice.id,
+                )  # fmt: skip
+                log.warning("idp.notices.abandoned")
                 return
             delay = min(timedelta(seconds=2**notice.attempts), _MAX_DELAY)
             notice.next_attempt_at = now + delay
+
+
+def _refusal(error: urllib.error.HTTPError) -> _Answer:
+    """Read an RFC 8935 §2.3 error: a 400 whose JSON body names the error (``err``, from the
+    Security Event Token Error Codes registry, with a ``description``) refuses this SET for
+    good; any other error status is worth another try."""
+    if error.code != 400:
+        return _Answer(f"HTTP {error.code}")
+    try:
+        body = json.loads(error.read(_ERROR_BODY_LIMIT))
+    except (OSError, ValueError):
+        return _Answer("HTTP 400")
+    if not isinstance(body, dict) or not isinstance(body.get("err"), str):
+        return _Answer("HTTP 400")
+    description = body.get("description")
+    detail = f": {description}" if isinstance(description, str) else ""
+    return _Answer(f"HTTP 400 {body['err']}{detail}", refused=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -29,6 +30,24 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 # Scopes that only make sense with a user present.
 USER_SCOPES = frozenset({*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE})
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _is_allowed_uri(uri: str) -> bool:
+    """https, or http on this machine (RFC 8252 §7.3); the host is parsed, never matched as a
+    prefix ("http://127.0.0.1.example.net/" is not loopback)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    if parts.fragment or "#" in uri or not parts.hostname:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
 
 
 class ClientRegistrationError(IdpError):
@@ -59,6 +78,7 @@ class RegisteredClient:
     scopes: tuple[str, ...]
     id_token_signed_response_alg: str | None
     backchannel_logout_uri: str | None
+    security_event_uri: str | None
     may_introspect: bool
     _cipher: DataCipher = field(repr=False, compare=False)
 
@@ -159,6 +179,7 @@ class ClientRegistry:
             scopes=tuple(row.scope.split()),
             id_token_signed_response_alg=row.id_token_signed_response_alg,
             backchannel_logout_uri=row.backchannel_logout_uri,
+            security_event_uri=row.security_event_uri,
             may_introspect=row.may_introspect,
             _cipher=self._cipher,
         )
@@ -179,6 +200,7 @@ def register_client(
     scope: str,
     id_token_signed_response_alg: str | None = None,
     backchannel_logout_uri: str | None = None,
+    security_event_uri: str | None = None,
     may_introspect: bool = False,
     allow_weak_secret: bool = False,
     actor: str | None = None,
@@ -195,7 +217,7 @@ def register_client(
         is_public=secret is None,
         auth_methods=auth_methods,
         redirect_uris=redirect_uris,
-        backchannel_logout_uri=backchannel_logout_uri,
+        notification_uris=[u for u in (backchannel_logout_uri, security_event_uri) if u],
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
     )
@@ -209,6 +231,7 @@ def register_client(
     row.scope = scope
     row.id_token_signed_response_alg = id_token_signed_response_alg
     row.backchannel_logout_uri = backchannel_logout_uri
+    row.security_event_uri = security_event_uri
     row.may_introspect = may_introspect
     row.disabled_at = None
     session.add(row)
@@ -231,7 +254,7 @@ def _validate_metadata(
     is_public: bool,
     auth_methods: list[str],
     redirect_uris: list[str],
-    backchannel_logout_uri: str | None,
+    notification_uris: list[str],
     grant_types: list[str],
     id_token_alg: str | None,
 ) -> None:
@@ -245,8 +268,10 @@ def _validate_metadata(
         raise ClientRegistrationError("A public client cannot use client_credentials.")
     if "authorization_code" in grant_types and not redirect_uris:
         raise ClientRegistrationError("The code flow needs at least one redirect URI.")
-    for uri in [*redirect_uris, *([backchannel_logout_uri] if backchannel_logout_uri else [])]:
-        if "#" in uri or not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    # The back-channel logout and security event (RFC 8935) URIs follow the redirect URIs'
+    # rule: the IdP posts tokens there, which must not cross the network in the clear.
+    for uri in [*redirect_uris, *notification_uris]:
+        if not _is_allowed_uri(uri):
             raise ClientRegistrationError(f"URI not allowed (https, or http on loopback): {uri}")
     if id_token_alg not in (None, "ES256", "RS256"):
         raise ClientRegistrationError("id_token_signed_response_alg must be ES256 or RS256.")

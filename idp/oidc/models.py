@@ -34,6 +34,8 @@ class Client(Base):
     scope: Mapped[str] = mapped_column(Text)
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(500))
+    # RFC 8935: where Security Event Tokens (CAEP) are pushed; None when not subscribed.
+    security_event_uri: Mapped[str | None] = mapped_column(String(500))
     # RFC 7662 §2.1: a protected resource may introspect tokens issued to other clients.
     may_introspect: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]

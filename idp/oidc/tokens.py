@@ -19,6 +19,7 @@ from idp.oidc.keys import SUPPORTED_ALGS
 from idp.oidc.keys import KeyRing
 
 ACCESS_TOKEN_TYP = "at+jwt"
+SECURITY_EVENT_TYP = "secevent+jwt"
 # Clocks of other instances may run a little ahead.
 _IAT_LEEWAY = 30
 # Resource servers introspect the same token on every call; its signature need be checked once.
@@ -161,6 +162,38 @@ class TokenSigner:
             "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
         }
         return self._sign(claims, alg=alg, typ="logout+jwt")
+
+    def issue_security_event(
+        self,
+        *,
+        client_id: str,
+        sub: str,
+        jti: str,
+        txn: str,
+        event_type: str,
+        event: dict[str, Any],
+        now: datetime,
+        alg: str,
+    ) -> str:
+        """Sign a Security Event Token (RFC 8417) carrying one event about a user.
+
+        The SET profile of SSF 1.0 keeps it from passing for another JWT (RFC 8417 §4.5-4.6):
+        explicitly typed ``secevent+jwt`` (RFC 8417 §2.3), the subject in ``sub_id`` (RFC 9493
+        ``iss_sub``) and never ``sub``, and no ``exp``: a SET states that something happened
+        and grants nothing, so it has nothing to expire, and without ``exp`` and ``sub`` no ID
+        token or access token validator accepts it.
+        """
+        claims = {
+            "iss": self._issuer,
+            "iat": epoch(now),
+            "jti": jti,
+            "aud": client_id,
+            # SSF 1.0: the same txn on every SET sent for one underlying change.
+            "txn": txn,
+            "sub_id": {"format": "iss_sub", "iss": self._issuer, "sub": sub},
+            "events": {event_type: event},
+        }
+        return self._sign(claims, alg=alg, typ=SECURITY_EVENT_TYP)
 
     def verify_access_token(self, token: str, *, now: datetime) -> dict[str, Any]:
         """Verify signature, type, issuer and lifetime of one of our access tokens.

@@ -364,6 +364,7 @@ def _finish_logout(redirect_uri: str | None, login: Any) -> BaseResponse:
             actor=login[1].sub,
             context=context.audit_context(),
         )
+        context.notices_owed()
     session.clear()
     if redirect_uri:
         response = redirect(redirect_uri, code=303)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import date
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Date
 from sqlalchemy import ForeignKey
@@ -44,22 +45,36 @@ class MirrorState(Base):
     dirty_since: Mapped[datetime | None]
 
 
-class LogoutNotice(Base):
-    """A back-channel logout token owed to a relying party (OIDC Back-Channel Logout 1.0).
+class NoticeKind(enum.StrEnum):
+    LOGOUT = "logout"  # a logout token (OIDC Back-Channel Logout 1.0), form-posted
+    SECURITY_EVENT = "set"  # a Security Event Token (RFC 8417), pushed per RFC 8935
 
-    Written in the same transaction that ends the session, so no restart can lose it; sent
-    and retried by a background sender until the relying party accepts it.
+
+class LogoutNotice(Base):
+    """A token owed to a relying party: a back-channel logout token (OIDC Back-Channel Logout
+    1.0) or, by ``kind``, a CAEP Security Event Token (RFC 8417) pushed per RFC 8935.
+
+    Written in the same transaction as the change it reports, so no restart can lose it; sent
+    and retried by one background sender until the relying party accepts it. Both kinds share
+    the table so that they share that sender (lease, SKIP LOCKED, retries); the token itself
+    is signed at each attempt from what is stored here.
     """
 
     __tablename__ = "logout_notices"
 
-    # Also the logout token's jti: every retry carries the same one, so the relying party
-    # can recognise a repeat.
+    # Also the token's jti: every retry carries the same one, so the relying party can
+    # recognise a repeat (RFC 8417 §2.2; Back-Channel Logout 1.0 §2.4).
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[NoticeKind] = mapped_column(
+        String(16), default=NoticeKind.LOGOUT, server_default=NoticeKind.LOGOUT.value
+    )
     client_id: Mapped[str] = mapped_column(String(64))
     target_uri: Mapped[str] = mapped_column(String(500))
     sub: Mapped[str] = mapped_column(String(64))
-    sid: Mapped[str] = mapped_column(String(43))
+    # The ended session of a logout token; none for a security event (its subject is the user).
+    sid: Mapped[str | None] = mapped_column(String(43))
+    # A security event's type, its event claims and its txn (see revocation.security_events).
+    payload: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(index=True)

@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 _COMPLETE_MARKER_TTL = 30.0
 _MIRROR_STATE_ID = 1
 _IN_FLIGHT_MARGIN = timedelta(seconds=60)
+# The pub/sub topic that wakes every instance's notice sender.
+NOTICES_TOPIC = "notices"
 
 
 class RevocationList:
@@ -317,3 +319,16 @@ def queue_logout_notices(
             )
         )
     return [client_id for client_id, _ in clients]
+
+
+def announce_notices(store: EphemeralStore, keys: Keys) -> None:
+    """Wake every instance's notice sender: call after committing logout notices or security
+    events, so that delivery starts now rather than at the next poll.
+
+    Best effort: the notices are in the database, and the senders poll it anyway; when Redis
+    cannot be reached they are sent at the next poll (half a second).
+    """
+    try:
+        store.publish(keys.channel(NOTICES_TOPIC), b"")
+    except EphemeralStoreError:
+        log.warning("idp.notices.announce_failed")

@@ -4,8 +4,9 @@ account) could still do, and a lost-device case waits for the head of unit's let
 Suspending a phone, in the caller's transaction: the device confirms nothing any more; every
 session it confirmed ends, with its token families (offline ones too) and access tokens, and
 the relying parties are owed back-channel logout tokens; pending pushes are withdrawn; a case
-is opened with the letter due in three Thai working days. The caller commits, then announces
-the notices so every instance's sender delivers them at once.
+is opened with the letter due in three Thai working days; subscribed relying parties are owed
+CAEP session-revoked and credential-change events. The caller commits, then announces the
+notices so every instance's sender delivers them at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from idp.revocation.models import AccessPass
 from idp.revocation.models import CaseLetter
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.models import SuspensionReason
+from idp.revocation.security_events import CredentialChange
+from idp.revocation.security_events import SessionRevoked
+from idp.revocation.security_events import queue_security_events
 from idp.revocation.service import RevocationList
 from idp.revocation.service import end_session
 from idp.revocation.service import revoke_grant
@@ -160,6 +164,13 @@ def suspend_phone(
         letter_due=calendar.add_working_days(thai_date(now), letter_days),
     )
     session.add(case)
+    queue_security_events(
+        session, user_sub=user.sub,
+        events=[SessionRevoked(sids=tuple(sids)),
+                CredentialChange(friendly_name="Nexus Smart ID phone")],
+        now=now, reason=f"phone reported {reason.value}",
+        initiating_entity="user" if channel == "self" else "admin",
+    )  # fmt: skip
     record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
            user=user.sub, device=device.id, reason=reason.value, channel=channel,
            case=case.id, sessions=len(sids), letter_due=case.letter_due.isoformat())  # fmt: skip
@@ -202,6 +213,9 @@ def suspend_account(
     _revoke_grants(session, revoker, Grant.user_id == user.id, reason="account_suspended",
                    now=now, audit=audit)  # fmt: skip
     _withdraw_pushes(revoker, user, now)
+    queue_security_events(session, user_sub=user.sub, events=[SessionRevoked(sids=tuple(sids))],
+                          now=now, reason="account suspended",
+                          initiating_entity="admin")  # fmt: skip
     record(session, "account.suspended", now=now, actor=actor, context=audit, user=user.sub,
            reason=reason[:500], sessions=len(sids))  # fmt: skip
     return True

@@ -3,7 +3,6 @@ audit context. The only place request-scoped state is created."""
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 from datetime import datetime
@@ -17,9 +16,7 @@ from sqlalchemy.orm import Session
 
 from idp.audit.service import AuditContext
 from idp.deps import Deps
-from idp.store.ephemeral import EphemeralStoreError
-
-log = logging.getLogger(__name__)
+from idp.revocation.service import announce_notices
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
@@ -62,13 +59,17 @@ def init_app(app: Flask) -> None:
     def _finish_transaction(response: Response) -> Response:
         session: Session | None = g.pop("db", None)
         if session is not None:
+            committed = False
             try:
                 if response.status_code < 400:
                     session.commit()
+                    committed = True
                 else:
                     session.rollback()
             finally:
                 session.close()
+            if committed and g.pop("notices_owed", False):
+                announce()
         response.headers["X-Request-Id"] = request_id()
         return response
 
@@ -80,11 +81,12 @@ def init_app(app: Flask) -> None:
             session.close()
 
 
-def wake_notice_senders() -> None:
-    """After committing logout notices: every instance's sender delivers them now (pub/sub);
-    best effort, as the senders poll the database anyway."""
-    deps_ = deps()
-    try:
-        deps_.store.publish(deps_.keys.channel("notices"), b"")
-    except EphemeralStoreError:
-        log.warning("idp.notices.announce_failed")
+def announce() -> None:
+    """After committing notices owed to relying parties: wake every instance's sender."""
+    announce_notices(deps().store, deps().keys)
+
+
+def notices_owed() -> None:
+    """This request ended sessions (logout notices, security events): once its transaction is
+    committed, every instance's sender is woken to deliver them at once."""
+    g.notices_owed = True

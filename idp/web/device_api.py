@@ -74,6 +74,7 @@ def answer() -> Response:
             now=context.now(),
             audit=context.audit_context(),
         )
+        context.notices_owed()
     if outcome == Outcome.WRONG_NUMBER:
         user = context.db().get(User, challenge.user_id)
         if user is not None:

@@ -213,7 +213,7 @@ def act(username: str) -> BaseResponse:
         db.rollback()
         return _person_page(user, authority, 409, error_message=error_text(error))
     db.commit()
-    context.wake_notice_senders()
+    context.announce()
     return _person_page(user, authority, **extra)
 
 
@@ -288,7 +288,7 @@ def end_sessions() -> BaseResponse:
                     now=context.now(), access_token_ttl=deps.settings.access_token_ttl,
                     actor=user.sub, context=context.audit_context())  # fmt: skip
     context.db().commit()
-    context.wake_notice_senders()
+    context.announce()
     if user_session.id in targets:
         response = redirect(url_for("web.home"), code=303)
         clear_login_cookie(response)
@@ -324,7 +324,7 @@ def report_lost_phone() -> BaseResponse:
         db.rollback()
         return _account_page(user_session, user, 409, report_message=error_text(error))
     db.commit()
-    context.wake_notice_senders()
+    context.announce()
     return _account_page(user_session, user, reported=done.case)
 
 

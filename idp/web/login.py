@@ -145,6 +145,7 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
                 actor=previous[1].sub,
                 context=context.audit_context(),
             )
+            context.notices_owed()
         _user_session, cookie_value = start_session(
             context.db(),
             user,

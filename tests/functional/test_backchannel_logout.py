@@ -3,8 +3,6 @@ has ended, from a persisted notice retried until it is accepted."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
@@ -14,48 +12,23 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from idp.audit.models import AuditEvent
-from idp.oidc.backchannel import LogoutSender
+from idp.audit.models import SecurityAlert
+from idp.oidc.backchannel import NoticeSender
 from idp.revocation.models import LogoutNotice
 from tests.factories import add_client
 from tests.factories import seed
+from tests.receivers import ReceiverServer
+from tests.receivers import running_receiver
 from tests.rp import RP
 from tests.servers import free_port
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    tokens: list[str]
-    statuses: list[int]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        status = self.server.statuses.pop(0) if self.server.statuses else 200  # type: ignore[attr-defined]
-        if status == 200:
-            self.server.tokens.append(parse_qs(body)["logout_token"][0])  # type: ignore[attr-defined]
-        self.send_response(status)
-        if status == 302:
-            self.send_header("Location", "/login")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:  # where a redirect would lead
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def receiver() -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
-    server.tokens = []  # type: ignore[attr-defined]
-    server.statuses = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+def receiver() -> Iterator[ReceiverServer]:
+    with running_receiver(default_status=200) as server:
+        yield server
 
 
 @pytest.fixture
@@ -65,14 +38,19 @@ def rp(client, deps, receiver):
         deps,
         "bcl-rp",
         secret="b" * 40,
-        backchannel_logout_uri=f"http://127.0.0.1:{receiver.server_port}/backchannel-logout",
+        backchannel_logout_uri=receiver.url("/backchannel-logout"),
     )
     return RP(client, client_id="bcl-rp", secret="b" * 40)
 
 
 @pytest.fixture
-def sender(app, deps) -> LogoutSender:
-    return app.extensions["idp.logout_sender"]
+def sender(app, deps) -> NoticeSender:
+    return app.extensions["idp.notice_sender"]
+
+
+def logout_tokens(receiver: ReceiverServer) -> list[str]:
+    """The logout tokens the relying party accepted."""
+    return [parse_qs(d.body.decode())["logout_token"][0] for d in receiver.accepted()]
 
 
 def logout(client, id_token: str) -> None:
@@ -85,7 +63,7 @@ def test_logout_token_reaches_the_relying_party(rp, client, receiver, sender):
     sid = jwt.decode(tokens["id_token"], keys).claims["sid"]
     logout(client, tokens["id_token"])
     assert sender.send_due() == 1
-    [received] = receiver.tokens
+    [received] = logout_tokens(receiver)
     decoded = jwt.decode(received, keys, algorithms=["ES256"])
     assert decoded.header["typ"] == "logout+jwt"
     claims = decoded.claims
@@ -103,12 +81,12 @@ def test_clients_without_a_session_here_get_nothing(rp, client, deps, receiver, 
     tokens = other.login_and_exchange()
     logout(client, tokens["id_token"])
     assert sender.send_due() == 0
-    assert receiver.tokens == []
+    assert logout_tokens(receiver) == []
 
 
 def test_failed_delivery_is_retried_later_with_the_same_jti(rp, client, deps, receiver, sender):
     tokens = rp.login_and_exchange()
-    receiver.statuses = [500]
+    receiver.answers = [500]
     logout(client, tokens["id_token"])
     assert sender.send_due() == 0
     assert sender.send_due() == 0  # not yet due again
@@ -119,7 +97,7 @@ def test_failed_delivery_is_retried_later_with_the_same_jti(rp, client, deps, re
     assert notice.attempts == 2
     assert notice.delivered_at is not None
     keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
-    assert jwt.decode(receiver.tokens[0], keys).claims["jti"] == notice.id
+    assert jwt.decode(logout_tokens(receiver)[0], keys).claims["jti"] == notice.id
 
 
 def test_a_notice_whose_sender_died_is_sent_after_its_lease(rp, client, deps, receiver, sender):
@@ -147,16 +125,48 @@ def test_unreachable_relying_party_is_given_up_on_and_audited(rp, client, deps, 
         assert notice.abandoned_at is not None
         assert notice.last_error
         events = session.scalars(select(AuditEvent.event)).all()
+        alert = session.scalar(select(SecurityAlert))
     assert "session.logout_undeliverable" in events
+    # The helpdesk hears of it: the relying party may still be letting the user in.
+    assert alert.kind == "notice_undeliverable"
+    assert alert.user_id is None
+    assert alert.details["client"] == "gone"
+    assert alert.details["uri"] == notice.target_uri
+    assert alert.details["error"] == notice.last_error
+    assert alert.details["notice"] == "logout"
 
 
 def test_a_redirect_is_not_an_acceptance(rp, client, deps, receiver, sender):
     tokens = rp.login_and_exchange()
-    receiver.statuses = [302]
+    receiver.answers = [302]
     logout(client, tokens["id_token"])
     assert sender.send_due() == 0
     with deps.sessions() as session:
         notice = session.scalar(select(LogoutNotice))
     assert notice.delivered_at is None
     assert notice.last_error == "HTTP 302"
-    assert receiver.tokens == []
+    assert logout_tokens(receiver) == []
+
+
+def test_no_alert_while_a_notice_is_still_being_retried(rp, client, deps, receiver, sender):
+    tokens = rp.login_and_exchange()
+    receiver.answers = [503] * 3
+    logout(client, tokens["id_token"])
+    for _ in range(3):
+        assert sender.send_due() == 0
+        deps.clock.advance(3600)
+    with deps.sessions() as session:
+        assert session.scalar(select(SecurityAlert)) is None
+    assert sender.send_due() == 1
+
+
+def test_a_logout_refused_with_400_is_still_retried(rp, client, deps, receiver, sender):
+    # Back-Channel Logout 1.0 §2.8: 400 means the logout failed there; trying again may work
+    # (the RFC 8935 refusal of a security event does not apply to logout tokens).
+    tokens = rp.login_and_exchange()
+    receiver.answers = [(400, {"err": "invalid_request", "description": "busy"})]
+    logout(client, tokens["id_token"])
+    assert sender.send_due() == 0
+    deps.clock.advance(3)
+    assert sender.send_due() == 1
+    assert len(logout_tokens(receiver)) == 1

@@ -16,6 +16,7 @@ from idp.accounts.models import UserSession
 from idp.mfa.models import Device
 from idp.revocation.models import LogoutNotice
 from idp.revocation.models import LostDeviceCase
+from idp.revocation.models import NoticeKind
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
 from tests.factories import make_user
@@ -82,8 +83,15 @@ def test_suspending_a_lost_phone_ends_everything_it_confirmed(stack):
         malee = session.scalar(select(User).where(User.username == "malee"))
         statuses = set(session.scalars(select(Device.status).where(Device.user_id == malee.id)))
         assert statuses == {"suspended"}
-        notices = session.scalars(select(LogoutNotice.client_id)).all()
-        assert "demo-confidential" in notices
+        logouts = session.scalars(select(LogoutNotice.client_id).where(
+            LogoutNotice.kind == NoticeKind.LOGOUT)).all()  # fmt: skip
+        assert logouts == ["demo-confidential"]
+        # Subscribers hear of it even without a session there (CAEP, RFC 8417 SETs).
+        events = session.execute(select(LogoutNotice.client_id, LogoutNotice.payload).where(
+            LogoutNotice.kind == NoticeKind.SECURITY_EVENT)).all()  # fmt: skip
+        kinds = {(client, payload["event_type"].rsplit("/", 1)[1]) for client, payload in events}
+        assert kinds == {(c, e) for c in ("demo-confidential", "gfms-portal")
+                         for e in ("session-revoked", "credential-change")}  # fmt: skip
 
     # The suspended phone confirms nothing: the next login is sent to register a new one.
     login = Login.start(stack, "malee")

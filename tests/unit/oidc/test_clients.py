@@ -79,6 +79,15 @@ def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
         ({"grant_types": ["password"]}, "Unknown grant type"),
         ({"secret": None, "grant_types": ["client_credentials"]}, "public client"),
         ({"id_token_signed_response_alg": "none"}, "ES256 or RS256"),
+        ({"backchannel_logout_uri": "http://app.example/logout"}, "not allowed"),
+        ({"security_event_uri": "http://app.example/events"}, "not allowed"),
+        ({"security_event_uri": "https://app.example/events#x"}, "not allowed"),
+        # Loopback is the host itself, never a prefix of another name.
+        ({"redirect_uris": ["http://127.0.0.1.evil.example/cb"]}, "not allowed"),
+        ({"backchannel_logout_uri": "http://localhost.evil.example/logout"}, "not allowed"),
+        ({"redirect_uris": ["http://localhost@evil.example/cb"]}, "not allowed"),
+        ({"redirect_uris": ["https://user:pw@app.example/cb"]}, "not allowed"),
+        ({"redirect_uris": ["https://app.example:99999/cb"]}, "not allowed"),
     ],
 )
 def test_bad_metadata_is_refused(sessions, cipher, change, message):
@@ -90,3 +99,16 @@ def test_bad_metadata_is_refused(sessions, cipher, change, message):
     metadata.update(change)
     with sessions.begin() as session, pytest.raises(ClientRegistrationError, match=message):
         register_client(session, cipher, now=NOW, **metadata)
+
+
+@pytest.mark.parametrize(
+    "uri", [None, "https://app.example/security-events", "http://127.0.0.1:9998/security-events"]
+)
+def test_security_event_uri_is_kept(sessions, cipher, uri):
+    with sessions.begin() as session:
+        register_client(session, cipher, client_id="caep", client_name="Caep", now=NOW,
+                        secret=SECRET, auth_methods=["client_secret_basic"],
+                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
+                        grant_types=["authorization_code"], scope="openid",
+                        security_event_uri=uri)  # fmt: skip
+    assert ClientRegistry(sessions, cipher).get("caep").security_event_uri == uri
