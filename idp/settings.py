@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     access_pass_ttl: int = Field(
         1800, ge=300, le=86400, description="Seconds a helpdesk's Temporary Access Pass lasts"
     )
+    reenrol_needs_access_pass: bool = Field(
+        True, description="After a lost phone, registering a new one starts only with the "
+        "helpdesk's Temporary Access Pass",
+    )  # fmt: skip
 
     # Pages
     default_locale: Literal["th", "en"] = "th"

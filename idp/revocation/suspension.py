@@ -351,6 +351,13 @@ def issue_access_pass(
     return code
 
 
+def needs_access_pass(session: Session, user: User) -> bool:
+    """A user whose phone was suspended and who has no working one: re-registration starts
+    with the helpdesk's pass (the password alone may be what the finder of the phone has)."""
+    statuses = set(session.scalars(select(Device.status).where(Device.user_id == user.id)))
+    return DeviceStatus.SUSPENDED in statuses and DeviceStatus.ACTIVE not in statuses
+
+
 def redeem_access_pass(
     session: Session, user: User, code: str, *, now: datetime, audit: AuditContext
 ) -> bool:

@@ -46,6 +46,7 @@ from idp.roles.queries import units_for
 from idp.web import context
 from idp.web.hygiene import large_body
 from idp.web.role_texts import ADMIN_ROLE_LABELS
+from idp.web.role_texts import ALERT_LABELS
 from idp.web.role_texts import ROLE_LABELS
 from idp.web.role_texts import STATUS_LABELS
 from idp.web.role_texts import error_text
@@ -89,6 +90,7 @@ def _words() -> dict[str, Any]:
         "role_label": lambda role: ROLE_LABELS.get(role, role),
         "admin_role_label": lambda role: ADMIN_ROLE_LABELS.get(role, role),
         "status_label": lambda status: STATUS_LABELS.get(status, status),
+        "alert_label": lambda kind: ALERT_LABELS.get(kind, kind),
         "show_date": lambda day: show_date(day, locale),
         "error_words": error_words,
         "thai_day": thai_date,

@@ -45,6 +45,8 @@ from idp.enrol.service import record_proofing_result
 from idp.enrol.service import start_proofing
 from idp.enrol.service import state_of
 from idp.errors import IdpError
+from idp.revocation.suspension import needs_access_pass
+from idp.revocation.suspension import redeem_access_pass
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.sessions import csrf_token
@@ -72,6 +74,12 @@ def _window_is_open() -> bool:
     return True
 
 
+def _pass_required(user: User) -> bool:
+    return context.deps().settings.reenrol_needs_access_pass and needs_access_pass(
+        context.db(), user
+    )
+
+
 def _page(outcome: str | None = None, *, status: int = 200) -> Response:
     """The registration page: the user's state, and the outcome of what just happened."""
     user = _signed_in_user()
@@ -90,6 +98,7 @@ def _page(outcome: str | None = None, *, status: int = 200) -> Response:
             user, now=now, valid_for=timedelta(seconds=deps.settings.proofing_valid_for)
         ),
         phone_active=has_active_device(db, user),
+        needs_pass=_pass_required(user),
         csrf_token=csrf_token(),
     )
     return Response(page, status=status)
@@ -111,6 +120,12 @@ def begin_proofing() -> BaseResponse:
     deps = context.deps()
     if not _window_is_open():
         return _page("registration_closed", status=403)
+    code = request.form.get("access_pass", "")[:64]
+    if _pass_required(user) and not redeem_access_pass(
+        context.db(), user, code, now=context.now(), audit=context.audit_context()
+    ):
+        context.db().commit()  # the refusal stays in the audit trail
+        return _page("access_pass_required", status=403)
     try:
         deps.kyc.check_available()
         state, nonce, verifier = start_proofing(

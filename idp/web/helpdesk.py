@@ -31,6 +31,7 @@ from idp.accounts.models import UserSession
 from idp.accounts.passwords import verify_password
 from idp.accounts.service import get_user_by_username
 from idp.audit.models import AuditEvent
+from idp.audit.models import SecurityAlert
 from idp.errors import IdpError
 from idp.mfa.models import Device
 from idp.mfa.passkeys import active_passkeys
@@ -142,9 +143,12 @@ def search() -> BaseResponse:
         found = get_user_by_username(context.db(), query[:64])
         if found is not None:
             return redirect(url_for("helpdesk.person", username=found.username), code=303)
-    overdue = [c for c in cases_for(context.db(), authority) if is_overdue(c, context.now())]
+    db = context.db()
+    overdue = [c for c in cases_for(db, authority) if is_overdue(c, context.now())]
+    alerts = list(db.scalars(select(SecurityAlert).order_by(SecurityAlert.id.desc()).limit(20)))
     return _page("helpdesk_search.html", query=query, not_found=bool(query), overdue=len(overdue),
-                 authority=authority)  # fmt: skip
+                 authority=authority, alerts=alerts,
+                 names=usernames(db, {a.user_id for a in alerts if a.user_id}))  # fmt: skip
 
 
 @bp.get("/helpdesk/users/<username>")

@@ -26,6 +26,13 @@ ADMIN_ROLE_LABELS = {
     "auditor": _l("Auditor"),
 }
 
+ALERT_LABELS = {
+    "mfa.reported_not_me": _l('The user answered a sign-in request with "this was not me"'),
+    "separation_of_duties": _l("One person holds both approval roles in a unit"),
+    "notice_undeliverable": _l("A relying party could not be told of a logout or suspension"),
+    "mfa.passkey_cloned": _l("A passkey's counter went back (a cloned authenticator?)"),
+}
+
 STATUS_LABELS = {
     "pending": _l("Waiting for a decision"),
     "approved": _l("Approved"),

@@ -68,6 +68,7 @@ def active(stack: Stack, token: str) -> bool:
 def test_the_helpdesk_verifies_the_caller_then_suspends_the_phone(stack):
     _, tokens = malee_signs_in(stack)
     helpdesk = console(stack, "helpdesk1", "/helpdesk")
+    assert 'id="alerts"' in helpdesk.page.text
     page = helpdesk.go(f"{stack.idp}/helpdesk?q=malee")
     assert 'data-status="active"' in page.text
     assert 'class="session"' in page.text
@@ -130,3 +131,14 @@ def test_a_user_ends_a_session_and_reports_the_phone_lost(stack):
         assert set(session.scalars(select(Device.status).where(Device.user_id == malee.id))) == {
             "suspended"
         }
+
+
+def test_a_not_me_report_reaches_the_helpdesk_alerts(stack):
+    login = Login.start(stack, "malee")
+    pushed = stack.nexus.wait_for_push("phone-malee")
+    assert stack.nexus.deny("phone-malee", pushed["id"], report=True).status_code == 200
+    assert not login.reload().url.startswith("http://127.0.0.1:9999")
+    helpdesk = console(stack, "helpdesk1", "/helpdesk")
+    rows = helpdesk.page.text.split('data-kind="mfa.reported_not_me"')[1:]
+    assert rows
+    assert all(">malee<" in row.split("</tr>")[0] for row in rows)

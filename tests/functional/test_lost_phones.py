@@ -13,12 +13,14 @@ from sqlalchemy import select
 
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
+from idp.audit.models import AuditEvent
 from idp.mfa.models import Device
 from idp.revocation.models import LogoutNotice
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.models import NoticeKind
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
+from tests.factories import PASSWORD
 from tests.factories import make_user
 from tests.functional.test_admin_api import call
 from tests.functional.test_admin_api import token_of
@@ -28,6 +30,7 @@ from tests.nexus_server import match_number
 from tests.push_stack import Login
 from tests.push_stack import Stack
 from tests.push_stack import push_stack
+from tests.servers import LoopbackBrowser
 
 CONFIDENTIAL = ("demo-confidential", "demo-confidential-secret")
 STAFF = ("head1", "treasury1", "treasury2", "somchai", "malee", "prasert", "helpdesk1")
@@ -192,3 +195,25 @@ def test_an_access_pass_needs_a_suspended_phone_and_works_once(stack):
     issued = call(stack, helpdesk, "POST", "/users/malee/access-pass")
     assert issued.status_code == 201
     assert len(issued.json()["access_pass"]) == 14
+
+
+def test_re_registration_after_a_loss_starts_with_the_access_pass(stack):
+    call(stack, helpdesk_token(stack), "POST", "/users/malee/suspend-phone",
+         json={"reason": "stolen"})  # fmt: skip
+    # The password alone still opens the IdP's own pages (the phone is gone)...
+    login = Login(stack, LoopbackBrowser(), "", requests.Response(), "")
+    login.go(f"{stack.idp}/signin?next=/enrol")
+    login.submit({"username": "malee", "password": PASSWORD})
+    assert 'id="access_pass"' in login.page.text
+    # ...but it does not start a new registration: whoever found the phone may know it.
+    refused = login.submit({"access_pass": "WRONG-PASS-1234"})
+    assert refused.status_code == 403
+    assert "helpdesk" in refused.text.lower() or "ช่วยเหลือ" in refused.text
+    code = call(stack, helpdesk_token(stack), "POST", "/users/malee/access-pass").json()
+    accepted = login.submit({"access_pass": code["access_pass"].lower()})
+    # Past the pass, on to Paotang (not running here: the attempt, pass included, is undone).
+    assert accepted.status_code == 503
+    with stack.deps.sessions() as session:
+        events = set(session.scalars(select(AuditEvent.event).where(
+            AuditEvent.event.like("revocation.access_pass_%"))))  # fmt: skip
+    assert events == {"revocation.access_pass_issued", "revocation.access_pass_refused"}
