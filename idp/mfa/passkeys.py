@@ -81,6 +81,21 @@ def active_passkeys(session: Session, user_id: str) -> list[Passkey]:
     )
 
 
+def suspend_passkeys(
+    session: Session, user: User, *, reason: str, now: datetime, actor: str, audit: AuditContext
+) -> int:
+    """Suspend every passkey of the user (a lost or stolen phone may hold one, or its finder
+    may have added one); return how many. They are added again after re-registration."""
+    passkeys = active_passkeys(session, user.id)
+    for passkey in passkeys:
+        passkey.status = PasskeyStatus.SUSPENDED
+        passkey.suspended_at = now
+    if passkeys:
+        record(session, "mfa.passkeys_suspended", now=now, actor=actor, context=audit,
+               user=user.sub, count=len(passkeys), reason=reason)  # fmt: skip
+    return len(passkeys)
+
+
 def registration_options(session: Session, user: User, rp: RelyingParty) -> tuple[str, bytes]:
     """The options for navigator.credentials.create(), and the challenge to keep."""
     existing = session.scalars(select(Passkey.id).where(Passkey.user_id == user.id)).all()

@@ -351,7 +351,9 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
         user = self.db.get(User, code.user_id)
         if user is None or not user.is_active:
             raise InvalidGrantError("The user may no longer sign in.")
-        user_session = self.db.get(UserSession, code.session_id)
+        # Held (FOR SHARE) while the grant is made: a suspension or logout ending this session
+        # now either sees the new grant or is seen by this exchange.
+        user_session = self.db.get(UserSession, code.session_id, with_for_update={"read": True})
         policy = self.server.deps.session_policy
         if user_session is None or not is_live(user_session, now=now, policy=policy):
             # The login that produced the code has ended (logout, timeout): nothing more may be

@@ -29,6 +29,7 @@ from idp.errors import IdpError
 from idp.mfa.challenges import ChallengeStore
 from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
+from idp.mfa.passkeys import suspend_passkeys
 from idp.mfa.service import suspend_device
 from idp.oidc.models import Grant
 from idp.revocation.models import AccessPass
@@ -46,6 +47,7 @@ from idp.roles.authority import Authority
 from idp.roles.models import Unit
 from idp.roles.orders import OrderDocument
 from idp.roles.periods import thai_date
+from idp.store.db import one_writer_at_a_time
 from idp.store.ephemeral import EphemeralStoreError
 from idp.store.secrets import sha256_hex
 
@@ -124,35 +126,89 @@ def suspend_phone(
     """
     # SECURITY: the device row is locked, and a login finishing now locks it too before it
     # creates its session: either that session exists and is ended here, or the login sees
-    # the phone suspended and creates none.
+    # the phone suspended and creates none. (SQLite: its one write lock, taken first.)
+    one_writer_at_a_time(session)
     device = session.scalar(
         select(Device)
         .where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
         .with_for_update()
     )
     if device is None:
-        case = session.scalar(
-            select(LostDeviceCase)
-            .where(LostDeviceCase.user_id == user.id)
-            .order_by(LostDeviceCase.reported_at.desc())
-            .limit(1)
-        )
-        if case is None:
-            raise NoPhoneError()
-        return PhoneSuspension(case=case, already_suspended=True, sessions_ended=0)
-    sids = list(
-        session.scalars(
-            select(UserSession.id).where(
-                UserSession.device_id == device.id, UserSession.ended_at.is_(None)
-            )
-        )
-    )
+        return _already_suspended(session, user, reason=reason, channel=channel, actor=actor,
+                                  calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+    confirmed = select(UserSession.id).where(UserSession.device_id == device.id)
+    sids = list(session.scalars(confirmed.where(UserSession.ended_at.is_(None))))
     suspend_device(session, device, reason=reason.value, revocations=revoker.revocations,
                    access_token_ttl=revoker.access_token_ttl, now=now, audit=audit,
                    actor=actor)  # fmt: skip
-    _revoke_grants(session, revoker, Grant.session_id.in_(sids), reason="device_suspended",
+    # Every token family a login on this phone started, offline ones of sessions that ended
+    # long ago included: a refresh token must not outlive the phone that stood behind it.
+    _revoke_grants(session, revoker, Grant.session_id.in_(confirmed), reason="device_suspended",
                    now=now, audit=audit)  # fmt: skip
+    # A passkey may live on the lost phone, or have been added by whoever holds it.
+    passkeys = suspend_passkeys(session, user, reason=f"phone_{reason.value}", now=now,
+                                actor=actor, audit=audit)  # fmt: skip
     _withdraw_pushes(revoker, user, now)
+    case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
+                      calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+    queue_security_events(
+        session, user_sub=user.sub,
+        events=[SessionRevoked(sids=tuple(sids)),
+                CredentialChange(friendly_name="Nexus Smart ID phone")],
+        now=now, reason=f"phone reported {reason.value}",
+        initiating_entity="user" if channel == "self" else "admin",
+    )  # fmt: skip
+    record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
+           user=user.sub, device=device.id, reason=reason.value, channel=channel,
+           case=case.id, sessions=len(sids), passkeys=passkeys,
+           letter_due=case.letter_due.isoformat())  # fmt: skip
+    return PhoneSuspension(case=case, already_suspended=False, sessions_ended=len(sids))
+
+
+def _already_suspended(
+    session: Session,
+    user: User,
+    *,
+    reason: SuspensionReason,
+    channel: str,
+    actor: str,
+    calendar: WorkingCalendar,
+    letter_days: int,
+    now: datetime,
+) -> PhoneSuspension:
+    """No working phone: answer with the case of the phone suspended last. A phone suspended
+    another way ("this was not me") gets its case now, so the letter is still asked for.
+
+    Raises:
+        NoPhoneError: the user never bound a phone.
+    """
+    device = session.scalar(
+        select(Device)
+        .where(Device.user_id == user.id, Device.status == DeviceStatus.SUSPENDED)
+        .order_by(Device.suspended_at.desc())
+        .limit(1)
+    )
+    if device is None:
+        raise NoPhoneError()
+    case = session.scalar(select(LostDeviceCase).where(LostDeviceCase.device_id == device.id))
+    if case is None:
+        case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
+                          calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+    return PhoneSuspension(case=case, already_suspended=True, sessions_ended=0)
+
+
+def _open_case(
+    session: Session,
+    user: User,
+    device: Device,
+    *,
+    reason: SuspensionReason,
+    channel: str,
+    actor: str,
+    calendar: WorkingCalendar,
+    letter_days: int,
+    now: datetime,
+) -> LostDeviceCase:
     case = LostDeviceCase(
         id=secrets.token_hex(16),
         user_id=user.id,
@@ -164,17 +220,7 @@ def suspend_phone(
         letter_due=calendar.add_working_days(thai_date(now), letter_days),
     )
     session.add(case)
-    queue_security_events(
-        session, user_sub=user.sub,
-        events=[SessionRevoked(sids=tuple(sids)),
-                CredentialChange(friendly_name="Nexus Smart ID phone")],
-        now=now, reason=f"phone reported {reason.value}",
-        initiating_entity="user" if channel == "self" else "admin",
-    )  # fmt: skip
-    record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
-           user=user.sub, device=device.id, reason=reason.value, channel=channel,
-           case=case.id, sessions=len(sids), letter_due=case.letter_due.isoformat())  # fmt: skip
-    return PhoneSuspension(case=case, already_suspended=False, sessions_ended=len(sids))
+    return case
 
 
 def suspend_account(

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -44,7 +43,7 @@ from idp.roles.separation import Holding
 from idp.roles.separation import conflict
 from idp.roles.separation import exclusive_pairs
 from idp.roles.units import get_unit
-from idp.store.db import is_postgresql
+from idp.store.db import one_writer_at_a_time
 from idp.text import is_plain
 
 _MAX_NOTE = 2000
@@ -209,7 +208,7 @@ def assign_directly(
     Raises:
         RoleError
     """
-    _one_writer_at_a_time(session)
+    one_writer_at_a_time(session)
     unit = _locked_unit(session, unit_code)
     period = Period(valid_from, None)
     _check_designation(session, unit, user, _role(role), period, None)
@@ -290,7 +289,7 @@ def _pending_for_decision(
     if found is None or remit is None or not by.may_read(remit):
         raise UnknownRequestError()
     by.require(by.may_manage(remit))
-    _one_writer_at_a_time(session)
+    one_writer_at_a_time(session)
     # SECURITY: the request row first (a stale second decision waits, then sees it decided),
     # then the unit (every change of assignments in a unit runs one after another).
     # populate_existing: the row as it is once locked, not as it was read a moment ago.
@@ -308,13 +307,6 @@ def _pending_for_decision(
     if request.status != RequestStatus.PENDING:
         raise AlreadyDecidedError()
     return request, unit
-
-
-def _one_writer_at_a_time(session: Session) -> None:
-    """SQLite ignores FOR UPDATE: take its database write lock before reading what the rules
-    are checked against, so decisions run one after another there too (the embedded demo)."""
-    if not is_postgresql(session):
-        session.execute(text("UPDATE exclusive_role_pairs SET rule = rule WHERE 1 = 0"))
 
 
 def _note(text: str) -> str:

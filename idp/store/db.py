@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy import MetaData
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Session
@@ -88,3 +89,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def one_writer_at_a_time(session: Session) -> None:
+    """SQLite ignores FOR UPDATE: take its database write lock before reading what a decision
+    depends on, so such decisions run one after another there too (the embedded demo).
+    PostgreSQL's row locks do this where it matters."""
+    if not is_postgresql(session):
+        session.execute(text("UPDATE exclusive_role_pairs SET rule = rule WHERE 1 = 0"))

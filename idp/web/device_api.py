@@ -22,6 +22,8 @@ from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.service import accept_answer
 from idp.mfa.service import challenge_for_phone
 from idp.mfa.service import report_not_me
+from idp.revocation.models import SuspensionReason
+from idp.revocation.suspension import suspend_phone
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.login import authenticator
@@ -68,12 +70,20 @@ def answer() -> Response:
         report_not_me(
             context.db(),
             challenge,
-            suspend=deps.settings.mfa_suspend_on_report,
+            suspend=False,  # below, as every suspension: case, offline grants, passkeys, SETs
             revocations=deps.revocations,
             access_token_ttl=deps.settings.access_token_ttl,
             now=context.now(),
             audit=context.audit_context(),
         )
+        owner = context.db().get(User, challenge.user_id)
+        if deps.settings.mfa_suspend_on_report and owner is not None:
+            suspend_phone(
+                context.db(), owner, reason=SuspensionReason.COMPROMISED, channel="not_me",
+                actor=owner.sub, revoker=deps.revoker, calendar=deps.calendar,
+                letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
+                audit=context.audit_context(),
+            )  # fmt: skip
         context.notices_owed()
     if outcome == Outcome.WRONG_NUMBER:
         user = context.db().get(User, challenge.user_id)

@@ -13,6 +13,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from markupsafe import Markup
 from qrcode.image.svg import SvgPathImage
@@ -80,6 +81,14 @@ def _pass_required(user: User) -> bool:
     )
 
 
+_PASS_HOLDER = "access_pass_holder"
+
+
+def _holds_the_pass(user: User) -> bool:
+    """After a loss, only the browser that gave the helpdesk's pass goes on registering."""
+    return not _pass_required(user) or session.get(_PASS_HOLDER) == user.id
+
+
 def _page(outcome: str | None = None, *, status: int = 200) -> Response:
     """The registration page: the user's state, and the outcome of what just happened."""
     user = _signed_in_user()
@@ -121,11 +130,15 @@ def begin_proofing() -> BaseResponse:
     if not _window_is_open():
         return _page("registration_closed", status=403)
     code = request.form.get("access_pass", "")[:64]
-    if _pass_required(user) and not redeem_access_pass(
-        context.db(), user, code, now=context.now(), audit=context.audit_context()
-    ):
-        context.db().commit()  # the refusal stays in the audit trail
-        return _page("access_pass_required", status=403)
+    if _pass_required(user):
+        if not redeem_access_pass(
+            context.db(), user, code, now=context.now(), audit=context.audit_context()
+        ):
+            context.db().commit()  # the refusal stays in the audit trail
+            return _page("access_pass_required", status=403)
+        # SECURITY: the rest of this registration belongs to this browser: whoever else knows
+        # the password cannot take over the proofing or ask for the activation code.
+        session[_PASS_HOLDER] = user.id
     try:
         deps.kyc.check_available()
         state, nonce, verifier = start_proofing(
@@ -147,6 +160,8 @@ def proofing_callback() -> BaseResponse:
         return Response(page, status=400)
     if not _window_is_open():
         return _page("registration_closed", status=403)
+    if not _holds_the_pass(user):
+        return _page("access_pass_required", status=403)
     deps = context.deps()
     db = context.db()
     now = context.now()
@@ -215,6 +230,8 @@ def activation() -> BaseResponse:
     deps = context.deps()
     if not _window_is_open():
         return _page("registration_closed", status=403)
+    if not _holds_the_pass(user):
+        return _page("access_pass_required", status=403)
     try:
         code, expires_at = issue_activation_code(
             context.db(),

@@ -109,7 +109,11 @@ def _helpdesk() -> tuple[User, Authority]:
 
 def _security_events(user: User) -> list[AuditEvent]:
     """The user's recent security events, newest first."""
-    about = or_(AuditEvent.actor == user.sub, AuditEvent.actor == user.username)
+    about = or_(
+        AuditEvent.actor == user.sub,
+        AuditEvent.actor == user.username,
+        AuditEvent.details["user"].as_string() == user.sub,  # done to them (a suspension)
+    )
     kinds = or_(*(AuditEvent.event.like(k) for k in _SECURITY_EVENTS))
     return list(context.db().scalars(
         select(AuditEvent).where(about, kinds).order_by(AuditEvent.id.desc()).limit(_EVENTS_SHOWN)
@@ -200,10 +204,10 @@ def act(username: str) -> BaseResponse:
             message = "already_suspended" if done.already_suspended else "phone_suspended"
             extra: dict[str, Any] = {"done": message, "case": done.case}
         elif action == "suspend_account":
-            suspend_account(db, user, by=authority, reason=note or "helpdesk", actor=staff.sub,
-                            revoker=deps.revoker, now=context.now(),
-                            audit=context.audit_context())  # fmt: skip
-            extra = {"done": "account_suspended"}
+            changed = suspend_account(db, user, by=authority, reason=note or "helpdesk",
+                                      actor=staff.sub, revoker=deps.revoker, now=context.now(),
+                                      audit=context.audit_context())  # fmt: skip
+            extra = {"done": "account_suspended" if changed else "account_already_suspended"}
         elif action == "access_pass":
             code = issue_access_pass(
                 db, user, by=authority, actor=staff.sub,
@@ -308,6 +312,11 @@ def report_lost_phone() -> BaseResponse:
     verify_csrf()
     deps = context.deps()
     db = context.db()
+    from idp.web.login import authenticator
+
+    if authenticator().is_throttled(db, user, context.now()):
+        # Locked out by failed attempts: nothing is checked (no oracle for the password).
+        return _account_page(user_session, user, 429, report_error=True)
     citizen_id = "".join(c for c in request.form.get("citizen_id", "") if c.isdigit())[:13]
     password_ok = verify_password(user.password_hash, request.form.get("password", ""))
     id_ok = (

@@ -140,5 +140,10 @@ def test_a_not_me_report_reaches_the_helpdesk_alerts(stack):
     assert not login.reload().url.startswith("http://127.0.0.1:9999")
     helpdesk = console(stack, "helpdesk1", "/helpdesk")
     rows = helpdesk.page.text.split('data-kind="mfa.reported_not_me"')[1:]
-    assert rows
-    assert all(">malee<" in row.split("</tr>")[0] for row in rows)
+    assert len(rows) == 1
+    assert ">malee<" in rows[0].split("</tr>")[0]
+    assert "<title>" in helpdesk.page.text.split('id="alerts"')[0]  # the page itself is whole
+    # The report suspended the phone like any suspension: a case waits for the letter.
+    with stack.deps.sessions() as session:
+        case = session.scalar(select(LostDeviceCase))
+        assert (case.channel, case.reason) == ("not_me", "compromised")

@@ -10,14 +10,18 @@ from datetime import date
 import pytest
 import requests
 from sqlalchemy import select
+from sqlalchemy import update
 
+from idp.accounts.models import LoginFailure
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.audit.models import AuditEvent
 from idp.mfa.models import Device
+from idp.mfa.models import Passkey
 from idp.revocation.models import LogoutNotice
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.models import NoticeKind
+from idp.revocation.service import end_session
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
 from tests.factories import PASSWORD
@@ -30,6 +34,7 @@ from tests.nexus_server import match_number
 from tests.push_stack import Login
 from tests.push_stack import Stack
 from tests.push_stack import push_stack
+from tests.rp import form_fields
 from tests.servers import LoopbackBrowser
 
 CONFIDENTIAL = ("demo-confidential", "demo-confidential-secret")
@@ -217,3 +222,56 @@ def test_re_registration_after_a_loss_starts_with_the_access_pass(stack):
         events = set(session.scalars(select(AuditEvent.event).where(
             AuditEvent.event.like("revocation.access_pass_%"))))  # fmt: skip
     assert events == {"revocation.access_pass_issued", "revocation.access_pass_refused"}
+
+
+def test_nothing_the_phone_started_outlives_it(stack):
+    """Offline grants of sessions that ended long ago, and passkeys, die with the phone."""
+    tokens = signed_in(stack, "malee", scope="openid offline_access")
+    with stack.deps.sessions.begin() as session:
+        malee = session.scalar(select(User).where(User.username == "malee"))
+        sid = session.scalar(select(UserSession.id).where(UserSession.user_id == malee.id))
+        end_session(session, stack.deps.revocations, sid, reason="logout",
+                    now=stack.deps.clock.now(), access_token_ttl=300)  # fmt: skip
+        session.add(Passkey(id="pk-on-the-phone", user_id=malee.id, status="active",
+                            name="phone", public_key="x", sign_count=0, aaguid="0" * 36,
+                            backed_up=True, created_at=stack.deps.clock.now()))  # fmt: skip
+    still = requests.post(f"{stack.idp}/token", auth=CONFIDENTIAL, timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})  # fmt: skip
+    assert still.status_code == 200  # an offline grant outlives a logout, as it should
+    call(stack, helpdesk_token(stack), "POST", "/users/malee/suspend-phone",
+         json={"reason": "stolen"})  # fmt: skip
+    after = requests.post(f"{stack.idp}/token", auth=CONFIDENTIAL, timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": still.json()["refresh_token"]})  # fmt: skip
+    assert after.json()["error"] == "invalid_grant"
+    with stack.deps.sessions() as session:
+        assert session.get(Passkey, "pk-on-the-phone").status == "suspended"
+
+
+def test_after_a_loss_only_the_browser_that_gave_the_pass_goes_on(stack):
+    call(stack, helpdesk_token(stack), "POST", "/users/malee/suspend-phone",
+         json={"reason": "stolen"})  # fmt: skip
+    finder = Login(stack, LoopbackBrowser(), "", requests.Response(), "")
+    finder.go(f"{stack.idp}/signin?next=/enrol")
+    finder.submit({"username": "malee", "password": PASSWORD})
+    refused = finder.go(f"{stack.idp}/enrol/activation", "POST",
+                        data=form_fields(finder.page.text))  # fmt: skip
+    assert refused.status_code == 403  # the password alone asks for no activation code
+    callback = finder.go(f"{stack.idp}/enrol/proofing/callback?state=x&code=y")
+    assert callback.status_code == 403
+
+
+def test_a_locked_out_account_cannot_use_the_lost_phone_form_as_an_oracle(stack):
+    login = Login(stack, LoopbackBrowser(), "", requests.Response(), "")
+    login.go(f"{stack.idp}/signin?next=/account")
+    login.submit({"username": "malee", "password": PASSWORD})
+    pushed = stack.nexus.wait_for_push("phone-malee")
+    stack.nexus.approve("phone-malee", pushed["id"], match_number(login.page.text))
+    page = login.reload()
+    with stack.deps.sessions.begin() as session:
+        locked = {"failures": 100, "last_failure_at": stack.deps.clock.now()}
+        session.execute(update(LoginFailure).values(**locked))
+    answer = login.go(f"{stack.idp}/account/report-lost-phone", "POST", data={
+        **form_fields(page.text), "password": PASSWORD, "citizen_id": "3100601234565"})  # fmt: skip
+    assert answer.status_code == 429
+    with stack.deps.sessions() as session:
+        assert set(session.scalars(select(Device.status))) == {"active"}
