@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
+import redis
 import requests
 from sqlalchemy import select
 from sqlalchemy import update
@@ -24,6 +25,8 @@ from idp.revocation.models import NoticeKind
 from idp.revocation.service import end_session
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
+from tests.conftest import NAMESPACE
+from tests.conftest import REDIS_URL
 from tests.factories import PASSWORD
 from tests.factories import make_user
 from tests.functional.test_admin_api import call
@@ -275,3 +278,17 @@ def test_a_locked_out_account_cannot_use_the_lost_phone_form_as_an_oracle(stack)
     assert answer.status_code == 429
     with stack.deps.sessions() as session:
         assert set(session.scalars(select(Device.status))) == {"active"}
+
+
+def test_with_redis_flushed_nothing_revoked_comes_back(stack):
+    """Redis keeps no data of record: emptied after the suspension, the database still says
+    the tokens are dead, and the mirror is rebuilt from it."""
+    tokens = signed_in(stack, "malee", scope="openid")
+    call(stack, helpdesk_token(stack), "POST", "/users/malee/suspend-phone",
+         json={"reason": "lost"})  # fmt: skip
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{NAMESPACE}*", count=1000))
+    assert keys
+    client.delete(*keys)
+    assert introspect(stack, tokens["access_token"]) == {"active": False}
+    assert introspect(stack, tokens["access_token"]) == {"active": False}  # rebuilt mirror
