@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from typing import BinaryIO
@@ -543,9 +544,13 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
         raise click.ClickException(str(exc)) from exc
     if not settings.is_production:
         raise click.ClickException("'idp serve' is production mode: set IDP_MODE=production")
-    metrics_dir = tempfile.mkdtemp(prefix="idp-metrics-")
-    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, IDP_METRICS_DIR=metrics_dir)
     host, _, port = bind.rpartition(":")
+    # One folder per listening port, emptied at each start (the workers' counters must start
+    # from zero, and the server replaces this process, so nothing could remove it at exit).
+    metrics_dir = os.path.join(tempfile.gettempdir(), f"idp-metrics-{port}")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, mode=0o700)
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, IDP_METRICS_DIR=metrics_dir)
     if server_name == "granian":
         command = [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,

@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 _LEASE = timedelta(seconds=30)  # several times the send timeout
 _MAX_ATTEMPTS = 12  # 2 s doubling to an hour: about three hours of trying
 _MAX_DELAY = timedelta(hours=1)
-_PER_RUN = 20
+# Claimed one at a time; a run goes on while notices are due (a burst of logouts is not left
+# for the next poll), up to this many.
+_PER_RUN = 200
 _ERROR_BODY_LIMIT = 4096
 # What the audit trail calls each kind's outcome.
 _AUDIT_EVENTS = {
@@ -145,7 +147,9 @@ class NoticeSender:
                     LogoutNotice.abandoned_at.is_(None),
                     LogoutNotice.next_attempt_at <= now,
                 )
-                .order_by(LogoutNotice.next_attempt_at)
+                # First attempts before retries: a subscriber that is down must not hold up
+                # the logouts of everyone else.
+                .order_by(LogoutNotice.attempts, LogoutNotice.next_attempt_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
