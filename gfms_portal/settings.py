@@ -4,6 +4,7 @@ environment in this process)."""
 from __future__ import annotations
 
 from pydantic import Field
+from pydantic import model_validator
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
 
@@ -31,6 +32,14 @@ class PortalSettings(BaseSettings):
     # Seconds of clock difference tolerated when checking iat/exp of the IdP's tokens.
     leeway: int = 60
     production: bool = False
+
+    @model_validator(mode="after")
+    def _no_demo_secrets_in_production(self) -> PortalSettings:
+        if self.production and DEMO_CLIENT_SECRET in (self.client_secret, self.secret_key):
+            raise ValueError("production mode refuses the demo client secret")
+        if self.production and self.secret_key == DEMO_SECRET_KEY:
+            raise ValueError("production mode refuses the demo cookie key")
+        return self
 
     @property
     def redirect_uri(self) -> str:

@@ -309,3 +309,15 @@ def sub_of(portal: PortalStack, username: str) -> str:
 
     with portal.stack.deps.sessions() as session:
         return str(session.scalar(select(User.sub).where(User.username == username)))
+
+
+def test_production_refuses_the_demo_secrets():
+    from pydantic import ValidationError
+
+    from gfms_portal.settings import PortalSettings
+
+    with pytest.raises(ValidationError):
+        PortalSettings(production=True)
+    with pytest.raises(ValidationError):
+        PortalSettings(production=True, client_secret="x" * 40)
+    assert PortalSettings(production=True, client_secret="x" * 40, secret_key="y" * 40).production
