@@ -12,18 +12,11 @@ import time
 import pytest
 
 from tests.browser.demo_stack import PASSWORD
+from tests.browser.demo_stack import confirm_on_phone
+from tests.browser.demo_stack import suspend_phone_at_helpdesk
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.browser
-
-
-def confirm_on_phone(page, relay, username: str) -> dict:
-    page.wait_for_selector("#match-number")
-    number = int(page.inner_text("#match-number"))
-    pushed = relay.wait_for_push(f"phone-{username}")
-    answered = relay.approve(f"phone-{username}", pushed["id"], number)
-    assert answered.status_code == 200, answered.text
-    return pushed
 
 
 def sign_in_to_portal(browser, demo, relay, username: str):
@@ -103,7 +96,9 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
     # The helpdesk suspends malee's phone: her portal session ends.
     malee_page.goto(f"{portal}/documents")
     assert malee_page.locator(f'#documents tr[data-number="{number}"]').count() == 1
-    suspend_phone(browser, demo, relay, "malee")
+    helpdesk = browser.new_context()
+    suspend_phone_at_helpdesk(helpdesk.new_page(), demo["idp"], relay, "malee")
+    helpdesk.close()
     deadline = time.monotonic() + 20
     while True:
         malee_page.goto(f"{portal}/documents")
@@ -112,23 +107,3 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
         assert time.monotonic() < deadline, "the portal session outlived the suspension"
         time.sleep(0.5)
     malee.close()
-
-
-def suspend_phone(browser, demo, relay, username: str) -> None:
-    helpdesk = browser.new_context()
-    desk = helpdesk.new_page()
-    desk.goto(f"{demo['idp']}/signin?next=/helpdesk")
-    desk.fill("#username", "helpdesk1")
-    desk.fill("#password", PASSWORD)
-    desk.click("button[type=submit]")
-    confirm_on_phone(desk, relay, "helpdesk1")
-    desk.wait_for_selector("#q")
-    desk.fill("#q", username)
-    desk.click("#find")
-    desk.wait_for_selector("#devices")
-    for box in ("check_citizen_id", "check_unit", "check_callback", "check_head_of_unit"):
-        desk.check(f"input[name={box}]")
-    desk.select_option("#reason", "lost")
-    desk.click("#suspend-phone")
-    desk.wait_for_selector("#done")
-    helpdesk.close()
