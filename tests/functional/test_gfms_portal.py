@@ -4,6 +4,7 @@ confirmed on the phone with device-signed evidence, separation of duties per doc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -321,3 +322,67 @@ def test_production_refuses_the_demo_secrets():
     with pytest.raises(ValidationError):
         PortalSettings(production=True, client_secret="x" * 40)
     assert PortalSettings(production=True, client_secret="x" * 40, secret_key="y" * 40).production
+
+
+def stored(portal: PortalStack, model, **where):
+    from sqlalchemy import select
+
+    with portal.app.extensions["portal"].sessions() as db:
+        return db.scalars(select(model).filter_by(**where)).first()
+
+
+def api(portal: PortalStack, token: str) -> requests.Response:
+    return requests.get(f"{portal.url}/api/documents", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+def test_the_api_takes_the_idps_access_tokens_and_nothing_else(portal, monkeypatch):
+    from gfms_portal.models import PortalSession
+    from gfms_portal.models import Signature
+    from tests.functional.test_role_tokens import confirmed_login
+
+    url = user(portal, "somchai").record()
+    user(portal, "malee").approve(url, "approve-1")
+    access_token = stored(portal, Signature).access_token
+    answer = api(portal, access_token)
+    assert answer.status_code == 200
+    assert answer.json()["documents"][0]["status"] == "withdrawal_approved"
+    # An ID token is not an access token (typ), even with the right audience.
+    assert api(portal, stored(portal, PortalSession, ended_at=None).id_token).status_code == 401
+    # A token for another client.
+    other = confirmed_login(portal.stack, "malee").tokens()["access_token"]
+    assert api(portal, other).status_code == 401
+    # The same good token, five minutes and more later.
+    later = time.time() + 400
+    monkeypatch.setattr("gfms_portal.web.time.time", lambda: later)
+    assert api(portal, access_token).status_code == 401
+
+
+def test_logout_tokens_for_another_client_or_without_the_event_are_refused(portal):
+    deps = portal.stack.deps
+    malee = user(portal, "malee")
+    from gfms_portal.models import PortalSession
+
+    sid = stored(portal, PortalSession, ended_at=None).sid
+    sub = sub_of(portal, "malee")
+
+    def logout_token(audience: str) -> str:
+        return deps.signer.issue_logout_token(client_id=audience, sub=sub, sid=sid, jti="j",
+                                              now=deps.clock.now(), alg="ES256")  # fmt: skip
+
+    def post(token: str) -> int:
+        return requests.post(f"{portal.url}/auth/backchannel-logout",
+                             data={"logout_token": token}, timeout=10).status_code  # fmt: skip
+
+    assert post(logout_token("demo-confidential")) == 400
+    id_token = stored(portal, PortalSession, ended_at=None).id_token
+    assert post(id_token) == 400  # an ID token is no logout token
+    malee.go(f"{portal.url}/documents")
+    assert malee.page.status_code == 200
+    assert post(logout_token(CLIENT_ID)) == 200
+    malee.go(f"{portal.url}/documents")
+    assert malee.page.status_code == 401
+    # A login finishing later with that IdP session gets no portal session.
+    from gfms_portal.models import RevokedSid
+
+    assert stored(portal, RevokedSid, sid=sid) is not None
