@@ -259,6 +259,7 @@ PROCESSES = (
         "http://127.0.0.1:8101",
     ),
     ("Nexus", [sys.executable, "-m", "mock_nexus", "--port", "8102"], "http://127.0.0.1:8102"),
+    ("Portal", [sys.executable, "-m", "gfms_portal", "--port", "8200"], "http://127.0.0.1:8200"),
 )
 
 
@@ -320,6 +321,10 @@ def _print_banner() -> None:
         " type the two-digit number the sign-in page shows and press Approve (or paste the"
         " page's QR link into the phone's Scan box, then Approve). When the relay is down,"
         " type the phone page's six-digit code into the sign-in page instead.",
+        "",
+        "GFMS portal: http://127.0.0.1:8200 — somchai records a request, malee approves the"
+        " withdrawal and prasert the payment, each confirming on the phone; the document page"
+        " exports the signed bundle, checked offline with `gfms-portal verify BUNDLE`.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

@@ -21,6 +21,7 @@ from tests.servers import running_idp
 from tests.servers import running_process
 
 CHROMIUM = "/usr/bin/chromium"
+PORTAL_SECRET = "gfms-portal-demo-secret-not-for-production"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -59,8 +60,9 @@ def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
     """The IdP exactly as `make demo` runs it (SQLite under a folder, no Redis), with the mock
     Nexus and the demo users' phones bound through it."""
     folder: Path = tmp_path_factory.mktemp("demo")
-    port, nexus_port = free_port(), free_port()
+    port, nexus_port, portal_port = free_port(), free_port(), free_port()
     idp, nexus = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{nexus_port}"
+    portal = f"http://127.0.0.1:{portal_port}"
     env = {
         **os.environ,
         "IDP_DATABASE_URL": f"sqlite:///{folder / 'idp.sqlite3'}",
@@ -71,6 +73,10 @@ def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
         "NEXUS_IDP_URL": idp,
         "NEXUS_STATE_FILE": str(folder / "phones.json"),
         "NEXUS_TEST_CONTROL": "true",
+        # The GFMS portal, as the demo runs it, with its own SQLite under the test's folder.
+        "PORTAL_BASE_URL": portal,
+        "PORTAL_ISSUER": idp,
+        "PORTAL_DATABASE_URL": f"sqlite:///{folder / 'portal.sqlite3'}",
     }
     env.pop("IDP_REDIS_URL", None)
     run_cli(env, "db", "upgrade")
@@ -80,13 +86,24 @@ def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
         "--public", "--redirect-uri", f"{rp_server}/callback",
         "--scope", f"openid profile {ROLE_SCOPES}",
     )  # fmt: skip
+    # The demo's gfms-portal client, at the port this run's portal listens on.
+    run_cli(
+        env, "clients", "add", "gfms-portal", "--name", "GFMS Portal",
+        "--secret", PORTAL_SECRET, "--auth-method", "client_secret_basic",
+        "--redirect-uri", f"{portal}/auth/callback", "--post-logout-redirect-uri", f"{portal}/",
+        "--scope", f"openid profile email {ROLE_SCOPES}",
+        "--backchannel-logout-uri", f"{portal}/auth/backchannel-logout",
+        "--security-event-uri", f"{portal}/auth/security-events",
+    )  # fmt: skip
     with (
         running_idp(env, port, production=False, log_dir=folder),
         running_process([sys.executable, "-m", "mock_nexus", "--port", str(nexus_port)],
                         env, nexus_port, log_dir=folder),
+        running_process([sys.executable, "-m", "gfms_portal", "--port", str(portal_port)],
+                        env, portal_port, log_dir=folder),
     ):  # fmt: skip
         run_cli(env, "demo", "bind-phones", "--nexus", nexus)
-        yield {"idp": idp, "nexus": nexus}
+        yield {"idp": idp, "nexus": nexus, "portal": portal, "folder": str(folder)}
 
 
 @pytest.fixture

@@ -71,3 +71,31 @@ def redeem(idp: str, rp_server: str, callback_url: str, verifier: str) -> dict:
 def id_token_claims(idp: str, tokens: dict) -> dict:
     keys = KeySet.import_key_set(requests.get(f"{idp}/jwks.json", timeout=10).json())
     return dict(jwt.decode(tokens["id_token"], keys, algorithms=["ES256"]).claims)
+
+
+def confirm_on_phone(page, relay, username: str) -> dict:
+    """Type the number the page shows into the user's phone and approve; the pushed request."""
+    page.wait_for_selector("#match-number")
+    number = int(page.inner_text("#match-number"))
+    pushed = relay.wait_for_push(f"phone-{username}")
+    answered = relay.approve(f"phone-{username}", pushed["id"], number)
+    assert answered.status_code == 200, answered.text
+    return dict(pushed)
+
+
+def suspend_phone_at_helpdesk(desk, idp: str, relay, username: str) -> None:
+    """helpdesk1 signs in, verifies the caller (the four checks) and suspends the phone."""
+    desk.goto(f"{idp}/signin?next=/helpdesk")
+    desk.fill("#username", "helpdesk1")
+    desk.fill("#password", PASSWORD)
+    desk.click("button[type=submit]")
+    confirm_on_phone(desk, relay, "helpdesk1")
+    desk.wait_for_selector("#q")
+    desk.fill("#q", username)
+    desk.click("#find")
+    desk.wait_for_selector("#devices")
+    for box in ("check_citizen_id", "check_unit", "check_callback", "check_head_of_unit"):
+        desk.check(f"input[name={box}]")
+    desk.select_option("#reason", "lost")
+    desk.click("#suspend-phone")
+    desk.wait_for_selector("#done")

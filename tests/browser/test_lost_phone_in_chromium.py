@@ -8,15 +8,11 @@ import requests
 
 from tests.browser.demo_stack import PASSWORD
 from tests.browser.demo_stack import authorize_url
+from tests.browser.demo_stack import confirm_on_phone
 from tests.browser.demo_stack import redeem
+from tests.browser.demo_stack import suspend_phone_at_helpdesk
 
 pytestmark = pytest.mark.browser
-
-
-def confirm_on_phone(page, relay, username: str) -> None:
-    number = int(page.inner_text("#match-number"))
-    pushed = relay.wait_for_push(f"phone-{username}")
-    relay.approve(f"phone-{username}", pushed["id"], number)
 
 
 def test_the_helpdesk_suspends_a_phone_and_the_session_is_gone(browser, demo, relay, rp_server):
@@ -36,20 +32,7 @@ def test_the_helpdesk_suspends_a_phone_and_the_session_is_gone(browser, demo, re
 
     helpdesk = browser.new_context()
     desk = helpdesk.new_page()
-    desk.goto(f"{idp}/signin?next=/helpdesk")
-    desk.fill("#username", "helpdesk1")
-    desk.fill("#password", PASSWORD)
-    desk.click("button[type=submit]")
-    confirm_on_phone(desk, relay, "helpdesk1")
-    desk.wait_for_selector("#q")
-    desk.fill("#q", "malee")
-    desk.click("#find")
-    desk.wait_for_selector("#devices")
-    for box in ("check_citizen_id", "check_unit", "check_callback", "check_head_of_unit"):
-        desk.check(f"input[name={box}]")
-    desk.select_option("#reason", "lost")
-    desk.click("#suspend-phone")
-    desk.wait_for_selector("#done")
+    suspend_phone_at_helpdesk(desk, idp, relay, "malee")
     assert "ระงับโทรศัพท์แล้ว" in desk.inner_text("#done")
     assert desk.locator('#devices tr.device[data-status="suspended"]').count() == 1
     helpdesk.close()

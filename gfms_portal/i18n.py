@@ -1,0 +1,131 @@
+"""Thai (the default) and English for the portal's pages: a small dictionary of the two
+languages, Buddhist-era dates in Thai and amounts in baht."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+from decimal import Decimal
+
+LANGUAGES = ("th", "en")
+BANGKOK = timezone(timedelta(hours=7), "ICT")
+_MONTHS_TH = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
+              "พ.ย.", "ธ.ค.")  # fmt: skip
+
+TEXT: dict[str, tuple[str, str]] = {
+    "portal": ("ระบบ GFMS (จำลอง)", "GFMS portal (simulator)"),
+    "login": ("เข้าสู่ระบบด้วย Soft Token", "Sign in with the Soft Token"),
+    "logout": ("ออกจากระบบ", "Sign out"),
+    "welcome": ("ยินดีต้อนรับ", "Welcome"),
+    "logged_out": ("ออกจากระบบแล้ว", "You are signed out"),
+    "your_roles": ("บทบาทของท่าน", "Your roles"),
+    "no_roles": ("ท่านไม่มีบทบาทในระบบ GFMS วันนี้", "You hold no GFMS role today"),
+    "unit": ("หน่วยงานผู้เบิก", "Disbursement unit"),
+    "substitute_for": ("ปฏิบัติงานแทน", "acting for"),
+    "role:recorder": ("ผู้บันทึก", "Recorder"),
+    "role:approve-1": ("ผู้อนุมัติเบิกเงิน", "Approver of withdrawal"),
+    "role:approve-2": ("ผู้อนุมัติจ่ายเงิน", "Approver of payment"),
+    "documents": ("รายการขอเบิก", "Disbursement requests"),
+    "report": ("รายงาน", "Report"),
+    "new_document": ("บันทึกรายการขอเบิก", "Record a disbursement request"),
+    "edit": ("แก้ไข", "Edit"),
+    "save": ("บันทึก", "Save"),
+    "number": ("เลขที่เอกสาร", "Document number"),
+    "type": ("ประเภท", "Type"),
+    "amount": ("จำนวนเงิน (บาท)", "Amount (THB)"),
+    "payee": ("ผู้รับเงิน", "Payee"),
+    "description": ("รายละเอียด", "Description"),
+    "attachments": ("เอกสารแนบ", "Attachments"),
+    "attachment_hint": ("PDF, PNG หรือ JPEG", "PDF, PNG or JPEG"),
+    "recorder": ("ผู้บันทึก", "Recorded by"),
+    "status": ("สถานะ", "Status"),
+    "created_at": ("วันที่บันทึก", "Recorded on"),
+    "signatures": ("ลายมือชื่ออิเล็กทรอนิกส์", "Electronic signatures"),
+    "signed_at": ("ลงนามเมื่อ", "Signed on"),
+    "confirmed_on_phone": ("ยืนยันบนโทรศัพท์แล้ว", "confirmed on the phone"),
+    "approve-1": ("อนุมัติเบิกเงิน (ยืนยันบนโทรศัพท์)", "Approve withdrawal (confirm on phone)"),
+    "approve-2": ("อนุมัติจ่ายเงิน (ยืนยันบนโทรศัพท์)", "Approve payment (confirm on phone)"),
+    "export": ("ส่งออกชุดเอกสารพร้อมลายมือชื่อ", "Export the signed bundle"),
+    "status:recorded": ("บันทึกแล้ว รออนุมัติเบิก", "Recorded, awaiting withdrawal approval"),
+    "status:withdrawal_approved": (
+        "อนุมัติเบิกแล้ว รออนุมัติจ่าย",
+        "Withdrawal approved, awaiting payment approval",
+    ),
+    "status:payment_approved": ("อนุมัติจ่ายแล้ว", "Payment approved"),
+    "type:travel": ("ค่าใช้จ่ายในการเดินทางไปราชการ", "Travel expenses"),
+    "type:meeting_allowance": ("ค่าเบี้ยประชุม", "Meeting allowance"),
+    "type:housing_rent": ("ค่าเช่าบ้าน", "Housing rent"),
+    "type:medical_welfare": ("ค่ารักษาพยาบาล", "Medical welfare"),
+    "type:child_education_welfare": ("ค่าการศึกษาบุตร", "Child education welfare"),
+    "type:training": ("ค่าใช้จ่ายในการฝึกอบรม", "Training"),
+    "type:overtime": ("ค่าตอบแทนการปฏิบัติงานนอกเวลาราชการ", "Overtime"),
+    "nothing": ("ไม่มีรายการ", "Nothing here"),
+    "approved_notice": ("ลงนามอนุมัติแล้ว", "Approval signed"),
+    "recorded_notice": ("บันทึกรายการแล้ว", "Request recorded"),
+    "home": ("หน้าแรก", "Home"),
+    "error": ("ไม่สามารถดำเนินการได้", "This could not be done"),
+    "err:idp_unavailable": (
+        "ระบบยืนยันตัวตนไม่พร้อมให้บริการชั่วคราว ข้อมูลที่บันทึกไว้ยังอยู่ครบ กรุณาลองใหม่ภายหลัง",
+        "The sign-in service is unavailable for now. Nothing you recorded is lost; "
+        "please try again later.",
+    ),
+    "err:invalid_token": (
+        "การยืนยันตัวตนไม่ถูกต้องหรือหมดอายุ กรุณาเข้าสู่ระบบใหม่",
+        "The sign-in was invalid or expired. Please sign in again.",
+    ),
+    "err:evidence_invalid": (
+        "หลักฐานการยืนยันบนโทรศัพท์ไม่ถูกต้อง ไม่ได้ลงนาม",
+        "The phone's confirmation evidence is invalid; nothing was signed.",
+    ),
+    "err:confirmation_mismatch": (
+        "เอกสารหรือรายการที่ยืนยันไม่ตรงกับเอกสารปัจจุบัน ไม่ได้ลงนาม กรุณาอนุมัติใหม่",
+        "What was confirmed is not the document as it is now; nothing was signed. "
+        "Please approve again.",
+    ),
+    "err:separation_of_duties": (
+        "ขัดหลักการแบ่งแยกหน้าที่: ผู้บันทึกอนุมัติเอกสารของตนไม่ได้ และบุคคลเดียวอนุมัติทั้งสองขั้นไม่ได้",
+        "Separation of duties: the recorder cannot approve their own request, and one person "
+        "cannot give both approvals.",
+    ),
+    "err:not_allowed": (
+        "ท่านไม่มีสิทธิ์ดำเนินการนี้ หรือเอกสารไม่อยู่ในสถานะที่ทำได้",
+        "You may not do this, or the document is not in a state that allows it.",
+    ),
+    "err:invalid_document": ("ข้อมูลไม่ถูกต้อง", "The request is not valid"),
+    "err:used": (
+        "คำขอนี้ถูกใช้ไปแล้วหรือหมดอายุ ไม่มีการเปลี่ยนแปลงใด ๆ",
+        "This request was already used or expired; nothing changed.",
+    ),
+    "err:denied": ("การยืนยันถูกปฏิเสธหรือยกเลิก", "The confirmation was denied or cancelled."),
+    "err:session": ("กรุณาเข้าสู่ระบบ", "Please sign in."),
+    "err:csrf": ("แบบฟอร์มหมดอายุ กรุณาลองใหม่", "The form expired; please try again."),
+    "err:not_found": ("ไม่พบ", "Not found"),
+}
+
+
+def translate(key: str, lang: str) -> str:
+    pair = TEXT.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "th" else pair[1]
+
+
+def format_amount(value: str, lang: str) -> str:
+    """1,234.50 บาท (or THB 1,234.50)."""
+    text = f"{Decimal(value):,.2f}"
+    return f"{text} บาท" if lang == "th" else f"THB {text}"
+
+
+def format_date(moment: datetime | None, lang: str) -> str:
+    """Thai time; in Thai with the Buddhist-era year (BE = CE + 543)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(BANGKOK)
+    if lang == "th":
+        month = _MONTHS_TH[local.month - 1]
+        return f"{local.day} {month} {local.year + 543} {local:%H:%M} น."
+    return f"{local:%d %b %Y %H:%M}"

@@ -1,0 +1,46 @@
+"""Settings of the GFMS portal simulator, from ``PORTAL_*`` variables (the only reader of the
+environment in this process)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic import model_validator
+from pydantic_settings import BaseSettings
+from pydantic_settings import SettingsConfigDict
+
+DEMO_CLIENT_SECRET = "gfms-portal-demo-secret-not-for-production"
+DEMO_SECRET_KEY = "gfms-portal-demo-cookie-key-not-for-production"
+
+
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", frozen=True, extra="ignore")
+
+    # Where this portal is reached: the redirect and logout URIs are built from it.
+    base_url: str = "http://127.0.0.1:8200"
+    issuer: str = "http://127.0.0.1:8000"
+    client_id: str = "gfms-portal"
+    client_secret: str = DEMO_CLIENT_SECRET
+    database_url: str = "sqlite:///instance/gfms-portal.sqlite3"
+    secret_key: str = DEMO_SECRET_KEY
+    # The portal's own sessions (NIST SP 800-63B-4 at AAL2, like the IdP's).
+    session_max_age: int = 24 * 3600
+    session_idle: int = 3600
+    # How long a trip to the IdP (login or confirmation) may take.
+    auth_request_ttl: int = 600
+    attachment_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    timeout: float = 5.0
+    # Seconds of clock difference tolerated when checking iat/exp of the IdP's tokens.
+    leeway: int = 60
+    production: bool = False
+
+    @model_validator(mode="after")
+    def _no_demo_secrets_in_production(self) -> PortalSettings:
+        if self.production and DEMO_CLIENT_SECRET in (self.client_secret, self.secret_key):
+            raise ValueError("production mode refuses the demo client secret")
+        if self.production and self.secret_key == DEMO_SECRET_KEY:
+            raise ValueError("production mode refuses the demo cookie key")
+        return self
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/auth/callback"

@@ -1,0 +1,541 @@
+"""The portal's pages and endpoints: sign-in through the IdP (code flow + PKCE), server-side
+sessions ended by back-channel logout and CAEP events, role pages, recording requests,
+approvals confirmed on the phone, the archive bundle and a small bearer-token API."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+from typing import TypeVar
+from typing import cast
+
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from flask import abort
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
+
+from gfms_portal import Portal
+from gfms_portal import documents
+from gfms_portal.bundle import export_bundle
+from gfms_portal.documents import Draft
+from gfms_portal.documents import Person
+from gfms_portal.documents import Upload
+from gfms_portal.errors import IdpUnavailableError
+from gfms_portal.errors import InvalidTokenError
+from gfms_portal.errors import PortalError
+from gfms_portal.i18n import LANGUAGES
+from gfms_portal.i18n import format_amount
+from gfms_portal.i18n import format_date
+from gfms_portal.i18n import translate
+from gfms_portal.idp_client import CAEP
+from gfms_portal.models import Attachment
+from gfms_portal.models import AuthRequest
+from gfms_portal.models import Document
+from gfms_portal.models import PortalSession
+from gfms_portal.models import RevokedSid
+from gfms_portal.models import Status
+
+bp = Blueprint("portal", __name__)
+COOKIE = "gfms_portal_session"  # not the IdP's cookie names: browsers share cookies per host
+LANG_COOKIE = "gfms_portal_lang"
+LOGIN_SCOPE = "openid profile role:recorder role:approve-1 role:approve-2"
+_STATUS = {
+    "idp_unavailable": 503, "invalid_token": 401, "evidence_invalid": 400,
+    "confirmation_mismatch": 409, "separation_of_duties": 403, "not_allowed": 403,
+    "invalid_document": 400,
+}  # fmt: skip
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def portal() -> Portal:
+    return cast(Portal, current_app.extensions["portal"])
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = portal().sessions()
+    return cast(Session, g.db)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def lang() -> str:
+    chosen = request.args.get("lang") or request.cookies.get(LANG_COOKIE) or "th"
+    return chosen if chosen in LANGUAGES else "th"
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.teardown_appcontext(_close_db)
+    app.jinja_env.globals.update(t=lambda key: translate(key, lang()), lang=lang)
+    app.jinja_env.filters.update(
+        amount=lambda value: format_amount(value, lang()),
+        date=lambda value: format_date(value, lang()),
+    )
+    app.register_error_handler(PortalError, _portal_error)
+
+
+def _close_db(error: BaseException | None) -> None:
+    session: Session | None = g.pop("db", None)
+    if session is not None:
+        if error is not None:
+            session.rollback()
+        session.close()
+
+
+def page(template: str, status: int = 200, **values: Any) -> Response:
+    response = make_response(render_template(template, **values), status)
+    if request.args.get("lang") in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang(), samesite="Lax", httponly=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_page(code: str, status: int) -> Response:
+    return page("error.html", status, code=code)
+
+
+def _portal_error(error: PortalError) -> Response:
+    if "db" in g:
+        g.db.rollback()
+    if request.path.startswith("/api/"):
+        response = jsonify({"error": error.code})
+        response.status_code = _STATUS.get(error.code, 400)
+        return response
+    return error_page(error.code, _STATUS.get(error.code, 400))
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+@bp.before_app_request
+def _load_session() -> None:
+    g.portal_session = None
+    sid = request.cookies.get(COOKIE)
+    if not sid or request.path.startswith(("/auth/backchannel-logout", "/auth/security-events")):
+        return
+    row = db().get(PortalSession, sid)
+    if row is None or row.ended_at is not None:
+        return
+    settings, moment = portal().settings, now()
+    created, seen = _aware(row.created_at), _aware(row.last_seen_at)
+    if (moment - created > timedelta(seconds=settings.session_max_age)
+            or moment - seen > timedelta(seconds=settings.session_idle)):  # fmt: skip
+        _end_sessions(db(), PortalSession.id == row.id, reason="timeout")
+        db().commit()
+        return
+    row.last_seen_at = moment
+    db().commit()
+    g.portal_session = row
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def person() -> Person:
+    row: PortalSession = g.portal_session
+    return Person(sub=row.sub, name=row.name, roles=tuple(row.roles))
+
+
+def signed_in(view: _Handler) -> _Handler:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.portal_session is None:
+            return page("index.html", 401, notice="err:session")
+        if request.method == "POST":
+            given = request.form.get("csrf", "")
+            if not hmac.compare_digest(given, g.portal_session.csrf):
+                return error_page("csrf", 400)
+        return view(*args, **kwargs)
+
+    return cast(_Handler, wrapper)
+
+
+def _end_sessions(session: Session, *where: Any, reason: str) -> int:
+    ended = session.execute(
+        update(PortalSession)
+        .where(PortalSession.ended_at.is_(None), *where)
+        .values(ended_at=now(), end_reason=reason)
+    )
+    return int(ended.rowcount)  # type: ignore[attr-defined]
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/")
+def index() -> Response:
+    if g.portal_session is None:
+        return page("index.html", notice=request.args.get("notice"))
+    return page("home.html", me=person(), session=g.portal_session)
+
+
+# --- sign-in and sign-out -------------------------------------------------------------------
+
+
+@bp.get("/auth/login")
+def login() -> BaseResponse:
+    start = portal().idp.start_authorization(scope=LOGIN_SCOPE)
+    db().add(AuthRequest(state=start.state, nonce=start.nonce, code_verifier=start.code_verifier,
+                         purpose="login", created_at=now()))  # fmt: skip
+    db().commit()
+    return redirect(start.url)
+
+
+@bp.get("/auth/callback")
+def callback() -> BaseResponse:
+    """The authorization response (RFC 6749 §4.1.2, RFC 9207 ``iss``): the state is used
+    once, so a second callback (double submit, a reload, a replay) changes nothing."""
+    idp = portal().idp
+    state = request.args.get("state", "")
+    # RFC 9207 §2.4: the response must come from our issuer (mix-up attacks).
+    if request.args.get("iss") != idp.issuer:
+        return error_page("invalid_token", 400)
+    pending = _consume(state)
+    if pending is None:
+        return error_page("used", 400)
+    if "error" in request.args:
+        if pending.purpose == "approve" and pending.document_id is not None:
+            return redirect(url_for("portal.show", document_id=pending.document_id,
+                                    notice="err:denied"))  # fmt: skip
+        return error_page("denied", 400)
+    tokens = idp.exchange_code(request.args.get("code", ""), code_verifier=pending.code_verifier)
+    id_claims = idp.validate_id_token(
+        str(tokens.get("id_token", "")), nonce=pending.nonce, now=time.time()
+    )
+    if pending.purpose == "login":
+        return _complete_login(tokens, id_claims)
+    return _complete_approval(pending, tokens, id_claims)
+
+
+def _consume(state: str) -> AuthRequest | None:
+    limit = now() - timedelta(seconds=portal().settings.auth_request_ttl)
+    used = db().execute(
+        update(AuthRequest)
+        .where(AuthRequest.state == state, AuthRequest.used_at.is_(None),
+               AuthRequest.created_at > limit)
+        .values(used_at=now())
+    )  # fmt: skip
+    db().commit()
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return db().get(AuthRequest, state)
+
+
+def _name(claims: dict[str, Any]) -> str:
+    return str(claims.get("name") or claims.get("preferred_username") or claims["sub"])
+
+
+def _complete_login(tokens: dict[str, Any], claims: dict[str, Any]) -> BaseResponse:
+    sid = claims.get("sid")
+    if sid and db().get(RevokedSid, sid) is not None:
+        raise InvalidTokenError("the IdP session already ended")
+    moment = now()
+    row = PortalSession(
+        id=secrets.token_urlsafe(32), sub=claims["sub"], name=_name(claims), sid=sid,
+        roles=list(claims.get("gfms_roles") or []), id_token=tokens["id_token"],
+        csrf=secrets.token_urlsafe(24), created_at=moment, last_seen_at=moment,
+    )  # fmt: skip
+    db().add(row)
+    db().commit()
+    response = redirect(url_for("portal.index"))
+    response.set_cookie(COOKIE, row.id, httponly=True, samesite="Lax",
+                        secure=portal().settings.production, path="/")  # fmt: skip
+    return response
+
+
+@bp.post("/auth/logout")
+@signed_in
+def logout() -> BaseResponse:
+    row: PortalSession = g.portal_session
+    _end_sessions(db(), PortalSession.id == row.id, reason="logout")
+    db().commit()
+    try:
+        target = portal().idp.logout_url(row.id_token, portal().settings.base_url + "/")
+    except IdpUnavailableError:
+        target = url_for("portal.index", notice="logged_out")
+    response = redirect(target)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@bp.post("/auth/backchannel-logout")
+def backchannel_logout() -> Response:
+    """OIDC Back-Channel Logout 1.0 §2.5-2.8: end the portal sessions of that IdP session
+    (or of that user), and refuse the sid from now on."""
+    try:
+        claims = portal().idp.validate_logout_token(
+            request.form.get("logout_token", ""), now=time.time()
+        )
+    except (InvalidTokenError, IdpUnavailableError):
+        response = jsonify({"error": "invalid_request"})
+        response.status_code = 400
+        return response
+    sid, sub = claims.get("sid"), claims.get("sub")
+    if sid:
+        if db().get(RevokedSid, sid) is None:
+            db().add(RevokedSid(sid=sid, revoked_at=now()))
+        _end_sessions(db(), PortalSession.sid == sid, reason="backchannel_logout")
+    else:
+        _end_sessions(db(), PortalSession.sub == sub, reason="backchannel_logout")
+    db().commit()
+    response = jsonify({})
+    response.headers["Cache-Control"] = "no-store"  # §2.8
+    return response
+
+
+@bp.post("/auth/security-events")
+def security_events() -> Response:
+    """A CAEP event pushed by the IdP (RFC 8935): a revoked session or credential ends every
+    portal session of the user. 202 accepts; 400 with an RFC 8935 error refuses."""
+    try:
+        claims = portal().idp.validate_security_event(request.get_data(as_text=True),
+                                                      now=time.time())  # fmt: skip
+    except (InvalidTokenError, IdpUnavailableError):
+        response = jsonify({"err": "invalid_request", "description": "invalid SET"})
+        response.status_code = 400
+        return response
+    (event_type,) = claims["events"]
+    sub = claims["sub_id"].get("sub")
+    if event_type in (CAEP + "session-revoked", CAEP + "credential-change") and sub:
+        _end_sessions(db(), PortalSession.sub == sub, reason="caep")
+        sids = claims["events"][event_type].get("sids") or []
+        for sid in sids:
+            if isinstance(sid, str) and db().get(RevokedSid, sid) is None:
+                db().add(RevokedSid(sid=sid, revoked_at=now()))
+        db().commit()
+    return Response(status=202)
+
+
+# --- role pages and documents ---------------------------------------------------------------
+
+ROLE_STATUS = {
+    "recorder": None,
+    "approve-1": Status.RECORDED,
+    "approve-2": Status.WITHDRAWAL_APPROVED,
+}
+
+
+@bp.get("/roles/<role>")
+@signed_in
+def role_page(role: str) -> Response:
+    if role not in ROLE_STATUS:
+        abort(404)
+    me = person()
+    units = {r["unit"] for r in me.roles if r.get("role") == role}
+    if not units:
+        return error_page("not_allowed", 403)
+    found = documents.documents_for(db(), units)
+    waiting = ROLE_STATUS[role]
+    if waiting is not None:
+        found = [d for d in found if d.status == waiting]
+    return page("documents.html", role=role, documents=found, me=me)
+
+
+@bp.get("/documents")
+@signed_in
+def report() -> Response:
+    me = person()
+    return page("documents.html", role=None, documents=documents.documents_for(db(), me.units()),
+                me=me)  # fmt: skip
+
+
+def _uploads() -> list[Upload]:
+    return [Upload(f.filename or "attachment", f.read()) for f in request.files.getlist("files")]
+
+
+def _draft(unit: str) -> Draft:
+    form = request.form
+    return Draft(type=form.get("type", ""), amount=form.get("amount", ""),
+                 payee=form.get("payee", ""), description=form.get("description", ""),
+                 unit=unit)  # fmt: skip
+
+
+@bp.route("/documents/new", methods=["GET", "POST"])
+@signed_in
+def new_document() -> BaseResponse:
+    me = person()
+    units = sorted({r["unit"] for r in me.roles if r.get("role") == "recorder"})
+    if not units:
+        return error_page("not_allowed", 403)
+    if request.method == "GET":
+        return page("form.html", document=None, units=units, types=documents.TYPES)
+    document = documents.record_document(
+        db(), me, _draft(request.form.get("unit", units[0])), _uploads(), now=now(),
+        max_bytes=portal().settings.attachment_max_bytes,
+    )  # fmt: skip
+    db().commit()
+    return redirect(url_for("portal.show", document_id=document.id, notice="recorded_notice"))
+
+
+def _visible(document_id: int) -> Document:
+    document = db().get(Document, document_id)
+    if document is None or document.unit not in person().units():
+        abort(404)
+    return document
+
+
+@bp.route("/documents/<int:document_id>/edit", methods=["GET", "POST"])
+@signed_in
+def edit(document_id: int) -> BaseResponse:
+    document = _visible(document_id)
+    if request.method == "GET":
+        return page("form.html", document=document, units=[document.unit], types=documents.TYPES)
+    documents.edit_document(
+        db(), document, person(), _draft(document.unit), _uploads(), now=now(),
+        max_bytes=portal().settings.attachment_max_bytes,
+    )  # fmt: skip
+    db().commit()
+    return redirect(url_for("portal.show", document_id=document.id, notice="recorded_notice"))
+
+
+@bp.get("/documents/<int:document_id>")
+@signed_in
+def show(document_id: int) -> Response:
+    document = _visible(document_id)
+    me = person()
+    may: list[str] = []
+    for action in documents.TRANSITIONS:
+        try:
+            documents.check_may_approve(document, me, action)
+        except PortalError:
+            continue
+        may.append(action)
+    return page("document.html", document=document, me=me, may=may,
+                notice=request.args.get("notice"), csrf=g.portal_session.csrf)  # fmt: skip
+
+
+@bp.get("/documents/<int:document_id>/attachments/<int:attachment_id>")
+@signed_in
+def attachment(document_id: int, attachment_id: int) -> Response:
+    document = _visible(document_id)
+    found = db().get(Attachment, attachment_id)
+    if found is None or found.document_id != document.id:
+        abort(404)
+    response = make_response(found.content)
+    response.headers["Content-Type"] = found.content_type
+    response.headers["Content-Disposition"] = "attachment"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.post("/documents/<int:document_id>/approve")
+@signed_in
+def approve(document_id: int) -> BaseResponse:
+    """Start one approval: the IdP shows the details on the login page and the phone, the
+    approver types the number and approves; the answer comes back to /auth/callback."""
+    document = _visible(document_id)
+    action = request.form.get("action", "")
+    documents.check_may_approve(document, person(), action)
+    content = documents.document_content(document)
+    details = documents.build_authorization_details(content, action)
+    start = portal().idp.start_authorization(scope=f"openid profile role:{action}",
+                                             authorization_details=details)  # fmt: skip
+    db().add(AuthRequest(
+        state=start.state, nonce=start.nonce, code_verifier=start.code_verifier,
+        purpose="approve", session_id=g.portal_session.id, document_id=document.id,
+        action=action, document_sha256=documents.document_sha256(content),
+        authorization_details=details, created_at=now(),
+    ))  # fmt: skip
+    db().commit()
+    return redirect(start.url)
+
+
+def _complete_approval(
+    pending: AuthRequest, tokens: dict[str, Any], id_claims: dict[str, Any]
+) -> BaseResponse:
+    row: PortalSession | None = g.portal_session
+    # SECURITY: only the approver who asked, in the portal session that asked (login CSRF,
+    # a code injected into another user's browser).
+    if row is None or row.id != pending.session_id or row.sub != id_claims["sub"]:
+        raise InvalidTokenError("another session")
+    idp = portal().idp
+    access_token = str(tokens.get("access_token", ""))
+    claims = idp.validate_access_token(access_token, now=time.time())
+    if claims.get("sub") != row.sub:
+        raise InvalidTokenError("another user")
+    # Sensitive: ask the IdP whether the token still stands (a phone suspended meanwhile).
+    introspected = idp.introspect(access_token)
+    if not introspected.get("active") or introspected.get("txn") != claims.get("txn"):
+        raise InvalidTokenError("inactive")
+    evidence = idp.get_evidence(str(claims.get("txn", "")))
+    if evidence.get("client_id") != idp.client_id:
+        raise InvalidTokenError("evidence of another client")
+    document = db().get(Document, pending.document_id)
+    if document is None:
+        abort(404)
+    documents.record_signature(
+        db(), document, action=str(pending.action),
+        requested_sha256=str(pending.document_sha256),
+        requested_details=list(pending.authorization_details or []),
+        access_claims=claims, access_token=access_token, evidence=evidence,
+        signer_name=_name(id_claims), now=now(),
+    )  # fmt: skip
+    db().commit()
+    return redirect(url_for("portal.show", document_id=document.id, notice="approved_notice"))
+
+
+@bp.get("/documents/<int:document_id>/bundle.json")
+@signed_in
+def bundle(document_id: int) -> Response:
+    document = _visible(document_id)
+    idp = portal().idp
+    data = export_bundle(document, issuer=idp.issuer, client_id=idp.client_id,
+                         jwks=idp.jwks_document())  # fmt: skip
+    response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="gfms-{document.number}.bundle.json"'
+    )
+    return response
+
+
+# --- a bearer-token API ---------------------------------------------------------------------
+
+
+@bp.get("/api/documents")
+def api_documents() -> Response:
+    """The documents of the units in the access token's ``gfms_roles`` (RFC 6750 bearer,
+    RFC 9068 JWT validated locally against the JWKS)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token:
+            raise InvalidTokenError("no bearer token")
+        claims = portal().idp.validate_access_token(token.strip(), now=time.time())
+    except InvalidTokenError:
+        response = jsonify({"error": "invalid_token"})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    units = {r["unit"] for r in claims.get("gfms_roles") or [] if isinstance(r, dict)}
+    found = documents.documents_for(db(), units)
+    return jsonify(
+        {"documents": [{"number": d.number, "type": d.type, "unit": d.unit,
+                        "amount": d.amount, "payee": d.payee, "status": d.status}
+                       for d in found]}
+    )  # fmt: skip

@@ -1,0 +1,94 @@
+"""The archive (issue 7): a document with both signatures exported as one bundle and checked
+offline by `gfms-portal verify` against the IdP's keys and the phones' keys; any altered byte
+of a signed part fails the check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gfms_portal.cli import main
+from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
+from tests.functional.test_gfms_portal import user
+from tests.portal_stack import PortalStack
+from tests.servers import ROOT
+
+PDF = b"%PDF-1.4\n% receipts of the trip to Chiang Mai\n"
+
+
+@pytest.fixture
+def bundle(portal: PortalStack, tmp_path: Path) -> Path:  # noqa: F811
+    url = user(portal, "somchai").record(files={"files": ("receipt.pdf", PDF, "application/pdf")})
+    user(portal, "malee").approve(url, "approve-1")
+    prasert = user(portal, "prasert")
+    prasert.approve(url, "approve-2")
+    assert 'id="export"' in prasert.page.text
+    exported = prasert.go(f"{url}/bundle.json")
+    assert exported.status_code == 200
+    assert exported.headers["Content-Disposition"].startswith("attachment")
+    path = tmp_path / "bundle.json"
+    path.write_bytes(exported.content)
+    return path
+
+
+def verify(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", str(path)])
+    return int(exited.value.code or 0), capsys.readouterr().out
+
+
+def test_an_exported_bundle_verifies_offline(bundle, capsys):
+    data = json.loads(bundle.read_text())
+    assert [s["action"] for s in data["signatures"]] == ["approve-1", "approve-2"]
+    assert base64.b64decode(data["attachments"][0]["content"]) == PDF
+    code, out = verify(bundle, capsys)
+    assert code == 0, out
+    assert out.strip().endswith("OK")
+    assert "approve-1 by" in out
+    assert "approve-2 by" in out
+    # Also as a module, as an auditor would run it.
+    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _flip(text: str, at: int) -> str:
+    char = text[at]
+    other = "1" if char != "1" else "2"
+    if char.isalpha():
+        other = "B" if char != "B" else "C"
+    return text[:at] + other + text[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("where", "tail"),
+    [
+        ('"value": "12', False),  # the amount (the document's comes first: keys are sorted)
+        ('"payee": "', False),
+        ('"description": "', False),
+        ('"name": "', False),  # the recorder's name
+        ('"sha256": "', False),  # an attachment's hash
+        ('"content": "', False),  # an attachment's bytes
+        ('"txn_hash": "', False),  # the details' hash in the evidence
+        ('"confirmed_at": "', False),
+        ('"number": "', False),
+        ('"signed_answer": "', True),  # the phone's signature
+        ('"access_token": "', True),  # the IdP's signature
+    ],
+)
+def test_any_altered_byte_of_a_signed_part_fails(bundle, capsys, tmp_path, where, tail):
+    text = bundle.read_text(encoding="utf-8")
+    at = text.index(where) + len(where) + 2
+    if tail:  # inside the signature at the end of a compact JWS
+        at = text.index('"', at) - 5
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(_flip(text, at), encoding="utf-8")
+    assert tampered.read_bytes() != bundle.read_bytes()
+    code, out = verify(tampered, capsys)
+    assert code == 1, out
+    assert out.strip().endswith("FAIL")
