@@ -26,6 +26,7 @@ from gfms_portal.documents import build_authorization_details
 from gfms_portal.documents import document_content
 from gfms_portal.documents import document_sha256
 from gfms_portal.errors import EvidenceInvalidError
+from gfms_portal.evidence import bound_to_token
 from gfms_portal.evidence import sha256_hex
 from gfms_portal.evidence import verify_evidence
 from gfms_portal.models import Document
@@ -88,34 +89,71 @@ class Report:
 
 
 def verify_bundle(data: bytes, *, jwks: dict[str, Any] | None = None) -> Report:
-    """Check a bundle offline. ``jwks``: the IdP's published key set to trust (by default the
-    one archived in the bundle, which must then be compared with the IdP's own record)."""
+    """Check a bundle offline against ``jwks``, the IdP's published key set obtained from the
+    IdP itself (the copy archived in the bundle is for the record, never trusted)."""
     report = Report()
+    if jwks is None:
+        # Keys found in the file prove nothing about who signed it: whoever made the file
+        # could have made them too.
+        report.fail("no trusted IdP keys: give --jwks FILE (the IdP's published /jwks.json)")
+        return report
     try:
-        bundle = json.loads(data.decode("utf-8"))
+        bundle = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
         if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
             raise ValueError("format")
-        keys = KeySet.import_key_set(jwks or bundle["idp_jwks"])  # type: ignore[arg-type]
+        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
         content = bundle["document"]
         issuer, client_id = bundle["issuer"], bundle["client_id"]
         attachments, signatures = bundle["attachments"], bundle["signatures"]
+        if not isinstance(content, dict) or not isinstance(signatures, list):
+            raise TypeError("shape")
+        if not all(isinstance(s, dict) for s in signatures):
+            raise TypeError("shape")
     except (KeyError, TypeError, ValueError, JoseError) as exc:
         report.fail(f"not a readable bundle ({exc.__class__.__name__})")
         return report
+    try:
+        _check_bundle(report, bundle, content, attachments, signatures, keys,
+                      issuer=issuer, client_id=client_id)  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError, JoseError) as exc:
+        report.fail(f"malformed bundle ({exc.__class__.__name__})")
+    return report
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice reads one way to a person and another to a program: refused."""
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def _check_bundle(
+    report: Report, bundle: dict[str, Any], content: dict[str, Any], attachments: Any,
+    signatures: list[dict[str, Any]], keys: KeySet, *, issuer: str, client_id: str,
+) -> None:  # fmt: skip
     digest = document_sha256(content)
     if digest != bundle.get("document_sha256"):
         report.fail("document hash does not match the document")
     else:
         report.good(f"document {content.get('number')} sha256 {digest}")
     _check_attachments(report, content, attachments)
-    done = {s.get("action") for s in signatures if isinstance(s, dict)}
-    if len(done) != len(signatures) or not done <= set(TRANSITIONS):
-        report.fail("unexpected or repeated signatures")
-    if not signatures:
-        report.fail("no signatures")
+    actions = [s.get("action") for s in signatures]
+    # In order, each once: withdrawal (approve-1) before payment (approve-2).
+    if not signatures or actions != list(TRANSITIONS)[: len(actions)]:
+        report.fail("unexpected, repeated or out-of-order signatures")
+    signers = []
     for signature in signatures:
-        _check_signature(report, signature, content, keys, issuer=issuer, client_id=client_id)
-    return report
+        signer = _check_signature(report, signature, content, keys, issuer=issuer,
+                                  client_id=client_id)  # fmt: skip
+        if signer:
+            signers.append(signer)
+    recorder = (content.get("recorder") or {}).get("sub")
+    # Separation of duties, as the portal enforced it: the recorder never approves, one person
+    # never gives both approvals, in person or as a substitute.
+    people = [person for signer in signers for person in signer]
+    if recorder in people or len(set(people)) != len(people):
+        report.fail("separation of duties: one person in two roles of this document")
 
 
 def _only_archived_fields(evidence: dict[str, Any]) -> bool:
@@ -141,7 +179,8 @@ def _check_attachments(report: Report, content: dict[str, Any], attachments: Any
 def _check_signature(
     report: Report, signature: dict[str, Any], content: dict[str, Any], keys: KeySet, *,
     issuer: str, client_id: str,
-) -> None:  # fmt: skip
+) -> tuple[str, ...] | None:  # fmt: skip
+    """Report on one signature; return who gave it (the signer, and whom they acted for)."""
     action = str(signature.get("action"))
     try:
         expected = build_authorization_details(content, action)
@@ -152,17 +191,18 @@ def _check_signature(
         confirmed_at = datetime.fromisoformat(evidence["confirmed_at"]).timestamp()
     except EvidenceInvalidError as exc:
         report.fail(f"{action}: {exc.detail}")
-        return
+        return None
     except (KeyError, TypeError, ValueError, JoseError):
         report.fail(f"{action}: the IdP's signature on the token does not verify")
-        return
+        return None
     # Archival: expiry does not matter, who issued it, for whom and what it confirmed does.
     problems = [
         name
         for name, good in (
             ("typ", str(decoded.header.get("typ", "")).lower() == "at+jwt"),
             ("iss", claims.get("iss") == issuer),
-            ("aud", claims.get("aud") == client_id or client_id in (claims.get("aud") or [])),
+            ("aud", client_id in _audiences(claims.get("aud"))),
+            ("binding", bound_to_token(evidence, claims)),
             ("txn", claims.get("txn") == evidence.get("txn")),
             ("sub", claims.get("sub") == evidence.get("sub")),
             ("acr", str(claims.get("acr", "")).endswith("/acr/aal2-softtoken-txn")),
@@ -179,8 +219,20 @@ def _check_signature(
     ]
     if problems:
         report.fail(f"{action}: does not match the document ({', '.join(problems)})")
-        return
+        return None
+    acted_for = [
+        str(role["substitute_for"]) for role in claims.get("gfms_roles") or []
+        if isinstance(role, dict) and role.get("substitute_for")
+    ]  # fmt: skip
     report.good(
         f"{action} by {claims.get('sub')} confirmed on the phone at {evidence['confirmed_at']}"
         f" (txn {evidence.get('txn')})"
     )
+    return (str(claims.get("sub")), *acted_for)
+
+
+def _audiences(aud: object) -> list[str]:
+    """RFC 7519 §4.1.3: one string or a list of them; never a substring match."""
+    if isinstance(aud, str):
+        return [aud]
+    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []

@@ -40,10 +40,11 @@ def verify(argv: list[str]) -> int:
     )
     parser.add_argument("bundle", type=Path)
     parser.add_argument(
-        "--jwks", type=Path, help="the IdP's published key set to trust (default: the bundle's)"
-    )
+        "--jwks", type=Path, required=True,
+        help="the IdP's published key set (its /jwks.json), obtained from the IdP, not the bundle",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    jwks = json.loads(args.jwks.read_text()) if args.jwks else None
+    jwks = json.loads(args.jwks.read_text())
     report = verify_bundle(args.bundle.read_bytes(), jwks=jwks)
     for line in report.lines:
         print(line)

@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from gfms_portal.errors import ConfirmationMismatchError
 from gfms_portal.errors import InvalidDocumentError
 from gfms_portal.errors import NotAllowedError
 from gfms_portal.errors import SeparationOfDutiesError
+from gfms_portal.evidence import bound_to_token
 from gfms_portal.evidence import canonical_json
 from gfms_portal.evidence import details_hash
 from gfms_portal.evidence import sha256_hex
@@ -156,7 +158,9 @@ def edit_document(
     """
     draft = validate_draft(Draft(draft.type, draft.amount, draft.payee, draft.description,
                                  document.unit))  # fmt: skip
-    if person.holds("recorder", document.unit) is None:
+    # Only the one who recorded it corrects it: another recorder's change would make them the
+    # document's author without the recorder's separation of duties.
+    if person.holds("recorder", document.unit) is None or document.recorder_sub != person.sub:
         raise NotAllowedError("recorder")
     if document.status != Status.RECORDED or document.signatures:
         raise NotAllowedError("approved")
@@ -164,7 +168,10 @@ def edit_document(
     document.payee, document.description = draft.payee, draft.description
     document.updated_at = now
     _attach(db, document, uploads, now=now, max_bytes=max_bytes)
-    db.flush()
+    try:
+        db.flush()  # the version column: an approval that landed meanwhile makes this stale
+    except StaleDataError as exc:
+        raise NotAllowedError("approved") from exc
     return document
 
 
@@ -297,7 +304,9 @@ def record_signature(
         raise ConfirmationMismatchError("details")
     answer = verify_evidence(evidence)
     if (
-        evidence.get("authorization_details") != expected
+        not bound_to_token(evidence, access_claims)
+        or not str(access_claims.get("acr", "")).endswith("/acr/aal2-softtoken-txn")
+        or evidence.get("authorization_details") != expected
         or evidence.get("txn") != access_claims.get("txn")
         or evidence.get("sub") != access_claims.get("sub")
         or evidence.get("client_id") != access_claims.get("client_id", evidence.get("client_id"))
@@ -309,12 +318,14 @@ def record_signature(
     person = Person(sub=sub, name=signer_name, roles=roles)
     role = check_may_approve(document, person, action)
     before, after = TRANSITIONS[action]
-    # One transition per document and action, even for two callbacks racing.
+    # One transition per document and action, even for two callbacks racing, and only for
+    # the version the hash was taken of: an edit that landed meanwhile wins the race.
     moved = db.execute(
         update(Document)
-        .where(Document.id == document.id, Document.status == before)
-        .values(status=after, updated_at=now)
-    )
+        .where(Document.id == document.id, Document.status == before,
+               Document.version == document.version)
+        .values(status=after, updated_at=now, version=document.version + 1)
+    )  # fmt: skip
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise NotAllowedError("status")
     signature = Signature(

@@ -62,3 +62,18 @@ def verify_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
     if answer.get("txn_hash") != claimed_hash or answer.get("decision") != "approve":
         raise EvidenceInvalidError("the phone did not approve these details")
     return answer
+
+
+def bound_to_token(evidence: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """The IdP's token names the key and the signed answer of this evidence (its
+    ``txn_evidence`` claim): evidence signed by any other key, or another answer, is not the
+    confirmation the IdP vouched for."""
+    binding = claims.get("txn_evidence")
+    if not isinstance(binding, dict):
+        return False
+    try:
+        thumbprint = ECKey.import_key(evidence["device"]["jwk"]).thumbprint()
+        answer_hash = hashlib.sha256(str(evidence["signed_answer"]).encode()).hexdigest()
+    except (JoseError, KeyError, TypeError, ValueError):
+        return False
+    return binding.get("jkt") == thumbprint and binding.get("answer_sha256") == answer_hash

@@ -256,7 +256,8 @@ class IdpClient:
         Raises:
             InvalidTokenError
         """
-        claims = self._issued_to_us(token, typs=(None, "logout+jwt"), now=now, needs_exp=False)
+        # Back-Channel Logout 1.0 §2.4: exp is required of a logout token.
+        claims = self._issued_to_us(token, typs=(None, "logout+jwt"), now=now, needs_exp=True)
         events = claims.get("events")
         if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
             raise InvalidTokenError("no logout event")

@@ -58,6 +58,9 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(24), default=Status.RECORDED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Optimistic concurrency: an edit and an approval of one version cannot both win.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="document", order_by="Attachment.id"

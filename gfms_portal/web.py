@@ -43,6 +43,7 @@ from gfms_portal.errors import IdpUnavailableError
 from gfms_portal.errors import InvalidTokenError
 from gfms_portal.errors import PortalError
 from gfms_portal.i18n import LANGUAGES
+from gfms_portal.i18n import TEXT
 from gfms_portal.i18n import format_amount
 from gfms_portal.i18n import format_date
 from gfms_portal.i18n import translate
@@ -105,6 +106,9 @@ def _close_db(error: BaseException | None) -> None:
 
 
 def page(template: str, status: int = 200, **values: Any) -> Response:
+    if values.get("notice") not in TEXT:
+        # Only the portal's own words: a link cannot make the page say something else.
+        values["notice"] = None
     response = make_response(render_template(template, **values), status)
     if request.args.get("lang") in LANGUAGES:
         response.set_cookie(LANG_COOKIE, lang(), samesite="Lax", httponly=True)
@@ -203,7 +207,19 @@ def login() -> BaseResponse:
     db().add(AuthRequest(state=start.state, nonce=start.nonce, code_verifier=start.code_verifier,
                          purpose="login", created_at=now()))  # fmt: skip
     db().commit()
-    return redirect(start.url)
+    return _bound_to_this_browser(redirect(start.url), start.state)
+
+
+# The state of the authorization request this browser started: a callback carrying another
+# state (someone else's login, sent to this browser) is refused (login CSRF, RFC 9700 §4.7).
+STATE_COOKIE = "gfms_portal_state"
+
+
+def _bound_to_this_browser(response: BaseResponse, state: str) -> BaseResponse:
+    response.set_cookie(STATE_COOKIE, state, max_age=portal().settings.auth_request_ttl,
+                        httponly=True, samesite="Lax", secure=portal().settings.production,
+                        path="/auth")  # fmt: skip
+    return response
 
 
 @bp.get("/auth/callback")
@@ -215,6 +231,8 @@ def callback() -> BaseResponse:
     # RFC 9207 §2.4: the response must come from our issuer (mix-up attacks).
     if request.args.get("iss") != idp.issuer:
         return error_page("invalid_token", 400)
+    if not hmac.compare_digest(request.cookies.get(STATE_COOKIE, ""), state):
+        return error_page("used", 400)
     pending = _consume(state)
     if pending is None:
         return error_page("used", 400)
@@ -462,7 +480,7 @@ def approve(document_id: int) -> BaseResponse:
         authorization_details=details, created_at=now(),
     ))  # fmt: skip
     db().commit()
-    return redirect(start.url)
+    return _bound_to_this_browser(redirect(start.url), start.state)
 
 
 def _complete_approval(

@@ -27,6 +27,7 @@ from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
 from authlib.oidc.core.grants.util import validate_request_prompt
+from joserfc.jwk import ECKey
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -149,6 +150,7 @@ class _IdpGrant:
             amr=tuple(grant.amr),
             authorization_details=grant.authorization_details,
             txn=grant.txn,
+            txn_evidence=evidence_binding(self.db, grant.txn) if grant.txn else None,
         )
         access_auth = auth if grant.kind == GrantKind.SESSION else replace(auth, sid=None)
         # DESIGN §6: role scopes narrowed to the roles held today, and only for a login the
@@ -495,6 +497,17 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope, now=now
         )
         return 200, self._bearer(access.token, scope), self.TOKEN_RESPONSE_HEADER
+
+
+def evidence_binding(session: Session, txn: str) -> dict[str, str] | None:
+    """The key and the signed answer a transaction token stands for (see Authentication)."""
+    evidence = session.get(TransactionEvidence, txn)
+    if evidence is None:
+        return None
+    return {
+        "jkt": ECKey.import_key(evidence.device_public_jwk).thumbprint(),
+        "answer_sha256": sha256_hex(evidence.signed_answer),
+    }
 
 
 def refresh_token_is_live(

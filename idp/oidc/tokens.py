@@ -44,11 +44,19 @@ class Authentication:
     # RFC 8417 §2.2, which names the evidence the IdP keeps).
     authorization_details: list[dict[str, Any]] | None = None
     txn: str | None = None
+    # What ties the evidence to this token: the RFC 7638 thumbprint of the phone key that
+    # signed the confirmation and the SHA-256 of that signed answer. With the IdP's signature
+    # over them, an archived confirmation cannot be swapped for one signed by another key.
+    txn_evidence: dict[str, str] | None = None
 
     def transaction_claims(self) -> dict[str, Any]:
         if not self.txn:
             return {}
-        return {"authorization_details": self.authorization_details, "txn": self.txn}
+        claims: dict[str, Any] = {"authorization_details": self.authorization_details,
+                                  "txn": self.txn}  # fmt: skip
+        if self.txn_evidence:
+            claims["txn_evidence"] = self.txn_evidence
+        return claims
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 from tests.browser.demo_stack import PASSWORD
 from tests.browser.demo_stack import confirm_on_phone
@@ -81,14 +82,18 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
     download.value.save_as(bundle)
     prasert.close()
 
-    # Offline: only the file and the keys in it.
-    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle)],
+    # Offline: the file, and the IdP's published keys fetched from the IdP beforehand.
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(requests.get(f"{demo['idp']}/jwks.json", timeout=10).text)
+    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle),
+                           "--jwks", str(jwks)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("OK")
     tampered = tmp_path / "tampered.json"
     tampered.write_text(bundle.read_text().replace("18450.50", "98450.50", 1))
-    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(tampered)],
+    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(tampered),
+                           "--jwks", str(jwks)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert done.stdout.strip().endswith("FAIL")

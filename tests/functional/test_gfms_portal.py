@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.factories import PASSWORD
 from tests.functional.test_role_tokens import add_unit
 from tests.functional.test_role_tokens import assign
+from tests.nexus_server import match_number
 from tests.portal_stack import CLIENT_ID
 from tests.portal_stack import PortalStack
 from tests.portal_stack import PortalUser
@@ -19,6 +21,7 @@ from tests.portal_stack import error_code
 from tests.portal_stack import portal_stack
 from tests.portal_stack import status_of
 from tests.push_stack import push_stack
+from tests.servers import LoopbackBrowser
 
 
 @pytest.fixture
@@ -386,3 +389,46 @@ def test_logout_tokens_for_another_client_or_without_the_event_are_refused(porta
     from gfms_portal.models import RevokedSid
 
     assert stored(portal, RevokedSid, sid=sid) is not None
+
+
+def test_a_login_started_in_another_browser_is_refused(portal):
+    """Login CSRF: an attacker's own finished login, its callback sent to a victim, must not
+    sign the victim's browser in as the attacker."""
+    attacker = PortalUser(portal, "malee")
+    attacker.go(f"{portal.url}/auth/login")
+    attacker.submit({"username": "malee", "password": PASSWORD})
+    pushed = portal.stack.nexus.wait_for_push("phone-malee")
+    portal.stack.nexus.approve("phone-malee", pushed["id"], match_number(attacker.page.text))
+    response = attacker.browser.request("GET", attacker.url, timeout=30)
+    while not response.headers.get("Location", "").startswith(portal.url):
+        location = response.headers["Location"]
+        url = location if location.startswith("http") else portal.stack.idp + location
+        response = attacker.browser.request("GET", url, timeout=30)
+    callback = response.headers["Location"]
+    victim = LoopbackBrowser()
+    refused = victim.request("GET", callback, timeout=30)
+    assert refused.status_code == 400
+    assert victim.request("GET", f"{portal.url}/", timeout=30).text.count("/auth/logout") == 0
+    # The browser that started it is signed in with the very same answer.
+    assert attacker.browser.request("GET", callback, timeout=30).status_code in (302, 303)
+
+
+def test_only_its_own_recorder_corrects_a_request(portal):
+    """Another recorder of the unit (who may also approve there) cannot rewrite the request and
+    then approve it as if someone else had recorded it."""
+    assign(portal.stack.deps, "malee", "recorder")
+    url = user(portal, "somchai").record()
+    malee = user(portal, "malee")
+    malee.go(f"{url}/edit")
+    changed = malee.go(f"{url}/edit", "POST", data={"csrf": malee.csrf(), "type": "travel",
+                       "amount": "1.00", "payee": "ญาติของมาลี"})  # fmt: skip
+    assert changed.status_code == 403
+    assert "ญาติของมาลี" not in malee.go(url).text
+
+
+def test_a_link_cannot_make_a_page_say_anything(portal):
+    page = requests.get(f"{portal.url}/", params={"notice": "บัญชีถูกล็อก โทร 02-000-0000"},
+                        timeout=10)  # fmt: skip
+    assert "02-000-0000" not in page.text
+    assert 'id="notice"' in requests.get(f"{portal.url}/", params={"notice": "logged_out"},
+                                         timeout=10).text  # fmt: skip

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
+from joserfc import jws
+from joserfc.jwk import ECKey
 
+from gfms_portal.bundle import verify_bundle
 from gfms_portal.cli import main
 from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
 from tests.functional.test_gfms_portal import user
@@ -33,12 +37,16 @@ def bundle(portal: PortalStack, tmp_path: Path) -> Path:  # noqa: F811
     assert exported.headers["Content-Disposition"].startswith("attachment")
     path = tmp_path / "bundle.json"
     path.write_bytes(exported.content)
+    # The IdP's published keys, as an auditor obtains them from the IdP (not from the bundle).
+    (tmp_path / "jwks.json").write_text(
+        requests.get(f"{portal.stack.idp}/jwks.json", timeout=10).text
+    )
     return path
 
 
 def verify(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exited:
-        main(["verify", str(path)])
+        main(["verify", str(path), "--jwks", str(path.parent / "jwks.json")])
     return int(exited.value.code or 0), capsys.readouterr().out
 
 
@@ -52,7 +60,8 @@ def test_an_exported_bundle_verifies_offline(bundle, capsys):
     assert "approve-1 by" in out
     assert "approve-2 by" in out
     # Also as a module, as an auditor would run it.
-    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle)],
+    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle),
+                           "--jwks", str(bundle.parent / "jwks.json")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -92,3 +101,30 @@ def test_any_altered_byte_of_a_signed_part_fails(bundle, capsys, tmp_path, where
     code, out = verify(tampered, capsys)
     assert code == 1, out
     assert out.strip().endswith("FAIL")
+
+
+def test_a_confirmation_signed_by_another_key_fails_even_when_it_verifies(bundle, capsys):
+    """Evidence re-signed by a key of one's own is consistent in itself; the IdP's token names
+    the phone key and the signed answer it stood for, so it still fails."""
+    data = json.loads(bundle.read_text())
+    evidence = data["signatures"][0]["evidence"]
+    forger = ECKey.generate_key("P-256")
+    payload = jws.extract_compact(evidence["signed_answer"].encode()).payload
+    header = {"alg": "ES256", "typ": "nexus-answer+jwt"}
+    evidence["signed_answer"] = jws.serialize_compact(header, payload, forger)
+    evidence["device"]["jwk"] = forger.as_dict(private=False)
+    bundle.write_text(json.dumps(data))
+    code, out = verify(bundle, capsys)
+    assert code == 1
+    assert "binding" in out
+
+
+def test_keys_found_in_the_bundle_are_never_trusted(bundle):
+    assert not verify_bundle(bundle.read_bytes(), jwks=None).ok
+
+
+def test_a_key_given_twice_is_refused(bundle, tmp_path):
+    text = bundle.read_text()
+    doubled = text.replace('"format":', '"format": "x", "format":', 1)
+    jwks = json.loads((bundle.parent / "jwks.json").read_text())
+    assert not verify_bundle(doubled.encode(), jwks=jwks).ok
