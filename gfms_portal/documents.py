@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy import update
@@ -123,7 +124,7 @@ def sniff(content: bytes) -> str:
 
 def record_document(
     db: Session, person: Person, draft: Draft, uploads: list[Upload], *, now: datetime,
-    max_bytes: int,
+    max_bytes: int, form_id: str | None = None,
 ) -> Document:  # fmt: skip
     """A recorder records a request in one of their units; it gets its number at once.
 
@@ -135,16 +136,24 @@ def record_document(
         raise NotAllowedError("recorder")
     document = Document(type=draft.type, unit=draft.unit, amount=draft.amount,
                         payee=draft.payee, description=draft.description,
-                        recorder_sub=person.sub, recorder_name=person.name,
+                        recorder_sub=person.sub, recorder_name=person.name, form_id=form_id,
                         status=Status.RECORDED, created_at=now, updated_at=now)  # fmt: skip
     db.add(document)
     db.flush()
-    # Buddhist-era year in the number, as GFMIS documents are numbered in the Thai fiscal
-    # calendar; letters, digits and dashes only (what a payment approval may carry).
-    document.number = f"{draft.unit[-4:]}-{now.year + 543}-{document.id:06d}"
+    # The Buddhist-era year of the day in Thailand; letters, digits and dashes only (what a
+    # payment approval may carry).
+    year = now.astimezone(ZoneInfo("Asia/Bangkok")).year + 543
+    document.number = f"{draft.unit[-4:]}-{year}-{document.id:06d}"
     _attach(db, document, uploads, now=now, max_bytes=max_bytes)
     db.flush()
     return document
+
+
+def recorded_from(db: Session, form_id: str, person: Person) -> Document | None:
+    """The request this person already recorded from this form, if any (a double submit)."""
+    return db.scalar(
+        select(Document).where(Document.form_id == form_id, Document.recorder_sub == person.sub)
+    )
 
 
 def edit_document(

@@ -58,6 +58,8 @@ class Document(Base):
     status: Mapped[str] = mapped_column(String(24), default=Status.RECORDED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The form it was recorded from: the same form sent twice records one request.
+    form_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Optimistic concurrency: an edit and an approval of one version cannot both win.
     version: Mapped[int] = mapped_column(Integer, default=0)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it

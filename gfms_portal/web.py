@@ -30,6 +30,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -401,13 +402,24 @@ def new_document() -> BaseResponse:
     if not units:
         return error_page("not_allowed", 403)
     if request.method == "GET":
-        return page("form.html", document=None, units=units, types=documents.TYPES)
-    document = documents.record_document(
-        db(), me, _draft(request.form.get("unit", units[0])), _uploads(), now=now(),
-        max_bytes=portal().settings.attachment_max_bytes,
-    )  # fmt: skip
-    db().commit()
-    return redirect(url_for("portal.show", document_id=document.id, notice="recorded_notice"))
+        return page("form.html", document=None, units=units, types=documents.TYPES,
+                    form_id=secrets.token_urlsafe(24))  # fmt: skip
+    form_id = request.form.get("form_id", "")[:64] or None
+    earlier = documents.recorded_from(db(), form_id, me) if form_id else None
+    if earlier is None:
+        try:
+            earlier = documents.record_document(
+                db(), me, _draft(request.form.get("unit", units[0])), _uploads(), now=now(),
+                max_bytes=portal().settings.attachment_max_bytes, form_id=form_id,
+            )  # fmt: skip
+            db().commit()
+        except IntegrityError:
+            # The same form, sent twice at once: the other submission recorded it.
+            db().rollback()
+            earlier = documents.recorded_from(db(), form_id or "", me)
+            if earlier is None:
+                raise
+    return redirect(url_for("portal.show", document_id=earlier.id, notice="recorded_notice"))
 
 
 def _visible(document_id: int) -> Document:

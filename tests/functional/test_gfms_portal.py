@@ -21,6 +21,7 @@ from tests.portal_stack import error_code
 from tests.portal_stack import portal_stack
 from tests.portal_stack import status_of
 from tests.push_stack import push_stack
+from tests.rp import form_fields
 from tests.servers import LoopbackBrowser
 
 
@@ -432,3 +433,17 @@ def test_a_link_cannot_make_a_page_say_anything(portal):
     assert "02-000-0000" not in page.text
     assert 'id="notice"' in requests.get(f"{portal.url}/", params={"notice": "logged_out"},
                                          timeout=10).text  # fmt: skip
+
+
+def test_the_same_form_sent_twice_records_one_request(portal):
+    somchai = user(portal, "somchai")
+    form = somchai.go(f"{portal.url}/documents/new")
+    data = {**form_fields(form.text), "unit": "0000000001", "type": "training",
+            "amount": "3500.00", "payee": "สถาบันฝึกอบรม"}  # fmt: skip
+    first = somchai.go(f"{portal.url}/documents/new", "POST", data=data)
+    first_url = somchai.url.split("?")[0]
+    again = somchai.go(f"{portal.url}/documents/new", "POST", data=data)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert somchai.url.split("?")[0] == first_url
+    report = somchai.go(f"{portal.url}/documents").text
+    assert report.count("สถาบันฝึกอบรม") == 1
