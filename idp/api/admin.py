@@ -38,6 +38,7 @@ from idp.roles.models import RoleAssignment
 from idp.roles.models import Unit
 from idp.roles.orders import accept_order
 from idp.roles.periods import thai_date
+from idp.roles.queries import readable_request
 from idp.roles.queries import readable_requests
 from idp.roles.queries import units_for
 from idp.roles.units import create_unit
@@ -182,12 +183,7 @@ def _request(item: DesignationRequest) -> dict[str, Any]:
 
 
 def _readable(caller: Caller, request_id: str) -> DesignationRequest:
-    db = context.db()
-    item = db.get(DesignationRequest, request_id)
-    unit = db.get(Unit, item.unit_code) if item else None
-    if item is None or unit is None or not caller.authority.may_read(unit):
-        raise errors.UnknownRequestError()
-    return item
+    return readable_request(context.db(), caller.authority, request_id)[0]
 
 
 @bp.get("/designations")

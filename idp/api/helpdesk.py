@@ -148,6 +148,5 @@ def case_letter(case_id: str) -> Response:
 def _case_reader() -> Caller:
     caller = authenticate()
     authority = caller.authority
-    authority.require(authority.may_suspend() or authority.may_read_everything()
-                      or bool(authority.units))  # fmt: skip
+    authority.require(authority.may_follow_cases())
     return caller

@@ -62,6 +62,10 @@ class Authority:
     def may_suspend(self) -> bool:
         return self.is_cgd or AdminRole.HELPDESK in self.roles
 
+    def may_follow_cases(self) -> bool:
+        """Lost-device cases: the helpdesk and readers of everything; a head of unit, theirs."""
+        return self.may_suspend() or self.may_read_everything() or bool(self.units)
+
     def require(self, allowed: bool) -> None:
         if not allowed:
             raise NotAllowedError()

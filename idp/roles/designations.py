@@ -4,7 +4,6 @@ one transaction, and separation of duties is checked when asked and again when a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from datetime import datetime
@@ -39,6 +38,7 @@ from idp.roles.models import Unit
 from idp.roles.orders import OrderDocument
 from idp.roles.periods import Period
 from idp.roles.periods import thai_date
+from idp.roles.queries import readable_request
 from idp.roles.separation import Holding
 from idp.roles.separation import conflict
 from idp.roles.separation import exclusive_pairs
@@ -47,7 +47,6 @@ from idp.store.db import one_writer_at_a_time
 from idp.text import is_plain
 
 _MAX_NOTE = 2000
-_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -280,14 +279,8 @@ def _assignments(session: Session, user_id: str, unit_code: str) -> list[RoleAss
 def _pending_for_decision(
     session: Session, by: Authority, request_id: str, decider: User
 ) -> tuple[DesignationRequest, Unit]:
-    # Who may decide is settled before anything is locked; a request outside one's remit is
-    # as unknown as one that does not exist.
-    found = (
-        session.get(DesignationRequest, request_id) if _REQUEST_ID.fullmatch(request_id) else None
-    )
-    remit = session.get(Unit, found.unit_code) if found else None
-    if found is None or remit is None or not by.may_read(remit):
-        raise UnknownRequestError()
+    # Who may decide is settled before anything is locked.
+    _, remit = readable_request(session, by, request_id)
     by.require(by.may_manage(remit))
     one_writer_at_a_time(session)
     # SECURITY: the request row first (a stale second decision waits, then sees it decided),

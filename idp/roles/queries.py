@@ -3,15 +3,37 @@ decide."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.roles.authority import Authority
+from idp.roles.errors import UnknownRequestError
 from idp.roles.models import DesignationRequest
 from idp.roles.models import RequestStatus
 from idp.roles.models import Unit
 
 _LIST_LIMIT = 200
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def readable_request(
+    session: Session, authority: Authority, request_id: str
+) -> tuple[DesignationRequest, Unit]:
+    """A request and its unit, if the reader's remit covers it: outside it, a request is as
+    unknown as one that does not exist.
+
+    Raises:
+        UnknownRequestError
+    """
+    found = (
+        session.get(DesignationRequest, request_id) if _REQUEST_ID.fullmatch(request_id) else None
+    )
+    unit = session.get(Unit, found.unit_code) if found else None
+    if found is None or unit is None or not authority.may_read(unit):
+        raise UnknownRequestError()
+    return found, unit
 
 
 def units_for(session: Session, authority: Authority) -> list[Unit]:

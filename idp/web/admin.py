@@ -10,16 +10,12 @@ from typing import Any
 from flask import Blueprint
 from flask import Response
 from flask import redirect
-from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import get_locale
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts.flow import Assurance
-from idp.accounts.flow import assurance_of
-from idp.accounts.flow import meets
 from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
 from idp.accounts.issuance import import_accounts
@@ -28,12 +24,12 @@ from idp.accounts.models import User
 from idp.errors import IdpError
 from idp.roles.assignments import held_roles
 from idp.roles.authority import Authority
-from idp.roles.authority import authority_of
 from idp.roles.designations import Designation
 from idp.roles.designations import approve_request
 from idp.roles.designations import order_file
 from idp.roles.designations import reject_request
 from idp.roles.designations import submit_request
+from idp.roles.errors import UnknownRequestError
 from idp.roles.models import DesignationRequest
 from idp.roles.models import RequestStatus
 from idp.roles.models import Role
@@ -41,9 +37,14 @@ from idp.roles.models import Unit
 from idp.roles.orders import accept_order
 from idp.roles.periods import thai_date
 from idp.roles.queries import decidable_requests
+from idp.roles.queries import readable_request
 from idp.roles.queries import readable_requests
 from idp.roles.queries import units_for
 from idp.web import context
+from idp.web.console import RefusedError
+from idp.web.console import answer_refusals
+from idp.web.console import page
+from idp.web.console import staff
 from idp.web.hygiene import large_body
 from idp.web.role_texts import ADMIN_ROLE_LABELS
 from idp.web.role_texts import ALERT_LABELS
@@ -53,7 +54,6 @@ from idp.web.role_texts import error_text
 from idp.web.role_texts import error_words
 from idp.web.role_texts import order_headers
 from idp.web.role_texts import show_date
-from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
 
@@ -63,24 +63,11 @@ bp = Blueprint("admin", __name__)
 _FORM_OVERHEAD = 64 * 1024
 
 
-class _RefusedError(Exception):
-    def __init__(self, response: BaseResponse) -> None:
-        self.response = response
+answer_refusals(bp)
 
 
-def _administrator(*, any_user: bool = False) -> tuple[User, Authority]:
-    """The signed-in person and what they may administer; a login the phone confirmed."""
-    login = current_login()
-    if login is None:
-        raise _RefusedError(redirect(url_for("login.signin", next=request.path), code=303))
-    user_session, user = login
-    level = assurance_of(context.deps().settings.issuer, user_session.acr)
-    if not meets(level, Assurance.SOFT_TOKEN):
-        raise _RefusedError(_page("admin_refused.html", 403, reason="phone"))
-    authority = authority_of(context.db(), user.id)
-    if not any_user and not authority.is_administrative:
-        raise _RefusedError(_page("admin_refused.html", 403, reason="role"))
-    return user, authority
+def _administrator() -> tuple[User, Authority]:
+    return staff(lambda authority: authority.is_administrative)
 
 
 @bp.app_context_processor
@@ -97,23 +84,11 @@ def _words() -> dict[str, Any]:
     }
 
 
-@bp.errorhandler(_RefusedError)
-def _refused(error: _RefusedError) -> BaseResponse:
-    return error.response
-
-
-def _page(template: str, status: int = 200, **values: Any) -> Response:
-    response = Response(render_template(template, csrf_token=csrf_token(), **values))
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.get("/admin")
 def home() -> BaseResponse:
     user, authority = _administrator()
     db = context.db()
-    return _page(
+    return page(
         "admin_home.html",
         user=user,
         authority=authority,
@@ -132,9 +107,9 @@ def new_designation() -> BaseResponse:
     db = context.db()
     units = [u for u in units_for(db, authority) if authority.may_designate(u)]
     if not units:
-        return _page("admin_refused.html", 403, reason="role")
+        return page("admin_refused.html", 403, reason="role")
     if request.method == "GET":
-        return _page("designation_form.html", units=units, form={}, roles=list(Role))
+        return page("designation_form.html", units=units, form={}, roles=list(Role))
     settings = context.deps().settings
     verify_csrf()
     upload = request.files.get("order_file")
@@ -151,7 +126,7 @@ def new_designation() -> BaseResponse:
         )  # fmt: skip
     except IdpError as error:
         db.rollback()
-        return _page("designation_form.html", 400, units=units, form=request.form,
+        return page("designation_form.html", 400, units=units, form=request.form,
                      roles=list(Role), error=error_text(error))  # fmt: skip
     return redirect(url_for("admin.designation", request_id=created.id, submitted=1), code=303)
 
@@ -162,7 +137,7 @@ def designations() -> BaseResponse:
     db = context.db()
     decidable = decidable_requests(db, authority)
     requests = readable_requests(db, authority)
-    return _page(
+    return page(
         "designation_list.html",
         decidable=decidable,
         requests=requests,
@@ -182,7 +157,7 @@ def designation(request_id: str) -> BaseResponse:
         and authority.may_manage(unit)
         and user.id not in (found.submitted_by, found.user_id, found.substitute_for)
     )
-    return _page("designation_detail.html", item=found, unit=unit, names=_names(db, found),
+    return page("designation_detail.html", item=found, unit=unit, names=_names(db, found),
                  may_decide=may_decide, submitted=request.args.get("submitted"))  # fmt: skip
 
 
@@ -213,7 +188,7 @@ def decide(request_id: str) -> BaseResponse:
     except IdpError as error:
         db.rollback()
         found = _readable(db, authority, request_id)
-        return _page("designation_detail.html", 409, item=found, names=_names(db, found),
+        return page("designation_detail.html", 409, item=found, names=_names(db, found),
                      unit=db.get(Unit, found.unit_code), may_decide=False,
                      error=error_text(error))  # fmt: skip
     return redirect(url_for("admin.designation", request_id=request_id), code=303)
@@ -228,9 +203,9 @@ def new_account() -> BaseResponse:
     db = context.db()
     units = [u for u in units_for(db, authority) if authority.may_manage(u)]
     if not units:
-        return _page("admin_refused.html", 403, reason="role")
+        return page("admin_refused.html", 403, reason="role")
     if request.method == "GET":
-        return _page("account_issue.html", units=units, form={})
+        return page("account_issue.html", units=units, form={})
     verify_csrf()
     settings = context.deps().settings
     form = request.form
@@ -250,9 +225,9 @@ def new_account() -> BaseResponse:
         )  # fmt: skip
     except IdpError as error:
         db.rollback()
-        return _page("account_issue.html", 400, units=units, form=form, error=error_text(error))
+        return page("account_issue.html", 400, units=units, form=form, error=error_text(error))
     # Shown once: the page is not cached and the password is kept nowhere in the clear.
-    return _page("account_issued.html", issued=[issued], reports=None)
+    return page("account_issued.html", issued=[issued], reports=None)
 
 
 @bp.route("/admin/accounts/import", methods=["GET", "POST"])
@@ -260,7 +235,7 @@ def new_account() -> BaseResponse:
 def import_file() -> BaseResponse:
     user, authority = _administrator()
     if request.method == "GET":
-        return _page("account_import.html")
+        return page("account_import.html")
     verify_csrf()
     settings = context.deps().settings
     upload = request.files.get("csv_file")
@@ -274,8 +249,8 @@ def import_file() -> BaseResponse:
         )  # fmt: skip
     except IdpError as error:
         db.rollback()
-        return _page("account_import.html", 400, error=error_text(error))
-    return _page("account_issued.html", issued=None, reports=reports)
+        return page("account_import.html", 400, error=error_text(error))
+    return page("account_issued.html", issued=None, reports=reports)
 
 
 # --- the user's own roles -------------------------------------------------------------------
@@ -301,7 +276,7 @@ def my_roles() -> BaseResponse:
             DesignationRequest.status == RequestStatus.PENDING,
         )
     ).all()
-    return _page("my_roles.html", user=user, held=held, units=units, acting_for=acting_for,
+    return page("my_roles.html", user=user, held=held, units=units, acting_for=acting_for,
                  pending=pending, today=today)  # fmt: skip
 
 
@@ -340,11 +315,10 @@ def _date(value: str | None) -> date:
 
 
 def _readable(db: Any, authority: Authority, request_id: str) -> DesignationRequest:
-    found = db.get(DesignationRequest, request_id)
-    unit = db.get(Unit, found.unit_code) if found else None
-    if found is None or unit is None or not authority.may_read(unit):
-        raise _RefusedError(_page("error.html", 404, code="not_found", description=None))
-    return found  # type: ignore[no-any-return]
+    try:
+        return readable_request(db, authority, request_id)[0]
+    except UnknownRequestError as exc:
+        raise RefusedError(page("error.html", 404, code="not_found", description=None)) from exc
 
 
 def _names(db: Any, *requests: DesignationRequest) -> dict[str, str]:

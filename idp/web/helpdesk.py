@@ -15,7 +15,6 @@ from typing import Any
 from flask import Blueprint
 from flask import Response
 from flask import redirect
-from flask import render_template
 from flask import request
 from flask import url_for
 from flask_babel import get_locale
@@ -23,9 +22,6 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts.flow import Assurance
-from idp.accounts.flow import assurance_of
-from idp.accounts.flow import meets
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.passwords import verify_password
@@ -45,13 +41,15 @@ from idp.revocation.suspension import suspend_account
 from idp.revocation.suspension import suspend_phone
 from idp.revocation.suspension import usernames
 from idp.roles.authority import Authority
-from idp.roles.authority import authority_of
 from idp.roles.orders import accept_order
+from idp.web import console
 from idp.web import context
+from idp.web.console import RefusedError
+from idp.web.console import answer_refusals
+from idp.web.console import page
 from idp.web.hygiene import large_body
 from idp.web.role_texts import error_text
 from idp.web.sessions import clear_login_cookie
-from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
 
@@ -71,40 +69,11 @@ _SECURITY_EVENTS = (
 )
 
 
-class _RefusedError(Exception):
-    def __init__(self, response: BaseResponse) -> None:
-        self.response = response
-
-
-@bp.errorhandler(_RefusedError)
-def _refused(error: _RefusedError) -> BaseResponse:
-    return error.response
-
-
-def _page(template: str, status: int = 200, **values: Any) -> Response:
-    response = Response(render_template(template, csrf_token=csrf_token(), **values))
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _staff(allowed: Any) -> tuple[User, Authority]:
-    """A phone-confirmed login whose administrative roles pass ``allowed``."""
-    login = current_login()
-    if login is None:
-        raise _RefusedError(redirect(url_for("login.signin", next=request.path), code=303))
-    user_session, user = login
-    if not meets(assurance_of(context.deps().settings.issuer, user_session.acr),
-                 Assurance.SOFT_TOKEN):  # fmt: skip
-        raise _RefusedError(_page("admin_refused.html", 403, reason="phone"))
-    authority = authority_of(context.db(), user.id)
-    if not allowed(authority):
-        raise _RefusedError(_page("admin_refused.html", 403, reason="role"))
-    return user, authority
+answer_refusals(bp)
 
 
 def _helpdesk() -> tuple[User, Authority]:
-    return _staff(lambda a: a.may_suspend() or a.may_read_everything())
+    return console.staff(lambda a: a.may_suspend() or a.may_read_everything())
 
 
 def _security_events(user: User) -> list[AuditEvent]:
@@ -150,7 +119,7 @@ def search() -> BaseResponse:
     db = context.db()
     overdue = [c for c in cases_for(db, authority) if is_overdue(c, context.now())]
     alerts = list(db.scalars(select(SecurityAlert).order_by(SecurityAlert.id.desc()).limit(20)))
-    return _page("helpdesk_search.html", query=query, not_found=bool(query), overdue=len(overdue),
+    return page("helpdesk_search.html", query=query, not_found=bool(query), overdue=len(overdue),
                  authority=authority, alerts=alerts,
                  names=usernames(db, {a.user_id for a in alerts if a.user_id}))  # fmt: skip
 
@@ -160,14 +129,14 @@ def person(username: str) -> BaseResponse:
     _, authority = _helpdesk()
     user = get_user_by_username(context.db(), username[:64])
     if user is None:
-        return _page("error.html", 404, code="not_found", description=None)
-    return _person_page(user, authority)
+        return page("error.html", 404, code="not_found", description=None)
+    return _personpage(user, authority)
 
 
-def _person_page(user: User, authority: Authority, status: int = 200, **extra: Any) -> Response:
+def _personpage(user: User, authority: Authority, status: int = 200, **extra: Any) -> Response:
     db = context.db()
     cases = [c for c in cases_for(db, authority, open_only=False) if c.user_id == user.id]
-    return _page("helpdesk_user.html", status, person=user, authority=authority,
+    return page("helpdesk_user.html", status, person=user, authority=authority,
                  devices=_devices(user), passkeys=active_passkeys(db, user.id),
                  sessions=_live_sessions(user), events=_security_events(user), cases=cases,
                  checklist=CHECKLIST, **extra)  # fmt: skip
@@ -186,10 +155,10 @@ def act(username: str) -> BaseResponse:
     deps = context.deps()
     user = get_user_by_username(db, username[:64])
     if user is None:
-        return _page("error.html", 404, code="not_found", description=None)
+        return page("error.html", 404, code="not_found", description=None)
     checklist = _checklist_done()
     if checklist is None:
-        return _person_page(user, authority, 400, error="checklist")
+        return _personpage(user, authority, 400, error="checklist")
     action = request.form.get("action")
     note = request.form.get("note", "")[:500]
     try:
@@ -216,21 +185,21 @@ def act(username: str) -> BaseResponse:
             )  # fmt: skip
             extra = {"done": "access_pass", "access_pass": code}
         else:
-            return _person_page(user, authority, 400, error="action")
+            return _personpage(user, authority, 400, error="action")
     except IdpError as error:
         db.rollback()
-        return _person_page(user, authority, 409, error_message=error_text(error))
+        return _personpage(user, authority, 409, error_message=error_text(error))
     db.commit()
     context.announce()
-    return _person_page(user, authority, **extra)
+    return _personpage(user, authority, **extra)
 
 
 @bp.get("/admin/cases")
 def cases() -> BaseResponse:
-    _, authority = _staff(lambda a: a.may_suspend() or a.may_read_everything() or a.units)
+    _, authority = console.staff(Authority.may_follow_cases)
     db = context.db()
     items = cases_for(db, authority, open_only=request.args.get("all") is None)
-    return _page("cases.html", cases=items, names=usernames(db, {c.user_id for c in items}),
+    return page("cases.html", cases=items, names=usernames(db, {c.user_id for c in items}),
                  overdue={c.id for c in items if is_overdue(c, context.now())},
                  authority=authority)  # fmt: skip
 
@@ -238,7 +207,7 @@ def cases() -> BaseResponse:
 @bp.post("/admin/cases/<case_id>/letter")
 @large_body(lambda settings: settings.order_max_bytes + 64 * 1024)
 def case_letter(case_id: str) -> BaseResponse:
-    staff, authority = _staff(lambda a: a.may_suspend() or a.units)
+    staff, authority = console.staff(lambda a: a.may_suspend() or bool(a.units))
     verify_csrf()
     settings = context.deps().settings
     upload = request.files.get("letter_file")
@@ -252,7 +221,7 @@ def case_letter(case_id: str) -> BaseResponse:
     except IdpError as error:
         db.rollback()
         items = cases_for(db, authority)
-        return _page("cases.html", 400, cases=items, error=error_text(error),
+        return page("cases.html", 400, cases=items, error=error_text(error),
                      names=usernames(db, {c.user_id for c in items}),
                      overdue={c.id for c in items if is_overdue(c, context.now())},
                      authority=authority)  # fmt: skip
@@ -265,20 +234,20 @@ def case_letter(case_id: str) -> BaseResponse:
 def _own() -> tuple[UserSession, User]:
     login = current_login()
     if login is None:
-        raise _RefusedError(redirect(url_for("login.signin", next="/account"), code=303))
+        raise RefusedError(redirect(url_for("login.signin", next="/account"), code=303))
     return login
 
 
 @bp.get("/account")
 def account() -> BaseResponse:
     user_session, user = _own()
-    return _account_page(user_session, user)
+    return _accountpage(user_session, user)
 
 
-def _account_page(user_session: UserSession, user: User, status: int = 200,
+def _accountpage(user_session: UserSession, user: User, status: int = 200,
                   **extra: Any) -> Response:  # fmt: skip
     db = context.db()
-    return _page("account.html", status, user=user, current=user_session,
+    return page("account.html", status, user=user, current=user_session,
                  devices=_devices(user), passkeys=active_passkeys(db, user.id),
                  sessions=_live_sessions(user), events=_security_events(user),
                  locale=str(get_locale()), **extra)  # fmt: skip
@@ -316,7 +285,7 @@ def report_lost_phone() -> BaseResponse:
 
     if authenticator().is_throttled(db, user, context.now()):
         # Locked out by failed attempts: nothing is checked (no oracle for the password).
-        return _account_page(user_session, user, 429, report_error=True)
+        return _accountpage(user_session, user, 429, report_error=True)
     citizen_id = "".join(c for c in request.form.get("citizen_id", "") if c.isdigit())[:13]
     password_ok = verify_password(user.password_hash, request.form.get("password", ""))
     id_ok = (
@@ -325,7 +294,7 @@ def report_lost_phone() -> BaseResponse:
     )
     if not (password_ok and id_ok):
         authenticator_failure(user)
-        return _account_page(user_session, user, 400, report_error=True)
+        return _accountpage(user_session, user, 400, report_error=True)
     try:
         done = suspend_phone(
             db, user, reason=reason_of(request.form.get("reason", "lost")), channel="self",
@@ -335,10 +304,10 @@ def report_lost_phone() -> BaseResponse:
         )  # fmt: skip
     except IdpError as error:
         db.rollback()
-        return _account_page(user_session, user, 409, report_message=error_text(error))
+        return _accountpage(user_session, user, 409, report_message=error_text(error))
     db.commit()
     context.announce()
-    return _account_page(user_session, user, reported=done.case)
+    return _accountpage(user_session, user, reported=done.case)
 
 
 def authenticator_failure(user: User) -> None:
