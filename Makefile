@@ -29,8 +29,8 @@ chromium: ## install Debian's chromium for the browser tests when missing (as ro
 	fi
 
 lint: install ## ruff (lint and format check)
-	$(BIN)/ruff check idp mock_paotang mock_nexus gfms_portal tests bench
-	$(BIN)/ruff format --check idp mock_paotang mock_nexus gfms_portal tests bench
+	$(BIN)/ruff check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
+	$(BIN)/ruff format --check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
 
 typecheck: install ## mypy --strict on idp/ and the mocks
 	$(BIN)/mypy

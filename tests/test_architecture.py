@@ -68,3 +68,15 @@ def test_only_settings_reads_the_environment():
         if "os.environ" in source or "os.getenv" in source:
             offences.append(str(path.relative_to(ROOT)))
     assert not offences, "read settings, not the environment: " + ", ".join(offences)
+
+
+def test_the_shared_formatting_package_imports_no_process():
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "thai_format").rglob("*.py"))
+        for name in imports_of(path)
+        if matches(name, ("idp", *SEPARATE_PROCESSES))
+    ]
+    assert not offences, "thai_format serves every process and belongs to none:\n" + "\n".join(
+        offences
+    )
