@@ -7,12 +7,31 @@
     return;
   }
   var url = box.getAttribute("data-wait-url");
+  // Another way of confirming (a passkey) may finish first and navigate away; a reload after
+  // that would pull the browser back to this page. The passkey script raises this flag.
+  // If the passkey fails, the wait resumes.
+  var leaving = false;
+  var stopped = false;
+  document.addEventListener("confirm:leaving", function () {
+    leaving = true;
+  });
+  document.addEventListener("confirm:staying", function () {
+    leaving = false;
+    if (stopped) {
+      stopped = false;
+      wait();
+    }
+  });
 
   function again(delay) {
     window.setTimeout(wait, delay);
   }
 
   function wait() {
+    if (leaving) {
+      stopped = true;
+      return;
+    }
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok) {
@@ -21,6 +40,10 @@
         return response.json();
       })
       .then(function (body) {
+        if (leaving) {
+          stopped = true;
+          return;
+        }
         box.setAttribute("data-state", body.state);
         if (body.state === "pending") {
           again(body.retry_after_ms || 0); // the server may ask for a pause when busy

@@ -91,10 +91,13 @@
         (options.allowCredentials || []).forEach(function (c) { c.id = fromB64url(c.id); });
         return navigator.credentials.get({ publicKey: options });
       }).then(function (credential) {
+        // The passkey is about to end this confirmation: the phone's wait must not reload the page.
+        document.dispatchEvent(new Event("confirm:leaving"));
         return post(use.dataset.loginUrl, use.dataset.csrf, JSON.stringify(credentialJson(credential)));
       }).then(function (answer) {
         window.location.assign(answer.next);
       }).catch(function (error) {
+        document.dispatchEvent(new Event("confirm:staying"));
         show(status, use.dataset.failed + " (" + error.message + ")");
       });
     });
