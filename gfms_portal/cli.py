@@ -33,19 +33,38 @@ def serve(argv: list[str]) -> None:
 
 
 def verify(argv: list[str]) -> int:
-    from gfms_portal.bundle import verify_bundle
+    from gfms_portal.bundle import Report
+    from gfms_portal.bundle import TrustAnchor
+    from gfms_portal.bundle import load_key_history
+    from gfms_portal.bundle import verify_archive
+    from gfms_portal.settings import PortalSettings
 
+    # The trust anchor: from the command line, else this portal's own settings (PORTAL_ISSUER,
+    # PORTAL_CLIENT_ID); never from the file being checked.
+    configured = PortalSettings()
     parser = argparse.ArgumentParser(
-        prog="gfms-portal verify", description="check a signed document bundle offline"
+        prog="gfms-portal verify",
+        description="check a signed document bundle, or an export of bundles, offline",
     )
     parser.add_argument("bundle", type=Path)
     parser.add_argument(
         "--jwks", type=Path, required=True,
-        help="the IdP's published key set (its /jwks.json), obtained from the IdP, not the bundle",
+        help="the IdP's signing-key history (its /jwks/history.json) or key set, obtained "
+             "from the IdP, never from the bundle",
     )  # fmt: skip
+    parser.add_argument("--issuer", default=configured.issuer, help="the IdP's issuer")
+    parser.add_argument("--client-id", default=configured.client_id,
+                        help="the portal's client id at the IdP")  # fmt: skip
     args = parser.parse_args(argv)
-    jwks = json.loads(args.jwks.read_text())
-    report = verify_bundle(args.bundle.read_bytes(), jwks=jwks)
+    try:
+        keys = load_key_history(json.loads(args.jwks.read_text()))
+    except (OSError, ValueError) as exc:
+        report = Report()
+        report.fail(f"the key history is not usable: {exc}")
+    else:
+        trust = TrustAnchor(issuer=args.issuer, client_id=args.client_id, keys=keys)
+        print(f"trust: issuer {trust.issuer}, client {trust.client_id}, {len(keys)} key(s)")
+        report = verify_archive(args.bundle.read_bytes(), trust=trust)
     for line in report.lines:
         print(line)
     print("OK" if report.ok else "FAIL")

@@ -49,6 +49,42 @@ TRANSITIONS = {
     APPROVE_1: (Status.RECORDED, Status.WITHDRAWAL_APPROVED),
     APPROVE_2: (Status.WITHDRAWAL_APPROVED, Status.PAYMENT_APPROVED),
 }
+
+
+@dataclass(frozen=True)
+class SigningRule:
+    """One signature a document needs: who may give it and which rule requires it."""
+
+    action: str
+    role: str  # the role the signer holds in the document's unit, in person or as substitute
+    reason: str
+
+    def requirement(self, content: dict[str, Any]) -> str:
+        return f"the signer did not hold the {self.role} role in unit {content.get('unit')}"
+
+
+# The Ministry of Finance's letter กค 0402.2/ว 3 (6 January 2025) on e-Fiscal documents.
+SIGNING_RULES = (
+    SigningRule(APPROVE_1, "approve-1",
+                "กค 0402.2/ว 3 ข้อ 2: approval of the withdrawal (อนุมัติการเบิกเงิน)"),
+    SigningRule(APPROVE_2, "approve-2",
+                "กค 0402.2/ว 3 ข้อ 2: approval of the payment (อนุมัติการจ่ายเงิน)"),
+)  # fmt: skip
+
+
+def held_role(
+    claims: dict[str, Any], id_claims: dict[str, Any], content: dict[str, Any], rule: SigningRule
+) -> dict[str, str] | None:
+    """The role the IdP's token says the signer held, when it was issued, for this signature
+    in the document's unit (``substitute_for`` when acting for someone); None if not held."""
+    roles = claims.get("gfms_roles")
+    for role in roles if isinstance(roles, list) else []:
+        if (isinstance(role, dict) and role.get("role") == rule.role
+                and role.get("unit") == content.get("unit")):  # fmt: skip
+            return {k: str(v) for k, v in role.items()}
+    return None
+
+
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _MAX_AMOUNT = Decimal("999999999999.99")
 _SNIFF = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -292,6 +328,7 @@ def record_signature(
     requested_details: list[dict[str, Any]],
     access_claims: dict[str, Any],
     access_token: str,
+    id_token: str,
     evidence: dict[str, Any],
     signer_name: str,
     now: datetime,
@@ -339,7 +376,7 @@ def record_signature(
         raise NotAllowedError("status")
     signature = Signature(
         document_id=document.id, action=action, signer_sub=sub, signer_name=signer_name,
-        substitute_for=role.get("substitute_for"), access_token=access_token,
+        substitute_for=role.get("substitute_for"), access_token=access_token, id_token=id_token,
         evidence=evidence, txn_hash=details_hash(expected),
         document_sha256=requested_sha256, signed_at=now,
     )  # fmt: skip

@@ -101,6 +101,8 @@ class Signature(Base):
     signer_name: Mapped[str] = mapped_column(String(200))
     substitute_for: Mapped[str | None] = mapped_column(String(64))
     access_token: Mapped[str] = mapped_column(Text)
+    # The ID token of the confirmation: the signer's name, signed by the IdP.
+    id_token: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     txn_hash: Mapped[str] = mapped_column(String(64))
     document_sha256: Mapped[str] = mapped_column(String(64))

@@ -20,7 +20,8 @@ class PortalSettings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     client_id: str = "gfms-portal"
     client_secret: str = DEMO_CLIENT_SECRET
-    database_url: str = "sqlite:///instance/gfms-portal.sqlite3"
+    # create_all adds no column to an older file: a new schema gets a new file name.
+    database_url: str = "sqlite:///instance/gfms-portal-2.sqlite3"
     secret_key: str = DEMO_SECRET_KEY
     # The portal's own sessions (NIST SP 800-63B-4 at AAL2, like the IdP's).
     session_max_age: int = 24 * 3600

@@ -522,7 +522,8 @@ def _complete_approval(
         db(), document, action=str(pending.action),
         requested_sha256=str(pending.document_sha256),
         requested_details=list(pending.authorization_details or []),
-        access_claims=claims, access_token=access_token, evidence=evidence,
+        access_claims=claims, access_token=access_token, id_token=str(tokens["id_token"]),
+        evidence=evidence,
         signer_name=_name(id_claims), now=now(),
     )  # fmt: skip
     db().commit()
@@ -535,7 +536,7 @@ def bundle(document_id: int) -> Response:
     document = _visible(document_id)
     idp = portal().idp
     data = export_bundle(document, issuer=idp.issuer, client_id=idp.client_id,
-                         jwks=idp.jwks_document())  # fmt: skip
+                         jwks=idp.key_history_document())  # fmt: skip
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
     response.headers["Content-Disposition"] = (
