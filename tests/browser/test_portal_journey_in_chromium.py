@@ -1,7 +1,8 @@
-"""Real Chromium on the demo (issue 7, "Done when"): somchai records a travel-expense request
-in the GFMS portal, malee approves the withdrawal confirming on her phone, prasert the payment
-on his; the exported bundle verifies offline; then the helpdesk suspends malee's phone and her
-portal session ends."""
+"""Real Chromium on the demo (issues 7 and 13, "Done when"): wichai submits a travel-expense
+claim in the GFMS portal and signs it on his phone; somchai, the finance officer, sends it back
+once, then signs it as checked; malee approves the withdrawal confirming on her phone, prasert
+the payment on his; the exported bundle verifies offline against the IdP's key history; then
+the helpdesk suspends malee's phone and her portal session ends."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def sign_in_to_portal(browser, demo, relay, username: str):
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     confirm_on_phone(page, relay, username)
-    page.wait_for_selector("#roles")
+    page.wait_for_selector("#roles, #no-roles")
     return context, page
 
 
@@ -42,17 +43,17 @@ def approve(page, relay, username: str, document_url: str, action: str) -> dict:
     return pushed
 
 
-def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
+def test_a_claim_signed_checked_approved_twice_on_the_phones_and_archived(
     browser, demo, relay, tmp_path
 ):
     portal = demo["portal"]
 
-    somchai, page = sign_in_to_portal(browser, demo, relay, "somchai")
-    assert page.locator('#roles li[data-role="recorder"]').count() == 1
-    page.click("#new-document")
+    wichai, page = sign_in_to_portal(browser, demo, relay, "wichai")
+    assert page.locator("#no-roles").count() == 1  # a civil servant with no GFMS role
+    page.click("#new-claim")
     page.select_option("#type", "travel")
     page.fill("#amount", "18,450.50")
-    page.fill("#payee", "นายสมชาย ใจดี")
+    page.fill("#payee", "นายวิชัย มีสิทธิ์")
     page.fill("#description", "เดินทางไปราชการ เชียงใหม่ 3 วัน")
     receipt = tmp_path / "receipt.pdf"
     receipt.write_bytes(b"%PDF-1.4\n% hotel and train receipts\n")
@@ -63,6 +64,38 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
     number = page.inner_text("#number")
     assert "18,450.50 บาท" in page.inner_text("#amount")
     assert page.get_attribute("#status", "data-status") == "recorded"
+    # Submitting is signing: the phone shows what he signs.
+    pushed = approve(page, relay, "wichai", document_url, "claim")
+    details = pushed["authorization_details"][0]
+    assert details["actions"] == ["claim"]
+    assert details["amount"]["value"] == "18450.50"
+    assert page.get_attribute("#status", "data-status") == "submitted"
+
+    # The finance officer sends it back once, saying why.
+    somchai, officer = sign_in_to_portal(browser, demo, relay, "somchai")
+    officer.goto(document_url)
+    officer.fill("#reason", "กรุณาแนบใบเสร็จค่าที่พัก")
+    officer.click("#send-back")
+    officer.wait_for_selector("#return-reason")
+    assert officer.get_attribute("#status", "data-status") == "returned"
+
+    # The claimant reads why, adds the receipt and signs again.
+    page.goto(document_url)
+    assert "กรุณาแนบใบเสร็จค่าที่พัก" in page.inner_text("#return-reason")
+    page.click("#edit")
+    hotel = tmp_path / "hotel.pdf"
+    hotel.write_bytes(b"%PDF-1.4\n% hotel receipt\n")
+    page.set_input_files("#files", str(hotel))
+    page.click("#save")
+    page.wait_for_selector("#number")
+    approve(page, relay, "wichai", document_url, "claim")
+    assert page.get_attribute("#status", "data-status") == "submitted"
+    wichai.close()
+
+    # ... and the officer signs that it was checked.
+    pushed = approve(officer, relay, "somchai", document_url, "check")
+    assert pushed["authorization_details"][0]["actions"] == ["check"]
+    assert officer.get_attribute("#status", "data-status") == "checked"
     somchai.close()
 
     malee, malee_page = sign_in_to_portal(browser, demo, relay, "malee")
@@ -75,25 +108,28 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
     prasert, prasert_page = sign_in_to_portal(browser, demo, relay, "prasert")
     approve(prasert_page, relay, "prasert", document_url, "approve-2")
     assert prasert_page.get_attribute("#status", "data-status") == "payment_approved"
-    assert prasert_page.locator("#signatures li").count() == 2
+    assert prasert_page.locator("#signatures li").count() == 4
     with prasert_page.expect_download() as download:
         prasert_page.click("#export")
     bundle = tmp_path / "bundle.json"
     download.value.save_as(bundle)
     prasert.close()
 
-    # Offline: the file, and the IdP's published keys fetched from the IdP beforehand.
+    # Offline: the file, and the IdP's key history and issuer obtained from the IdP
+    # beforehand; the client from the verifier's own settings (the demo's gfms-portal).
     jwks = tmp_path / "jwks.json"
-    jwks.write_text(requests.get(f"{demo['idp']}/jwks.json", timeout=10).text)
+    jwks.write_text(requests.get(f"{demo['idp']}/jwks/history.json", timeout=10).text)
     done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle),
-                           "--jwks", str(jwks)],
+                           "--jwks", str(jwks), "--issuer", demo["idp"]],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("OK")
+    for action in ("claim", "check", "approve-1", "approve-2"):
+        assert f"{number} {action} by" in done.stdout
     tampered = tmp_path / "tampered.json"
     tampered.write_text(bundle.read_text().replace("18450.50", "98450.50", 1))
     done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(tampered),
-                           "--jwks", str(jwks)],
+                           "--jwks", str(jwks), "--issuer", demo["idp"]],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert done.stdout.strip().endswith("FAIL")

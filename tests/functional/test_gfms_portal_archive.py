@@ -20,6 +20,7 @@ from gfms_portal.bundle import TrustAnchor
 from gfms_portal.bundle import load_key_history
 from gfms_portal.bundle import verify_bundle
 from gfms_portal.cli import main
+from tests.functional.test_gfms_portal import checked
 from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
 from tests.functional.test_gfms_portal import user
 from tests.portal_stack import CLIENT_ID
@@ -31,7 +32,7 @@ PDF = b"%PDF-1.4\n% receipts of the trip to Chiang Mai\n"
 
 @pytest.fixture
 def bundle(portal: PortalStack, tmp_path: Path) -> Path:  # noqa: F811
-    url = user(portal, "somchai").record(files={"files": ("receipt.pdf", PDF, "application/pdf")})
+    url = checked(portal, files={"files": ("receipt.pdf", PDF, "application/pdf")})
     user(portal, "malee").approve(url, "approve-1")
     prasert = user(portal, "prasert")
     prasert.approve(url, "approve-2")
@@ -69,13 +70,14 @@ def trust_of(path: Path) -> TrustAnchor:
 
 def test_an_exported_bundle_verifies_offline(bundle, capsys):
     data = json.loads(bundle.read_text())
-    assert [s["action"] for s in data["signatures"]] == ["approve-1", "approve-2"]
+    assert [s["action"] for s in data["signatures"]] == ["claim", "check", "approve-1",
+                                                         "approve-2"]  # fmt: skip
     assert base64.b64decode(data["attachments"][0]["content"]) == PDF
     code, out = verify(bundle, capsys)
     assert code == 0, out
     assert out.strip().endswith("OK")
-    assert "approve-1 by" in out
-    assert "approve-2 by" in out
+    for action in ("claim", "check", "approve-1", "approve-2"):
+        assert f"{action} by" in out
     # Also as a module, as an auditor would run it, the trust anchor from its configuration.
     env = {**os.environ, "PORTAL_ISSUER": (bundle.parent / "issuer").read_text(),
            "PORTAL_CLIENT_ID": CLIENT_ID}  # fmt: skip

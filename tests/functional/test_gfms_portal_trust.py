@@ -22,28 +22,23 @@ from gfms_portal.documents import document_sha256
 from idp.oidc.keys import SUPPORTED_ALGS
 from idp.oidc.keys import retire_expired
 from idp.oidc.keys import rotate_keys
+from tests.functional.test_gfms_portal import CLAIMANT
+from tests.functional.test_gfms_portal import ROLES
+from tests.functional.test_gfms_portal import checked
+from tests.functional.test_gfms_portal import portal_with
 from tests.functional.test_gfms_portal import user
 from tests.functional.test_gfms_portal_archive import verify
-from tests.functional.test_role_tokens import add_unit
-from tests.functional.test_role_tokens import assign
 from tests.nexus_server import match_number
 from tests.portal_stack import PortalStack
-from tests.portal_stack import portal_stack
 from tests.push_stack import Login
-from tests.push_stack import push_stack
 
-PEOPLE = ("somchai", "malee", "prasert")
-OUTSIDERS = ("anong", "boonmee")  # bound phones, no role anywhere
+OUTSIDERS = ("anong", "boonmee")  # bound phones, accounts of the unit, no role anywhere
 
 
 @pytest.fixture
 def portal(settings, deps, tmp_path) -> Iterator[PortalStack]:
-    with push_stack(settings, deps, tmp_path, users=PEOPLE + OUTSIDERS) as stack:
-        add_unit(stack.deps)
-        for username, role in zip(PEOPLE, ("recorder", "approve-1", "approve-2"), strict=True):
-            assign(stack.deps, username, role)
-        with portal_stack(stack, tmp_path) as running:
-            yield running
+    with portal_with(settings, deps, tmp_path, (*ROLES, CLAIMANT, *OUTSIDERS)) as running:
+        yield running
 
 
 def _history(portal: PortalStack) -> dict[str, Any]:
@@ -57,7 +52,7 @@ def _anchor(portal: PortalStack, folder: Path) -> None:
 
 
 def _genuine_bundle(portal: PortalStack, folder: Path) -> Path:
-    url = user(portal, "somchai").record()
+    url = checked(portal)
     user(portal, "malee").approve(url, "approve-1")
     prasert = user(portal, "prasert")
     prasert.approve(url, "approve-2")
@@ -181,6 +176,7 @@ ATTACK = {
     "payee": "Attacker Co., Ltd.",
     "description": "",
     "recorder": {"sub": "nobody", "name": "nobody"},
+    "claimant": {"username": "anong"},
     "created_at": "2026-12-01T00:00:00+00:00",
     "attachments": [],
 }
