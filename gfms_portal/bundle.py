@@ -102,6 +102,8 @@ def archived_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
 class Report:
     ok: bool = True
     lines: list[str] = field(default_factory=list)
+    # Each signature's outcome, by "<document number> <action>".
+    signatures: dict[str, bool] = field(default_factory=dict)
 
     def fail(self, message: str) -> None:
         self.ok = False
@@ -262,6 +264,7 @@ def _check_bundle(
         if rule is None:
             continue
         signer = _check_signature(report, signature, content, rule, trust)
+        report.signatures[f"{number} {rule.action}"] = signer is not None
         if signer:
             signers.append(signer)
     # Separation of duties: one person gives at most one signature of a document, in person

@@ -1,5 +1,6 @@
 """``gfms-portal [serve] [--port 8200]`` runs the portal; ``gfms-portal verify BUNDLE`` checks
-an archived bundle offline and prints OK or FAIL."""
+an archived bundle (or a period's export) offline and prints OK or FAIL; ``gfms-portal purge``
+deletes the documents whose retention period has ended."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "verify":
         sys.exit(verify(args[1:]))
+    if args and args[0] == "purge":
+        sys.exit(purge(args[1:]))
     if args and args[0] == "serve":
         args = args[1:]
     serve(args)
@@ -69,3 +72,24 @@ def verify(argv: list[str]) -> int:
         print(line)
     print("OK" if report.ok else "FAIL")
     return 0 if report.ok else 1
+
+
+def purge(argv: list[str]) -> int:
+    from datetime import UTC
+    from datetime import datetime
+
+    from gfms_portal.archive import purge_expired
+    from gfms_portal.settings import PortalSettings
+    from gfms_portal.store import make_engine
+    from gfms_portal.store import prepare
+
+    argparse.ArgumentParser(
+        prog="gfms-portal purge",
+        description="delete documents and evidence older than PORTAL_RETENTION_YEARS",
+    ).parse_args(argv)
+    settings = PortalSettings()
+    with prepare(make_engine(settings.database_url)).begin() as db:
+        gone = purge_expired(db, now=datetime.now(UTC), years=settings.retention_years)
+    print(f"deleted {len(gone)} document(s) past {settings.retention_years} years: "
+          + (", ".join(gone) or "none"))  # fmt: skip
+    return 0

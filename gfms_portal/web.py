@@ -35,8 +35,11 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from gfms_portal import Portal
+from gfms_portal import archive
 from gfms_portal import documents
+from gfms_portal.bundle import TrustAnchor
 from gfms_portal.bundle import export_bundle
+from gfms_portal.bundle import load_key_history
 from gfms_portal.documents import Draft
 from gfms_portal.documents import Person
 from gfms_portal.documents import Upload
@@ -197,7 +200,8 @@ def healthz() -> Response:
 def index() -> Response:
     if g.portal_session is None:
         return page("index.html", notice=request.args.get("notice"))
-    return page("home.html", me=person(), session=g.portal_session)
+    return page("home.html", me=person(), session=g.portal_session,
+                auditor=bool(_auditor_units()))  # fmt: skip
 
 
 # --- sign-in and sign-out -------------------------------------------------------------------
@@ -570,12 +574,69 @@ def bundle(document_id: int) -> Response:
     idp = portal().idp
     data = export_bundle(document, issuer=idp.issuer, client_id=idp.client_id,
                          jwks=idp.key_history_document())  # fmt: skip
+    return _download(data, f"gfms-{document.number}.bundle.json")
+
+
+def _download(data: dict[str, Any], filename: str) -> Response:
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="gfms-{document.number}.bundle.json"'
-    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# --- the archive, read by auditors -------------------------------------------------------
+
+
+def _auditor_units() -> set[str]:
+    return portal().settings.auditor_units(person().username)
+
+
+def _trust() -> TrustAnchor:
+    """The portal's own trust anchor: its issuer and client, the IdP's key history."""
+    idp = portal().idp
+    try:
+        keys = load_key_history(idp.key_history_document())
+    except ValueError as exc:
+        raise IdpUnavailableError("key history") from exc
+    return TrustAnchor(issuer=idp.issuer, client_id=idp.client_id, keys=keys)
+
+
+@bp.get("/audit")
+@signed_in
+def audit() -> Response:
+    """กค 0402.2/ว 3 ข้อ 4: read-only oversight of the units in the auditor's scope, each
+    signature checked as the State Audit Office would check it."""
+    units = _auditor_units()
+    if not units:
+        return error_page("not_allowed", 403)
+    found = archive.documents_in(db(), units)
+    years = portal().settings.retention_years
+    today = now().astimezone(archive.BANGKOK).date()
+    return page("audit.html", documents=found, units=sorted(units),
+                reports=archive.verify_documents(found, _trust()), retention_years=years,
+                kept_until={d.id: archive.retained_until(d, years=years).isoformat()
+                            for d in found},
+                start=today.replace(day=1).isoformat(), end=today.isoformat())  # fmt: skip
+
+
+@bp.get("/audit/export")
+@signed_in
+def audit_export() -> Response:
+    """Every bundle of the period in the auditor's units, as one file for ``gfms-portal
+    verify``."""
+    units = _auditor_units()
+    if not units:
+        return error_page("not_allowed", 403)
+    try:
+        period = archive.Period.parse(request.args.get("start", ""), request.args.get("end", ""))
+    except ValueError:
+        return error_page("invalid_document", 400)
+    idp = portal().idp
+    data = archive.export_period(
+        archive.documents_in(db(), units, period), period=period, units=units,
+        issuer=idp.issuer, client_id=idp.client_id, key_history=idp.key_history_document(),
+    )  # fmt: skip
+    return _download(data, f"gfms-export-{period.start}-{period.end}.json")
 
 
 # --- a bearer-token API ---------------------------------------------------------------------

@@ -6,9 +6,12 @@ the helpdesk suspends malee's phone and her portal session ends."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +20,7 @@ from tests.browser.demo_stack import PASSWORD
 from tests.browser.demo_stack import confirm_on_phone
 from tests.browser.demo_stack import suspend_phone_at_helpdesk
 from tests.servers import ROOT
+from tests.servers import run_cli
 
 pytestmark = pytest.mark.browser
 
@@ -148,3 +152,20 @@ def test_a_claim_signed_checked_approved_twice_on_the_phones_and_archived(
         assert time.monotonic() < deadline, "the portal session outlived the suspension"
         time.sleep(0.5)
     malee.close()
+
+    # The IdP's signing keys are rotated and the old ones retired: the same bundle still
+    # verifies against the key history, which keeps every key that ever signed.
+    env = {**os.environ, "IDP_DATABASE_URL": f"sqlite:///{Path(demo['folder']) / 'idp.sqlite3'}",
+           "IDP_ISSUER": demo["idp"]}  # fmt: skip
+    env.pop("IDP_REDIS_URL", None)
+    old = [k["kid"] for k in json.loads(jwks.read_text())["keys"]]
+    run_cli(env, "keys", "rotate", "--force")
+    for kid in old:
+        run_cli(env, "keys", "retire", kid)
+    history = requests.get(f"{demo['idp']}/jwks/history.json", timeout=10).json()["keys"]
+    assert all(k.get("signed_until") for k in history if k["kid"] in old)
+    jwks.write_text(json.dumps({"keys": history}))
+    done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle),
+                           "--jwks", str(jwks), "--issuer", demo["idp"]],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

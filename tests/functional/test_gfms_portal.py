@@ -40,7 +40,9 @@ def portal(settings, deps, tmp_path) -> Iterator[PortalStack]:
 
 
 @contextmanager
-def portal_with(settings, deps, tmp_path, users: tuple[str, ...]) -> Iterator[PortalStack]:
+def portal_with(
+    settings, deps, tmp_path, users: tuple[str, ...], **changes: Any
+) -> Iterator[PortalStack]:
     """The portal next to the IdP; each user has a bound phone and an account of the unit,
     and the first three their roles there."""
     with push_stack(settings, deps, tmp_path, users=users) as stack:
@@ -49,7 +51,7 @@ def portal_with(settings, deps, tmp_path, users: tuple[str, ...]) -> Iterator[Po
             session.execute(update(User).where(User.username.in_(users)).values(unit_code=UNIT))
         for username, role in ROLES.items():
             assign(stack.deps, username, role)
-        with portal_stack(stack, tmp_path) as running:
+        with portal_stack(stack, tmp_path, **changes) as running:
             yield running
 
 
