@@ -32,7 +32,7 @@ from gfms_portal.models import Document
 from gfms_portal.models import Signature
 from gfms_portal.models import Status
 
-# The e-Fiscal rule's kinds of disbursement request.
+# The kinds of expense of ข้อ ๑.๑ (the letter says "such as" (เช่น): "other" is allowed too).
 TYPES = (
     "travel",
     "meeting_allowance",
@@ -41,14 +41,75 @@ TYPES = (
     "child_education_welfare",
     "training",
     "overtime",
+    "other",
 )
 PAYMENT_APPROVAL = "gfmis_payment_approval"
-APPROVE_1, APPROVE_2 = "approve-1", "approve-2"
-# The one transition each approval makes (a state machine that refuses any other move).
-TRANSITIONS = {
-    APPROVE_1: (Status.RECORDED, Status.WITHDRAWAL_APPROVED),
-    APPROVE_2: (Status.WITHDRAWAL_APPROVED, Status.PAYMENT_APPROVED),
+CLAIM, CHECK, APPROVE_1, APPROVE_2 = "claim", "check", "approve-1", "approve-2"
+CLAIMANT = "claimant"  # not an IdP role: the person the request names as entitled to claim
+# The one transition each signature makes (a state machine that refuses any other move).
+TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {
+    CLAIM: ((Status.RECORDED, Status.RETURNED), Status.SUBMITTED),
+    CHECK: ((Status.SUBMITTED,), Status.CHECKED),
+    APPROVE_1: ((Status.CHECKED,), Status.WITHDRAWAL_APPROVED),
+    APPROVE_2: ((Status.WITHDRAWAL_APPROVED,), Status.PAYMENT_APPROVED),
 }
+EDITABLE = (Status.RECORDED, Status.RETURNED)
+
+
+@dataclass(frozen=True)
+class SigningRule:
+    """One signature a document needs: who may give it and which rule requires it."""
+
+    action: str
+    role: str  # the IdP role held in the document's unit, or CLAIMANT
+    reason: str
+
+    def requirement(self, content: dict[str, Any]) -> str:
+        if self.role == CLAIMANT:
+            claimant = (content.get("claimant") or {}).get("username")
+            return (f"the signer is not the claimant named in the document ({claimant})"
+                    f" of unit {content.get('unit')}")  # fmt: skip
+        return f"the signer did not hold the {self.role} role in unit {content.get('unit')}"
+
+
+# The Ministry of Finance's letter กค 0402.2/ว 3 (6 January 2025) on e-Fiscal documents: the
+# four signatures of every request, in this order.
+SIGNING_RULES = (
+    SigningRule(CLAIM, CLAIMANT,
+                "กค 0402.2/ว 3 ข้อ 1.2: the person entitled submits and signs the request"
+                " (ผู้มีสิทธิยื่นคำขอเบิกลงลายมือชื่ออิเล็กทรอนิกส์)"),
+    SigningRule(CHECK, "recorder",
+                "กค 0402.2/ว 3 ข้อ 1.3: the finance officer signs that it was checked"
+                " (เจ้าหน้าที่การเงินตรวจสอบความถูกต้อง)"),
+    SigningRule(APPROVE_1, "approve-1",
+                "กค 0402.2/ว 3 ข้อ 2: approval of the withdrawal (อนุมัติการเบิกเงิน)"),
+    SigningRule(APPROVE_2, "approve-2",
+                "กค 0402.2/ว 3 ข้อ 2: approval of the payment (อนุมัติการจ่ายเงิน)"),
+)  # fmt: skip
+RULES = {rule.action: rule for rule in SIGNING_RULES}
+
+
+def held_role(
+    claims: dict[str, Any], id_claims: dict[str, Any], content: dict[str, Any], rule: SigningRule
+) -> dict[str, str] | None:
+    """What the IdP's tokens say the signer was when they were issued, for this signature:
+    the role held in the document's unit (``substitute_for`` when acting for someone), or for
+    the claim the claimant named in the document, an account of that unit. None if not."""
+    unit = content.get("unit")
+    if rule.role == CLAIMANT:
+        claimant = (content.get("claimant") or {}).get("username")
+        if (claimant and id_claims.get("preferred_username") == claimant
+                and id_claims.get("gfms_unit") == unit):  # fmt: skip
+            return {"role": CLAIMANT, "unit": str(unit)}
+        return None
+    roles = claims.get("gfms_roles")
+    for role in roles if isinstance(roles, list) else []:
+        if isinstance(role, dict) and role.get("role") == rule.role and role.get("unit") == unit:
+            return {k: str(v) for k, v in role.items()}
+    return None
+
+
+_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _MAX_AMOUNT = Decimal("999999999999.99")
 _SNIFF = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -75,6 +136,8 @@ class Person:
     sub: str
     name: str
     roles: tuple[dict[str, str], ...]
+    username: str = ""
+    unit: str | None = None  # the unit the account was issued for
 
     def holds(self, role: str, unit: str) -> dict[str, str] | None:
         return next((r for r in self.roles if r.get("role") == role and r.get("unit") == unit),
@@ -82,6 +145,12 @@ class Person:
 
     def units(self) -> set[str]:
         return {r["unit"] for r in self.roles if "unit" in r}
+
+    def may_see(self, document: Document) -> bool:
+        """A unit's documents to those with a role there; a claim to its claimant."""
+        return document.unit in self.units() or (
+            bool(self.username) and document.claimant_username == self.username
+        )
 
 
 def validate_draft(draft: Draft) -> Draft:
@@ -124,19 +193,27 @@ def sniff(content: bytes) -> str:
 
 def record_document(
     db: Session, person: Person, draft: Draft, uploads: list[Upload], *, now: datetime,
-    max_bytes: int, form_id: str | None = None,
+    max_bytes: int, form_id: str | None = None, claimant: str = "",
 ) -> Document:  # fmt: skip
-    """A recorder records a request in one of their units; it gets its number at once.
+    """A civil servant keys in their own request in their unit, or a recorder keys one in for
+    a claimant of one of their units; it gets its number at once and becomes a claim only
+    when the claimant signs it.
 
     Raises:
         InvalidDocumentError, NotAllowedError
     """
     draft = validate_draft(draft)
-    if person.holds("recorder", draft.unit) is None:
+    claimant = claimant.strip() or person.username
+    if not _USERNAME.fullmatch(claimant):
+        raise InvalidDocumentError("claimant")
+    if claimant == person.username and person.unit == draft.unit:
+        pass  # their own claim, in the unit their account was issued for
+    elif person.holds("recorder", draft.unit) is None:
         raise NotAllowedError("recorder")
     document = Document(type=draft.type, unit=draft.unit, amount=draft.amount,
                         payee=draft.payee, description=draft.description,
-                        recorder_sub=person.sub, recorder_name=person.name, form_id=form_id,
+                        recorder_sub=person.sub, recorder_name=person.name,
+                        claimant_username=claimant, form_id=form_id,
                         status=Status.RECORDED, created_at=now, updated_at=now)  # fmt: skip
     db.add(document)
     db.flush()
@@ -160,18 +237,19 @@ def edit_document(
     db: Session, document: Document, person: Person, draft: Draft, uploads: list[Upload], *,
     now: datetime, max_bytes: int,
 ) -> Document:  # fmt: skip
-    """The recorder corrects a request nobody approved yet.
+    """The one who keyed it in, or its claimant, corrects a request not yet a claim or sent
+    back for correction.
 
     Raises:
         InvalidDocumentError, NotAllowedError
     """
     draft = validate_draft(Draft(draft.type, draft.amount, draft.payee, draft.description,
                                  document.unit))  # fmt: skip
-    # Only the one who recorded it corrects it: another recorder's change would make them the
-    # document's author without the recorder's separation of duties.
-    if person.holds("recorder", document.unit) is None or document.recorder_sub != person.sub:
+    # Only its author or its claimant corrects it: another recorder's change would put words
+    # in the claimant's mouth that the claimant then signs unawares.
+    if not may_edit(document, person):
         raise NotAllowedError("recorder")
-    if document.status != Status.RECORDED or document.signatures:
+    if document.status not in EDITABLE or document.signatures:
         raise NotAllowedError("approved")
     document.type, document.amount = draft.type, draft.amount
     document.payee, document.description = draft.payee, draft.description
@@ -182,6 +260,13 @@ def edit_document(
     except StaleDataError as exc:
         raise NotAllowedError("approved") from exc
     return document
+
+
+def may_edit(document: Document, person: Person) -> bool:
+    if document.status not in EDITABLE or document.signatures:
+        return False
+    keyed = document.recorder_sub == person.sub
+    return keyed or (bool(person.username) and document.claimant_username == person.username)
 
 
 def _attach(
@@ -200,7 +285,7 @@ def _attach(
 
 
 def document_content(document: Document) -> dict[str, Any]:
-    """What an approver signs: every recorded field and each attachment's SHA-256 (never the
+    """What every signer signs: every recorded field and each attachment's SHA-256 (never the
     status or the signatures, which the approvals add)."""
     return {
         "number": document.number,
@@ -210,6 +295,7 @@ def document_content(document: Document) -> dict[str, Any]:
         "payee": document.payee,
         "description": document.description,
         "recorder": {"sub": document.recorder_sub, "name": document.recorder_name},
+        "claimant": {"username": document.claimant_username},
         "created_at": _iso(document.created_at),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size,
@@ -248,39 +334,78 @@ def build_authorization_details(content: dict[str, Any], action: str) -> list[di
 
 def check_separation_of_duties(document: Document, person: Person, action: str,
                                role: dict[str, str]) -> None:  # fmt: skip
-    """Per document: the recorder never approves it, and one person never gives both
-    approvals, neither themselves nor as someone's substitute (nor for someone who did).
+    """Per document, one person gives at most one of the four signatures: neither themselves
+    nor as someone's substitute (nor for someone who gave another one).
 
     Raises:
         SeparationOfDutiesError
     """
     acting = {person.sub, role.get("substitute_for")} - {None}
-    if document.recorder_sub in acting:
-        raise SeparationOfDutiesError("recorder")
     for signature in document.signatures:
         if signature.action == action:
             continue
         signed = {signature.signer_sub, signature.substitute_for} - {None}
         if acting & signed:
-            raise SeparationOfDutiesError("both_approvals")
+            raise SeparationOfDutiesError(signature.action)
 
 
-def check_may_approve(document: Document, person: Person, action: str) -> dict[str, str]:
-    """The approver holds the action's role in the document's unit, the document waits for
-    this approval, and separation of duties allows it. Returns the role held.
+def check_may_sign(document: Document, person: Person, action: str) -> dict[str, str]:
+    """The signer is who the signing rule names (the claimant; or a holder of the role in
+    the document's unit), the document waits for this signature, and separation of duties
+    allows it. Returns the role held.
 
     Raises:
         NotAllowedError, SeparationOfDutiesError
     """
-    if action not in TRANSITIONS:
+    rule = RULES.get(action)
+    if rule is None:
         raise NotAllowedError("action")
-    role = person.holds(action, document.unit)
+    if rule.role == CLAIMANT:
+        if not person.username or person.username != document.claimant_username:
+            raise NotAllowedError("claimant")
+        if person.unit != document.unit:
+            raise NotAllowedError("unit")
+        role: dict[str, str] | None = {"role": CLAIMANT, "unit": document.unit}
+    else:
+        role = person.holds(rule.role, document.unit)
     if role is None:
         raise NotAllowedError("role")
-    if document.status != TRANSITIONS[action][0]:
+    if document.status not in TRANSITIONS[action][0]:
         raise NotAllowedError("status")
     check_separation_of_duties(document, person, action, role)
     return role
+
+
+def send_back(db: Session, document: Document, person: Person, reason: str, *,
+              now: datetime) -> Document:  # fmt: skip
+    """The finance officer returns a signed claim for correction, saying why; the claim
+    signature stays on file, superseded, and the claimant signs again after correcting.
+
+    Raises:
+        InvalidDocumentError, NotAllowedError, SeparationOfDutiesError
+    """
+    reason = " ".join(reason.split())
+    if not 1 <= len(reason) <= 500:
+        raise InvalidDocumentError("reason")
+    # The same checks as for signing "checked": only the one who may check may send back.
+    check_may_sign(document, person, CHECK)
+    moved = db.execute(
+        update(Document)
+        .where(Document.id == document.id, Document.status == Status.SUBMITTED,
+               Document.version == document.version)
+        .values(status=Status.RETURNED, return_reason=reason, returned_by_name=person.name,
+                returned_at=now, updated_at=now, version=document.version + 1)
+    )  # fmt: skip
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotAllowedError("status")
+    db.execute(
+        update(Signature)
+        .where(Signature.document_id == document.id, Signature.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    db.flush()
+    db.refresh(document)
+    return document
 
 
 def record_signature(
@@ -292,12 +417,14 @@ def record_signature(
     requested_details: list[dict[str, Any]],
     access_claims: dict[str, Any],
     access_token: str,
+    id_token: str,
+    id_claims: dict[str, Any],
     evidence: dict[str, Any],
     signer_name: str,
     now: datetime,
 ) -> Signature:
-    """Keep the approver's electronic signature and move the document on, once everything
-    the phone confirmed is what the portal holds now.
+    """Keep the signer's electronic signature and move the document on, once everything the
+    phone confirmed is what the portal holds now.
 
     Raises:
         ConfirmationMismatchError, EvidenceInvalidError, NotAllowedError,
@@ -324,14 +451,16 @@ def record_signature(
         raise ConfirmationMismatchError("evidence")
     sub = str(access_claims["sub"])
     roles = tuple(access_claims.get("gfms_roles") or ())
-    person = Person(sub=sub, name=signer_name, roles=roles)
-    role = check_may_approve(document, person, action)
+    person = Person(sub=sub, name=signer_name, roles=roles,
+                    username=str(id_claims.get("preferred_username") or ""),
+                    unit=id_claims.get("gfms_unit"))  # fmt: skip
+    role = check_may_sign(document, person, action)
     before, after = TRANSITIONS[action]
     # One transition per document and action, even for two callbacks racing, and only for
     # the version the hash was taken of: an edit that landed meanwhile wins the race.
     moved = db.execute(
         update(Document)
-        .where(Document.id == document.id, Document.status == before,
+        .where(Document.id == document.id, Document.status.in_(before),
                Document.version == document.version)
         .values(status=after, updated_at=now, version=document.version + 1)
     )  # fmt: skip
@@ -339,8 +468,8 @@ def record_signature(
         raise NotAllowedError("status")
     signature = Signature(
         document_id=document.id, action=action, signer_sub=sub, signer_name=signer_name,
-        substitute_for=role.get("substitute_for"), access_token=access_token,
-        evidence=evidence, txn_hash=details_hash(expected),
+        substitute_for=role.get("substitute_for") or None, access_token=access_token,
+        id_token=id_token, evidence=evidence, txn_hash=details_hash(expected),
         document_sha256=requested_sha256, signed_at=now,
     )  # fmt: skip
     db.add(signature)
@@ -354,3 +483,10 @@ def documents_for(db: Session, units: set[str]) -> list[Document]:
         return []
     query = select(Document).where(Document.unit.in_(sorted(units))).order_by(Document.id.desc())
     return list(db.scalars(query))
+
+
+def claims_of(db: Session, username: str) -> list[Document]:
+    if not username:
+        return []
+    query = select(Document).where(Document.claimant_username == username)
+    return list(db.scalars(query.order_by(Document.id.desc())))

@@ -37,3 +37,7 @@ class NotAllowedError(PortalError):
 
 class InvalidDocumentError(PortalError):
     code = "invalid_document"
+
+
+class UntrustedKeyError(PortalError):
+    code = "untrusted_key"

@@ -48,7 +48,37 @@ TEXT: dict[str, tuple[str, str]] = {
     "approve-1": ("อนุมัติเบิกเงิน (ยืนยันบนโทรศัพท์)", "Approve withdrawal (confirm on phone)"),
     "approve-2": ("อนุมัติจ่ายเงิน (ยืนยันบนโทรศัพท์)", "Approve payment (confirm on phone)"),
     "export": ("ส่งออกชุดเอกสารพร้อมลายมือชื่อ", "Export the signed bundle"),
-    "status:recorded": ("บันทึกแล้ว รออนุมัติเบิก", "Recorded, awaiting withdrawal approval"),
+    "status:recorded": (
+        "บันทึกแล้ว รอผู้มีสิทธิลงนามยื่นคำขอเบิก",
+        "Recorded, awaiting the claimant's signature",
+    ),
+    "status:submitted": (
+        "ยื่นคำขอเบิกแล้ว รอเจ้าหน้าที่การเงินตรวจสอบ",
+        "Claim signed, awaiting the finance officer's check",
+    ),
+    "status:returned": ("ส่งกลับให้แก้ไข", "Sent back for correction"),
+    "status:checked": ("ตรวจสอบแล้ว รออนุมัติเบิก", "Checked, awaiting withdrawal approval"),
+    "role:claim": ("ผู้มีสิทธิยื่นคำขอเบิก", "Claimant"),
+    "role:check": ("เจ้าหน้าที่การเงิน (ตรวจสอบแล้ว)", "Finance officer (checked)"),
+    "claim": ("ลงนามยื่นคำขอเบิก (ยืนยันบนโทรศัพท์)", "Sign and submit the claim (confirm on phone)"),
+    "check": ("ลงนามว่าตรวจสอบแล้ว (ยืนยันบนโทรศัพท์)", "Sign as checked (confirm on phone)"),
+    "send_back": ("ส่งกลับให้แก้ไข", "Send back for correction"),
+    "reason": ("เหตุผล", "Reason"),
+    "claimant": ("ผู้มีสิทธิยื่นคำขอเบิก (ชื่อผู้ใช้)", "Claimant (username)"),
+    "my_claims": ("คำขอเบิกของฉัน", "My claims"),
+    "returned_notice": ("ส่งกลับให้ผู้ยื่นคำขอแก้ไขแล้ว", "Sent back to the claimant"),
+    "signed_notice": ("ลงนามแล้ว", "Signed"),
+    "type:other": ("ค่าใช้จ่ายอื่น", "Other expense"),
+    "audit": ("ตรวจสอบเอกสารและลายมือชื่ออิเล็กทรอนิกส์", "Audit of documents and e-signatures"),
+    "audit_scope": ("หน่วยงานที่ตรวจสอบได้", "Units in scope"),
+    "retention": ("ระยะเวลาเก็บรักษา", "Retention"),
+    "years": ("ปี", "years"),
+    "period_start": ("ตั้งแต่วันที่", "From"),
+    "period_end": ("ถึงวันที่", "To"),
+    "export_period": ("ส่งออกชุดเอกสารทั้งหมดของช่วงเวลา", "Export every bundle of the period"),
+    "kept_until": ("เก็บรักษาถึง", "Kept until"),
+    "verified": ("ตรวจสอบลายมือชื่อถูกต้อง", "signature verifies"),
+    "not_verified": ("ตรวจสอบลายมือชื่อไม่ผ่าน", "signature does NOT verify"),
     "status:withdrawal_approved": (
         "อนุมัติเบิกแล้ว รออนุมัติจ่าย",
         "Withdrawal approved, awaiting payment approval",
@@ -85,9 +115,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Please approve again.",
     ),
     "err:separation_of_duties": (
-        "ขัดหลักการแบ่งแยกหน้าที่: ผู้บันทึกอนุมัติเอกสารของตนไม่ได้ และบุคคลเดียวอนุมัติทั้งสองขั้นไม่ได้",
-        "Separation of duties: the recorder cannot approve their own request, and one person "
-        "cannot give both approvals.",
+        "ขัดหลักการแบ่งแยกหน้าที่: บุคคลเดียวลงนามได้เพียงหนึ่งในสี่ขั้นของเอกสาร"
+        " (ยื่นคำขอ ตรวจสอบ อนุมัติเบิก อนุมัติจ่าย) รวมถึงการปฏิบัติงานแทน",
+        "Separation of duties: one person gives at most one of a document's four signatures "
+        "(claim, check, withdrawal, payment), substitutes included.",
     ),
     "err:not_allowed": (
         "ท่านไม่มีสิทธิ์ดำเนินการนี้ หรือเอกสารไม่อยู่ในสถานะที่ทำได้",

@@ -26,6 +26,12 @@ ALGORITHMS = ["ES256", "RS256"]  # RFC 8725 §3.1: what the IdP signs with, neve
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 _JWKS_MIN_REFRESH = 10.0
+# OIDC Core §5.5: the person's name and unit in the ID token itself, so that a signature's
+# ID token names its signer under the IdP's signature (the archive shows who signed).
+ID_TOKEN_CLAIMS = json.dumps(
+    {"id_token": {"name": None, "preferred_username": None, "gfms_unit": None}},
+    separators=(",", ":"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,6 @@ class IdpClient:
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
-        self._keys_raw: dict[str, Any] | None = None
         self._keys_fetched = 0.0
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -78,15 +83,17 @@ class IdpClient:
                 answer = self._get(self.metadata()["jwks_uri"])
                 if answer.status_code != 200:
                     raise IdpUnavailableError(f"JWKS answered {answer.status_code}")
-                self._keys_raw = dict(answer.json())
-                self._keys = KeySet.import_key_set(self._keys_raw)  # type: ignore[arg-type]
+                self._keys = KeySet.import_key_set(answer.json())
                 self._keys_fetched = time.monotonic()
             return self._keys
 
-    def jwks_document(self) -> dict[str, Any]:
-        """The published key set as fetched (archived with every bundle)."""
-        self.jwks(refresh=True)
-        return dict(self._keys_raw or {})
+    def key_history_document(self) -> dict[str, Any]:
+        """Every key the IdP ever signed with, with its period (archived with every bundle,
+        for the record): discovery's ``signing_key_history_uri``."""
+        answer = self._get(self.metadata()["signing_key_history_uri"])
+        if answer.status_code != 200:
+            raise IdpUnavailableError(f"key history answered {answer.status_code}")
+        return dict(answer.json())
 
     def _oauth(self, **kwargs: Any) -> OAuth2Session:
         return OAuth2Session(
@@ -109,7 +116,7 @@ class IdpClient:
         endpoint = self.metadata()["authorization_endpoint"]
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)
-        extra: dict[str, str] = {"nonce": nonce}
+        extra: dict[str, str] = {"nonce": nonce, "claims": ID_TOKEN_CLAIMS}
         if authorization_details is not None:
             extra["authorization_details"] = json.dumps(
                 authorization_details, separators=(",", ":"), ensure_ascii=False

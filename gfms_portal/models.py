@@ -18,7 +18,6 @@ from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Text
-from sqlalchemy import UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -38,7 +37,10 @@ class Base(DeclarativeBase):
 
 
 class Status(enum.StrEnum):
-    RECORDED = "recorded"
+    RECORDED = "recorded"  # keyed in, not yet a claim: the claimant has not signed it
+    SUBMITTED = "submitted"  # the claimant signed (ข้อ ๑.๒)
+    RETURNED = "returned"  # the finance officer sent it back with a reason
+    CHECKED = "checked"  # the finance officer signed that it was checked (ข้อ ๑.๓)
     WITHDRAWAL_APPROVED = "withdrawal_approved"
     PAYMENT_APPROVED = "payment_approved"
 
@@ -53,8 +55,15 @@ class Document(Base):
     amount: Mapped[str] = mapped_column(String(20))  # a Decimal as a string, 2 places
     payee: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # Who keyed it in (the claimant, or a recorder for them): not a signature.
     recorder_sub: Mapped[str] = mapped_column(String(64))
     recorder_name: Mapped[str] = mapped_column(String(200))
+    # The person entitled to claim (their IdP username): only they sign it as the claim.
+    claimant_username: Mapped[str] = mapped_column(String(64), default="")
+    # The finance officer's last sending back: why, by whom, when.
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    returned_by_name: Mapped[str | None] = mapped_column(String(200))
+    returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(24), default=Status.RECORDED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -67,8 +76,11 @@ class Document(Base):
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="document", order_by="Attachment.id"
     )
+    # The signatures that stand; a claim sent back stays on file, superseded.
     signatures: Mapped[list[Signature]] = relationship(
-        back_populates="document", order_by="Signature.id"
+        primaryjoin="and_(Document.id == Signature.document_id, Signature.superseded_at.is_(None))",
+        order_by="Signature.id",
+        viewonly=True,
     )
 
 
@@ -88,25 +100,28 @@ class Attachment(Base):
 
 
 class Signature(Base):
-    """An approver's electronic signature: the token the IdP issued for the confirmed
-    transaction and the phone-signed evidence behind it."""
+    """An electronic signature (the claim, the check, an approval): the tokens the IdP issued
+    for the confirmed transaction and the phone-signed evidence behind it."""
 
     __tablename__ = "signatures"
-    __table_args__ = (UniqueConstraint("document_id", "action"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
-    action: Mapped[str] = mapped_column(String(16))  # approve-1 or approve-2
+    action: Mapped[str] = mapped_column(String(16))  # claim, check, approve-1 or approve-2
     signer_sub: Mapped[str] = mapped_column(String(64))
     signer_name: Mapped[str] = mapped_column(String(200))
     substitute_for: Mapped[str | None] = mapped_column(String(64))
     access_token: Mapped[str] = mapped_column(Text)
+    # The ID token of the confirmation: the signer's name, signed by the IdP.
+    id_token: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     txn_hash: Mapped[str] = mapped_column(String(64))
     document_sha256: Mapped[str] = mapped_column(String(64))
     signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A claim sent back for correction: kept (evidence is never deleted), no longer standing.
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    document: Mapped[Document] = relationship(back_populates="signatures")
+    document: Mapped[Document] = relationship()
 
 
 class PortalSession(Base):
@@ -115,6 +130,9 @@ class PortalSession(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sub: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # From the ID token: the IdP username and the unit the account was issued for.
+    username: Mapped[str] = mapped_column(String(64), default="")
+    unit: Mapped[str | None] = mapped_column(String(10))
     sid: Mapped[str | None] = mapped_column(String(128), index=True)  # the IdP session
     roles: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     id_token: Mapped[str] = mapped_column(Text)

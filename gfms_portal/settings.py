@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
 
 DEMO_CLIENT_SECRET = "gfms-portal-demo-secret-not-for-production"
+DEMO_UNIT = "0000000001"
 DEMO_SECRET_KEY = "gfms-portal-demo-cookie-key-not-for-production"
 
 
@@ -20,7 +21,8 @@ class PortalSettings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     client_id: str = "gfms-portal"
     client_secret: str = DEMO_CLIENT_SECRET
-    database_url: str = "sqlite:///instance/gfms-portal.sqlite3"
+    # create_all adds no column to an older file: a new schema gets a new file name.
+    database_url: str = "sqlite:///instance/gfms-portal-2.sqlite3"
     secret_key: str = DEMO_SECRET_KEY
     # The portal's own sessions (NIST SP 800-63B-4 at AAL2, like the IdP's).
     session_max_age: int = 24 * 3600
@@ -32,6 +34,13 @@ class PortalSettings(BaseSettings):
     # Seconds of clock difference tolerated when checking iat/exp of the IdP's tokens.
     leeway: int = 60
     production: bool = False
+    # กค 0402.2/ว 3 ข้อ 3: requests and evidence are kept for the State Audit Office; nothing is
+    # deleted before this many years after a document's last signature.
+    retention_years: int = Field(10, ge=1)
+    # Who may read the archive (internal audit, the State Audit Office): IdP username to the
+    # units in their scope, e.g. {"auditor1": ["0000000001"]}. The demo's auditor outside
+    # production mode.
+    auditors: dict[str, list[str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _no_demo_secrets_in_production(self) -> PortalSettings:
@@ -40,6 +49,14 @@ class PortalSettings(BaseSettings):
         if self.production and self.secret_key == DEMO_SECRET_KEY:
             raise ValueError("production mode refuses the demo cookie key")
         return self
+
+    def auditor_units(self, username: str) -> set[str]:
+        """The units an auditor may read (none for anyone else); the demo's auditor1 reads
+        the demo unit when nothing is configured outside production mode."""
+        auditors = self.auditors
+        if not auditors and not self.production:
+            auditors = {"auditor1": [DEMO_UNIT]}
+        return set(auditors.get(username, [])) if username else set()
 
     @property
     def redirect_uri(self) -> str:

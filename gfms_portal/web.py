@@ -35,8 +35,11 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from gfms_portal import Portal
+from gfms_portal import archive
 from gfms_portal import documents
+from gfms_portal.bundle import TrustAnchor
 from gfms_portal.bundle import export_bundle
+from gfms_portal.bundle import load_key_history
 from gfms_portal.documents import Draft
 from gfms_portal.documents import Person
 from gfms_portal.documents import Upload
@@ -161,7 +164,8 @@ def _aware(moment: datetime) -> datetime:
 
 def person() -> Person:
     row: PortalSession = g.portal_session
-    return Person(sub=row.sub, name=row.name, roles=tuple(row.roles))
+    return Person(sub=row.sub, name=row.name, roles=tuple(row.roles), username=row.username,
+                  unit=row.unit)  # fmt: skip
 
 
 def signed_in(view: _Handler) -> _Handler:
@@ -196,7 +200,8 @@ def healthz() -> Response:
 def index() -> Response:
     if g.portal_session is None:
         return page("index.html", notice=request.args.get("notice"))
-    return page("home.html", me=person(), session=g.portal_session)
+    return page("home.html", me=person(), session=g.portal_session,
+                auditor=bool(_auditor_units()))  # fmt: skip
 
 
 # --- sign-in and sign-out -------------------------------------------------------------------
@@ -269,6 +274,11 @@ def _name(claims: dict[str, Any]) -> str:
     return str(claims.get("name") or claims.get("preferred_username") or claims["sub"])
 
 
+def _unit(claims: dict[str, Any]) -> str | None:
+    unit = claims.get("gfms_unit")
+    return unit if isinstance(unit, str) else None
+
+
 def _complete_login(tokens: dict[str, Any], claims: dict[str, Any]) -> BaseResponse:
     sid = claims.get("sid")
     if sid and db().get(RevokedSid, sid) is not None:
@@ -276,6 +286,7 @@ def _complete_login(tokens: dict[str, Any], claims: dict[str, Any]) -> BaseRespo
     moment = now()
     row = PortalSession(
         id=secrets.token_urlsafe(32), sub=claims["sub"], name=_name(claims), sid=sid,
+        username=str(claims.get("preferred_username") or ""), unit=_unit(claims),
         roles=list(claims.get("gfms_roles") or []), id_token=tokens["id_token"],
         csrf=secrets.token_urlsafe(24), created_at=moment, last_seen_at=moment,
     )  # fmt: skip
@@ -354,7 +365,7 @@ def security_events() -> Response:
 
 ROLE_STATUS = {
     "recorder": None,
-    "approve-1": Status.RECORDED,
+    "approve-1": Status.CHECKED,
     "approve-2": Status.WITHDRAWAL_APPROVED,
 }
 
@@ -394,16 +405,26 @@ def _draft(unit: str) -> Draft:
                  unit=unit)  # fmt: skip
 
 
+@bp.get("/claims")
+@signed_in
+def my_claims() -> Response:
+    me = person()
+    return page("documents.html", role=None, claims=True, me=me,
+                documents=documents.claims_of(db(), me.username))  # fmt: skip
+
+
 @bp.route("/documents/new", methods=["GET", "POST"])
 @signed_in
 def new_document() -> BaseResponse:
     me = person()
-    units = sorted({r["unit"] for r in me.roles if r.get("role") == "recorder"})
+    keying = sorted({r["unit"] for r in me.roles if r.get("role") == "recorder"})
+    units = sorted({*keying, *([me.unit] if me.unit else [])})
     if not units:
         return error_page("not_allowed", 403)
     if request.method == "GET":
         return page("form.html", document=None, units=units, types=documents.TYPES,
-                    form_id=secrets.token_urlsafe(24))  # fmt: skip
+                    form_id=secrets.token_urlsafe(24), keying=bool(keying),
+                    me=me)  # fmt: skip
     form_id = request.form.get("form_id", "")[:64] or None
     earlier = documents.recorded_from(db(), form_id, me) if form_id else None
     if earlier is None:
@@ -411,6 +432,7 @@ def new_document() -> BaseResponse:
             earlier = documents.record_document(
                 db(), me, _draft(request.form.get("unit", units[0])), _uploads(), now=now(),
                 max_bytes=portal().settings.attachment_max_bytes, form_id=form_id,
+                claimant=request.form.get("claimant", ""),
             )  # fmt: skip
             db().commit()
         except IntegrityError:
@@ -424,7 +446,7 @@ def new_document() -> BaseResponse:
 
 def _visible(document_id: int) -> Document:
     document = db().get(Document, document_id)
-    if document is None or document.unit not in person().units():
+    if document is None or not person().may_see(document):
         abort(404)
     return document
 
@@ -434,7 +456,8 @@ def _visible(document_id: int) -> Document:
 def edit(document_id: int) -> BaseResponse:
     document = _visible(document_id)
     if request.method == "GET":
-        return page("form.html", document=document, units=[document.unit], types=documents.TYPES)
+        return page("form.html", document=document, units=[document.unit],
+                    types=documents.TYPES, keying=False, me=person())  # fmt: skip
     documents.edit_document(
         db(), document, person(), _draft(document.unit), _uploads(), now=now(),
         max_bytes=portal().settings.attachment_max_bytes,
@@ -449,13 +472,14 @@ def show(document_id: int) -> Response:
     document = _visible(document_id)
     me = person()
     may: list[str] = []
-    for action in documents.TRANSITIONS:
+    for action in documents.RULES:
         try:
-            documents.check_may_approve(document, me, action)
+            documents.check_may_sign(document, me, action)
         except PortalError:
             continue
         may.append(action)
     return page("document.html", document=document, me=me, may=may,
+                may_edit=documents.may_edit(document, me),
                 notice=request.args.get("notice"), csrf=g.portal_session.csrf)  # fmt: skip
 
 
@@ -476,15 +500,18 @@ def attachment(document_id: int, attachment_id: int) -> Response:
 @bp.post("/documents/<int:document_id>/approve")
 @signed_in
 def approve(document_id: int) -> BaseResponse:
-    """Start one approval: the IdP shows the details on the login page and the phone, the
-    approver types the number and approves; the answer comes back to /auth/callback."""
+    """Start one signature (the claim, the check or an approval): the IdP shows the details
+    on the login page and the phone, the signer types the number and approves; the answer
+    comes back to /auth/callback."""
     document = _visible(document_id)
     action = request.form.get("action", "")
-    documents.check_may_approve(document, person(), action)
+    documents.check_may_sign(document, person(), action)
     content = documents.document_content(document)
     details = documents.build_authorization_details(content, action)
-    start = portal().idp.start_authorization(scope=f"openid profile role:{action}",
-                                             authorization_details=details)  # fmt: skip
+    role = documents.RULES[action].role
+    # The claimant signs as themselves: no role; the others with a token of that role.
+    scope = "openid profile" if role == documents.CLAIMANT else f"openid profile role:{role}"
+    start = portal().idp.start_authorization(scope=scope, authorization_details=details)
     db().add(AuthRequest(
         state=start.state, nonce=start.nonce, code_verifier=start.code_verifier,
         purpose="approve", session_id=g.portal_session.id, document_id=document.id,
@@ -522,11 +549,22 @@ def _complete_approval(
         db(), document, action=str(pending.action),
         requested_sha256=str(pending.document_sha256),
         requested_details=list(pending.authorization_details or []),
-        access_claims=claims, access_token=access_token, evidence=evidence,
+        access_claims=claims, access_token=access_token, id_token=str(tokens["id_token"]),
+        id_claims=id_claims, evidence=evidence,
         signer_name=_name(id_claims), now=now(),
     )  # fmt: skip
     db().commit()
-    return redirect(url_for("portal.show", document_id=document.id, notice="approved_notice"))
+    return redirect(url_for("portal.show", document_id=document.id, notice="signed_notice"))
+
+
+@bp.post("/documents/<int:document_id>/return")
+@signed_in
+def send_back(document_id: int) -> BaseResponse:
+    """The finance officer sends a signed claim back to its claimant, saying why."""
+    document = _visible(document_id)
+    documents.send_back(db(), document, person(), request.form.get("reason", ""), now=now())
+    db().commit()
+    return redirect(url_for("portal.show", document_id=document.id, notice="returned_notice"))
 
 
 @bp.get("/documents/<int:document_id>/bundle.json")
@@ -535,13 +573,70 @@ def bundle(document_id: int) -> Response:
     document = _visible(document_id)
     idp = portal().idp
     data = export_bundle(document, issuer=idp.issuer, client_id=idp.client_id,
-                         jwks=idp.jwks_document())  # fmt: skip
+                         jwks=idp.key_history_document())  # fmt: skip
+    return _download(data, f"gfms-{document.number}.bundle.json")
+
+
+def _download(data: dict[str, Any], filename: str) -> Response:
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="gfms-{document.number}.bundle.json"'
-    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# --- the archive, read by auditors -------------------------------------------------------
+
+
+def _auditor_units() -> set[str]:
+    return portal().settings.auditor_units(person().username)
+
+
+def _trust() -> TrustAnchor:
+    """The portal's own trust anchor: its issuer and client, the IdP's key history."""
+    idp = portal().idp
+    try:
+        keys = load_key_history(idp.key_history_document())
+    except ValueError as exc:
+        raise IdpUnavailableError("key history") from exc
+    return TrustAnchor(issuer=idp.issuer, client_id=idp.client_id, keys=keys)
+
+
+@bp.get("/audit")
+@signed_in
+def audit() -> Response:
+    """กค 0402.2/ว 3 ข้อ 4: read-only oversight of the units in the auditor's scope, each
+    signature checked as the State Audit Office would check it."""
+    units = _auditor_units()
+    if not units:
+        return error_page("not_allowed", 403)
+    found = archive.documents_in(db(), units)
+    years = portal().settings.retention_years
+    today = now().astimezone(archive.BANGKOK).date()
+    return page("audit.html", documents=found, units=sorted(units),
+                reports=archive.verify_documents(found, _trust()), retention_years=years,
+                kept_until={d.id: archive.retained_until(d, years=years).isoformat()
+                            for d in found},
+                start=today.replace(day=1).isoformat(), end=today.isoformat())  # fmt: skip
+
+
+@bp.get("/audit/export")
+@signed_in
+def audit_export() -> Response:
+    """Every bundle of the period in the auditor's units, as one file for ``gfms-portal
+    verify``."""
+    units = _auditor_units()
+    if not units:
+        return error_page("not_allowed", 403)
+    try:
+        period = archive.Period.parse(request.args.get("start", ""), request.args.get("end", ""))
+    except ValueError:
+        return error_page("invalid_document", 400)
+    idp = portal().idp
+    data = archive.export_period(
+        archive.documents_in(db(), units, period), period=period, units=units,
+        issuer=idp.issuer, client_id=idp.client_id, key_history=idp.key_history_document(),
+    )  # fmt: skip
+    return _download(data, f"gfms-export-{period.start}-{period.end}.json")
 
 
 # --- a bearer-token API ---------------------------------------------------------------------

@@ -58,6 +58,8 @@ DEMO_USERS = (
              role=Role.APPROVE_1),
     DemoUser("prasert", "1409900123454", "ประเสริฐ", "วงศ์ไทย", "Prasert", "Wongthai", "approve-2",
              role=Role.APPROVE_2),
+    DemoUser("wichai", "1101700456781", "วิชัย", "มีสิทธิ์", "Wichai", "Meesit",
+             "civil servant of the unit, no GFMS role: submits and signs his own claims"),
     DemoUser("newuser", "3501100456783", "นภา", "ใหม่ทอง", "Napa", "Maithong",
              "issued a password, not yet registered", temporary=True),
     DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk",
@@ -322,9 +324,11 @@ def _print_banner() -> None:
         " page's QR link into the phone's Scan box, then Approve). When the relay is down,"
         " type the phone page's six-digit code into the sign-in page instead.",
         "",
-        "GFMS portal: http://127.0.0.1:8200 — somchai records a request, malee approves the"
-        " withdrawal and prasert the payment, each confirming on the phone; the document page"
-        " exports the signed bundle, checked offline with `gfms-portal verify BUNDLE`.",
+        "GFMS portal: http://127.0.0.1:8200 — wichai submits and signs a claim, somchai (the"
+        " finance officer) checks and signs it or sends it back, malee approves the withdrawal"
+        " and prasert the payment, each confirming on the phone; the document page exports the"
+        " signed bundle, checked offline with `gfms-portal verify BUNDLE --jwks FILE` (FILE:"
+        " http://127.0.0.1:8000/jwks/history.json).",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

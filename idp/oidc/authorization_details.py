@@ -22,7 +22,8 @@ MAX_DETAILS = 5
 
 _DOCUMENT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/-]{0,31}$")
 _UNIT_CODE = re.compile(r"^[0-9]{10}$")
-_ACTIONS = frozenset({"approve", "approve-1", "approve-2"})
+# claim and check: the claimant's and the finance officer's e-signatures (กค 0402.2/ว 3).
+_ACTIONS = frozenset({"approve", "approve-1", "approve-2", "claim", "check"})
 _PAYMENT_FIELDS = frozenset(
     {"type", "actions", "document_number", "amount", "payee", "unit", "description"}
 )

@@ -81,8 +81,22 @@ def user_claims(user: User, scope: str, *, in_id_token: bool = False) -> dict[st
             claims["family_name#en"] = user.family_name_en
             claims["name#en"] = user.display_name("en")
         claims["locale"] = "th-TH"
+        if user.unit_code:
+            # The disbursement unit the account was issued for: a claimant's unit.
+            claims["gfms_unit"] = user.unit_code
     if "email" in scopes and user.email:
         claims["email"] = user.email
         # Addresses are entered by administrators, never verified by a message from us.
         claims["email_verified"] = False
     return claims
+
+
+def requested_id_token_claims(
+    user: User, scope: str, claims_request: dict[str, Any] | None
+) -> dict[str, Any]:
+    """OIDC Core §5.5: the standard claims a client asks for in the ID token itself (so a
+    signed name travels with a signature), released only under the scope that covers them.
+    """
+    wanted = (claims_request or {}).get("id_token") or {}
+    available = user_claims(user, scope)
+    return {name: available[name] for name in wanted if name in available and name != "sub"}

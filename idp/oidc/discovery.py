@@ -20,6 +20,8 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "token_endpoint": f"{issuer}/token",
         "userinfo_endpoint": f"{issuer}/userinfo",
         "jwks_uri": f"{issuer}/jwks.json",
+        # Not registered metadata: every key that ever signed, with its period, for archives.
+        "signing_key_history_uri": f"{issuer}/jwks/history.json",
         "end_session_endpoint": f"{issuer}/logout",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
@@ -59,6 +61,7 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
             "email",
             "email_verified",
             "gfms_roles",
+            "gfms_unit",
         ],
         "claims_parameter_supported": True,
         # OpenID Connect for Identity Assurance 1.0 §8.

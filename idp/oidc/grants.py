@@ -41,6 +41,7 @@ from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
 from idp.audit.service import record
 from idp.mfa.models import TransactionEvidence
+from idp.oidc.claims import requested_id_token_claims
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
 from idp.oidc.clients import ADMIN_SCOPE
@@ -202,6 +203,7 @@ class _IdpGrant:
                 nonce=nonce,
                 access_token=access.token,
                 claims=user_claims(user, scope, in_id_token=True)
+                | requested_id_token_claims(user, scope, grant.claims_request)
                 | requested_verified_claims(user, grant.claims_request, "id_token")
                 | roles.claims(),
                 alg=client.id_token_signed_response_alg or deps.settings.signing_alg,

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -178,6 +179,39 @@ def retire_key(session: Session, cipher: DataCipher, kid: str, *, now: datetime)
     if was_next:
         create_key(session, cipher, alg=row.alg, status=KeyStatus.NEXT, now=now)
     return row
+
+
+# Processes learn of a rotation by pub/sub or their one-minute reload: one that missed the
+# message may still sign with the old key that long, and a little clock drift on top.
+HISTORY_GRACE = 120
+
+
+def build_key_history(session: Session) -> dict[str, Any]:
+    """The public part of every key that ever signed, with the period it signed in: a JWK
+    Set whose keys carry ``signed_from`` and, once superseded, ``signed_until`` (RFC 3339,
+    UTC). A retired key stays: what it signed must still verify for as long as the archive
+    is kept. Keys that never signed (``next``) are not listed.
+    """
+    rows = session.scalars(
+        select(SigningKey)
+        .where(SigningKey.activated_at.is_not(None))
+        .order_by(SigningKey.activated_at, SigningKey.kid)
+    )
+    keys = []
+    for row in rows:
+        assert row.activated_at is not None  # noqa: S101 - the query asks for it
+        jwk: dict[str, Any] = dict(row.public_jwk)
+        jwk["signed_from"] = _rfc3339(row.activated_at)
+        if row.superseded_at is not None:
+            jwk["signed_until"] = _rfc3339(row.superseded_at + timedelta(seconds=HISTORY_GRACE))
+        keys.append(jwk)
+    return {"keys": keys}
+
+
+def _rfc3339(moment: datetime) -> str:
+    # SQLite hands back naive datetimes (stored as UTC); whole seconds, as token iat is.
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _within_overlap(row: SigningKey, *, now: datetime, overlap: int) -> bool:

@@ -37,7 +37,9 @@ from idp.oidc.interaction import required_assurance
 from idp.oidc.interaction import requires_fresh_login
 from idp.oidc.interaction import validate_extensions
 from idp.oidc.interaction import validate_request_shape
+from idp.oidc.jsondoc import serialise
 from idp.oidc.keys import JWKS_MAX_AGE
+from idp.oidc.keys import build_key_history
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.server import StoredAuthorizationRequest
 from idp.oidc.tokens import InvalidAccessTokenError
@@ -74,6 +76,14 @@ def discovery() -> BaseResponse:
 def jwks() -> BaseResponse:
     snapshot = context.deps().keyring.snapshot
     return _static_json(snapshot.jwks_json, snapshot.jwks_etag)
+
+
+@bp.get("/jwks/history.json")
+def jwks_history() -> BaseResponse:
+    """Every public key that ever signed, with its period (``signing_key_history_uri`` in
+    discovery): what an archive checks a years-old signature against."""
+    body, etag = serialise(build_key_history(context.db()))
+    return _static_json(body, etag)
 
 
 def _static_json(body: bytes, etag: str) -> BaseResponse:

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import update
 
+from idp.accounts.models import User
 from tests.factories import PASSWORD
+from tests.functional.test_role_tokens import UNIT
 from tests.functional.test_role_tokens import add_unit
 from tests.functional.test_role_tokens import assign
 from tests.nexus_server import match_number
@@ -24,15 +29,29 @@ from tests.push_stack import push_stack
 from tests.rp import form_fields
 from tests.servers import LoopbackBrowser
 
+ROLES = {"somchai": "recorder", "malee": "approve-1", "prasert": "approve-2"}
+CLAIMANT = "wichai"  # a civil servant of the unit with no GFMS role
+
 
 @pytest.fixture
 def portal(settings, deps, tmp_path) -> Iterator[PortalStack]:
-    users = ("somchai", "malee", "prasert")
+    with portal_with(settings, deps, tmp_path, (*ROLES, CLAIMANT)) as running:
+        yield running
+
+
+@contextmanager
+def portal_with(
+    settings, deps, tmp_path, users: tuple[str, ...], **changes: Any
+) -> Iterator[PortalStack]:
+    """The portal next to the IdP; each user has a bound phone and an account of the unit,
+    and the first three their roles there."""
     with push_stack(settings, deps, tmp_path, users=users) as stack:
         add_unit(stack.deps)
-        for username, role in zip(users, ("recorder", "approve-1", "approve-2"), strict=True):
+        with stack.deps.sessions.begin() as session:
+            session.execute(update(User).where(User.username.in_(users)).values(unit_code=UNIT))
+        for username, role in ROLES.items():
             assign(stack.deps, username, role)
-        with portal_stack(stack, tmp_path) as running:
+        with portal_stack(stack, tmp_path, **changes) as running:
             yield running
 
 
@@ -40,6 +59,24 @@ def user(portal: PortalStack, username: str) -> PortalUser:
     person = PortalUser(portal, username)
     person.sign_in()
     return person
+
+
+def claimed(portal: PortalStack, **fields: Any) -> str:
+    """A request the claimant keyed in and signed on the phone: the URL of its page."""
+    claimant = user(portal, CLAIMANT)
+    url = claimant.record(**fields)
+    claimant.approve(url, "claim")
+    assert status_of(claimant.page.text) == "submitted", claimant.page.text[:800]
+    return url
+
+
+def checked(portal: PortalStack, **fields: Any) -> str:
+    """... and the finance officer signed it as checked."""
+    url = claimed(portal, **fields)
+    officer = user(portal, "somchai")
+    officer.approve(url, "check")
+    assert status_of(officer.page.text) == "checked", officer.page.text[:800]
+    return url
 
 
 def test_sign_in_shows_the_roles_held_and_a_page_per_role(portal):
@@ -108,7 +145,7 @@ def test_a_form_without_its_csrf_token_is_refused(portal):
 
 
 def test_both_approvals_are_confirmed_on_the_phones_and_signed(portal):
-    url = user(portal, "somchai").record()
+    url = checked(portal)
     malee = user(portal, "malee")
     malee.start_approval(url, "approve-1")
     # The IdP shows the details to approve; the phone gets and signs them.
@@ -127,62 +164,63 @@ def test_both_approvals_are_confirmed_on_the_phones_and_signed(portal):
     assert 'data-action="approve-2"' in prasert.page.text
 
 
-def test_the_recorder_cannot_approve_their_own_request(portal, settings, deps):
+def test_the_officer_who_checked_cannot_approve(portal, settings, deps):
     # somchai also holds approve-1 here, so only separation of duties stops him.
     assign(portal.stack.deps, "somchai", "approve-1")
+    url = checked(portal)
     somchai = user(portal, "somchai")
-    url = somchai.record()
+    somchai.go(url)
     assert 'id="approve-1"' not in somchai.page.text
     somchai.start_approval(url, "approve-1")
     assert error_code(somchai.page.text) == "separation_of_duties"
-    assert status_of(somchai.go(url).text) == "recorded"
+    assert status_of(somchai.go(url).text) == "checked"
 
 
 def test_one_person_never_gives_both_approvals(portal):
     # A unit's data that wrongly gives malee approve-2 as well (the IdP refuses to issue
     # both in one unit, so she acts with a token that holds only approve-2 the second time).
-    url = user(portal, "somchai").record()
+    url = checked(portal)
     malee = user(portal, "malee")
     malee.approve(url, "approve-1")
     assert status_of(malee.page.text) == "withdrawal_approved"
     from gfms_portal.documents import Person
-    from gfms_portal.documents import check_may_approve
+    from gfms_portal.documents import check_may_sign
     from gfms_portal.errors import SeparationOfDutiesError
     from gfms_portal.models import Document
 
     with portal.app.app_context():
         db = portal.app.extensions["portal"].sessions()
         document = db.query(Document).one()
-        acting = Person(sub=document.signatures[0].signer_sub, name="malee",
+        acting = Person(sub=document.signatures[-1].signer_sub, name="malee",
                         roles=({"unit": "0000000001", "role": "approve-2"},))  # fmt: skip
         with pytest.raises(SeparationOfDutiesError):
-            check_may_approve(document, acting, "approve-2")
+            check_may_sign(document, acting, "approve-2")
         # ... nor as someone's substitute, nor for the one who gave the first approval.
         other = Person(sub="someone-else", name="x", roles=({"unit": "0000000001",
                        "role": "approve-2", "substitute_for": acting.sub},))  # fmt: skip
         with pytest.raises(SeparationOfDutiesError):
-            check_may_approve(document, other, "approve-2")
+            check_may_sign(document, other, "approve-2")
         db.close()
 
 
 def test_an_amount_changed_after_confirmation_is_refused(portal):
     somchai = user(portal, "somchai")
-    url = somchai.record()
-    malee = user(portal, "malee")
-    malee.start_approval(url, "approve-1")
-    # While malee's phone shows 125,000.50, the amount is changed.
+    url = somchai.record(claimant=CLAIMANT)  # keyed in for the claimant
+    wichai = user(portal, CLAIMANT)
+    wichai.start_approval(url, "claim")
+    # While wichai's phone shows 125,000.50, the one who keyed it changes the amount.
     somchai.go(f"{url}/edit")
     somchai.go(f"{url}/edit", "POST", data={"csrf": somchai.csrf(), "type": "travel",
                "amount": "925000.50", "payee": "นายสมศักดิ์ เดินทาง"})  # fmt: skip
     assert "925,000.50" in somchai.page.text
-    malee.confirm_on_phone()
-    assert malee.page.status_code == 409
-    assert error_code(malee.page.text) == "confirmation_mismatch"
+    wichai.confirm_on_phone()
+    assert wichai.page.status_code == 409
+    assert error_code(wichai.page.text) == "confirmation_mismatch"
     assert status_of(somchai.go(url).text) == "recorded"
 
 
 def test_a_second_callback_with_the_same_state_changes_nothing(portal):
-    url = user(portal, "somchai").record()
+    url = checked(portal)
     malee = user(portal, "malee")
     malee.start_approval(url, "approve-1")
     nexus = portal.stack.nexus
@@ -216,12 +254,12 @@ def test_tampered_evidence_is_refused(portal, monkeypatch):
         flipped = sig[:-2] + ("A" if sig[-2] != "A" else "B") + sig[-1]
         return {**evidence, "signed_answer": f"{head}.{body}.{flipped}"}
 
+    url = checked(portal)
     monkeypatch.setattr(IdpClient, "get_evidence", tampered)
-    url = user(portal, "somchai").record()
     malee = user(portal, "malee")
     malee.approve(url, "approve-1")
     assert error_code(malee.page.text) == "evidence_invalid"
-    assert status_of(malee.go(url).text) == "recorded"
+    assert status_of(malee.go(url).text) == "checked"
 
 
 def test_back_channel_logout_ends_the_portal_session(portal):
@@ -345,9 +383,9 @@ def test_the_api_takes_the_idps_access_tokens_and_nothing_else(portal, monkeypat
     from gfms_portal.models import Signature
     from tests.functional.test_role_tokens import confirmed_login
 
-    url = user(portal, "somchai").record()
+    url = checked(portal)
     user(portal, "malee").approve(url, "approve-1")
-    access_token = stored(portal, Signature).access_token
+    access_token = stored(portal, Signature, action="approve-1").access_token
     answer = api(portal, access_token)
     assert answer.status_code == 200
     assert answer.json()["documents"][0]["status"] == "withdrawal_approved"

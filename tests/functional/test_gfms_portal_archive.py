@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,14 @@ import requests
 from joserfc import jws
 from joserfc.jwk import ECKey
 
+from gfms_portal.bundle import TrustAnchor
+from gfms_portal.bundle import load_key_history
 from gfms_portal.bundle import verify_bundle
 from gfms_portal.cli import main
+from tests.functional.test_gfms_portal import checked
 from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
 from tests.functional.test_gfms_portal import user
+from tests.portal_stack import CLIENT_ID
 from tests.portal_stack import PortalStack
 from tests.servers import ROOT
 
@@ -27,7 +32,7 @@ PDF = b"%PDF-1.4\n% receipts of the trip to Chiang Mai\n"
 
 @pytest.fixture
 def bundle(portal: PortalStack, tmp_path: Path) -> Path:  # noqa: F811
-    url = user(portal, "somchai").record(files={"files": ("receipt.pdf", PDF, "application/pdf")})
+    url = checked(portal, files={"files": ("receipt.pdf", PDF, "application/pdf")})
     user(portal, "malee").approve(url, "approve-1")
     prasert = user(portal, "prasert")
     prasert.approve(url, "approve-2")
@@ -37,31 +42,47 @@ def bundle(portal: PortalStack, tmp_path: Path) -> Path:  # noqa: F811
     assert exported.headers["Content-Disposition"].startswith("attachment")
     path = tmp_path / "bundle.json"
     path.write_bytes(exported.content)
-    # The IdP's published keys, as an auditor obtains them from the IdP (not from the bundle).
+    # The IdP's key history, as an auditor obtains it from the IdP (not from the bundle).
     (tmp_path / "jwks.json").write_text(
-        requests.get(f"{portal.stack.idp}/jwks.json", timeout=10).text
+        requests.get(f"{portal.stack.idp}/jwks/history.json", timeout=10).text
     )
+    (tmp_path / "issuer").write_text(portal.stack.idp)
     return path
 
 
-def verify(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def verify(
+    path: Path, capsys: pytest.CaptureFixture[str], *, jwks: Path | None = None,
+    client_id: str = CLIENT_ID,
+) -> tuple[int, str]:  # fmt: skip
+    """``gfms-portal verify`` with the trust anchor on the command line."""
+    issuer = (path.parent / "issuer").read_text()
     with pytest.raises(SystemExit) as exited:
-        main(["verify", str(path), "--jwks", str(path.parent / "jwks.json")])
+        main(["verify", str(path), "--jwks", str(jwks or path.parent / "jwks.json"),
+              "--issuer", issuer, "--client-id", client_id])  # fmt: skip
     return int(exited.value.code or 0), capsys.readouterr().out
+
+
+def trust_of(path: Path) -> TrustAnchor:
+    keys = load_key_history(json.loads((path.parent / "jwks.json").read_text()))
+    return TrustAnchor(issuer=(path.parent / "issuer").read_text(), client_id=CLIENT_ID,
+                       keys=keys)  # fmt: skip
 
 
 def test_an_exported_bundle_verifies_offline(bundle, capsys):
     data = json.loads(bundle.read_text())
-    assert [s["action"] for s in data["signatures"]] == ["approve-1", "approve-2"]
+    assert [s["action"] for s in data["signatures"]] == ["claim", "check", "approve-1",
+                                                         "approve-2"]  # fmt: skip
     assert base64.b64decode(data["attachments"][0]["content"]) == PDF
     code, out = verify(bundle, capsys)
     assert code == 0, out
     assert out.strip().endswith("OK")
-    assert "approve-1 by" in out
-    assert "approve-2 by" in out
-    # Also as a module, as an auditor would run it.
+    for action in ("claim", "check", "approve-1", "approve-2"):
+        assert f"{action} by" in out
+    # Also as a module, as an auditor would run it, the trust anchor from its configuration.
+    env = {**os.environ, "PORTAL_ISSUER": (bundle.parent / "issuer").read_text(),
+           "PORTAL_CLIENT_ID": CLIENT_ID}  # fmt: skip
     done = subprocess.run([sys.executable, "-m", "gfms_portal", "verify", str(bundle),
-                           "--jwks", str(bundle.parent / "jwks.json")],
+                           "--jwks", str(bundle.parent / "jwks.json")], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -120,11 +141,10 @@ def test_a_confirmation_signed_by_another_key_fails_even_when_it_verifies(bundle
 
 
 def test_keys_found_in_the_bundle_are_never_trusted(bundle):
-    assert not verify_bundle(bundle.read_bytes(), jwks=None).ok
+    assert not verify_bundle(bundle.read_bytes(), trust=None).ok
 
 
 def test_a_key_given_twice_is_refused(bundle, tmp_path):
     text = bundle.read_text()
     doubled = text.replace('"format":', '"format": "x", "format":', 1)
-    jwks = json.loads((bundle.parent / "jwks.json").read_text())
-    assert not verify_bundle(doubled.encode(), jwks=jwks).ok
+    assert not verify_bundle(doubled.encode(), trust=trust_of(bundle)).ok
