@@ -18,11 +18,13 @@ from idp.api.common import bp
 from idp.api.common import json_answer
 from idp.api.common import json_body
 from idp.api.common import text_field
+from idp.revocation.loss import validate_lost_at
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.suspension import cases_for
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
 from idp.revocation.suspension import lift_account_suspension
+from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
@@ -31,13 +33,19 @@ from idp.roles import errors
 from idp.roles.orders import accept_order
 from idp.web import context
 from idp.web.hygiene import large_body
+from thai_format import in_thailand
 
 
 def case_json(case: LostDeviceCase, *, username: str | None = None) -> dict[str, Any]:
     return {
         "id": case.id, "username": username, "reason": case.reason, "channel": case.channel,
-        "reported_at": case.reported_at.isoformat(), "letter_due": case.letter_due.isoformat(),
+        "reported_at": case.reported_at.isoformat(),
+        # The moment in Thai time when it is known, else the day.
+        "lost_at": in_thailand(case.lost_at).isoformat() if case.lost_at
+        else case.lost_on.isoformat(),
+        "letter_due": case.letter_due.isoformat(),
         "overdue": is_overdue(case, context.now()),
+        "overdue_when_reported": overdue_when_reported(case),
         "letter_received_at": case.letter_received_at.isoformat()
         if case.letter_received_at else None,
         "letter_sha256": case.letter_sha256,
@@ -63,10 +71,12 @@ def suspend_users_phone(username: str) -> Response:
     caller = authenticate()
     caller.authority.require(caller.authority.may_suspend())
     body = json_body()
+    reason = reason_of(text_field(body, "reason"))
+    loss = validate_lost_at(body.get("lost_at"), now=context.now())
     user = _user(username)
     deps = context.deps()
     done = suspend_phone(
-        context.db(), user, reason=reason_of(text_field(body, "reason")), channel="api",
+        context.db(), user, reason=reason, loss=loss, channel="api",
         actor=caller.actor, revoker=deps.revoker, calendar=deps.calendar,
         letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
         audit=context.audit_context(),

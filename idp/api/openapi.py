@@ -29,7 +29,15 @@ _REASON = {"type": "object", "properties": {"reason": _STRING}}
 _SUSPENSION_REASON = {
     "type": "object",
     "required": ["reason"],
-    "properties": {"reason": {"enum": ["lost", "stolen", "compromised", "other"]}},
+    "properties": {
+        "reason": {"enum": ["lost", "stolen", "compromised", "other"]},
+        "lost_at": {
+            "type": "string",
+            "description": "When the phone was lost: an ISO 8601 date (2026-11-20) or date-time "
+            "(2026-11-20T18:30, Thai time without an offset). Default: now. A future value is "
+            "refused (400 invalid_lost_at). The letter's 3 Thai working days count from this day.",
+        },
+    },
 }
 _USERNAME = {"name": "username", "in": "path", "required": True, "schema": _STRING}
 
@@ -147,12 +155,21 @@ _SCHEMAS: dict[str, Any] = {
             "reason": {"enum": ["lost", "stolen", "compromised", "other"]},
             "channel": {"enum": ["helpdesk", "api", "self", "not_me"]},
             "reported_at": {"type": "string", "format": "date-time"},
+            "lost_at": {
+                "type": "string",
+                "description": "The loss: a date-time in Thai time (+07:00) when the time is "
+                "known, else the date",
+            },
             "letter_due": {
                 "type": "string",
                 "format": "date",
-                "description": "3 Thai working days",
+                "description": "3 Thai civil-service working days after the day of the loss",
             },
             "overdue": {"type": "boolean"},
+            "overdue_when_reported": {
+                "type": "boolean",
+                "description": "The letter's last day had passed when the loss was reported",
+            },
             "letter_received_at": {"type": ["string", "null"], "format": "date-time"},
             "letter_sha256": {"type": ["string", "null"]},
         },

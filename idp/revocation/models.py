@@ -104,6 +104,10 @@ class LostDeviceCase(Base):
     channel: Mapped[str] = mapped_column(String(16))
     reported_at: Mapped[datetime]
     reported_by: Mapped[str | None] = mapped_column(String(64))
+    # The day the phone was lost (Thai calendar), from which the letter's days count, and the
+    # moment when the reporter knew it.
+    lost_on: Mapped[date] = mapped_column(Date)
+    lost_at: Mapped[datetime | None]
     letter_due: Mapped[date] = mapped_column(Date, index=True)
     letter_filename: Mapped[str | None] = mapped_column(String(255))
     letter_media_type: Mapped[str | None] = mapped_column(String(64))

@@ -32,6 +32,7 @@ from idp.mfa.models import DeviceStatus
 from idp.mfa.passkeys import suspend_passkeys
 from idp.mfa.service import suspend_device
 from idp.oidc.models import Grant
+from idp.revocation.loss import Loss
 from idp.revocation.models import AccessPass
 from idp.revocation.models import CaseLetter
 from idp.revocation.models import LostDeviceCase
@@ -111,6 +112,7 @@ def suspend_phone(
     user: User,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     revoker: Revoker,
@@ -120,6 +122,7 @@ def suspend_phone(
     audit: AuditContext,
 ) -> PhoneSuspension:
     """Suspend the user's bound phone; idempotent (a second call answers with the open case).
+    The letter is due ``letter_days`` Thai working days after the day of the ``loss``.
 
     Raises:
         NoPhoneError: the user never bound a phone.
@@ -134,8 +137,9 @@ def suspend_phone(
         .with_for_update()
     )
     if device is None:
-        return _already_suspended(session, user, reason=reason, channel=channel, actor=actor,
-                                  calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+        return _already_suspended(session, user, reason=reason, loss=loss, channel=channel,
+                                  actor=actor, calendar=calendar, letter_days=letter_days,
+                                  now=now)  # fmt: skip
     confirmed = select(UserSession.id).where(UserSession.device_id == device.id)
     sids = list(session.scalars(confirmed.where(UserSession.ended_at.is_(None))))
     suspend_device(session, device, reason=reason.value, revocations=revoker.revocations,
@@ -149,8 +153,9 @@ def suspend_phone(
     passkeys = suspend_passkeys(session, user, reason=f"phone_{reason.value}", now=now,
                                 actor=actor, audit=audit)  # fmt: skip
     _withdraw_pushes(revoker, user, now)
-    case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
-                      calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+    case = _open_case(session, user, device, reason=reason, loss=loss, channel=channel,
+                      actor=actor, calendar=calendar, letter_days=letter_days,
+                      now=now)  # fmt: skip
     queue_security_events(
         session, user_sub=user.sub,
         events=[SessionRevoked(sids=tuple(sids)),
@@ -161,7 +166,8 @@ def suspend_phone(
     record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
            user=user.sub, device=device.id, reason=reason.value, channel=channel,
            case=case.id, sessions=len(sids), passkeys=passkeys,
-           letter_due=case.letter_due.isoformat())  # fmt: skip
+           lost_on=case.lost_on.isoformat(), letter_due=case.letter_due.isoformat(),
+           overdue_when_reported=overdue_when_reported(case))  # fmt: skip
     return PhoneSuspension(case=case, already_suspended=False, sessions_ended=len(sids))
 
 
@@ -170,6 +176,7 @@ def _already_suspended(
     user: User,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     calendar: WorkingCalendar,
@@ -192,8 +199,9 @@ def _already_suspended(
         raise NoPhoneError()
     case = session.scalar(select(LostDeviceCase).where(LostDeviceCase.device_id == device.id))
     if case is None:
-        case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
-                          calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+        case = _open_case(session, user, device, reason=reason, loss=loss, channel=channel,
+                          actor=actor, calendar=calendar, letter_days=letter_days,
+                          now=now)  # fmt: skip
     return PhoneSuspension(case=case, already_suspended=True, sessions_ended=0)
 
 
@@ -203,6 +211,7 @@ def _open_case(
     device: Device,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     calendar: WorkingCalendar,
@@ -217,7 +226,9 @@ def _open_case(
         channel=channel,
         reported_at=now,
         reported_by=actor,
-        letter_due=calendar.add_working_days(thai_date(now), letter_days),
+        lost_on=loss.day,
+        lost_at=loss.moment,
+        letter_due=loss.letter_due(calendar, letter_days),
     )
     session.add(case)
     return case
@@ -349,6 +360,11 @@ def usernames(session: Session, user_ids: set[str]) -> dict[str, str]:
 
 def is_overdue(case: LostDeviceCase, now: datetime) -> bool:
     return case.closed_at is None and thai_date(now) > case.letter_due
+
+
+def overdue_when_reported(case: LostDeviceCase) -> bool:
+    """Reported after the letter's last day: the case opens late and says so."""
+    return thai_date(case.reported_at) > case.letter_due
 
 
 # --- Temporary Access Pass ------------------------------------------------------------------

@@ -31,10 +31,14 @@ from idp.audit.models import SecurityAlert
 from idp.errors import IdpError
 from idp.mfa.models import Device
 from idp.mfa.passkeys import active_passkeys
+from idp.revocation.loss import InvalidLossTimeError
+from idp.revocation.loss import Loss
+from idp.revocation.loss import validate_loss_form
 from idp.revocation.service import end_session
 from idp.revocation.suspension import cases_for
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
+from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
@@ -70,6 +74,11 @@ _SECURITY_EVENTS = (
 
 
 answer_refusals(bp)
+
+
+@bp.app_context_processor
+def _case_words() -> dict[str, Any]:
+    return {"overdue_when_reported": overdue_when_reported}
 
 
 def _helpdesk() -> tuple[User, Authority]:
@@ -165,7 +174,8 @@ def act(username: str) -> BaseResponse:
         if action == "suspend_phone":
             authority.require(authority.may_suspend())
             done = suspend_phone(
-                db, user, reason=reason_of(request.form.get("reason", "")), channel="helpdesk",
+                db, user, reason=reason_of(request.form.get("reason", "")), loss=_loss(),
+                channel="helpdesk",
                 actor=staff.sub, revoker=deps.revoker, calendar=deps.calendar,
                 letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
                 audit=context.audit_context(),
@@ -186,12 +196,25 @@ def act(username: str) -> BaseResponse:
             extra = {"done": "access_pass", "access_pass": code}
         else:
             return _personpage(user, authority, 400, error="action")
+    except InvalidLossTimeError:
+        db.rollback()
+        return _personpage(user, authority, 400, error="lost_at")
     except IdpError as error:
         db.rollback()
         return _personpage(user, authority, 409, error_message=error_text(error))
     db.commit()
     context.announce()
     return _personpage(user, authority, **extra)
+
+
+def _loss() -> Loss:
+    """The day (and time, if known) of the loss as typed on the page; empty means now.
+
+    Raises:
+        InvalidLossTimeError
+    """
+    return validate_loss_form(request.form.get("lost_on", ""), request.form.get("lost_time", ""),
+                              now=context.now())  # fmt: skip
 
 
 @bp.get("/admin/cases")
@@ -296,8 +319,13 @@ def report_lost_phone() -> BaseResponse:
         authenticator_failure(user)
         return _accountpage(user_session, user, 400, report_error=True)
     try:
+        loss = _loss()
+    except InvalidLossTimeError:
+        return _accountpage(user_session, user, 400, report_error="lost_at")
+    try:
         done = suspend_phone(
-            db, user, reason=reason_of(request.form.get("reason", "lost")), channel="self",
+            db, user, reason=reason_of(request.form.get("reason", "lost")), loss=loss,
+            channel="self",
             actor=user.sub, revoker=deps.revoker, calendar=deps.calendar,
             letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
             audit=context.audit_context(),
