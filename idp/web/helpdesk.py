@@ -34,10 +34,15 @@ from idp.mfa.passkeys import active_passkeys
 from idp.revocation.loss import InvalidLossTimeError
 from idp.revocation.loss import Loss
 from idp.revocation.loss import validate_loss_form
+from idp.revocation.models import LostDeviceCase
 from idp.revocation.service import end_session
+from idp.revocation.suspension import CALLER_CHECKS
 from idp.revocation.suspension import cases_for
+from idp.revocation.suspension import close_investigation
+from idp.revocation.suspension import declare_lost
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
+from idp.revocation.suspension import may_see_case
 from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
@@ -48,6 +53,10 @@ from idp.roles.authority import Authority
 from idp.roles.orders import accept_order
 from idp.web import console
 from idp.web import context
+from idp.web.case_texts import CHANNEL_LABELS
+from idp.web.case_texts import CHECK_LABELS
+from idp.web.case_texts import KIND_LABELS
+from idp.web.case_texts import REASON_LABELS
 from idp.web.console import RefusedError
 from idp.web.console import answer_refusals
 from idp.web.console import page
@@ -56,12 +65,13 @@ from idp.web.role_texts import error_text
 from idp.web.sessions import clear_login_cookie
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
+from thai_format import format_datetime
 
 bp = Blueprint("helpdesk", __name__)
 
-# What the helpdesk asks a caller before acting on their account (shown; each box must be
-# ticked, and the ticks are kept in the audit trail with the action).
-CHECKLIST = ("citizen_id", "unit", "callback", "head_of_unit")
+# What the helpdesk asks a caller: every box before giving access back (an access pass);
+# none before suspending, the safe way, which records whatever was ticked.
+CHECKLIST = CALLER_CHECKS
 _EVENTS_SHOWN = 30
 _SECURITY_EVENTS = (
     "login.%",
@@ -78,7 +88,15 @@ answer_refusals(bp)
 
 @bp.app_context_processor
 def _case_words() -> dict[str, Any]:
-    return {"overdue_when_reported": overdue_when_reported}
+    locale = str(get_locale())
+    return {
+        "overdue_when_reported": overdue_when_reported,
+        "reason_label": lambda reason: REASON_LABELS.get(reason, reason),
+        "case_kind_label": lambda kind: KIND_LABELS.get(kind, kind),
+        "channel_label": lambda channel: CHANNEL_LABELS.get(channel, channel),
+        "check_labels": CHECK_LABELS,
+        "case_moment": lambda moment: format_datetime(moment, locale),
+    }
 
 
 def _helpdesk() -> tuple[User, Authority]:
@@ -151,9 +169,8 @@ def _personpage(user: User, authority: Authority, status: int = 200, **extra: An
                  checklist=CHECKLIST, **extra)  # fmt: skip
 
 
-def _checklist_done() -> list[str] | None:
-    ticked = [item for item in CHECKLIST if request.form.get(f"check_{item}") == "yes"]
-    return ticked if len(ticked) == len(CHECKLIST) else None
+def _ticked() -> list[str]:
+    return [item for item in CHECKLIST if request.form.get(f"check_{item}") == "yes"]
 
 
 @bp.post("/helpdesk/users/<username>/action")
@@ -165,10 +182,13 @@ def act(username: str) -> BaseResponse:
     user = get_user_by_username(db, username[:64])
     if user is None:
         return page("error.html", 404, code="not_found", description=None)
-    checklist = _checklist_done()
-    if checklist is None:
-        return _personpage(user, authority, 400, error="checklist")
+    ticked = _ticked()
     action = request.form.get("action")
+    # SECURITY: giving access back needs every check of the caller (whoever holds the lost
+    # phone may know the password); suspending is the safe way and waits for nothing, at any
+    # hour (the call-back on the unit's number is impossible out of office hours).
+    if action == "access_pass" and len(ticked) < len(CHECKLIST):
+        return _personpage(user, authority, 400, error="checklist")
     note = request.form.get("note", "")[:500]
     try:
         if action == "suspend_phone":
@@ -178,7 +198,7 @@ def act(username: str) -> BaseResponse:
                 channel="helpdesk",
                 actor=staff.sub, revoker=deps.revoker, calendar=deps.calendar,
                 letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-                audit=context.audit_context(),
+                audit=context.audit_context(), verified=ticked,
             )  # fmt: skip
             message = "already_suspended" if done.already_suspended else "phone_suspended"
             extra: dict[str, Any] = {"done": message, "case": done.case}
@@ -249,6 +269,58 @@ def case_letter(case_id: str) -> BaseResponse:
                      overdue={c.id for c in items if is_overdue(c, context.now())},
                      authority=authority)  # fmt: skip
     return redirect(url_for("helpdesk.cases", received=1), code=303)
+
+
+@bp.get("/admin/cases/<case_id>")
+def case_page(case_id: str) -> BaseResponse:
+    _, authority = console.staff(Authority.may_follow_cases)
+    return _casepage(authority, case_id[:32])
+
+
+def _casepage(authority: Authority, case_id: str, status: int = 200, **extra: Any) -> Response:
+    db = context.db()
+    case = db.get(LostDeviceCase, case_id)
+    person = db.get(User, case.user_id) if case else None
+    if case is None or person is None or not may_see_case(authority, person):
+        return page("error.html", 404, code="not_found", description=None)
+    return page("case.html", status, case=case, person=person, authority=authority,
+                 overdue=is_overdue(case, context.now()),
+                 may_declare=person.unit_code in authority.units,
+                 **extra)  # fmt: skip
+
+
+@bp.post("/admin/cases/<case_id>/declare-lost")
+def case_declare_lost(case_id: str) -> BaseResponse:
+    staff, authority = console.staff(Authority.may_follow_cases)
+    verify_csrf()
+    db = context.db()
+    deps = context.deps()
+    try:
+        declare_lost(db, case_id[:32], _loss(), by=authority, actor=staff.sub,
+                     calendar=deps.calendar, letter_days=deps.settings.lost_phone_letter_days,
+                     now=context.now(), audit=context.audit_context())  # fmt: skip
+    except InvalidLossTimeError:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 400, error="lost_at")
+    except IdpError as error:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
+    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="lost"), code=303)
+
+
+@bp.post("/admin/cases/<case_id>/close")
+def case_close(case_id: str) -> BaseResponse:
+    staff, authority = console.staff(Authority.may_follow_cases)
+    verify_csrf()
+    db = context.db()
+    try:
+        close_investigation(db, case_id[:32], request.form.get("finding", ""), by=authority,
+                            actor=staff.sub, now=context.now(),
+                            audit=context.audit_context())  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
+    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="closed"), code=303)
 
 
 # --- the user's own account -----------------------------------------------------------------
