@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     access_pass_ttl: int = Field(
         1800, ge=300, le=86400, description="Seconds a helpdesk's Temporary Access Pass lasts"
     )
+    # CGD (กรมบัญชีกลาง, กองระบบการคลังภาครัฐ) as the Ministry's letter gives it (ข้อ ๙)
+    cgd_contact_phone: str = Field("0 2032 2636", description="Contact Center, office hours")
+    cgd_contact_line: str = Field("@gfmiscc", description="LINE Official Account")
+    cgd_contact_email: str = "gfmiscc@gfmis.go.th"
+    cgd_address: str = Field(
+        "ถนนพระรามที่ ๖ แขวงพญาไท เขตพญาไท กรุงเทพมหานคร ๑๐๔๐๐",
+        description="Where the head of unit's letter is posted",
+    )
     reenrol_needs_access_pass: bool = Field(
         True, description="After a lost phone, registering a new one starts only with the "
         "helpdesk's Temporary Access Pass",

@@ -10,7 +10,9 @@ all), security events, and "report lost phone".
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint
 from flask import Response
@@ -28,15 +30,20 @@ from idp.accounts.passwords import verify_password
 from idp.accounts.service import get_user_by_username
 from idp.audit.models import AuditEvent
 from idp.audit.models import SecurityAlert
+from idp.audit.service import record
 from idp.errors import IdpError
 from idp.mfa.models import Device
 from idp.mfa.passkeys import active_passkeys
+from idp.revocation.letter import CgdContact
+from idp.revocation.letter import build_letter_pdf
+from idp.revocation.letter import letter_facts
 from idp.revocation.loss import InvalidLossTimeError
 from idp.revocation.loss import Loss
 from idp.revocation.loss import validate_loss_form
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.service import end_session
 from idp.revocation.suspension import CALLER_CHECKS
+from idp.revocation.suspension import NoLetterDueError
 from idp.revocation.suspension import cases_for
 from idp.revocation.suspension import close_investigation
 from idp.revocation.suspension import declare_lost
@@ -51,6 +58,7 @@ from idp.revocation.suspension import suspend_phone
 from idp.revocation.suspension import usernames
 from idp.roles.authority import Authority
 from idp.roles.orders import accept_order
+from idp.settings import Settings
 from idp.web import console
 from idp.web import context
 from idp.web.case_texts import CHANNEL_LABELS
@@ -68,6 +76,9 @@ from idp.web.sessions import verify_csrf
 from thai_format import format_datetime
 
 bp = Blueprint("helpdesk", __name__)
+
+# The letter's font: Sarabun (SIL Open Font License 1.1, OFL.txt beside it).
+_FONTS = Path(__file__).parent / "static" / "fonts"
 
 # What the helpdesk asks a caller: every box before giving access back (an access pass);
 # none before suspending, the safe way, which records whatever was ticked.
@@ -277,16 +288,57 @@ def case_page(case_id: str) -> BaseResponse:
     return _casepage(authority, case_id[:32])
 
 
-def _casepage(authority: Authority, case_id: str, status: int = 200, **extra: Any) -> Response:
+def _visible_case(authority: Authority, case_id: str) -> tuple[LostDeviceCase, User] | None:
     db = context.db()
     case = db.get(LostDeviceCase, case_id)
     person = db.get(User, case.user_id) if case else None
     if case is None or person is None or not may_see_case(authority, person):
+        return None
+    return case, person
+
+
+def _casepage(authority: Authority, case_id: str, status: int = 200, **extra: Any) -> Response:
+    found = _visible_case(authority, case_id)
+    if found is None:
         return page("error.html", 404, code="not_found", description=None)
+    case, person = found
     return page("case.html", status, case=case, person=person, authority=authority,
                  overdue=is_overdue(case, context.now()),
+                 contact=cgd_contact(context.deps().settings),
                  may_declare=person.unit_code in authority.units,
                  **extra)  # fmt: skip
+
+
+@bp.get("/admin/cases/<case_id>/letter.pdf")
+def case_letter_pdf(case_id: str) -> BaseResponse:
+    """The letter to CGD, filled in and ready for the head of unit to sign."""
+    staff, authority = console.staff(Authority.may_follow_cases)
+    db = context.db()
+    found = _visible_case(authority, case_id[:32])
+    if found is None:
+        return page("error.html", 404, code="not_found", description=None)
+    case, person = found
+    if case.letter_due is None:
+        return _casepage(authority, case.id, 409, error_message=error_text(NoLetterDueError()))
+    signer = staff if person.unit_code in authority.units else None
+    content = build_letter_pdf(letter_facts(db, case, person, signer=signer, now=context.now()),
+                               cgd_contact(context.deps().settings), font_dir=_FONTS)  # fmt: skip
+    record(db, "revocation.case_letter_drafted", now=context.now(), actor=staff.sub,
+           context=context.audit_context(), case=case.id, user=person.sub)  # fmt: skip
+    name = f"หนังสือแจ้งโทรศัพท์สูญหาย-{person.username}.pdf"
+    return Response(content, headers={
+        "Content-Type": "application/pdf",
+        # RFC 6266 §4.3: the Thai name for browsers that read filename*, ASCII for the rest.
+        "Content-Disposition": f"attachment; filename=\"letter-{person.username}.pdf\"; "
+        f"filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    })  # fmt: skip
+
+
+def cgd_contact(settings: Settings) -> CgdContact:
+    return CgdContact(phone=settings.cgd_contact_phone, line=settings.cgd_contact_line,
+                      email=settings.cgd_contact_email, address=settings.cgd_address)  # fmt: skip
 
 
 @bp.post("/admin/cases/<case_id>/declare-lost")
