@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     mfa_suspend_on_report: bool = Field(
         True, description='"This was not me" suspends the phone\'s Soft Token'
     )
+    passkeys_enabled: bool = Field(
+        False,
+        description="Passkeys may confirm a login instead of the Nexus Smart ID app. A "
+        "departure from the Ministry's letter (กค ๐๔๐๒.๒/ว ๒๔), which asks for the app at every "
+        "login: off unless the deployment decides otherwise",
+    )
     mfa_max_waiting: int = Field(
         16,
         ge=1,
