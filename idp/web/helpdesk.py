@@ -20,6 +20,7 @@ from flask import redirect
 from flask import request
 from flask import url_for
 from flask_babel import get_locale
+from flask_babel import gettext
 from sqlalchemy import or_
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -73,6 +74,7 @@ from idp.web.role_texts import error_text
 from idp.web.sessions import clear_login_cookie
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
+from thai_format import format_date
 from thai_format import format_datetime
 
 bp = Blueprint("helpdesk", __name__)
@@ -100,7 +102,11 @@ answer_refusals(bp)
 @bp.app_context_processor
 def _case_words() -> dict[str, Any]:
     locale = str(get_locale())
+    settings = context.deps().settings
     return {
+        "cgd": cgd_contact(settings),
+        "letter_days": settings.lost_phone_letter_days,
+        "registration_period": _period(settings, locale),
         "overdue_when_reported": overdue_when_reported,
         "reason_label": lambda reason: REASON_LABELS.get(reason, reason),
         "case_kind_label": lambda kind: KIND_LABELS.get(kind, kind),
@@ -304,7 +310,6 @@ def _casepage(authority: Authority, case_id: str, status: int = 200, **extra: An
     case, person = found
     return page("case.html", status, case=case, person=person, authority=authority,
                  overdue=is_overdue(case, context.now()),
-                 contact=cgd_contact(context.deps().settings),
                  may_declare=person.unit_code in authority.units,
                  **extra)  # fmt: skip
 
@@ -334,6 +339,18 @@ def case_letter_pdf(case_id: str) -> BaseResponse:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",
     })  # fmt: skip
+
+
+def _period(settings: Settings, locale: str) -> str | None:
+    """The registration period as announced (Thai dates), or None when it is not limited."""
+    opens, closes = settings.registration_opens_at, settings.registration_closes_at
+    if opens is not None and closes is not None:
+        return f"{format_date(opens, locale)} – {format_date(closes, locale)}"
+    if opens is not None:
+        return str(gettext("from %(day)s", day=format_date(opens, locale)))
+    if closes is not None:
+        return str(gettext("until %(day)s", day=format_date(closes, locale)))
+    return None
 
 
 def cgd_contact(settings: Settings) -> CgdContact:
