@@ -18,26 +18,39 @@ from idp.api.common import bp
 from idp.api.common import json_answer
 from idp.api.common import json_body
 from idp.api.common import text_field
+from idp.revocation.loss import validate_lost_at
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.suspension import cases_for
+from idp.revocation.suspension import close_investigation
+from idp.revocation.suspension import declare_lost
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
 from idp.revocation.suspension import lift_account_suspension
+from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
 from idp.revocation.suspension import suspend_phone
+from idp.revocation.suspension import validate_checks
 from idp.roles import errors
 from idp.roles.orders import accept_order
 from idp.web import context
 from idp.web.hygiene import large_body
+from thai_format import in_thailand
 
 
 def case_json(case: LostDeviceCase, *, username: str | None = None) -> dict[str, Any]:
     return {
-        "id": case.id, "username": username, "reason": case.reason, "channel": case.channel,
-        "reported_at": case.reported_at.isoformat(), "letter_due": case.letter_due.isoformat(),
+        "id": case.id, "username": username, "reason": case.reason, "kind": case.kind,
+        "channel": case.channel, "verified": case.verified or [],
+        "reported_at": case.reported_at.isoformat(),
+        # The moment in Thai time when it is known, else the day.
+        "lost_at": in_thailand(case.lost_at).isoformat() if case.lost_at
+        else case.lost_on.isoformat(),
+        "letter_due": case.letter_due.isoformat() if case.letter_due else None,
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
         "overdue": is_overdue(case, context.now()),
+        "overdue_when_reported": overdue_when_reported(case),
         "letter_received_at": case.letter_received_at.isoformat()
         if case.letter_received_at else None,
         "letter_sha256": case.letter_sha256,
@@ -63,13 +76,16 @@ def suspend_users_phone(username: str) -> Response:
     caller = authenticate()
     caller.authority.require(caller.authority.may_suspend())
     body = json_body()
+    reason = reason_of(text_field(body, "reason"))
+    loss = validate_lost_at(body.get("lost_at"), now=context.now())
+    verified = validate_checks(body.get("verified"))
     user = _user(username)
     deps = context.deps()
     done = suspend_phone(
-        context.db(), user, reason=reason_of(text_field(body, "reason")), channel="api",
+        context.db(), user, reason=reason, loss=loss, channel="api",
         actor=caller.actor, revoker=deps.revoker, calendar=deps.calendar,
         letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-        audit=context.audit_context(),
+        audit=context.audit_context(), verified=verified,
     )  # fmt: skip
     answer = case_json(done.case, username=user.username)
     _committed_and_announced()
@@ -142,6 +158,31 @@ def case_letter(case_id: str) -> Response:
     case = receive_letter(context.db(), case_id, letter, by=caller.authority,
                           actor=caller.actor, now=context.now(),
                           audit=context.audit_context())  # fmt: skip
+    return json_answer(case_json(case))
+
+
+@bp.post("/cases/<case_id>/declare-lost")
+def case_declared_lost(case_id: str) -> Response:
+    """The head of unit says an investigated phone was lost: the letter becomes due."""
+    caller = _case_reader()
+    body = json_body()
+    loss = validate_lost_at(body.get("lost_at"), now=context.now())
+    deps = context.deps()
+    case = declare_lost(context.db(), case_id[:32], loss, by=caller.authority,
+                        actor=caller.actor, calendar=deps.calendar,
+                        letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
+                        audit=context.audit_context())  # fmt: skip
+    return json_answer(case_json(case))
+
+
+@bp.post("/cases/<case_id>/close")
+def case_closed(case_id: str) -> Response:
+    """The helpdesk closes an investigation with its finding."""
+    caller = authenticate()
+    body = json_body()
+    case = close_investigation(context.db(), case_id[:32], text_field(body, "finding"),
+                               by=caller.authority, actor=caller.actor, now=context.now(),
+                               audit=context.audit_context())  # fmt: skip
     return json_answer(case_json(case))
 
 

@@ -26,11 +26,27 @@ _STRING = {"type": "string"}
 _DATE = {"type": "string", "format": "date", "description": "Christian era, YYYY-MM-DD"}
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _REASON = {"type": "object", "properties": {"reason": _STRING}}
+_LOST_AT = {
+    "type": "string",
+    "description": "When the phone was lost: an ISO 8601 date (2026-11-20) or date-time "
+    "(2026-11-20T18:30, Thai time without an offset). Default: now. A future value is "
+    "refused (400 invalid_lost_at). The letter's 3 Thai working days count from this day.",
+}
 _SUSPENSION_REASON = {
     "type": "object",
     "required": ["reason"],
-    "properties": {"reason": {"enum": ["lost", "stolen", "compromised", "other"]}},
+    "properties": {
+        "reason": {"enum": ["lost", "stolen", "compromised", "other"]},
+        "lost_at": _LOST_AT,
+        "verified": {
+            "type": "array",
+            "items": {"enum": ["citizen_id", "unit", "callback", "head_of_unit"]},
+            "description": "What was verified of the caller, recorded; a suspension never "
+            "waits for it",
+        },
+    },
 }
+_CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": _STRING}
 _USERNAME = {"name": "username", "in": "path", "required": True, "schema": _STRING}
 
 _SCHEMAS: dict[str, Any] = {
@@ -145,14 +161,30 @@ _SCHEMAS: dict[str, Any] = {
             "id": _STRING,
             "username": _STRING,
             "reason": {"enum": ["lost", "stolen", "compromised", "other"]},
+            "kind": {
+                "enum": ["lost", "investigation"],
+                "description": "lost: lost or stolen, the letter is due; investigation: "
+                "compromised, 'this was not me' or other, no letter unless declared lost",
+            },
             "channel": {"enum": ["helpdesk", "api", "self", "not_me"]},
+            "verified": {"type": "array", "items": _STRING},
             "reported_at": {"type": "string", "format": "date-time"},
-            "letter_due": {
+            "lost_at": {
                 "type": "string",
+                "description": "The loss: a date-time in Thai time (+07:00) when the time is "
+                "known, else the date",
+            },
+            "letter_due": {
+                "type": ["string", "null"],
                 "format": "date",
-                "description": "3 Thai working days",
+                "description": "3 Thai civil-service working days after the day of the loss",
             },
             "overdue": {"type": "boolean"},
+            "overdue_when_reported": {
+                "type": "boolean",
+                "description": "The letter's last day had passed when the loss was reported",
+            },
+            "closed_at": {"type": ["string", "null"], "format": "date-time"},
             "letter_received_at": {"type": ["string", "null"], "format": "date-time"},
             "letter_sha256": {"type": ["string", "null"]},
         },
@@ -498,6 +530,32 @@ def document(issuer: str) -> dict[str, Any]:
                         "409": _ERROR,
                         "413": _ERROR,
                     },
+                }
+            },
+            "/cases/{case_id}/declare-lost": {
+                "post": {
+                    "summary": "The head of unit says the phone of an investigation was lost: "
+                    "the letter becomes due, counted from lost_at",
+                    "parameters": [_CASE_ID],
+                    "requestBody": _json_body(
+                        {"type": "object", "properties": {"lost_at": _LOST_AT}}
+                    ),
+                    "responses": {**_ok(_ref("Case")), **_AUTH, "400": _ERROR, "404": _ERROR},
+                }
+            },
+            "/cases/{case_id}/close": {
+                "post": {
+                    "summary": "Close an investigation with its finding (helpdesk); the phone "
+                    "stays suspended",
+                    "parameters": [_CASE_ID],
+                    "requestBody": _json_body(
+                        {
+                            "type": "object",
+                            "required": ["finding"],
+                            "properties": {"finding": _STRING},
+                        }
+                    ),
+                    "responses": {**_ok(_ref("Case")), **_AUTH, "400": _ERROR, "404": _ERROR},
                 }
             },
             "/admin-grants": {

@@ -90,9 +90,21 @@ class SuspensionReason(enum.StrEnum):
     OTHER = "other"
 
 
+class CaseKind(enum.StrEnum):
+    # Lost or stolen: the head of unit's letter to CGD is due (กค ๐๔๐๒.๒/ว ๒๔ ข้อ ๔).
+    LOST = "lost"
+    # "This was not me", compromised, other: looked into, no letter unless the head of unit
+    # says the phone was lost after all.
+    INVESTIGATION = "investigation"
+
+
+LETTER_REASONS = frozenset({SuspensionReason.LOST, SuspensionReason.STOLEN})
+
+
 class LostDeviceCase(Base):
-    """A suspended phone, opened by its suspension: the head of unit's letter is due within
-    three Thai working days (DESIGN §1 item 5); receiving it closes the case."""
+    """A suspended phone, opened by its suspension. For a lost or stolen phone the head of
+    unit's letter is due within three Thai working days of the loss; receiving it closes the
+    case. Other suspensions open an investigation, which asks for no letter."""
 
     __tablename__ = "lost_device_cases"
 
@@ -100,11 +112,21 @@ class LostDeviceCase(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
     reason: Mapped[SuspensionReason] = mapped_column(String(16))
+    kind: Mapped[CaseKind] = mapped_column(
+        String(16), default=CaseKind.LOST, server_default=CaseKind.LOST.value
+    )
+    # What the helpdesk had verified of the caller when suspending (a suspension never waits
+    # for it; it is kept so that whoever gives access back knows what was checked).
+    verified: Mapped[list[str] | None]
     # How it was reported: helpdesk, api, self (the user), not_me (the phone's own report).
     channel: Mapped[str] = mapped_column(String(16))
     reported_at: Mapped[datetime]
     reported_by: Mapped[str | None] = mapped_column(String(64))
-    letter_due: Mapped[date] = mapped_column(Date, index=True)
+    # The day the phone was lost (Thai calendar), from which the letter's days count, and the
+    # moment when the reporter knew it.
+    lost_on: Mapped[date] = mapped_column(Date)
+    lost_at: Mapped[datetime | None]
+    letter_due: Mapped[date | None] = mapped_column(Date, index=True)
     letter_filename: Mapped[str | None] = mapped_column(String(255))
     letter_media_type: Mapped[str | None] = mapped_column(String(64))
     letter_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -32,7 +33,10 @@ from idp.mfa.models import DeviceStatus
 from idp.mfa.passkeys import suspend_passkeys
 from idp.mfa.service import suspend_device
 from idp.oidc.models import Grant
+from idp.revocation.loss import Loss
+from idp.revocation.models import LETTER_REASONS
 from idp.revocation.models import AccessPass
+from idp.revocation.models import CaseKind
 from idp.revocation.models import CaseLetter
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.models import SuspensionReason
@@ -78,9 +82,42 @@ class CaseClosedError(SuspensionError):
     message = "The letter for this case has been received already."
 
 
+class NoLetterDueError(SuspensionError):
+    code = "no_letter_due"
+    message = "This case is an investigation: no letter is due unless the phone was lost."
+
+
+class NotInvestigationError(SuspensionError):
+    code = "not_investigation"
+    message = "Only an open investigation can be declared a lost phone or closed."
+
+
 class NotSuspendedError(SuspensionError):
     code = "not_suspended"
     message = "The account is not suspended."
+
+
+# What the helpdesk asks a caller before giving access back (an access pass, re-registration).
+# A suspension never waits for these; whatever was checked is recorded with it.
+CALLER_CHECKS = ("citizen_id", "unit", "callback", "head_of_unit")
+
+
+class UnknownCheckError(SuspensionError):
+    code = "invalid_verified"
+    message = "verified lists caller checks: citizen_id, unit, callback, head_of_unit."
+
+
+def validate_checks(items: object) -> list[str]:
+    """The caller checks named, in the checklist's order.
+
+    Raises:
+        UnknownCheckError
+    """
+    if items is None:
+        return []
+    if not isinstance(items, list) or not set(items) <= set(CALLER_CHECKS):
+        raise UnknownCheckError()
+    return [item for item in CALLER_CHECKS if item in items]
 
 
 @dataclass(frozen=True)
@@ -111,6 +148,7 @@ def suspend_phone(
     user: User,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     revoker: Revoker,
@@ -118,8 +156,12 @@ def suspend_phone(
     letter_days: int,
     now: datetime,
     audit: AuditContext,
+    verified: Sequence[str] = (),
 ) -> PhoneSuspension:
     """Suspend the user's bound phone; idempotent (a second call answers with the open case).
+    A lost or stolen phone's letter is due ``letter_days`` Thai working days after the day of
+    the ``loss``; any other reason opens an investigation. ``verified``: what the helpdesk
+    checked of the caller, recorded (a suspension never waits for it: it is the safe way).
 
     Raises:
         NoPhoneError: the user never bound a phone.
@@ -134,8 +176,9 @@ def suspend_phone(
         .with_for_update()
     )
     if device is None:
-        return _already_suspended(session, user, reason=reason, channel=channel, actor=actor,
-                                  calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+        return _already_suspended(session, user, reason=reason, loss=loss, channel=channel,
+                                  actor=actor, calendar=calendar, letter_days=letter_days,
+                                  now=now, verified=verified)  # fmt: skip
     confirmed = select(UserSession.id).where(UserSession.device_id == device.id)
     sids = list(session.scalars(confirmed.where(UserSession.ended_at.is_(None))))
     suspend_device(session, device, reason=reason.value, revocations=revoker.revocations,
@@ -149,8 +192,9 @@ def suspend_phone(
     passkeys = suspend_passkeys(session, user, reason=f"phone_{reason.value}", now=now,
                                 actor=actor, audit=audit)  # fmt: skip
     _withdraw_pushes(revoker, user, now)
-    case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
-                      calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+    case = _open_case(session, user, device, reason=reason, loss=loss, channel=channel,
+                      actor=actor, calendar=calendar, letter_days=letter_days,
+                      now=now, verified=verified)  # fmt: skip
     queue_security_events(
         session, user_sub=user.sub,
         events=[SessionRevoked(sids=tuple(sids)),
@@ -160,8 +204,11 @@ def suspend_phone(
     )  # fmt: skip
     record(session, "revocation.phone_suspended", now=now, actor=actor, context=audit,
            user=user.sub, device=device.id, reason=reason.value, channel=channel,
-           case=case.id, sessions=len(sids), passkeys=passkeys,
-           letter_due=case.letter_due.isoformat())  # fmt: skip
+           case=case.id, kind=case.kind.value, sessions=len(sids), passkeys=passkeys,
+           lost_on=case.lost_on.isoformat(),
+           letter_due=case.letter_due.isoformat() if case.letter_due else None,
+           overdue_when_reported=overdue_when_reported(case),
+           verified=list(verified))  # fmt: skip
     return PhoneSuspension(case=case, already_suspended=False, sessions_ended=len(sids))
 
 
@@ -170,11 +217,13 @@ def _already_suspended(
     user: User,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     calendar: WorkingCalendar,
     letter_days: int,
     now: datetime,
+    verified: Sequence[str],
 ) -> PhoneSuspension:
     """No working phone: answer with the case of the phone suspended last. A phone suspended
     another way ("this was not me") gets its case now, so the letter is still asked for.
@@ -192,8 +241,9 @@ def _already_suspended(
         raise NoPhoneError()
     case = session.scalar(select(LostDeviceCase).where(LostDeviceCase.device_id == device.id))
     if case is None:
-        case = _open_case(session, user, device, reason=reason, channel=channel, actor=actor,
-                          calendar=calendar, letter_days=letter_days, now=now)  # fmt: skip
+        case = _open_case(session, user, device, reason=reason, loss=loss, channel=channel,
+                          actor=actor, calendar=calendar, letter_days=letter_days,
+                          now=now, verified=verified)  # fmt: skip
     return PhoneSuspension(case=case, already_suspended=True, sessions_ended=0)
 
 
@@ -203,21 +253,28 @@ def _open_case(
     device: Device,
     *,
     reason: SuspensionReason,
+    loss: Loss,
     channel: str,
     actor: str,
     calendar: WorkingCalendar,
     letter_days: int,
     now: datetime,
+    verified: Sequence[str],
 ) -> LostDeviceCase:
+    lost = reason in LETTER_REASONS
     case = LostDeviceCase(
         id=secrets.token_hex(16),
         user_id=user.id,
         device_id=device.id,
         reason=reason,
+        kind=CaseKind.LOST if lost else CaseKind.INVESTIGATION,
+        verified=list(verified),
         channel=channel,
         reported_at=now,
         reported_by=actor,
-        letter_due=calendar.add_working_days(thai_date(now), letter_days),
+        lost_on=loss.day,
+        lost_at=loss.moment,
+        letter_due=loss.letter_due(calendar, letter_days) if lost else None,
     )
     session.add(case)
     return case
@@ -307,16 +364,13 @@ def receive_letter(
     Raises:
         UnknownCaseError, CaseClosedError, NotAllowedError
     """
-    case = session.scalar(
-        select(LostDeviceCase).where(LostDeviceCase.id == case_id).with_for_update()
-    )
-    if case is None:
-        raise UnknownCaseError()
-    user = session.get(User, case.user_id)
+    case, user = _locked_case(session, case_id)
     unit = session.get(Unit, user.unit_code) if user and user.unit_code else None
     by.require(by.may_suspend() or (unit is not None and unit.code in by.units))
     if case.closed_at is not None:
         raise CaseClosedError()
+    if case.letter_due is None:
+        raise NoLetterDueError()
     case.letter_filename = letter.filename
     case.letter_media_type = letter.media_type
     case.letter_sha256 = letter.sha256
@@ -330,9 +384,77 @@ def receive_letter(
     return case
 
 
+def _locked_case(session: Session, case_id: str) -> tuple[LostDeviceCase, User | None]:
+    """Raises UnknownCaseError."""
+    case = session.scalar(
+        select(LostDeviceCase).where(LostDeviceCase.id == case_id).with_for_update()
+    )
+    if case is None:
+        raise UnknownCaseError()
+    return case, session.get(User, case.user_id)
+
+
+def declare_lost(
+    session: Session,
+    case_id: str,
+    loss: Loss,
+    *,
+    by: Authority,
+    actor: str,
+    calendar: WorkingCalendar,
+    letter_days: int,
+    now: datetime,
+    audit: AuditContext,
+) -> LostDeviceCase:
+    """The head of unit says the phone of an investigation was lost after all: from now on the
+    letter is due, counted from the day of the loss.
+
+    Raises:
+        UnknownCaseError, NotAllowedError, NotInvestigationError
+    """
+    case, user = _locked_case(session, case_id)
+    by.require(user is not None and user.unit_code in by.units)
+    if case.kind != CaseKind.INVESTIGATION or case.closed_at is not None:
+        raise NotInvestigationError()
+    case.kind = CaseKind.LOST
+    case.lost_on, case.lost_at = loss.day, loss.moment
+    case.letter_due = loss.letter_due(calendar, letter_days)
+    record(session, "revocation.case_declared_lost", now=now, actor=actor, context=audit,
+           case=case.id, user=user.sub if user else None, lost_on=loss.day.isoformat(),
+           letter_due=case.letter_due.isoformat())  # fmt: skip
+    return case
+
+
+def close_investigation(
+    session: Session,
+    case_id: str,
+    finding: str,
+    *,
+    by: Authority,
+    actor: str,
+    now: datetime,
+    audit: AuditContext,
+) -> LostDeviceCase:
+    """The helpdesk closes an investigation with what it found; the phone stays suspended.
+
+    Raises:
+        UnknownCaseError, NotAllowedError, NotInvestigationError
+    """
+    by.require(by.may_suspend())
+    case, user = _locked_case(session, case_id)
+    if case.kind != CaseKind.INVESTIGATION or case.closed_at is not None:
+        raise NotInvestigationError()
+    case.closed_at = now
+    record(session, "revocation.investigation_closed", now=now, actor=actor, context=audit,
+           case=case.id, user=user.sub if user else None, finding=finding[:500])  # fmt: skip
+    return case
+
+
 def cases_for(session: Session, by: Authority, *, open_only: bool = True) -> list[LostDeviceCase]:
     """The helpdesk, CGD and auditors see every case; a head of unit those of their unit."""
-    query = select(LostDeviceCase).order_by(LostDeviceCase.letter_due, LostDeviceCase.reported_at)
+    query = select(LostDeviceCase).order_by(
+        LostDeviceCase.letter_due.is_(None), LostDeviceCase.letter_due, LostDeviceCase.reported_at
+    )
     if open_only:
         query = query.where(LostDeviceCase.closed_at.is_(None))
     if not (by.may_suspend() or by.may_read_everything()):
@@ -342,13 +464,25 @@ def cases_for(session: Session, by: Authority, *, open_only: bool = True) -> lis
     return list(session.scalars(query.limit(500)))
 
 
+def may_see_case(by: Authority, user: User) -> bool:
+    """As ``cases_for``: the helpdesk, CGD and auditors every case, a head of unit their unit's."""
+    return by.may_suspend() or by.may_read_everything() or user.unit_code in by.units
+
+
 def usernames(session: Session, user_ids: set[str]) -> dict[str, str]:
     rows = session.execute(select(User.id, User.username).where(User.id.in_(user_ids)))
     return {user_id: username for user_id, username in rows}
 
 
 def is_overdue(case: LostDeviceCase, now: datetime) -> bool:
-    return case.closed_at is None and thai_date(now) > case.letter_due
+    return (
+        case.closed_at is None and case.letter_due is not None and thai_date(now) > case.letter_due
+    )
+
+
+def overdue_when_reported(case: LostDeviceCase) -> bool:
+    """Reported after the letter's last day: the case opens late and says so."""
+    return case.letter_due is not None and thai_date(case.reported_at) > case.letter_due
 
 
 # --- Temporary Access Pass ------------------------------------------------------------------

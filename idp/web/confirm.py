@@ -314,7 +314,8 @@ def _passkey_offered(tx: LoginTransaction) -> bool:
     """A passkey may confirm a login (not a transaction) where the issuer can be an RP ID."""
     if tx.user_id is None or transaction_of(tx) is not None:
         return False
-    if RelyingParty.for_issuer(context.deps().settings.issuer) is None:
+    settings = context.deps().settings
+    if not settings.passkeys_enabled or RelyingParty.for_issuer(settings.issuer) is None:
         return False
     return bool(active_passkeys(context.db(), tx.user_id))
 

@@ -22,6 +22,7 @@ from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.service import accept_answer
 from idp.mfa.service import challenge_for_phone
 from idp.mfa.service import report_not_me
+from idp.revocation.loss import loss_now
 from idp.revocation.models import SuspensionReason
 from idp.revocation.suspension import suspend_phone
 from idp.store.ephemeral import EphemeralStoreError
@@ -79,7 +80,8 @@ def answer() -> Response:
         owner = context.db().get(User, challenge.user_id)
         if deps.settings.mfa_suspend_on_report and owner is not None:
             suspend_phone(
-                context.db(), owner, reason=SuspensionReason.COMPROMISED, channel="not_me",
+                context.db(), owner, reason=SuspensionReason.COMPROMISED,
+                loss=loss_now(context.now()), channel="not_me",
                 actor=owner.sub, revoker=deps.revoker, calendar=deps.calendar,
                 letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
                 audit=context.audit_context(),

@@ -10,7 +10,9 @@ all), security events, and "report lost phone".
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint
 from flask import Response
@@ -18,6 +20,7 @@ from flask import redirect
 from flask import request
 from flask import url_for
 from flask_babel import get_locale
+from flask_babel import gettext
 from sqlalchemy import or_
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
@@ -28,13 +31,27 @@ from idp.accounts.passwords import verify_password
 from idp.accounts.service import get_user_by_username
 from idp.audit.models import AuditEvent
 from idp.audit.models import SecurityAlert
+from idp.audit.service import record
 from idp.errors import IdpError
 from idp.mfa.models import Device
 from idp.mfa.passkeys import active_passkeys
+from idp.revocation.letter import CgdContact
+from idp.revocation.letter import build_letter_pdf
+from idp.revocation.letter import letter_facts
+from idp.revocation.loss import InvalidLossTimeError
+from idp.revocation.loss import Loss
+from idp.revocation.loss import validate_loss_form
+from idp.revocation.models import LostDeviceCase
 from idp.revocation.service import end_session
+from idp.revocation.suspension import CALLER_CHECKS
+from idp.revocation.suspension import NoLetterDueError
 from idp.revocation.suspension import cases_for
+from idp.revocation.suspension import close_investigation
+from idp.revocation.suspension import declare_lost
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
+from idp.revocation.suspension import may_see_case
+from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
@@ -42,8 +59,13 @@ from idp.revocation.suspension import suspend_phone
 from idp.revocation.suspension import usernames
 from idp.roles.authority import Authority
 from idp.roles.orders import accept_order
+from idp.settings import Settings
 from idp.web import console
 from idp.web import context
+from idp.web.case_texts import CHANNEL_LABELS
+from idp.web.case_texts import CHECK_LABELS
+from idp.web.case_texts import KIND_LABELS
+from idp.web.case_texts import REASON_LABELS
 from idp.web.console import RefusedError
 from idp.web.console import answer_refusals
 from idp.web.console import page
@@ -52,12 +74,17 @@ from idp.web.role_texts import error_text
 from idp.web.sessions import clear_login_cookie
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
+from thai_format import format_date
+from thai_format import format_datetime
 
 bp = Blueprint("helpdesk", __name__)
 
-# What the helpdesk asks a caller before acting on their account (shown; each box must be
-# ticked, and the ticks are kept in the audit trail with the action).
-CHECKLIST = ("citizen_id", "unit", "callback", "head_of_unit")
+# The letter's font: Sarabun (SIL Open Font License 1.1, OFL.txt beside it).
+_FONTS = Path(__file__).parent / "static" / "fonts"
+
+# What the helpdesk asks a caller: every box before giving access back (an access pass);
+# none before suspending, the safe way, which records whatever was ticked.
+CHECKLIST = CALLER_CHECKS
 _EVENTS_SHOWN = 30
 _SECURITY_EVENTS = (
     "login.%",
@@ -70,6 +97,23 @@ _SECURITY_EVENTS = (
 
 
 answer_refusals(bp)
+
+
+@bp.app_context_processor
+def _case_words() -> dict[str, Any]:
+    locale = str(get_locale())
+    settings = context.deps().settings
+    return {
+        "cgd": cgd_contact(settings),
+        "letter_days": settings.lost_phone_letter_days,
+        "registration_period": _period(settings, locale),
+        "overdue_when_reported": overdue_when_reported,
+        "reason_label": lambda reason: REASON_LABELS.get(reason, reason),
+        "case_kind_label": lambda kind: KIND_LABELS.get(kind, kind),
+        "channel_label": lambda channel: CHANNEL_LABELS.get(channel, channel),
+        "check_labels": CHECK_LABELS,
+        "case_moment": lambda moment: format_datetime(moment, locale),
+    }
 
 
 def _helpdesk() -> tuple[User, Authority]:
@@ -142,9 +186,8 @@ def _personpage(user: User, authority: Authority, status: int = 200, **extra: An
                  checklist=CHECKLIST, **extra)  # fmt: skip
 
 
-def _checklist_done() -> list[str] | None:
-    ticked = [item for item in CHECKLIST if request.form.get(f"check_{item}") == "yes"]
-    return ticked if len(ticked) == len(CHECKLIST) else None
+def _ticked() -> list[str]:
+    return [item for item in CHECKLIST if request.form.get(f"check_{item}") == "yes"]
 
 
 @bp.post("/helpdesk/users/<username>/action")
@@ -156,19 +199,23 @@ def act(username: str) -> BaseResponse:
     user = get_user_by_username(db, username[:64])
     if user is None:
         return page("error.html", 404, code="not_found", description=None)
-    checklist = _checklist_done()
-    if checklist is None:
-        return _personpage(user, authority, 400, error="checklist")
+    ticked = _ticked()
     action = request.form.get("action")
+    # SECURITY: giving access back needs every check of the caller (whoever holds the lost
+    # phone may know the password); suspending is the safe way and waits for nothing, at any
+    # hour (the call-back on the unit's number is impossible out of office hours).
+    if action == "access_pass" and len(ticked) < len(CHECKLIST):
+        return _personpage(user, authority, 400, error="checklist")
     note = request.form.get("note", "")[:500]
     try:
         if action == "suspend_phone":
             authority.require(authority.may_suspend())
             done = suspend_phone(
-                db, user, reason=reason_of(request.form.get("reason", "")), channel="helpdesk",
+                db, user, reason=reason_of(request.form.get("reason", "")), loss=_loss(),
+                channel="helpdesk",
                 actor=staff.sub, revoker=deps.revoker, calendar=deps.calendar,
                 letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-                audit=context.audit_context(),
+                audit=context.audit_context(), verified=ticked,
             )  # fmt: skip
             message = "already_suspended" if done.already_suspended else "phone_suspended"
             extra: dict[str, Any] = {"done": message, "case": done.case}
@@ -186,12 +233,25 @@ def act(username: str) -> BaseResponse:
             extra = {"done": "access_pass", "access_pass": code}
         else:
             return _personpage(user, authority, 400, error="action")
+    except InvalidLossTimeError:
+        db.rollback()
+        return _personpage(user, authority, 400, error="lost_at")
     except IdpError as error:
         db.rollback()
         return _personpage(user, authority, 409, error_message=error_text(error))
     db.commit()
     context.announce()
     return _personpage(user, authority, **extra)
+
+
+def _loss() -> Loss:
+    """The day (and time, if known) of the loss as typed on the page; empty means now.
+
+    Raises:
+        InvalidLossTimeError
+    """
+    return validate_loss_form(request.form.get("lost_on", ""), request.form.get("lost_time", ""),
+                              now=context.now())  # fmt: skip
 
 
 @bp.get("/admin/cases")
@@ -226,6 +286,110 @@ def case_letter(case_id: str) -> BaseResponse:
                      overdue={c.id for c in items if is_overdue(c, context.now())},
                      authority=authority)  # fmt: skip
     return redirect(url_for("helpdesk.cases", received=1), code=303)
+
+
+@bp.get("/admin/cases/<case_id>")
+def case_page(case_id: str) -> BaseResponse:
+    _, authority = console.staff(Authority.may_follow_cases)
+    return _casepage(authority, case_id[:32])
+
+
+def _visible_case(authority: Authority, case_id: str) -> tuple[LostDeviceCase, User] | None:
+    db = context.db()
+    case = db.get(LostDeviceCase, case_id)
+    person = db.get(User, case.user_id) if case else None
+    if case is None or person is None or not may_see_case(authority, person):
+        return None
+    return case, person
+
+
+def _casepage(authority: Authority, case_id: str, status: int = 200, **extra: Any) -> Response:
+    found = _visible_case(authority, case_id)
+    if found is None:
+        return page("error.html", 404, code="not_found", description=None)
+    case, person = found
+    return page("case.html", status, case=case, person=person, authority=authority,
+                 overdue=is_overdue(case, context.now()),
+                 may_declare=person.unit_code in authority.units,
+                 **extra)  # fmt: skip
+
+
+@bp.get("/admin/cases/<case_id>/letter.pdf")
+def case_letter_pdf(case_id: str) -> BaseResponse:
+    """The letter to CGD, filled in and ready for the head of unit to sign."""
+    staff, authority = console.staff(Authority.may_follow_cases)
+    db = context.db()
+    found = _visible_case(authority, case_id[:32])
+    if found is None:
+        return page("error.html", 404, code="not_found", description=None)
+    case, person = found
+    if case.letter_due is None:
+        return _casepage(authority, case.id, 409, error_message=error_text(NoLetterDueError()))
+    signer = staff if person.unit_code in authority.units else None
+    content = build_letter_pdf(letter_facts(db, case, person, signer=signer, now=context.now()),
+                               cgd_contact(context.deps().settings), font_dir=_FONTS)  # fmt: skip
+    record(db, "revocation.case_letter_drafted", now=context.now(), actor=staff.sub,
+           context=context.audit_context(), case=case.id, user=person.sub)  # fmt: skip
+    name = f"หนังสือแจ้งโทรศัพท์สูญหาย-{person.username}.pdf"
+    return Response(content, headers={
+        "Content-Type": "application/pdf",
+        # RFC 6266 §4.3: the Thai name for browsers that read filename*, ASCII for the rest.
+        "Content-Disposition": f"attachment; filename=\"letter-{person.username}.pdf\"; "
+        f"filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    })  # fmt: skip
+
+
+def _period(settings: Settings, locale: str) -> str | None:
+    """The registration period as announced (Thai dates), or None when it is not limited."""
+    opens, closes = settings.registration_opens_at, settings.registration_closes_at
+    if opens is not None and closes is not None:
+        return f"{format_date(opens, locale)} – {format_date(closes, locale)}"
+    if opens is not None:
+        return str(gettext("from %(day)s", day=format_date(opens, locale)))
+    if closes is not None:
+        return str(gettext("until %(day)s", day=format_date(closes, locale)))
+    return None
+
+
+def cgd_contact(settings: Settings) -> CgdContact:
+    return CgdContact(phone=settings.cgd_contact_phone, line=settings.cgd_contact_line,
+                      email=settings.cgd_contact_email, address=settings.cgd_address)  # fmt: skip
+
+
+@bp.post("/admin/cases/<case_id>/declare-lost")
+def case_declare_lost(case_id: str) -> BaseResponse:
+    staff, authority = console.staff(Authority.may_follow_cases)
+    verify_csrf()
+    db = context.db()
+    deps = context.deps()
+    try:
+        declare_lost(db, case_id[:32], _loss(), by=authority, actor=staff.sub,
+                     calendar=deps.calendar, letter_days=deps.settings.lost_phone_letter_days,
+                     now=context.now(), audit=context.audit_context())  # fmt: skip
+    except InvalidLossTimeError:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 400, error="lost_at")
+    except IdpError as error:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
+    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="lost"), code=303)
+
+
+@bp.post("/admin/cases/<case_id>/close")
+def case_close(case_id: str) -> BaseResponse:
+    staff, authority = console.staff(Authority.may_follow_cases)
+    verify_csrf()
+    db = context.db()
+    try:
+        close_investigation(db, case_id[:32], request.form.get("finding", ""), by=authority,
+                            actor=staff.sub, now=context.now(),
+                            audit=context.audit_context())  # fmt: skip
+    except IdpError as error:
+        db.rollback()
+        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
+    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="closed"), code=303)
 
 
 # --- the user's own account -----------------------------------------------------------------
@@ -296,8 +460,13 @@ def report_lost_phone() -> BaseResponse:
         authenticator_failure(user)
         return _accountpage(user_session, user, 400, report_error=True)
     try:
+        loss = _loss()
+    except InvalidLossTimeError:
+        return _accountpage(user_session, user, 400, report_error="lost_at")
+    try:
         done = suspend_phone(
-            db, user, reason=reason_of(request.form.get("reason", "lost")), channel="self",
+            db, user, reason=reason_of(request.form.get("reason", "lost")), loss=loss,
+            channel="self",
             actor=user.sub, revoker=deps.revoker, calendar=deps.calendar,
             letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
             audit=context.audit_context(),

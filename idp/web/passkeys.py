@@ -47,7 +47,12 @@ _CHALLENGE_TTL = 180.0
 
 
 def relying_party() -> RelyingParty | None:
-    return RelyingParty.for_issuer(context.deps().settings.issuer)
+    """None where passkeys are not offered, accepted or registered: turned off (the Ministry
+    asks for the Nexus Smart ID app at every login), or an issuer that cannot be an RP ID."""
+    settings = context.deps().settings
+    if not settings.passkeys_enabled:
+        return None
+    return RelyingParty.for_issuer(settings.issuer)
 
 
 def _keep_challenge(scope: str, challenge: bytes) -> None:
@@ -96,6 +101,7 @@ def account_passkeys() -> BaseResponse:
         passkeys=active_passkeys(context.db(), user.id),
         may_add=meets(level, Assurance.SOFT_TOKEN),
         available=relying_party() is not None,
+        enabled=context.deps().settings.passkeys_enabled,
         csrf_token=csrf_token(),
     )
     return Response(page)

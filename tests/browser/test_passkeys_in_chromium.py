@@ -60,6 +60,8 @@ def demo(tmp_path_factory) -> Iterator[dict[str, str]]:
         "NEXUS_RELAY_URL": nexus,
         "NEXUS_IDP_URL": idp,
         "NEXUS_STATE_FILE": str(folder / "phones.json"),
+        # A departure from the Ministry's letter, off by default: turned on to test passkeys.
+        "IDP_PASSKEYS_ENABLED": "true",
     }
     env.pop("IDP_REDIS_URL", None)
     run_cli(env, "db", "upgrade")

@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import select
 
 from idp.accounts.models import User
+from idp.audit.models import AuditEvent
 from idp.audit.service import NO_CONTEXT
 from idp.mfa.models import Device
 from idp.revocation.models import LostDeviceCase
@@ -65,7 +66,7 @@ def active(stack: Stack, token: str) -> bool:
     return bool(answer.json()["active"])
 
 
-def test_the_helpdesk_verifies_the_caller_then_suspends_the_phone(stack):
+def test_the_helpdesk_suspends_at_once_and_verifies_only_to_give_access_back(stack):
     _, tokens = malee_signs_in(stack)
     helpdesk = console(stack, "helpdesk1", "/helpdesk")
     assert 'id="alerts"' in helpdesk.page.text
@@ -73,17 +74,27 @@ def test_the_helpdesk_verifies_the_caller_then_suspends_the_phone(stack):
     assert 'data-status="active"' in page.text
     assert 'class="session"' in page.text
     action = f"{stack.idp}/helpdesk/users/malee/action"
-    # The page's boxes, unticked: a browser sends none of them.
+    # The page's boxes, unticked but one: a browser sends only the ticked ones.
     hidden = {k: v for k, v in form_fields(page.text).items() if not k.startswith("check_")}
-    suspend = {**hidden, "action": "suspend_phone", "reason": "lost"}
-    unchecked = helpdesk.go(action, "POST", data=suspend)
-    assert unchecked.status_code == 400
-    assert 'id="action-error"' in unchecked.text
-    assert active(stack, tokens["access_token"])
-    done = helpdesk.go(action, "POST", data={**suspend, **CHECKED})
+    suspend = {**hidden, "action": "suspend_phone", "reason": "lost", "check_unit": "yes"}
+    done = helpdesk.go(action, "POST", data=suspend)
+    assert done.status_code == 200
     assert 'id="done"' in done.text
     assert 'data-status="suspended"' in done.text
     assert not active(stack, tokens["access_token"])
+    with stack.deps.sessions() as session:
+        case = session.scalar(select(LostDeviceCase))
+        assert (case.kind, case.verified) == ("lost", ["unit"])
+        recorded = session.scalar(select(AuditEvent.details).where(
+            AuditEvent.event == "revocation.phone_suspended"))  # fmt: skip
+        assert recorded["verified"] == ["unit"]
+    # Access back (a pass to register a new phone) needs every check of the caller.
+    unchecked = helpdesk.go(action, "POST", data={**suspend, "action": "access_pass"})
+    assert unchecked.status_code == 400
+    assert 'id="action-error"' in unchecked.text
+    assert 'id="access-pass"' not in unchecked.text
+    passed = helpdesk.go(action, "POST", data={**suspend, **CHECKED, "action": "access_pass"})
+    assert 'id="access-pass"' in passed.text
 
     cases = helpdesk.go(f"{stack.idp}/admin/cases")
     assert cases.text.count('class="case') == 1
