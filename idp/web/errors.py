@@ -10,6 +10,7 @@ from flask import Response
 from flask import jsonify
 from flask import render_template
 from flask import request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from idp.web import context
@@ -22,6 +23,19 @@ _JSON_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/api/", "/mfa/"
 
 def wants_json() -> bool:
     return request.path.startswith(_JSON_PATHS)
+
+
+def malformed_input() -> Response:
+    """The 400 for input nothing of ours accepts: OAuth's JSON shape (which the admin API
+    shares) for programs, a page for people."""
+    if wants_json():
+        response = jsonify(
+            {"error": "invalid_request", "error_description": "Malformed request parameter."}
+        )
+    else:
+        response = Response(render_template("error.html", code="invalid_request", description=None))
+    response.status_code = 400
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -39,6 +53,16 @@ def init_app(app: Flask) -> None:
             response = Response(render_template("error.html", code=code, description=None))
         response.status_code = status
         return response
+
+    @app.errorhandler(RecursionError)
+    @app.errorhandler(UnicodeError)
+    @app.errorhandler(DataError)
+    def _unreadable_input(error: Exception) -> Response:
+        # A second net behind the input guard (idp.web.hygiene): input that a parser or the
+        # database could not take is the client's fault, never a 500.
+        log.warning("idp.web.unreadable_input", extra={"request_id": context.request_id()},
+                    exc_info=error)  # fmt: skip
+        return malformed_input()
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
