@@ -73,6 +73,11 @@ class EphemeralStore(Protocol):
         """True when other processes see the same data (Redis)."""
         ...
 
+    @property
+    def has_durable_fallback(self) -> bool:
+        """True when the database takes over while Redis is unreachable."""
+        ...
+
 
 class Keys:
     """The only place Redis keys are spelled out."""
@@ -122,6 +127,10 @@ class Keys:
     def revocations_loaded(self) -> str:
         return f"{self._prefix}revocation:loaded"
 
+    @property
+    def revocations_prefix(self) -> str:
+        return f"{self._prefix}revocation:"
+
     def revocations_epoch(self) -> str:
         return f"{self._prefix}revocation:epoch"
 
@@ -150,6 +159,10 @@ class RedisStore:
     @property
     def is_shared(self) -> bool:
         return True
+
+    @property
+    def has_durable_fallback(self) -> bool:
+        return False
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -260,6 +273,10 @@ class MemoryStore:
 
     @property
     def is_shared(self) -> bool:
+        return False
+
+    @property
+    def has_durable_fallback(self) -> bool:
         return False
 
     def _live(self, key: str) -> bytes | None:
