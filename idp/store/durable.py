@@ -37,6 +37,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -170,6 +171,7 @@ class FallbackStore:
         self._redis_down_until = 0.0
         self._db_holds_until = _now() + timedelta(days=1)  # unknown until first checked
         self._db_checked_at = 0.0
+        self._db_unreachable = False
         self._lock = threading.Lock()
 
     @property
@@ -202,9 +204,16 @@ class FallbackStore:
             with self._lock:
                 if time.monotonic() - self._db_checked_at > _CHECK_TABLE_EVERY:
                     self._db_checked_at = time.monotonic()
-                    latest = self._db.latest_expiry()
-                    self._db_holds_until = latest or datetime.min.replace(tzinfo=UTC)
-        return self._db_holds_until > _now()
+                    try:
+                        latest = self._db.latest_expiry()
+                    except SQLAlchemyError:
+                        # The database is away: Redis alone serves until it is back.
+                        log.warning("idp.store.fallback_check_failed")
+                        self._db_unreachable = True
+                    else:
+                        self._db_unreachable = False
+                        self._db_holds_until = latest or datetime.min.replace(tzinfo=UTC)
+        return not self._db_unreachable and self._db_holds_until > _now()
 
     def _wrote_to_db(self, ttl: float) -> None:
         self._db_holds_until = max(self._db_holds_until, _now() + timedelta(seconds=ttl))

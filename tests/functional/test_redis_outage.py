@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from idp.deps import build_deps
+from idp.store.db import make_engine
 from idp.store.durable import FallbackStore
 from idp.store.ephemeral import Keys
 from tests.conftest import NAMESPACE
@@ -83,3 +84,15 @@ def test_a_login_started_during_the_outage_finishes_after_it(outage):
     stack.nexus.approve("phone-malee", pushed["id"], match_number(login.page.text))
     login.reload()
     assert login.id_token()["acr"].endswith("/acr/aal2-softtoken")
+
+
+def test_redis_alone_serves_while_the_database_is_away(redis_store, clean_state):
+    unreachable = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    store = FallbackStore(
+        redis_store, unreachable, shared_prefix=Keys(NAMESPACE).revocations_prefix
+    )
+    key = Keys(NAMESPACE).push_challenge("db-away")
+    assert store.set(key, b"x", ttl=60)
+    assert store.get(key) == b"x"
+    assert store.consume(key) == b"x"
+    unreachable.dispose()
