@@ -50,6 +50,7 @@ def create_app(
     from idp.web import i18n
     from idp.web import login
     from idp.web import ops
+    from idp.web import outages
     from idp.web import pages
     from idp.web import passkeys
     from idp.web import security
@@ -106,6 +107,7 @@ def create_app(
         ops.bp,
     ):
         app.register_blueprint(blueprint)
+    outages.init_app(app)
 
     deps.keyring.reload()
     _watch_for_changes(deps, sender)

@@ -30,6 +30,7 @@ from idp.revocation.working_days import WorkingCalendar
 from idp.settings import Settings
 from idp.store.db import make_engine
 from idp.store.db import make_session_factory
+from idp.store.durable import FallbackStore
 from idp.store.ephemeral import EphemeralStore
 from idp.store.ephemeral import Keys
 from idp.store.ephemeral import make_store
@@ -73,8 +74,11 @@ def build_deps(
 ) -> Deps:
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
-    store = store if store is not None else make_store(settings.redis_url)
     keys = Keys(settings.redis_namespace)
+    if store is None:
+        store = make_store(settings.redis_url)
+        if store.is_shared and engine.dialect.name == "postgresql":
+            store = FallbackStore(store, engine, shared_prefix=keys.revocations_prefix)
     cipher = DataCipher(settings.data_key_bytes)
     clock = clock or SystemClock()
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)

@@ -60,6 +60,36 @@ def production_env(database_url: str, redis_url: str, issuer: str) -> dict[str, 
     }
 
 
+def with_phones(env: dict[str, str], issuer: str, nexus: str, state_file: str) -> dict[str, str]:
+    """``env`` for an IdP confirming logins on phones at the mock ``nexus``, and for the mock."""
+    return {
+        **env,
+        "IDP_SOFT_TOKEN_REQUIRED": "true",
+        "IDP_NEXUS_RELAY_URL": nexus,
+        "NEXUS_RELAY_URL": nexus,
+        "NEXUS_IDP_URL": issuer,
+        "NEXUS_API_KEY": env["IDP_NEXUS_API_KEY"],
+        "NEXUS_STATE_FILE": state_file,
+    }
+
+
+@contextmanager
+def two_instances_with_phones(
+    env: dict[str, str], ports: tuple[int, int, int], *, log_dir: Path
+) -> Iterator[tuple[RunningIdp, RunningIdp]]:
+    """Two production IdP instances (the first at the issuer's port) and the mock Nexus at
+    the third port, with the demo users' phones bound through the real protocol."""
+    port_a, port_b, nexus_port = ports
+    with (
+        running_process([sys.executable, "-m", "mock_nexus", "--port", str(nexus_port)],
+                        env, nexus_port, log_dir=log_dir),
+        running_idp(env, port_a, production=True, log_dir=log_dir) as a,
+        running_idp(env, port_b, production=True, log_dir=log_dir) as b,
+    ):  # fmt: skip
+        run_cli(env, "demo", "bind-phones", "--nexus", f"http://127.0.0.1:{nexus_port}")
+        yield a, b
+
+
 def run_cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [*IDP, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120

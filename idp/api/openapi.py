@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 _ERROR = {"$ref": "#/components/responses/Error"}
-_AUTH = {"401": _ERROR, "403": _ERROR}
+# Every operation: malformed input (400), authentication (401, 403), and a database that was
+# briefly unreachable (503 with Retry-After).
+_AUTH = {"400": _ERROR, "401": _ERROR, "403": _ERROR, "503": _ERROR}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:

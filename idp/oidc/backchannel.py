@@ -9,7 +9,10 @@ on (too many failures, or a SET the receiver refused) raises a helpdesk alert.
 
 Each instance runs one sender thread. It polls the outbox, and is woken at once when any
 instance announces new notices (``idp.revocation.service.announce_notices``, Redis pub/sub);
-the poll stays as the fallback, since the database, not Redis, holds the notices.
+the poll stays as the fallback, since the database, not Redis, holds the notices. It hands
+deliveries to a pool of workers, with at most a few in flight per destination, and keeps
+claiming while some are in flight: a relying party that hangs until the timeout occupies its
+own share of the pool, never the logouts of the others.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
@@ -46,6 +54,11 @@ _MAX_DELAY = timedelta(hours=1)
 # Claimed one at a time; a run goes on while notices are due (a burst of logouts is not left
 # for the next poll), up to this many.
 _PER_RUN = 200
+# Deliveries in flight at once, in all and to one destination (one URI).
+_WORKERS = 8
+_PER_DESTINATION = 2
+# While deliveries are in flight, look for newly due notices this often.
+_RECLAIM_EVERY = 0.1
 _ERROR_BODY_LIMIT = 4096
 # What the audit trail calls each kind's outcome.
 _AUDIT_EVENTS = {
@@ -95,6 +108,8 @@ class NoticeSender:
         *,
         default_alg: str,
         timeout: float = 5.0,
+        workers: int = _WORKERS,
+        per_destination: int = _PER_DESTINATION,
     ) -> None:
         self._sessions = sessions
         self._signer = signer
@@ -103,6 +118,9 @@ class NoticeSender:
         self._default_alg = default_alg
         self._timeout = timeout
         self._wake = threading.Event()
+        self._workers = workers
+        self._per_destination = per_destination
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idp-notice")
 
     def wake(self) -> None:
         """Send now rather than at the next poll (called on an announcement)."""
@@ -120,24 +138,42 @@ class NoticeSender:
             self._wake.wait(poll_interval)
 
     def send_due(self) -> int:
-        """Send the notices whose time has come, one claim at a time (so no claim outlives
-        its lease while others are sent); return how many were accepted."""
-        accepted = 0
-        for _ in range(_PER_RUN):
-            claim = self._claim()
-            if claim is None:
-                break
-            if claim.token is None:
-                answer = _Answer(claim.unsigned)
-            elif claim.kind == NoticeKind.SECURITY_EVENT:
-                answer = self._push_security_event(claim.uri, claim.token)
-            else:
-                answer = self._post_logout_token(claim.uri, claim.token)
-            self._settle(claim, answer)
-            accepted += answer.error is None
-        return accepted
+        """Send the notices whose time has come, in parallel (at most ``per_destination`` to
+        one URI), claiming each just before it is sent (so no claim outlives its lease while
+        others are sent); return how many were accepted."""
+        accepted = claimed = 0
+        in_flight: dict[Future[bool], str] = {}
+        per_uri: Counter[str] = Counter()
+        while True:
+            while len(in_flight) < self._workers and claimed < _PER_RUN:
+                busy = [uri for uri, count in per_uri.items() if count >= self._per_destination]
+                claim = self._claim(busy)
+                if claim is None:
+                    break
+                claimed += 1
+                in_flight[self._pool.submit(self._deliver, claim)] = claim.uri
+                per_uri[claim.uri] += 1
+            if not in_flight:
+                return accepted
+            done, _ = wait(in_flight, timeout=_RECLAIM_EVERY, return_when=FIRST_COMPLETED)
+            for future in done:
+                per_uri[in_flight.pop(future)] -= 1
+                try:
+                    accepted += future.result()
+                except Exception:  # settled by the lease: it is tried again later
+                    log.exception("idp.notices.send_failed")
 
-    def _claim(self) -> _Claim | None:
+    def _deliver(self, claim: _Claim) -> bool:
+        if claim.token is None:
+            answer = _Answer(claim.unsigned)
+        elif claim.kind == NoticeKind.SECURITY_EVENT:
+            answer = self._push_security_event(claim.uri, claim.token)
+        else:
+            answer = self._post_logout_token(claim.uri, claim.token)
+        self._settle(claim, answer)
+        return answer.error is None
+
+    def _claim(self, busy: list[str] | None = None) -> _Claim | None:
         now = self._clock.now()
         with self._sessions.begin() as session:
             notice = session.scalar(
@@ -146,6 +182,7 @@ class NoticeSender:
                     LogoutNotice.delivered_at.is_(None),
                     LogoutNotice.abandoned_at.is_(None),
                     LogoutNotice.next_attempt_at <= now,
+                    LogoutNotice.target_uri.not_in(busy or []),
                 )
                 # First attempts before retries: a subscriber that is down must not hold up
                 # the logouts of everyone else.

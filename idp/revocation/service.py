@@ -6,6 +6,15 @@ one round trip, and the mirror is trusted only while it is known to be complete:
 - a "complete" marker is written in the same Redis transaction as a full copy of the list,
   with a short lease; a Redis that restarted empty has no marker, and the first check after
   it rebuilds the mirror, answering from the database meanwhile;
+- that transaction is guarded by an epoch, a random value read from Redis before the
+  database snapshot is taken: a flush (or restart) between the snapshot and the write changes
+  or removes it and the write is refused, so the marker never vouches for a snapshot older
+  than the last time Redis lost data;
+- each revocation is mirrored twice: before its commit (revoked a little early is the safe
+  way to be wrong) and again just after it (a snapshot taken before the commit cannot hold
+  it; the second write, made after the commit and before the caller is answered, puts it in
+  any mirror such a snapshot vouches for). Together: once a revocation was answered, a
+  complete marker implies its key is present;
 - every instance re-sends the whole list each second (revocations live only as long as what
   they revoke, minutes, so the list is short), which also repairs writes a Redis acknowledged
   and then lost, or a stale replica;
@@ -23,6 +32,8 @@ from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 
+from sqlalchemy import Engine
+from sqlalchemy import event
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -53,6 +64,10 @@ log = logging.getLogger(__name__)
 # The marker's lease: if no instance refreshes the mirror (they all do, each second), checks
 # go back to the database soon after.
 _COMPLETE_MARKER_TTL = 30.0
+# The epoch outlives many rebuilds; when it expires the next rebuild simply starts a new one.
+_EPOCH_TTL = 24 * 3600.0
+# Where a session keeps the revocations to mirror again once its transaction has committed.
+_AFTER_COMMIT = "idp.revocation.mirror_after_commit"
 _MIRROR_STATE_ID = 1
 _IN_FLIGHT_MARGIN = timedelta(seconds=60)
 # The pub/sub topic that wakes every instance's notice sender.
@@ -91,6 +106,7 @@ class RevocationList:
         if not self._mirror([(kind, value, expires_at)], now):
             self._distrusted = True
             _mark_dirty(session, now)
+        session.info.setdefault(_AFTER_COMMIT, []).append((self, kind, value, expires_at, now))
 
     def is_revoked(
         self,
@@ -122,7 +138,19 @@ class RevocationList:
 
     def reload(self, session: Session, now: datetime) -> bool:
         """Mirror every unexpired revocation and mark the mirror complete, in one Redis
-        transaction (nothing or all of it lands); report success."""
+        transaction (nothing or all of it lands) guarded by the epoch read before the
+        snapshot; report success."""
+        epoch_key = self._keys.revocations_epoch()
+        try:
+            self._store.set(epoch_key, secrets.token_bytes(16), ttl=_EPOCH_TTL, only_if_new=True)
+            epoch = self._store.get(epoch_key)
+        except EphemeralStoreError:
+            log.warning("idp.revocation.mirror_failed")
+            return False
+        if epoch is None:  # flushed already: the next attempt starts a new epoch
+            return False
+        # A fresh snapshot: every revocation committed before this point is in it.
+        session.rollback()
         rows = session.execute(
             select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
                 Revocation.expires_at > now
@@ -134,11 +162,30 @@ class RevocationList:
         ]
         items.append((self._keys.revocations_loaded(), b"1", _COMPLETE_MARKER_TTL))
         try:
-            self._store.set_many(items)
+            written = self._store.set_many(items, guard=(epoch_key, epoch))
         except EphemeralStoreError:
             log.warning("idp.revocation.mirror_failed")
             return False
-        return True
+        if not written:
+            log.info("idp.revocation.mirror_epoch_changed")
+        return written
+
+    def mirror_committed(
+        self, items: list[tuple[RevokedKind, str, datetime, datetime]], engine: Engine | None
+    ) -> None:
+        """Mirror revocations again now that they are committed (see the module docstring);
+        on failure, stop trusting the mirror here and mark it dirty for the other instances."""
+        now = max(item[3] for item in items)
+        if self._mirror([(kind, value, expires) for kind, value, expires, _ in items], now):
+            return
+        self._distrusted = True
+        if engine is None:
+            return
+        try:
+            with Session(engine) as session, session.begin():
+                _mark_dirty(session, now)
+        except Exception:  # the database is away too: this instance already asks it
+            log.exception("idp.revocation.dirty_mark_failed")
 
     def reconcile(self, session: Session, now: datetime) -> None:
         """Rebuild the mirror (each second, in every instance) and settle the dirty mark."""
@@ -192,6 +239,28 @@ class RevocationList:
                 .limit(1)
             )
         return found is not None
+
+
+@event.listens_for(Session, "after_commit")
+def _mirror_after_commit(session: Session) -> None:
+    pending = session.info.pop(_AFTER_COMMIT, None)
+    if not pending:
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else None
+    by_list: dict[int, tuple[RevocationList, list[tuple[RevokedKind, str, datetime, datetime]]]]
+    by_list = {}
+    for revocations, kind, value, expires_at, now in pending:
+        by_list.setdefault(id(revocations), (revocations, []))[1].append(
+            (kind, value, expires_at, now)
+        )
+    for revocations, items in by_list.values():
+        revocations.mirror_committed(items, engine)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def _mark_dirty(session: Session, now: datetime) -> None:

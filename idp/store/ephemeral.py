@@ -36,8 +36,12 @@ class EphemeralStore(Protocol):
         """Store ``value`` for ``ttl`` seconds; with ``only_if_new`` (SET NX) report success."""
         ...
 
-    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
-        """Store several items at once, atomically."""
+    def set_many(
+        self, items: Iterable[tuple[str, bytes, float]], *, guard: tuple[str, bytes] | None = None
+    ) -> bool:
+        """Store several items at once, atomically; with ``guard`` (key, value), only while
+        that key still holds that value (a flush in between refuses the write). Report
+        whether they were stored."""
         ...
 
     def consume(self, key: str) -> bytes | None:
@@ -67,6 +71,11 @@ class EphemeralStore(Protocol):
     @property
     def is_shared(self) -> bool:
         """True when other processes see the same data (Redis)."""
+        ...
+
+    @property
+    def has_durable_fallback(self) -> bool:
+        """True when the database takes over while Redis is unreachable."""
         ...
 
 
@@ -118,6 +127,13 @@ class Keys:
     def revocations_loaded(self) -> str:
         return f"{self._prefix}revocation:loaded"
 
+    @property
+    def revocations_prefix(self) -> str:
+        return f"{self._prefix}revocation:"
+
+    def revocations_epoch(self) -> str:
+        return f"{self._prefix}revocation:epoch"
+
     def channel(self, topic: str) -> str:
         return f"{self._prefix}events:{topic}"
 
@@ -144,6 +160,10 @@ class RedisStore:
     def is_shared(self) -> bool:
         return True
 
+    @property
+    def has_durable_fallback(self) -> bool:
+        return False
+
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
@@ -161,15 +181,31 @@ class RedisStore:
         result = self._call(lambda: self._client.set(key, value, px=ms, nx=only_if_new))
         return bool(result)
 
-    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
-        def run() -> None:
-            # MULTI/EXEC: all of it lands or none of it (a restart mid-way leaves nothing).
-            pipe = self._client.pipeline(transaction=True)
-            for key, value, ttl in items:
-                pipe.set(key, value, px=max(1, int(ttl * 1000)))
-            pipe.execute()
+    def set_many(
+        self, items: Iterable[tuple[str, bytes, float]], *, guard: tuple[str, bytes] | None = None
+    ) -> bool:
+        import redis
 
-        self._call(run)
+        def run() -> bool:
+            # MULTI/EXEC: all of it lands or none of it (a restart mid-way leaves nothing).
+            with self._client.pipeline(transaction=True) as pipe:
+                if guard is not None:
+                    # WATCH: a FLUSHDB, an expiry or another write of the guard between this
+                    # read and EXEC aborts the transaction.
+                    pipe.watch(guard[0])  # type: ignore[no-untyped-call]
+                    if pipe.get(guard[0]) != guard[1]:
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                for key, value, ttl in items:
+                    pipe.set(key, value, px=max(1, int(ttl * 1000)))
+                try:
+                    pipe.execute()
+                except redis.WatchError:
+                    return False
+            return True
+
+        return self._call(run)
 
     def consume(self, key: str) -> bytes | None:
         return self._call(lambda: self._client.getdel(key))  # type: ignore[return-value]
@@ -239,6 +275,10 @@ class MemoryStore:
     def is_shared(self) -> bool:
         return False
 
+    @property
+    def has_durable_fallback(self) -> bool:
+        return False
+
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
         if item is None:
@@ -265,11 +305,16 @@ class MemoryStore:
                 self._sweep()
             return True
 
-    def set_many(self, items: Iterable[tuple[str, bytes, float]]) -> None:
+    def set_many(
+        self, items: Iterable[tuple[str, bytes, float]], *, guard: tuple[str, bytes] | None = None
+    ) -> bool:
         with self._lock:
+            if guard is not None and self._live(guard[0]) != guard[1]:
+                return False
             now = self._clock()
             for key, value, ttl in items:
                 self._data[key] = (value, now + ttl)
+            return True
 
     def consume(self, key: str) -> bytes | None:
         with self._lock:

@@ -9,6 +9,7 @@ import idp.mfa.models
 import idp.oidc.models
 import idp.revocation.models
 import idp.roles.models
+import idp.store.durable
 from idp.store.db import Base
 
 MODEL_MODULES = (
@@ -19,6 +20,7 @@ MODEL_MODULES = (
     idp.oidc.models,
     idp.revocation.models,
     idp.roles.models,
+    idp.store.durable,
 )
 
 __all__ = ["MODEL_MODULES", "Base"]

@@ -3,6 +3,9 @@ has ended, from a persisted notice retried until it is accepted."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs
 
@@ -170,3 +173,33 @@ def test_a_logout_refused_with_400_is_still_retried(rp, client, deps, receiver, 
     deps.clock.advance(3)
     assert sender.send_due() == 1
     assert len(logout_tokens(receiver)) == 1
+
+
+def test_a_hanging_relying_party_does_not_delay_the_others(app, client, deps, receiver):
+    seed(deps, "somchai")
+    with socket.socket() as hanging:
+        # Connections are accepted by the kernel and never answered: each delivery there
+        # lasts until the sender's timeout.
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(16)
+        hang_uri = f"http://127.0.0.1:{hanging.getsockname()[1]}/backchannel-logout"
+        add_client(deps, "hang-rp", secret="h" * 40, backchannel_logout_uri=hang_uri)
+        add_client(deps, "fast-rp", secret="f" * 40,
+                   backchannel_logout_uri=receiver.url("/backchannel-logout"))  # fmt: skip
+        for _ in range(3):  # three sessions, each known to both relying parties
+            browser = app.test_client()
+            RP(browser, client_id="hang-rp", secret="h" * 40).login_and_exchange()
+            tokens = RP(browser, client_id="fast-rp", secret="f" * 40).login_and_exchange()
+            logout(browser, tokens["id_token"])
+        sender = NoticeSender(deps.sessions, deps.signer, deps.clients, deps.clock,
+                              default_alg="ES256", timeout=3.0)  # fmt: skip
+        started = time.monotonic()
+        run = threading.Thread(target=sender.send_due)
+        run.start()
+        while len(receiver.accepted()) < 3 and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        delivered_after = time.monotonic() - started
+        run.join()
+    assert len(receiver.accepted()) == 3
+    # Serially, behind three hanging deliveries of 3 s each, this took up to 9 s.
+    assert delivered_after < 1.5

@@ -4,12 +4,14 @@ database is the truth; Redis may lose everything at any moment)."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import redis
 
 from idp import create_app
 from idp.deps import build_deps
+from idp.revocation.models import RevokedKind
 from idp.store.ephemeral import EphemeralStoreError
 from tests.conftest import REDIS_URL
 from tests.conftest import _delete_namespace
@@ -178,3 +180,71 @@ def test_simultaneous_failed_mirrors_both_keep_their_revocation(flaky):
     reconcile(deps)
     assert not active(client, first)
     assert not active(client, second)
+
+
+def flush_namespace() -> None:
+    """What FLUSHDB does to this run's keys (the shared test Redis serves other runs too)."""
+    _delete_namespace(redis.Redis.from_url(REDIS_URL))
+
+
+def revoked(deps, jti: str) -> bool:
+    return deps.revocations.is_revoked(jti=jti, sid=None, now=deps.clock.now(),
+                                       open_session=deps.sessions)  # fmt: skip
+
+
+def revoke_uncommitted(deps, jti: str):
+    session = deps.sessions()
+    now = deps.clock.now()
+    expires_at = now + timedelta(minutes=5)
+    deps.revocations.revoke(
+        session, RevokedKind.ACCESS_TOKEN, jti, expires_at=expires_at, now=now, reason="test"
+    )
+    return session
+
+
+def test_a_rebuild_from_a_snapshot_older_than_a_revocation_does_not_hide_it(flaky):
+    # The race measured from outside: the revocation's mirror write is flushed before its
+    # commit, and a rebuild takes its snapshot before that commit and then declares the
+    # mirror complete.
+    _store, deps, _client = flaky
+    assert not revoked(deps, "jti-raced")  # a complete, trusted mirror
+    session = revoke_uncommitted(deps, "jti-raced")
+    flush_namespace()
+    with deps.sessions() as other:
+        assert deps.revocations.reload(other, deps.clock.now())  # snapshot without it
+    session.commit()  # /revoke answers 200 after this
+    session.close()
+    assert revoked(deps, "jti-raced")
+
+
+def test_a_flush_between_the_snapshot_and_the_marker_refuses_the_marker(flaky):
+    store, deps, _client = flaky
+    assert not revoked(deps, "jti-raced")
+    session = revoke_uncommitted(deps, "jti-raced")
+    real_set_many = store.inner.set_many
+
+    def commit_and_flush_first(items, **kwargs):
+        if kwargs.get("guard"):
+            # Between the rebuild's snapshot and its write: the revocation commits (and is
+            # mirrored again), then Redis loses everything.
+            session.commit()
+            flush_namespace()
+        return real_set_many(items, **kwargs)
+
+    store.inner.set_many = commit_and_flush_first
+    try:
+        with deps.sessions() as other:
+            assert not deps.revocations.reload(other, deps.clock.now())
+    finally:
+        store.inner.set_many = real_set_many
+        session.close()
+    assert revoked(deps, "jti-raced")
+
+
+def test_a_revocation_rolled_back_is_not_mirrored_after_commit(flaky):
+    _store, deps, _client = flaky
+    session = revoke_uncommitted(deps, "jti-rolled-back")
+    session.rollback()
+    session.close()
+    flush_namespace()
+    assert not revoked(deps, "jti-rolled-back")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.server
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,9 +25,9 @@ from tests.servers import LoopbackBrowser
 from tests.servers import free_port
 from tests.servers import production_env
 from tests.servers import run_cli
-from tests.servers import running_idp
-from tests.servers import running_process
 from tests.servers import sign_in
+from tests.servers import two_instances_with_phones
+from tests.servers import with_phones
 
 CALLBACK = "http://127.0.0.1:9999/callback"
 RP_SECRET = secrets.token_urlsafe(32)
@@ -61,28 +60,16 @@ def receiver() -> Iterator[str]:
 def deployment(fresh_database_url, redis_url, receiver, tmp_path_factory) -> Iterator[dict]:
     port_a, port_b, nexus_port = free_port(), free_port(), free_port()
     issuer, nexus = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{nexus_port}"
-    env = production_env(fresh_database_url, redis_url, issuer)
-    env.update({
-        "IDP_SOFT_TOKEN_REQUIRED": "true",
-        "IDP_NEXUS_RELAY_URL": nexus,
-        "NEXUS_RELAY_URL": nexus,
-        "NEXUS_IDP_URL": issuer,
-        "NEXUS_API_KEY": env["IDP_NEXUS_API_KEY"],
-        "NEXUS_STATE_FILE": str(tmp_path_factory.mktemp("nexus") / "phones.json"),
-    })  # fmt: skip
+    env = with_phones(production_env(fresh_database_url, redis_url, issuer), issuer, nexus,
+                      str(tmp_path_factory.mktemp("nexus") / "phones.json"))  # fmt: skip
     run_cli(env, "db", "upgrade")
     run_cli(env, "demo", "seed")
     run_cli(env, "clients", "add", "lost-rp", "--name", "Relying party", "--secret", RP_SECRET,
             "--redirect-uri", CALLBACK, "--scope", "openid",
             "--backchannel-logout-uri", receiver)  # fmt: skip
     logs = tmp_path_factory.mktemp("logs")
-    with (
-        running_process([sys.executable, "-m", "mock_nexus", "--port", str(nexus_port)],
-                        env, nexus_port, log_dir=logs),
-        running_idp(env, port_a, production=True, log_dir=logs) as a,
-        running_idp(env, port_b, production=True, log_dir=logs) as b,
-    ):  # fmt: skip
-        run_cli(env, "demo", "bind-phones", "--nexus", nexus)
+    ports = (port_a, port_b, nexus_port)
+    with two_instances_with_phones(env, ports, log_dir=logs) as (a, b):
         yield {"a": a.url, "b": b.url, "nexus": nexus}
 
 

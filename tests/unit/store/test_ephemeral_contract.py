@@ -54,6 +54,16 @@ def test_mget_and_set_many(store, key):
     assert store.mget([key + ":1", key + ":missing", key + ":2"]) == [b"x", None, b"y"]
 
 
+def test_guarded_set_many_lands_only_while_the_guard_holds(store, key):
+    store.set(key + ":epoch", b"e1", ttl=60)
+    assert store.set_many([(key + ":1", b"x", 60)], guard=(key + ":epoch", b"e1"))
+    store.delete(key + ":epoch")  # a flush in between
+    assert not store.set_many([(key + ":2", b"y", 60)], guard=(key + ":epoch", b"e1"))
+    store.set(key + ":epoch", b"e2", ttl=60)  # a new epoch, after the flush
+    assert not store.set_many([(key + ":2", b"y", 60)], guard=(key + ":epoch", b"e1"))
+    assert store.mget([key + ":1", key + ":2"]) == [b"x", None]
+
+
 def test_concurrent_only_if_new_has_one_winner(store, key):
     wins = []
     barrier = threading.Barrier(8)
