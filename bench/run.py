@@ -211,19 +211,27 @@ class Comparison:
     env: dict[str, str]
 
 
+def seeded_world(
+    database_url: str, redis_url: str, issuer: str, namespace: str
+) -> tuple[World, dict[str, str]]:
+    """A fresh database with the demo data, and the production settings of an IdP on it."""
+    world = World(
+        database_url=database_url, redis_url=redis_url, a=issuer, b=issuer,
+        nexus=f"http://127.0.0.1:{free_port()}",  # nothing listens: no login is measured
+    )  # fmt: skip
+    env = {**clean_environ(), **idp_settings(world), "IDP_REDIS_NAMESPACE": namespace}
+    recreate_database(world.database_url)
+    forget_earlier_runs(world.redis_url, namespace)
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "seed")
+    return world, env
+
+
 @contextmanager
 def side_by_side(args: argparse.Namespace, folder: Path) -> Iterator[Comparison]:
     idp_url = f"http://127.0.0.1:{free_port()}"
     peer_port = free_port()
-    world = World(
-        database_url=args.database_url, redis_url=args.redis_url, a=idp_url, b=idp_url,
-        nexus=f"http://127.0.0.1:{free_port()}",  # nothing listens: no login is measured
-    )  # fmt: skip
-    env = {**clean_environ(), **idp_settings(world), "IDP_REDIS_NAMESPACE": NAMESPACE}
-    recreate_database(world.database_url)
-    forget_earlier_runs(world.redis_url, NAMESPACE)
-    run_cli(env, "db", "upgrade")
-    run_cli(env, "demo", "seed")
+    world, env = seeded_world(args.database_url, args.redis_url, idp_url, NAMESPACE)
     pin = ["taskset", "-c", str(args.server_core)]
     started = []
     try:
