@@ -162,7 +162,8 @@ def main() -> int:
         for label, share in stage_shares(stats, args.requests):
             print(f"| {label} | {share:.0%} | {share * cpu_us:.0f} |")
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
+        stats = pstats.Stats(profiler, stream=out).strip_dirs()  # no local paths in reports
+        stats.sort_stats("tottime").print_stats(args.top)
         print("\n```")
         print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
         print("```")
