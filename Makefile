@@ -44,8 +44,8 @@ serve: install ## the IdP in production mode on 127.0.0.1:8000 (needs IDP_DATABA
 	IDP_MODE=production $(BIN)/idp db upgrade
 	IDP_MODE=production $(BIN)/idp serve
 
-bench: install ## load benchmark against a running `make serve` (see bench/README.md)
-	$(BIN)/python bench/run.py
+bench: install ## this IdP beside node-oidc-provider on one core, side by side (bench/README.md)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 translations: install ## extract page texts, update the Thai catalogue, compile it
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k _l -o instance/messages.pot .

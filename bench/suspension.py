@@ -504,11 +504,11 @@ def measure(
     return sample
 
 
-def forget_earlier_runs(redis_url: str) -> None:
+def forget_earlier_runs(redis_url: str, namespace: str = NAMESPACE) -> None:
     """Delete what an earlier run left in Redis (its keys carry our namespace; nobody
     else's are touched)."""
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{NAMESPACE}*", count=1000):
+    for key in client.scan_iter(match=f"{namespace}*", count=1000):
         client.delete(key)
     client.close()
 

@@ -36,6 +36,7 @@ def create_app(
     from idp.audit.service import Sealer
     from idp.oidc import views as oidc_views
     from idp.oidc.discovery import build_discovery_document
+    from idp.oidc.fastpath import FastPaths
     from idp.oidc.jsondoc import serialise
     from idp.oidc.server import build_authorization_server
     from idp.web import admin
@@ -67,6 +68,9 @@ def create_app(
         MAX_FORM_PARTS=200,
         PREFERRED_URL_SCHEME="https" if settings.issuer.startswith("https") else "http",
     )
+    discovery = serialise(build_discovery_document(settings.issuer))
+    # Inside ProxyFix, so that the fast paths see the same client address as Flask does.
+    app.wsgi_app = fast_paths = FastPaths(app.wsgi_app, deps, discovery)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
@@ -75,7 +79,8 @@ def create_app(
             x_host=settings.trusted_proxies,
         )
     app.extensions["idp"] = deps
-    app.extensions["idp.discovery"] = serialise(build_discovery_document(settings.issuer))
+    app.extensions["idp.discovery"] = discovery
+    app.extensions["idp.fast_paths"] = fast_paths
     app.session_interface = EphemeralSessionInterface(deps)
 
     context.init_app(app)

@@ -41,9 +41,13 @@ def now() -> datetime:
 
 def request_id() -> str:
     if "request_id" not in g:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.request_id = request_id_from(request.headers.get("X-Request-Id", ""))
     return g.request_id  # type: ignore[no-any-return]
+
+
+def request_id_from(incoming: str) -> str:
+    """The caller's request id when it is a plausible one, else a fresh one."""
+    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
 
 
 def audit_context() -> AuditContext:

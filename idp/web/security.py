@@ -11,19 +11,27 @@ _CSP = (
 )
 
 
+def document_headers(mimetype: str, *, production: bool) -> list[tuple[str, str]]:
+    """The security headers an answer of this type carries, in the order they are added."""
+    headers = [("X-Content-Type-Options", "nosniff")]
+    if mimetype == "text/html":
+        # Document headers for documents only: JSON answers (the hot paths) skip them.
+        headers += [
+            ("Content-Security-Policy", _CSP),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            # Pages carry CSRF tokens and personal data: never stored by a shared cache.
+            ("Cache-Control", "no-store"),
+        ]
+    if production:
+        headers.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+    return headers
+
+
 def init_app(app: Flask, *, production: bool) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        if response.mimetype == "text/html":
-            # Document headers for documents only: JSON answers (the hot paths) skip them.
-            headers.setdefault("Content-Security-Policy", _CSP)
-            headers.setdefault("X-Frame-Options", "DENY")
-            headers.setdefault("Referrer-Policy", "no-referrer")
-            headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-            # Pages carry CSRF tokens and personal data: never stored by a shared cache.
-            headers.setdefault("Cache-Control", "no-store")
-        if production:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in document_headers(response.mimetype or "", production=production):
+            response.headers.setdefault(name, value)
         return response
