@@ -20,8 +20,8 @@ PAYMENT_APPROVAL = "gfmis_payment_approval"
 SUPPORTED_TYPES = (PAYMENT_APPROVAL,)
 MAX_DETAILS = 5
 
-_DOCUMENT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/-]{0,31}$")
-_UNIT_CODE = re.compile(r"^[0-9]{10}$")
+_DOCUMENT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9/-]{0,31}")
+_UNIT_CODE = re.compile(r"[0-9]{10}")
 _ACTIONS = frozenset({"approve", "approve-1", "approve-2"})
 _PAYMENT_FIELDS = frozenset(
     {"type", "actions", "document_number", "amount", "payee", "unit", "description"}
@@ -61,7 +61,7 @@ def _checked(item: object) -> dict[str, Any]:
     document = item.get("document_number")
     payee = item.get("payee")
     actions = item.get("actions", ["approve"])
-    if not isinstance(document, str) or not _DOCUMENT_NUMBER.match(document):
+    if not isinstance(document, str) or not _DOCUMENT_NUMBER.fullmatch(document):
         raise InvalidAuthorizationDetailsError("'document_number' is missing or malformed.")
     if not isinstance(payee, str) or not 1 <= len(payee.strip()) <= 200:
         raise InvalidAuthorizationDetailsError("'payee' is missing or too long.")
@@ -76,7 +76,7 @@ def _checked(item: object) -> dict[str, Any]:
     }
     unit = item.get("unit")
     if unit is not None:
-        if not isinstance(unit, str) or not _UNIT_CODE.match(unit):
+        if not isinstance(unit, str) or not _UNIT_CODE.fullmatch(unit):
             raise InvalidAuthorizationDetailsError("'unit' must be a 10-digit unit code.")
         checked["unit"] = unit
     description = item.get("description")

@@ -18,7 +18,7 @@ from idp.audit.service import AuditContext
 from idp.deps import Deps
 from idp.revocation.service import announce_notices
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def deps() -> Deps:
@@ -42,7 +42,7 @@ def now() -> datetime:
 def request_id() -> str:
     if "request_id" not in g:
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
     return g.request_id  # type: ignore[no-any-return]
 
 

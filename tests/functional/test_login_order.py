@@ -340,6 +340,22 @@ def test_parallel_wrong_passwords_lock_exactly_as_the_readme_says(stack):
     assert failures(stack) == settings.login_lockout_after
 
 
+# --- anchored patterns ----------------------------------------------------------------------
+
+
+def test_a_push_address_with_a_trailing_newline_is_refused(stack):
+    relay = stack.nexus.url
+    answer = requests.post(
+        f"{relay}/phones/phone-somchai/push-address",
+        json={"push_address": f"{relay}/phones/phone-somchai\n"},
+        timeout=15,
+    )
+    assert answer.json().get("error") == "invalid_request", answer.text
+    with stack.deps.sessions() as session:
+        addresses = list(session.scalars(select(Device.push_address)))
+    assert addresses == [f"{relay}/phones/phone-somchai"]
+
+
 def test_an_approved_login_opened_twice_at_once_makes_one_session(stack):
     login = Login.start(stack, "somchai")
     pushed = stack.nexus.wait_for_push("phone-somchai")
