@@ -58,7 +58,7 @@ class Pushed:
         )
 
     def view(self) -> dict[str, Any]:
-        """DESIGN §7: id, client, context, transaction details."""
+        """What the phone shows: id, client, context, transaction details (never the number)."""
         return {
             "id": self.challenge_id,
             "client": self.client_name,

@@ -1,4 +1,4 @@
-"""The relay's API for the IdP, and the phones' pages and JSON API (DESIGN §7): bind, read the
+"""The relay's API for the IdP, and the phones' pages and JSON API: bind, read the
 inbox, approve with the number typed from the login page, deny ("this was not me"), scan a
 login page's code, read the current TOTP code."""
 

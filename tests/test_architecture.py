@@ -1,4 +1,4 @@
-"""Import rules (CONVENTIONS.md): domain packages never touch the web, the mocks and the
+"""Import rules: domain packages never touch the web, the mocks and the
 portal never import the IdP. Parsed with ast, so nothing is imported to check it."""
 
 from __future__ import annotations

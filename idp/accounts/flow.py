@@ -50,7 +50,7 @@ _SECOND_FACTORS = frozenset({"swk", "otp", "hwk"})
 
 
 class Assurance(enum.StrEnum):
-    """How the user authenticated (DESIGN §5): the last path segment of the ``acr`` URI."""
+    """How the user authenticated: the last path segment of the ``acr`` URI."""
 
     PASSWORD = "aal1-pwd"
     SOFT_TOKEN = "aal2-softtoken"
