@@ -34,7 +34,6 @@ def create_app(
     from idp.api import helpdesk as _helpdesk_operations  # noqa: F401 - likewise
     from idp.api.common import bp as admin_api_bp
     from idp.audit.service import Sealer
-    from idp.oidc import views as oidc_views
     from idp.oidc.discovery import build_discovery_document
     from idp.oidc.fastpath import FastPaths
     from idp.oidc.jsondoc import serialise
@@ -54,6 +53,7 @@ def create_app(
     from idp.web import outages
     from idp.web import pages
     from idp.web import passkeys
+    from idp.web import protocol
     from idp.web import security
     from idp.web.sessions import EphemeralSessionInterface
 
@@ -89,7 +89,9 @@ def create_app(
     i18n.init_app(app, default_locale=settings.default_locale)
     errors.init_app(app)
     hygiene.init_app(app)
-    app.extensions["idp.oauth"] = build_authorization_server(app, deps)
+    app.extensions["idp.oauth"] = build_authorization_server(
+        app, deps, db=context.db, audit_context=context.audit_context
+    )
     app.extensions["idp.notice_sender"] = sender = NoticeSender(
         deps.sessions,
         deps.signer,
@@ -98,7 +100,7 @@ def create_app(
         default_alg=settings.signing_alg,
     )
     for blueprint in (
-        oidc_views.bp,
+        protocol.bp,
         login.bp,
         confirm.bp,
         device_api.bp,

@@ -1,5 +1,5 @@
 """A stand-in for the Nexus Smart ID app and its push relay: simulated phones, each with a
-page and a JSON API (DESIGN §7), and the relay that carries challenges and answers. It talks to
+page and a JSON API, and the relay that carries challenges and answers. It talks to
 the IdP only over HTTP."""
 
 from __future__ import annotations

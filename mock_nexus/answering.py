@@ -95,8 +95,9 @@ def deliver(phone: Phone, answer: str, *, answer_to: str, timeout: float) -> dic
     return _post_with_proof(phone, answer_to, {"answer": answer}, timeout=timeout)
 
 
-def read_confirm_link(text: str) -> tuple[str, str, int]:
-    """A ``nexussmartid://confirm`` link scanned from a login page: issuer, challenge, number.
+def read_confirm_link(text: str) -> tuple[str, str]:
+    """A ``nexussmartid://confirm`` link scanned from a login page: issuer and challenge. It
+    carries no number: the person types the one the login page shows, as with a push.
 
     Raises:
         AnswerError
@@ -106,7 +107,7 @@ def read_confirm_link(text: str) -> tuple[str, str, int]:
     try:
         if parts.scheme != "nexussmartid" or parts.netloc != "confirm":
             raise ValueError(text)
-        return query["issuer"][0], query["challenge"][0], int(query["number"][0])
+        return query["issuer"][0], query["challenge"][0]
     except (KeyError, IndexError, ValueError) as exc:
         raise AnswerError("not_a_confirm_code") from exc
 

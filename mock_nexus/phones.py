@@ -12,7 +12,7 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
 
-PHONE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+PHONE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 @dataclass

@@ -30,13 +30,13 @@ class Pushed:
     authorization_details: list[dict[str, Any]] | None
     expires_at: float
     answer_to: str
-    # Scanned from a login page (the reverse path): it came from the IdP, not the relay, and
-    # the QR code carried the number, so the user only checks and approves.
-    scanned_number: int | None = None
+    # Scanned from a login page (the reverse path): it came from the IdP, not the relay. The
+    # user still types the number the login page shows.
+    scanned: bool = False
 
     @property
     def via_relay(self) -> bool:
-        return self.scanned_number is None
+        return not self.scanned
 
     @classmethod
     def from_request(cls, body: dict[str, Any]) -> Pushed:
@@ -58,7 +58,7 @@ class Pushed:
         )
 
     def view(self) -> dict[str, Any]:
-        """DESIGN §7: id, client, context, transaction details."""
+        """What the phone shows: id, client, context, transaction details (never the number)."""
         return {
             "id": self.challenge_id,
             "client": self.client_name,

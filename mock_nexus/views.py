@@ -1,4 +1,4 @@
-"""The relay's API for the IdP, and the phones' pages and JSON API (DESIGN §7): bind, read the
+"""The relay's API for the IdP, and the phones' pages and JSON API: bind, read the
 inbox, approve with the number typed from the login page, deny ("this was not me"), scan a
 login page's code, read the current TOTP code."""
 
@@ -41,7 +41,7 @@ def nexus() -> Nexus:
 
 
 def _phone(phone_id: str) -> Phone:
-    if not PHONE_ID.match(phone_id):
+    if not PHONE_ID.fullmatch(phone_id):
         abort(404)
     return nexus().phones.get(phone_id)
 
@@ -105,7 +105,7 @@ def relay_challenge() -> Response:
         phone_id = str(body["phone_id"])
     except (KeyError, TypeError, ValueError):
         return _error("invalid_request", 400)
-    if not PHONE_ID.match(phone_id) or not state.phones.get(phone_id).is_bound:
+    if not PHONE_ID.fullmatch(phone_id) or not state.phones.get(phone_id).is_bound:
         return _error("unknown_phone", 404)
     if not state.knobs.drop_pushes:
         state.inboxes.put(phone_id, pushed)
@@ -151,13 +151,14 @@ def deny(phone_id: str, challenge_id: str) -> Response:
 def scan(phone_id: str) -> Response:
     """The reverse path: scan the code on the login page. The app fetches what it is asked
     (from the IdP directly, DPoP with its key, not through the relay) and shows it with the
-    other requests; the user then checks it and approves (the number came with the code)."""
+    other requests; the user then checks it and approves with the number the login page
+    shows (the code carries none, so a forwarded code is of no use to whoever forwards it)."""
     state = nexus()
     phone = _phone(phone_id)
     body = request.get_json(silent=True) if request.is_json else None
     text = body.get("code") if isinstance(body, dict) else request.form.get("code")
     try:
-        issuer, challenge_id, number = read_confirm_link(str(text or "")[:1024])
+        issuer, challenge_id = read_confirm_link(str(text or "")[:1024])
         if not phone.is_bound or issuer != phone.idp:
             raise AnswerError("not_bound_to_this_idp")
         seen = fetch_scanned(phone, issuer=issuer, challenge_id=challenge_id,
@@ -169,7 +170,7 @@ def scan(phone_id: str) -> Response:
         return _answered(phone, {"error": error.code}, error.status)
     except (KeyError, TypeError, ValueError):
         return _answered(phone, {"error": "unreadable_challenge"}, 502)
-    scanned = replace(pushed, scanned_number=number)
+    scanned = replace(pushed, scanned=True)
     state.inboxes.put(phone.phone_id, scanned)
     if request.is_json:
         return jsonify(scanned.view())
@@ -248,8 +249,6 @@ def _answer(
 ) -> Response:  # fmt: skip
     state = nexus()
     waiting = state.inboxes.peek(phone.phone_id, challenge_id[:64])
-    if waiting is not None and waiting.scanned_number is not None and number is None:
-        number = waiting.scanned_number  # the QR code carried it
     if decision == "approve" and number is None:
         return _answered(phone, {"error": "number_required"}, 400)
     if waiting is None or waiting.via_relay:

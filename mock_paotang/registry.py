@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 _THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
-_LASER = re.compile(r"^[A-Z]{2}\d{10}$")
+_LASER = re.compile(r"[A-Z]{2}\d{10}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def has_valid_check_digit(number: str) -> bool:
 
 
 def is_laser_code(value: str) -> bool:
-    return _LASER.match(value) is not None
+    return _LASER.fullmatch(value) is not None
 
 
 def find(citizen_id: str) -> Citizen | None:

@@ -163,7 +163,8 @@ class LoopbackBrowser:
 
     def request(self, method: str, url: str, **kwargs) -> requests.Response:
         cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        response = requests.request(method, url, headers={"Cookie": cookie},
+        headers = {**kwargs.pop("headers", {}), "Cookie": cookie}
+        response = requests.request(method, url, headers=headers,
                                     allow_redirects=False, **kwargs)  # fmt: skip
         for header in response.raw.headers.getlist("Set-Cookie"):
             name, _, rest = header.partition("=")

@@ -1,4 +1,4 @@
-"""Import rules (CONVENTIONS.md): domain packages never touch the web, the mocks and the
+"""Import rules: domain packages never touch the web, the mocks and the
 portal never import the IdP. Parsed with ast, so nothing is imported to check it."""
 
 from __future__ import annotations
@@ -80,3 +80,30 @@ def test_the_shared_formatting_package_imports_no_process():
     assert not offences, "thai_format serves every process and belongs to none:\n" + "\n".join(
         offences
     )
+
+
+# The protocol engine's one tie to Flask is Authlib's Flask adapter, in its server module.
+ENGINE_FLASK_NAMES = {"server.py": {"Flask", "request"}}
+
+
+def test_the_protocol_engine_has_no_pages():
+    """``idp.oidc`` is a protocol engine: no views, templates or browser session, and nothing
+    of the web layer; the interaction lives with the pages and resumes it."""
+    offences = []
+    for path in sorted((ROOT / "idp" / "oidc").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        allowed = ENGINE_FLASK_NAMES.get(path.name, set())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [(alias.name, None) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in names:
+                where = f"{path.relative_to(ROOT)} imports {module}" + (f".{name}" if name else "")
+                web = matches(module, ("idp.web", "idp.api", "werkzeug", "flask_babel"))
+                view = matches(module, ("flask",)) and (module != "flask" or name not in allowed)
+                if web or view:
+                    offences.append(where)
+    assert not offences, "the protocol engine must stay free of pages:\n" + "\n".join(offences)

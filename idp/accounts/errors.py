@@ -16,6 +16,13 @@ class InvalidCredentialsError(IdpError):
     message = "The username or password is incorrect, or too many attempts were made."
 
 
+class AttemptThrottledError(IdpError):
+    """Too many failed attempts of the account: this one is not evaluated."""
+
+    code = "throttled"
+    message = "Too many failed attempts. Wait a moment and try again."
+
+
 class PasswordPolicyError(IdpError):
     code = "password_policy"
 

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from idp.accounts import citizen_id as citizen_ids
+from idp.accounts.errors import AttemptThrottledError
 from idp.accounts.errors import InvalidCredentialsError
 from idp.accounts.errors import UsernameTakenError
 from idp.accounts.models import LoginFailure
@@ -158,8 +159,45 @@ class PasswordAuthenticator:
         record(session, "login.password", now=now, actor=user.sub, context=context)
         return user
 
+    def verify_may_attempt(
+        self, session: Session, user: User, *, now: datetime, context: AuditContext
+    ) -> None:
+        """Lock the account's failure counter for a later factor's attempt (a code, a passkey,
+        the current password), and refuse it while the failures block one.
+
+        The lock is held until the caller's transaction ends, so parallel attempts are
+        evaluated one after another and never more than the throttle allows (NIST SP 800-63B-4
+        §3.2.2). Refusals are audited but not counted, as at the password step.
+
+        Raises:
+            AttemptThrottledError: durable on its own (commits the audit event).
+        """
+        counter = self._lock_counter(session, self._key(user.username), now)
+        if self._policy.is_blocked(counter.failures, counter.last_failure_at, now):
+            record(session, "login.failed", now=now, outcome="failure", actor=user.sub,
+                   context=context, reason="throttled")  # fmt: skip
+            session.commit()
+            raise AttemptThrottledError()
+
+    def verify_current_password(
+        self, session: Session, user: User, password: str, *, now: datetime, context: AuditContext
+    ) -> None:
+        """The current password asked again (at a password change): counted exactly like a
+        wrong password at the password step, under the same lock and lock-out.
+
+        Raises:
+            AttemptThrottledError, InvalidCredentialsError: durable (they commit).
+        """
+        self.verify_may_attempt(session, user, now=now, context=context)
+        if not verify_password(user.password_hash, password):
+            self.count_failure(
+                session, user, now=now, context=context, reason="wrong_current_password"
+            )
+            raise InvalidCredentialsError()
+
     def is_throttled(self, session: Session, user: User, now: datetime) -> bool:
-        """Whether the account's failures block a further attempt now (any factor)."""
+        """Whether the account's failures block a further attempt now (any factor). A read
+        without a lock: for decisions that evaluate no answer (whether to send a push)."""
         counter = session.get(LoginFailure, self._key(user.username))
         return counter is not None and self._policy.is_blocked(
             counter.failures, counter.last_failure_at, now

@@ -19,7 +19,7 @@ from idp.mfa.models import DeviceStatus
 
 ROTATION_TYP = "nexus-key-rotation+jwt"
 _PROOF_MAX_AGE = 120
-PHONE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+PHONE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 class DeviceRequestError(IdpError):
@@ -30,7 +30,7 @@ class DeviceRequestError(IdpError):
 def is_relay_address(push_address: str, relay_url: str) -> bool:
     """The IdP will call this address: only the known relay's phones are accepted."""
     phone_id = push_address.removeprefix(f"{relay_url}/phones/")
-    return phone_id != push_address and bool(PHONE_ID.match(phone_id))
+    return phone_id != push_address and bool(PHONE_ID.fullmatch(phone_id))
 
 
 def device_for(session: Session, proof: DpopProof) -> Device:

@@ -20,8 +20,8 @@ PAYMENT_APPROVAL = "gfmis_payment_approval"
 SUPPORTED_TYPES = (PAYMENT_APPROVAL,)
 MAX_DETAILS = 5
 
-_DOCUMENT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/-]{0,31}$")
-_UNIT_CODE = re.compile(r"^[0-9]{10}$")
+_DOCUMENT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9/-]{0,31}")
+_UNIT_CODE = re.compile(r"[0-9]{10}")
 # claim and check: the claimant's and the finance officer's e-signatures (กค 0402.2/ว 3).
 _ACTIONS = frozenset({"approve", "approve-1", "approve-2", "claim", "check"})
 _PAYMENT_FIELDS = frozenset(
@@ -62,7 +62,7 @@ def _checked(item: object) -> dict[str, Any]:
     document = item.get("document_number")
     payee = item.get("payee")
     actions = item.get("actions", ["approve"])
-    if not isinstance(document, str) or not _DOCUMENT_NUMBER.match(document):
+    if not isinstance(document, str) or not _DOCUMENT_NUMBER.fullmatch(document):
         raise InvalidAuthorizationDetailsError("'document_number' is missing or malformed.")
     if not isinstance(payee, str) or not 1 <= len(payee.strip()) <= 200:
         raise InvalidAuthorizationDetailsError("'payee' is missing or too long.")
@@ -77,7 +77,7 @@ def _checked(item: object) -> dict[str, Any]:
     }
     unit = item.get("unit")
     if unit is not None:
-        if not isinstance(unit, str) or not _UNIT_CODE.match(unit):
+        if not isinstance(unit, str) or not _UNIT_CODE.fullmatch(unit):
             raise InvalidAuthorizationDetailsError("'unit' must be a 10-digit unit code.")
         checked["unit"] = unit
     description = item.get("description")

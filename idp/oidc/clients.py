@@ -217,6 +217,7 @@ def register_client(
         is_public=secret is None,
         auth_methods=auth_methods,
         redirect_uris=redirect_uris,
+        post_logout_redirect_uris=post_logout_redirect_uris,
         notification_uris=[u for u in (backchannel_logout_uri, security_event_uri) if u],
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
@@ -254,6 +255,7 @@ def _validate_metadata(
     is_public: bool,
     auth_methods: list[str],
     redirect_uris: list[str],
+    post_logout_redirect_uris: list[str],
     notification_uris: list[str],
     grant_types: list[str],
     id_token_alg: str | None,
@@ -268,9 +270,10 @@ def _validate_metadata(
         raise ClientRegistrationError("A public client cannot use client_credentials.")
     if "authorization_code" in grant_types and not redirect_uris:
         raise ClientRegistrationError("The code flow needs at least one redirect URI.")
-    # The back-channel logout and security event (RFC 8935) URIs follow the redirect URIs'
-    # rule: the IdP posts tokens there, which must not cross the network in the clear.
-    for uri in [*redirect_uris, *notification_uris]:
+    # Post-logout redirect URIs (checked with the redirect URIs: a browser is sent there), the
+    # back-channel logout and security event (RFC 8935) URIs follow the redirect URIs' rule:
+    # the IdP sends browsers and tokens there, which must not cross the network in the clear.
+    for uri in [*redirect_uris, *post_logout_redirect_uris, *notification_uris]:
         if not _is_allowed_uri(uri):
             raise ClientRegistrationError(f"URI not allowed (https, or http on loopback): {uri}")
     if id_token_alg not in (None, "ES256", "RS256"):

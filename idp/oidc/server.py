@@ -1,8 +1,28 @@
-"""The authorization server: Authlib's Flask server with our grants, endpoints and seams."""
+"""The authorization server: Authlib's Flask server with our grants, endpoints and seams.
+
+The protocol engine: no pages, no browser session; the web layer hands it the request's
+database session and audit context, and resumes it with the login's result.
+
+Authlib internals it overrides or leans on (not public API, so an upgrade may move them;
+``AUTHLIB_SEAMS`` below lists them and tests/unit/oidc/test_authlib_seams.py fails when one
+is gone or no longer called where we expect):
+
+- ``RefreshTokenGrant``: ``_validate_request_token`` and ``_validate_token_scope`` (grants.py):
+  the token is looked up by hash, reuse revokes the family, a refresh never widens scope.
+- ``EndSessionEndpoint``: ``_validate_id_token_hint`` (endpoints.py): the hint is verified with
+  our own key ring, expired ones included.
+- ``FlaskOAuth2Request.__init__`` is bypassed (``_FlaskRequest`` below): it sets
+  ``_request`` and ``payload`` itself, without rebuilding the URL.
+- ``OpenIDCode.__call__`` is replaced (grants.py ``OpenIDAuthorization``): its nonce and
+  prompt hooks (``validate_openid_authorization_request``, ``validate_request_prompt``) are
+  kept, its ``after_create_token_response`` hook (``process_token``) is
+  skipped, because our grants make the ID token from the recorded authentication.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -31,7 +51,25 @@ from idp.oidc.grants import ClientCredentialsGrant
 from idp.oidc.grants import OpenIDAuthorization
 from idp.oidc.grants import RefreshTokenGrant
 from idp.oidc.grants import S256CodeChallenge
-from idp.web import context
+
+# (class, member we override or set, the method of that class that must still use it)
+AUTHLIB_SEAMS: tuple[tuple[str, str, str], ...] = (
+    ("authlib.oauth2.rfc6749.grants:RefreshTokenGrant", "_validate_request_token",
+     "validate_token_request"),
+    ("authlib.oauth2.rfc6749.grants:RefreshTokenGrant", "_validate_token_scope",
+     "validate_token_request"),
+    ("authlib.oidc.rpinitiated:EndSessionEndpoint", "_validate_id_token_hint",
+     "validate_request"),
+    ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "_request", "__init__"),
+    ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "payload", "__init__"),
+    ("authlib.oidc.core:OpenIDCode", "validate_openid_authorization_request", "__call__"),
+)  # fmt: skip
+# The hooks Authlib's OpenIDCode registers; OpenIDAuthorization keeps all but the first.
+AUTHLIB_OPENID_HOOKS = (
+    "after_create_token_response",
+    "after_validate_authorization_request_payload",
+    "after_validate_consent_request",
+)
 
 TOKENS_ISSUED = Counter("idp_tokens_issued_total", "Access tokens issued", ["grant_type"])
 
@@ -96,9 +134,19 @@ class _IssuerParameter(IssuerParameter):
 
 
 class IdpAuthorizationServer(AuthorizationServer):
-    def __init__(self, deps: Deps) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        db: Callable[[], Session],
+        audit_context: Callable[[], AuditContext],
+    ) -> None:
         super().__init__()
         self.deps = deps
+        # The request's database session and audit context, given by the web layer: the
+        # engine knows nothing of how a request keeps them.
+        self._db = db
+        self._audit_context = audit_context
 
     def query_client(self, client_id: str) -> Any:
         return self.deps.clients.get(client_id)
@@ -138,17 +186,23 @@ class IdpAuthorizationServer(AuthorizationServer):
             )
 
     def db(self) -> Session:
-        return context.db()
+        return self._db()
 
     def audit_context(self) -> AuditContext:
-        return context.audit_context()
+        return self._audit_context()
 
     def count_token(self, grant_type: str) -> None:
         TOKENS_ISSUED.labels(grant_type).inc()
 
 
-def build_authorization_server(app: Flask, deps: Deps) -> IdpAuthorizationServer:
-    server = IdpAuthorizationServer(deps)
+def build_authorization_server(
+    app: Flask,
+    deps: Deps,
+    *,
+    db: Callable[[], Session],
+    audit_context: Callable[[], AuditContext],
+) -> IdpAuthorizationServer:
+    server = IdpAuthorizationServer(deps, db=db, audit_context=audit_context)
     server.init_app(app)
     server.scopes_supported = None  # clients filter scopes themselves (clients.py)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), OpenIDAuthorization()])

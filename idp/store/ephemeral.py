@@ -88,6 +88,9 @@ class Keys:
     def web_session(self, session_hash: str) -> str:
         return f"{self._prefix}web:session:{session_hash}"
 
+    def login_finished(self, login_tx: str) -> str:
+        return f"{self._prefix}login:finished:{login_tx}"
+
     def login_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}login:ipfail:{ip}"
 

@@ -25,10 +25,12 @@ from markupsafe import Markup
 from prometheus_client import Counter
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts.errors import AttemptThrottledError
 from idp.accounts.flow import AMR_PUSH
 from idp.accounts.flow import AMR_TOTP
 from idp.accounts.flow import LoginTransaction
 from idp.accounts.flow import Step
+from idp.accounts.flow import complete_confirmation
 from idp.accounts.models import User
 from idp.audit.service import record
 from idp.mfa.challenges import Challenge
@@ -49,10 +51,11 @@ from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.enrol import qr_svg
 from idp.web.login import advance
+from idp.web.login import at_step
 from idp.web.login import authenticator
 from idp.web.login import drop
 from idp.web.login import expired
-from idp.web.login import login_user
+from idp.web.login import facts_of
 from idp.web.login import save
 from idp.web.login import transaction
 from idp.web.sessions import csrf_token
@@ -67,16 +70,6 @@ _BANGKOK = timezone(timedelta(hours=7), "ICT")
 _POLL_INTERVAL = 0.25
 
 
-def _at_confirmation() -> tuple[LoginTransaction, User] | None:
-    tx = transaction()
-    user = login_user(tx) if tx is not None else None
-    if tx is None or user is None or tx.device_id is None:
-        return None
-    if Step.PASSWORD.value not in tx.completed or Step.CONFIRM.value in tx.completed:
-        return None
-    return tx, user
-
-
 def _challenge_of(tx: LoginTransaction) -> Challenge | None:
     """The push this login sent, and only if it is this login's (user, phone, attempt)."""
     challenge = context.deps().challenges.get(tx.challenge_id) if tx.challenge_id else None
@@ -87,6 +80,13 @@ def _challenge_of(tx: LoginTransaction) -> Challenge | None:
     ):
         return None
     return challenge
+
+
+def _at_confirmation() -> tuple[LoginTransaction, User] | None:
+    found = at_step(Step.CONFIRM)
+    if found is None or found[1].user is None or found[0].device_id is None:
+        return None
+    return found[0], found[1].user
 
 
 def confirming() -> tuple[LoginTransaction, User] | None:
@@ -122,13 +122,13 @@ def confirm_page() -> BaseResponse:
         state = "no_device"  # suspended after it answered: it confirms nothing
     if state == Outcome.APPROVED:
         PUSH_OUTCOMES.labels("approved").inc()
+        evidence_id = None
         if transaction_of(tx) is not None:
             evidence = evidence_for(context.db(), tx.challenge_id or "")
             if evidence is None:
                 return expired()  # cannot happen: the evidence is kept before "approved"
-            tx.evidence_id = evidence.id
-        tx.challenge_id = None
-        tx.complete(Step.CONFIRM, amr=list(AMR_PUSH))
+            evidence_id = evidence.id
+        complete_confirmation(tx, facts_of(tx), amr=AMR_PUSH, evidence_id=evidence_id)
         return advance(tx)
     if state == Outcome.REPORTED:
         # "This was not me": this login is over, whatever else the browser tries.
@@ -202,9 +202,6 @@ def totp_code() -> BaseResponse:
     if found is None:
         return expired()
     tx, user = found
-    deps = context.deps()
-    db = context.db()
-    now = context.now()
     problem = None
     if transaction_of(tx) is not None:
         # A code from the app proves the phone, but not that its owner saw this transaction.
@@ -212,30 +209,12 @@ def totp_code() -> BaseResponse:
     elif request.method == "POST":
         verify_csrf()
         code = "".join(request.form.get("code", "").split())[:16]
-        device = db.get(Device, tx.device_id)
-        if authenticator().is_throttled(db, user, now):
-            problem = "throttled"
-        elif device is None or device.status != DeviceStatus.ACTIVE:
-            problem = "no_device"
-        else:
-            try:
-                accepted = verify_totp(
-                    device, code, cipher=deps.cipher, store=deps.store, keys=deps.keys, now=now
-                )
-            except EphemeralStoreError:
-                accepted = False  # cannot tell a used code from a new one: refuse
-            if accepted:
-                PUSH_OUTCOMES.labels("totp").inc()
-                withdraw_push(tx)
-                record(db, "mfa.totp_accepted", now=now, actor=user.sub,
-                       context=context.audit_context(), device=device.id)  # fmt: skip
-                tx.complete(Step.CONFIRM, amr=list(AMR_TOTP))
-                return advance(tx)
-            # A wrong or reused code counts as a failed attempt of the account (commits).
-            authenticator().count_failure(
-                db, user, now=now, context=context.audit_context(), reason="wrong_totp"
-            )
-            problem = "wrong_code"
+        problem = _check_code(tx, user, code)
+        if problem is None:
+            PUSH_OUTCOMES.labels("totp").inc()
+            withdraw_push(tx)
+            complete_confirmation(tx, facts_of(tx), amr=AMR_TOTP)
+            return advance(tx)
     page = render_template(
         "totp.html",
         tx=tx.id,
@@ -247,6 +226,37 @@ def totp_code() -> BaseResponse:
         csrf_token=csrf_token(),
     )
     return Response(page, status=200)
+
+
+def _check_code(tx: LoginTransaction, user: User, code: str) -> str | None:
+    """None when ``code`` is the phone's current code, else what went wrong."""
+    deps = context.deps()
+    db = context.db()
+    now = context.now()
+    try:
+        # SECURITY: lock, then check, then count: parallel guesses are evaluated one after
+        # another, never more than the throttle allows.
+        authenticator().verify_may_attempt(db, user, now=now, context=context.audit_context())
+    except AttemptThrottledError:
+        return "throttled"
+    device = db.get(Device, tx.device_id)
+    if device is None or device.status != DeviceStatus.ACTIVE:
+        return "no_device"
+    try:
+        accepted = verify_totp(
+            device, code, cipher=deps.cipher, store=deps.store, keys=deps.keys, now=now
+        )
+    except EphemeralStoreError:
+        accepted = False  # cannot tell a used code from a new one: refuse
+    if not accepted:
+        # A wrong or reused code counts as a failed attempt of the account (commits).
+        authenticator().count_failure(
+            db, user, now=now, context=context.audit_context(), reason="wrong_totp"
+        )
+        return "wrong_code"
+    record(db, "mfa.totp_accepted", now=now, actor=user.sub, context=context.audit_context(),
+           device=device.id)  # fmt: skip
+    return None
 
 
 def withdraw_push(tx: LoginTransaction) -> None:
@@ -348,9 +358,11 @@ def _page(
     qr = link = None
     if challenge is not None:
         # The reverse path: the phone scans this (or, signing in on the phone itself, opens
-        # it) and fetches the challenge from the IdP with its key. It carries the number.
+        # it) and fetches the challenge from the IdP with its key.
+        # SECURITY: never the number: a password holder could forward the code to the owner
+        # ("scan to sign this"); the person types the number shown here, as with a push.
         link = "nexussmartid://confirm?" + urlencode(
-            {"issuer": deps.settings.issuer, "challenge": challenge.id, "number": challenge.number}
+            {"issuer": deps.settings.issuer, "challenge": challenge.id}
         )
         qr = Markup(qr_svg(link))  # noqa: S704 - SVG made by qrcode from our own link
     remaining = max(int(challenge.expires_at - context.now().timestamp()), 0) if challenge else 0

@@ -18,7 +18,7 @@ from idp.audit.service import AuditContext
 from idp.deps import Deps
 from idp.revocation.service import announce_notices
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 def deps() -> Deps:
@@ -47,7 +47,7 @@ def request_id() -> str:
 
 def request_id_from(incoming: str) -> str:
     """The caller's request id when it is a plausible one, else a fresh one."""
-    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+    return incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
 
 
 def audit_context() -> AuditContext:

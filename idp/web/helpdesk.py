@@ -25,6 +25,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts.errors import AttemptThrottledError
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.passwords import verify_password
@@ -447,8 +448,12 @@ def report_lost_phone() -> BaseResponse:
     db = context.db()
     from idp.web.login import authenticator
 
-    if authenticator().is_throttled(db, user, context.now()):
-        # Locked out by failed attempts: nothing is checked (no oracle for the password).
+    try:
+        # Locked out by failed attempts: nothing is checked (no oracle for the password). The
+        # counter stays locked until this request ends: parallel guesses wait their turn.
+        authenticator().verify_may_attempt(db, user, now=context.now(),
+                                           context=context.audit_context())  # fmt: skip
+    except AttemptThrottledError:
         return _accountpage(user_session, user, 429, report_error=True)
     citizen_id = "".join(c for c in request.form.get("citizen_id", "") if c.isdigit())[:13]
     password_ok = verify_password(user.password_hash, request.form.get("password", ""))

@@ -1,7 +1,11 @@
-"""The login interaction pages: one view per step of ``idp.accounts.flow``."""
+"""The login interaction pages: one view per step of ``idp.accounts.flow``.
+
+Each page asks the state machine first (``at_step``) and refuses, with no side effect, any step
+that is not the current one of its login."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import Blueprint
@@ -13,23 +17,30 @@ from flask import session
 from flask import url_for
 from flask_babel import gettext as _
 from prometheus_client import Counter
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts.errors import AttemptThrottledError
 from idp.accounts.errors import InvalidCredentialsError
 from idp.accounts.errors import PasswordPolicyError
-from idp.accounts.flow import AMR_PASSWORD
 from idp.accounts.flow import Assurance
+from idp.accounts.flow import Facts
 from idp.accounts.flow import LoginPolicy
 from idp.accounts.flow import LoginTransaction
 from idp.accounts.flow import Step
+from idp.accounts.flow import StepNotAllowedError
 from idp.accounts.flow import acr_uri
 from idp.accounts.flow import assurance_for
+from idp.accounts.flow import complete_login
+from idp.accounts.flow import complete_password
+from idp.accounts.flow import complete_password_change
+from idp.accounts.flow import confirmed_by
 from idp.accounts.flow import meets
 from idp.accounts.flow import next_step
+from idp.accounts.flow import verify_step
 from idp.accounts.models import User
 from idp.accounts.passwords import ChangeReason
 from idp.accounts.passwords import password_change_reason
-from idp.accounts.passwords import verify_password
 from idp.accounts.service import PasswordAuthenticator
 from idp.accounts.service import change_password
 from idp.accounts.sessions import reauthenticate
@@ -39,11 +50,14 @@ from idp.mfa.fatigue import reset_denials
 from idp.mfa.service import active_device
 from idp.mfa.service import device_still_active
 from idp.revocation.service import end_session
+from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
 from idp.web.sessions import set_login_cookie
 from idp.web.sessions import verify_csrf
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("login", __name__)
 
@@ -53,6 +67,14 @@ STEP_VIEWS = {
     Step.PASSWORD: "login.password",
     Step.CONFIRM: "confirm.page",
     Step.CHANGE_PASSWORD: "login.change_password",
+}
+# Every page that takes part in a step, each refusing when its step is not the current one
+# (docs/login.md lists them; a test checks both). ``/login/confirm/wait`` is not among them:
+# it only reports the push's state, and changes nothing.
+STEP_PAGES: dict[Step, tuple[str, ...]] = {
+    Step.PASSWORD: ("/login/password",),
+    Step.CONFIRM: ("/login/confirm", "/login/totp", "/login/passkey/options", "/login/passkey"),
+    Step.CHANGE_PASSWORD: ("/login/change-password",),
 }
 
 
@@ -72,8 +94,14 @@ def transaction() -> LoginTransaction | None:
     return tx if age <= context.deps().settings.login_transaction_ttl else None
 
 
+# Pending logins kept per browser: enough for a few tabs, bounded against abuse.
+_MAX_PENDING_LOGINS = 5
+
+
 def save(tx: LoginTransaction) -> None:
     pending = dict(session.get("login_tx", {}))
+    while tx.id not in pending and len(pending) >= _MAX_PENDING_LOGINS:
+        pending.pop(next(iter(pending)))
     pending[tx.id] = tx.to_dict()
     session["login_tx"] = pending
 
@@ -89,6 +117,25 @@ def login_user(tx: LoginTransaction) -> User | None:
     return context.db().get(User, tx.user_id) if tx.user_id else None
 
 
+def facts_of(tx: LoginTransaction) -> Facts:
+    policy = LoginPolicy(password_max_age=context.deps().settings.password_max_age)
+    return Facts(user=login_user(tx), now=context.now(), policy=policy)
+
+
+def at_step(step: Step) -> tuple[LoginTransaction, Facts] | None:
+    """This request's login, if ``step`` is the one it may take now; otherwise None, and the
+    page refuses before any check, counter or push."""
+    tx = transaction()
+    if tx is None:
+        return None
+    facts = facts_of(tx)
+    try:
+        verify_step(tx, step, facts)
+    except StepNotAllowedError:
+        return None
+    return tx, facts
+
+
 def expired() -> BaseResponse:
     page = render_template("error.html", code="login_expired", description=None)
     return Response(page, status=400)
@@ -96,47 +143,71 @@ def expired() -> BaseResponse:
 
 def advance(tx: LoginTransaction) -> BaseResponse:
     """Go to the next due step, or finish the login and resume the authorization."""
-    user = login_user(tx)
-    policy = LoginPolicy(password_max_age=context.deps().settings.password_max_age)
-    step = next_step(tx, user, context.now(), policy)
+    step = next_step(tx, facts_of(tx))
     if step is not None:
         save(tx)
         return redirect(url_for(STEP_VIEWS[step], tx=tx.id), code=303)
-    assert user is not None  # noqa: S101 - the password step sets it
-    return _finish(tx, user)
+    return _finish(tx)
 
 
-def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
+def _finish(tx: LoginTransaction) -> BaseResponse:
+    if tx.session_id is not None:
+        # Finished once already: a replay of its last page opens no second session.
+        return expired()
     deps = context.deps()
     now = context.now()
+    db = context.db()
+    known = login_user(tx)
+    if known is None:
+        return expired()
+    # The failure counter first, the account row next: the order every counted step takes.
+    authenticator().succeeded(db, known)
+    # SECURITY: the account row locked (as a suspension locks it) and read afresh, so a login
+    # finishing while the account is suspended gets no session, rather than one the
+    # suspension missed.
+    user = db.scalar(
+        select(User)
+        .where(User.id == known.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if user is None or not user.is_active:
+        db.rollback()  # the counter stays as it was: this login did not succeed
+        record(db, "login.account_suspended", now=now, outcome="failure", actor=known.sub,
+               context=context.audit_context())  # fmt: skip
+        db.commit()  # the answer is an error (rolled back): the trail must keep this
+        drop(tx)
+        return expired()
     acr = acr_uri(deps.settings.issuer, assurance_for(tx.amr))
-    authenticator().succeeded(context.db(), user)
-    reset_denials(context.db(), user.id)
+    reset_denials(db, user.id)
     # The phone that confirmed this login: its suspension ends the session.
-    confirmed_by = tx.device_id if Step.CONFIRM.value in tx.completed else None
-    if confirmed_by is not None and not device_still_active(context.db(), confirmed_by):
+    device_id = confirmed_by(tx)
+    if device_id is not None and not device_still_active(db, device_id):
         # Suspended while the login was finishing: no session for it (the suspension holds
         # the same row lock, so one of the two sees the other).
+        return expired()
+    if not _claim_finish(tx):
         return expired()
     previous = current_login()
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.
+        user_session = previous[0]
         cookie_value = reauthenticate(
-            context.db(),
-            previous[0],
+            db,
+            user_session,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
             policy=deps.session_policy,
             context=context.audit_context(),
-            device_id=confirmed_by,
+            device_id=device_id,
         )
     else:
         if previous is not None:
             # Someone else signs in on this browser: the former user's session ends.
             end_session(
-                context.db(),
+                db,
                 deps.revocations,
                 previous[0].id,
                 reason="replaced",
@@ -146,16 +217,17 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
                 context=context.audit_context(),
             )
             context.notices_owed()
-        _user_session, cookie_value = start_session(
-            context.db(),
+        user_session, cookie_value = start_session(
+            db,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
             policy=deps.session_policy,
             context=context.audit_context(),
-            device_id=confirmed_by,
+            device_id=device_id,
         )
+    complete_login(tx, facts_of(tx), session_id=user_session.id)
     save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
     session.rotate()  # type: ignore[attr-defined]
@@ -165,6 +237,24 @@ def _finish(tx: LoginTransaction, user: User) -> BaseResponse:
         response = redirect(url_for("oidc.resume", tx=tx.id), code=303)
     set_login_cookie(response, cookie_value)
     return response
+
+
+def _claim_finish(tx: LoginTransaction) -> bool:
+    """One session per login: two requests racing on the same approved login (a page opened
+    twice) must not both open one."""
+    deps = context.deps()
+    try:
+        return deps.store.set(
+            deps.keys.login_finished(tx.id),
+            b"1",
+            ttl=deps.settings.login_transaction_ttl,
+            only_if_new=True,
+        )
+    except EphemeralStoreError:
+        # The login's own state lives in the same store, so this is at most a page opened
+        # twice during an outage; refusing would keep everyone out while it lasts.
+        log.warning("idp.login.finish_claim_unavailable")
+        return True
 
 
 # The IdP's own pages that may ask for a login.
@@ -188,6 +278,7 @@ def signin() -> BaseResponse:
 
 @bp.get("/login")
 def start() -> BaseResponse:
+    """Send the browser to the step its login is at."""
     tx = transaction()
     if tx is None:
         return expired()
@@ -196,11 +287,12 @@ def start() -> BaseResponse:
 
 @bp.route("/login/password", methods=["GET", "POST"])
 def password() -> BaseResponse:
-    tx = transaction()
+    found = at_step(Step.PASSWORD)
     # A password step is passed once per attempt: a second password must not inherit the
     # first user's progress (their phone's approval among it).
-    if tx is None or Step.PASSWORD.value in tx.completed:
+    if found is None:
         return expired()
+    tx, facts = found
     error = None
     username = tx.params.get("login_hint", "")[:64]
     if request.method == "POST":
@@ -220,11 +312,11 @@ def password() -> BaseResponse:
                       "Wait a moment and try again, or call the helpdesk.")  # fmt: skip
         else:
             LOGIN_OUTCOMES.labels("success").inc()
-            tx.user_id = user.id
             device = active_device(context.db(), user.id)
             # SECURITY: the phone bound now is the one that must confirm, whatever happens later.
-            tx.device_id = device.id if device is not None else None
-            tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
+            complete_password(
+                tx, facts, user=user, device_id=device.id if device is not None else None
+            )
             if device is None and _needs_phone(tx):
                 # AAL1 is for registering the Soft Token, never for an application.
                 return _soft_token_needed(tx, user)
@@ -259,10 +351,15 @@ def _soft_token_needed(tx: LoginTransaction, user: User) -> BaseResponse:
 
 @bp.route("/login/change-password", methods=["GET", "POST"], endpoint="change_password")
 def change_password_step() -> BaseResponse:
-    tx = transaction()
-    user = login_user(tx) if tx else None
-    if tx is None or user is None or Step.PASSWORD.value not in tx.completed:
+    # SECURITY: only when a change is due, and only after the phone confirmed the login: the
+    # password alone must not change the password (account takeover), and a stolen session's
+    # step-up must not make this page a password oracle.
+    found = at_step(Step.CHANGE_PASSWORD)
+    if found is None or found[1].user is None:
         return expired()
+    tx, facts = found
+    user = found[1].user
+    db = context.db()
     settings = context.deps().settings
     reason = password_change_reason(user, now=context.now(), max_age=settings.password_max_age)
     errors: list[str] = []
@@ -270,27 +367,35 @@ def change_password_step() -> BaseResponse:
         verify_csrf()
         current = request.form.get("current_password", "")[:1024]
         new = request.form.get("new_password", "")[:1024]
-        if not verify_password(user.password_hash, current):
-            errors.append(_("The current password is not correct."))
-        elif new != request.form.get("confirm_password", ""):
+        if new != request.form.get("confirm_password", ""):
             errors.append(_("The two new passwords differ."))
         else:
             try:
-                change_password(
-                    context.db(),
-                    user,
-                    new_password=new,
-                    now=context.now(),
-                    min_length=settings.password_min_length,
-                    history=settings.password_history,
-                    reason=reason,
-                    context=context.audit_context(),
+                # Counted exactly like a wrong password at the password step (commits).
+                authenticator().verify_current_password(
+                    db, user, current, now=context.now(), context=context.audit_context()
                 )
-            except PasswordPolicyError as exc:
-                errors.append(_policy_message(exc))
+            except AttemptThrottledError:
+                errors.append(_("Too many failed attempts. Wait a moment and try again."))
+            except InvalidCredentialsError:
+                errors.append(_("The current password is not correct."))
             else:
-                tx.complete(Step.CHANGE_PASSWORD)
-                return advance(tx)
+                complete_password_change(tx, facts)  # kept only once the change is made
+                try:
+                    change_password(
+                        db,
+                        user,
+                        new_password=new,
+                        now=context.now(),
+                        min_length=settings.password_min_length,
+                        history=settings.password_history,
+                        reason=reason,
+                        context=context.audit_context(),
+                    )
+                except PasswordPolicyError as exc:
+                    errors.append(_policy_message(exc))
+                else:
+                    return advance(tx)
     page = render_template(
         "change_password.html",
         tx=tx.id,

@@ -15,10 +15,11 @@ from flask import request
 from flask import url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from idp.accounts.errors import AttemptThrottledError
 from idp.accounts.flow import AMR_PASSKEY
 from idp.accounts.flow import Assurance
-from idp.accounts.flow import Step
 from idp.accounts.flow import assurance_of
+from idp.accounts.flow import complete_confirmation
 from idp.accounts.flow import meets
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
@@ -37,6 +38,7 @@ from idp.web.confirm import transaction_of
 from idp.web.confirm import withdraw_push
 from idp.web.login import advance
 from idp.web.login import authenticator
+from idp.web.login import facts_of
 from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
@@ -61,12 +63,10 @@ def _keep_challenge(scope: str, challenge: bytes) -> None:
 
 
 def _take_challenge(scope: str) -> bytes | None:
-    """Each challenge answers one ceremony."""
+    """Each challenge answers one ceremony: taken at once (GETDEL), so parallel assertions
+    cannot share one."""
     deps = context.deps()
-    key = deps.keys.passkey_challenge(scope)
-    value = deps.store.get(key)
-    deps.store.delete(key)
-    return value
+    return deps.store.consume(deps.keys.passkey_challenge(scope))
 
 
 def _json_error(error: IdpError, status: int) -> Response:
@@ -183,7 +183,10 @@ def login_with_passkey() -> Response:
     challenge = _take_challenge(f"login:{tx.id}")
     if challenge is None or transaction_of(tx) is not None:
         return _json_error(PasskeyRejectedError(), 400)
-    if authenticator().is_throttled(db, user, now):
+    try:
+        # SECURITY: lock, then check, then count, as every counted step.
+        authenticator().verify_may_attempt(db, user, now=now, context=context.audit_context())
+    except AttemptThrottledError:
         return _json_error(PasskeyRejectedError(), 429)
     try:
         verify_passkey(
@@ -204,7 +207,7 @@ def login_with_passkey() -> Response:
         )
         return _json_error(error, 400)
     withdraw_push(tx)
-    tx.complete(Step.CONFIRM, amr=list(AMR_PASSKEY))
+    complete_confirmation(tx, facts_of(tx), amr=AMR_PASSKEY)
     finished = advance(tx)
     # The script follows this address; the cookies were set on this answer.
     response = jsonify({"next": finished.headers["Location"]})

@@ -101,6 +101,9 @@ def test_login_hint_prefills_the_username(rp):
         ({"code_challenge": "short"}, "Invalid 'code_challenge'"),
         ({"response_mode": "fragment"}, "response_mode=query"),
         ({"request": "eyJhbGciOiJub25lIn0.e30."}, None),
+        # OIDC Core §6: refused with their own errors while not supported.
+        ({"request_uri": "https://app.example/request.jwt"}, None),
+        ({"request_uri": "urn:ietf:params:oauth:request_uri:abc"}, None),
         ({"prompt": "none login"}, "prompt"),
         ({"max_age": "-1"}, "max_age"),
     ],
@@ -113,8 +116,9 @@ def test_invalid_request_is_redirected_with_state_and_iss(rp, overrides, descrip
     params = {k: v[0] for k, v in parse_qs(location.query).items()}
     assert params["state"] == rp.state
     assert params["iss"] == ISSUER
-    expected = "request_not_supported" if "request" in overrides else "invalid_request"
-    assert params["error"] == expected
+    expected = {"request": "request_not_supported", "request_uri": "request_uri_not_supported"}
+    expected_error = next((expected[k] for k in overrides if k in expected), "invalid_request")
+    assert params["error"] == expected_error
     if description:
         assert description in params["error_description"]
 

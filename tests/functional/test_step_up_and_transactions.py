@@ -230,6 +230,9 @@ def test_an_answer_over_other_details_is_refused(stack):
         [{**PAYMENT, "amount": {"value": "125000.50", "currency": "USD"}}],
         [{**PAYMENT, "note": "unknown field"}],
         [{key: value for key, value in PAYMENT.items() if key != "payee"}],
+        # A trailing newline is no part of a document number or unit code.
+        [{**PAYMENT, "document_number": "3100012345\n"}],
+        [{**PAYMENT, "unit": "0000000001\n"}],
         [],
         {"type": "gfmis_payment_approval"},
     ],

@@ -82,6 +82,10 @@ def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
         ({"backchannel_logout_uri": "http://app.example/logout"}, "not allowed"),
         ({"security_event_uri": "http://app.example/events"}, "not allowed"),
         ({"security_event_uri": "https://app.example/events#x"}, "not allowed"),
+        # A browser is sent there after logout: the redirect URIs' rule.
+        ({"post_logout_redirect_uris": ["http://app.example/bye"]}, "not allowed"),
+        ({"post_logout_redirect_uris": ["https://app.example/bye#x"]}, "not allowed"),
+        ({"post_logout_redirect_uris": ["javascript:alert(1)"]}, "not allowed"),
         # Loopback is the host itself, never a prefix of another name.
         ({"redirect_uris": ["http://127.0.0.1.evil.example/cb"]}, "not allowed"),
         ({"backchannel_logout_uri": "http://localhost.evil.example/logout"}, "not allowed"),

@@ -1,5 +1,7 @@
-"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, introspection,
-revocation and RP-initiated logout. Thin: Authlib and the services do the work."""
+"""The protocol's HTTP endpoints: discovery, JWKS, authorize and its resumption, token,
+userinfo, introspection, revocation and RP-initiated logout. Thin: the protocol engine
+(``idp.oidc``: Authlib with our grants) and the login's state machine do the work; these
+views live with the other pages because they read the browser's session and render pages."""
 
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ from flask import url_for
 from sqlalchemy import update
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp.accounts.flow import AMR_PASSWORD
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import LoginTransaction
-from idp.accounts.flow import Step
+from idp.accounts.flow import StepNotAllowedError
 from idp.accounts.flow import assurance_of
 from idp.accounts.flow import meets
+from idp.accounts.flow import start_step_up
+from idp.accounts.flow import verify_resume
 from idp.audit.service import record
 from idp.mfa.models import TransactionEvidence
 from idp.mfa.service import active_device
@@ -43,20 +46,18 @@ from idp.oidc.keys import build_key_history
 from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.server import StoredAuthorizationRequest
 from idp.oidc.tokens import InvalidAccessTokenError
-from idp.oidc.userinfo import userinfo_response
 from idp.revocation.service import end_session
 from idp.web import context
+from idp.web.login import save
 from idp.web.sessions import clear_login_cookie
 from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
+from idp.web.userinfo import userinfo_response
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("oidc", __name__)
-
-# Pending logins kept per browser: enough for a few tabs, bounded against abuse.
-_MAX_PENDING_LOGINS = 5
 
 
 def server() -> IdpAuthorizationServer:
@@ -142,8 +143,9 @@ def authorize() -> BaseResponse:
         return authorization_error(
             needed(redirect_uri=grant.redirect_uri, state=params.get("state"))
         )
-    tx = LoginTransaction.start(params, client_id=grant.client.client_id, now=now)
-    tx.required = required.value if required is not None else None
+    tx = LoginTransaction.start(
+        params, client_id=grant.client.client_id, now=now, required=required
+    )
     if step_up and owner is not None:
         device = active_device(context.db(), owner.user.id)
         if device is None:
@@ -151,15 +153,8 @@ def authorize() -> BaseResponse:
                    actor=owner.user.sub, context=context.audit_context())  # fmt: skip
             context.db().commit()  # kept, though the answer is an error
             return _page_error("soft_token_required", 403)
-        tx.user_id = owner.user.id
-        tx.device_id = device.id
-        tx.in_session = True
-        tx.complete(Step.PASSWORD, amr=[AMR_PASSWORD])
-    pending = dict(session.get("login_tx", {}))
-    while len(pending) >= _MAX_PENDING_LOGINS:
-        pending.pop(next(iter(pending)))
-    pending[tx.id] = tx.to_dict()
-    session["login_tx"] = pending
+        start_step_up(tx, user=owner.user, device_id=device.id)
+    save(tx)
     return redirect(url_for("login.start", tx=tx.id), code=303)
 
 
@@ -171,12 +166,22 @@ def resume() -> BaseResponse:
     login = current_login()
     if data is None or login is None:
         return _page_error("login_expired", 400)
+    # One attempt: resumed or refused, the pending login is over.
+    session["login_tx"] = pending
     tx = LoginTransaction.from_dict(data)
     user_session, user = login
-    # The login must be this very one, or prompt=login / max_age would be moot.
-    if user_session.auth_time.timestamp() < tx.started_at or user.id != tx.user_id:
+    try:
+        # The login must be this very one, ended in this session at the assurance asked for,
+        # or prompt=login, max_age and the phone confirmation would be moot.
+        verify_resume(
+            tx,
+            user_id=user.id,
+            session_id=user_session.id,
+            session_level=assurance_of(context.deps().settings.issuer, user_session.acr),
+            auth_time=user_session.auth_time,
+        )
+    except StepNotAllowedError:
         return _page_error("login_expired", 400)
-    session["login_tx"] = pending
     transaction = None
     if tx.required == Assurance.SOFT_TOKEN_TXN:
         transaction = _confirmed_transaction(tx)
