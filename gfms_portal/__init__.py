@@ -1,8 +1,8 @@
 """The GFMS portal simulator: a relying party of the IdP that shows role-scoped work on
 disbursement requests and has each approval confirmed on the approver's phone.
 
-It is its own process and talks to the IdP only over HTTP (DESIGN §2): it never imports
-``idp``.
+It is its own process and talks to the IdP only over HTTP, as a real relying party would:
+it never imports ``idp``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Demo data (DESIGN §7) and the all-in-one demo launcher behind ``make demo``."""
+"""Demo data (the accounts and clients the README lists) and the all-in-one demo launcher
+behind ``make demo``."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class User(Base):
     unit_code: Mapped[str | None] = mapped_column(ForeignKey("units.code"))
     # Held a hardware GFMS Token Key before the Soft Token; issued a username the same way.
     legacy_token_key: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # DESIGN §4: encrypted, plus a keyed hash for look-ups.
+    # Encrypted at rest (IDP_DATA_KEY), plus a keyed hash for look-ups.
     citizen_id_encrypted: Mapped[str | None] = mapped_column(String(255))
     citizen_id_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Identity proofing (Paotang): when, and a summary of how (trust framework, evidence, IAL);

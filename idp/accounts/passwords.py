@@ -36,7 +36,7 @@ class ChangeReason(enum.StrEnum):
 
     ISSUED = "issued"  # the password was issued (temporary), not chosen
     RESET = "reset"  # an administrator or the helpdesk reset it
-    ROLE_CHANGED = "role_changed"  # DESIGN §1 item 4: right after an approved role change
+    ROLE_CHANGED = "role_changed"  # the Soft Token letter: right after an approved role change
     EXPIRED = "expired"  # older than the maximum age (the Ministry's 3-month rule)
 
 

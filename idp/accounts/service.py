@@ -377,7 +377,7 @@ def require_password_change(
 ) -> None:
     """Make the user choose a new password at the next login, after the phone confirmation.
 
-    DESIGN §1 item 4: passwords are changed immediately after an approved role change
+    The Soft Token letter: passwords are changed immediately after an approved role change
     (``reason="role_changed"``). The current password still signs in (unlike an expired
     issued one): the change is a step of the login, not a lock-out.
 

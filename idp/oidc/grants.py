@@ -154,8 +154,8 @@ class _IdpGrant:
             txn_evidence=evidence_binding(self.db, grant.txn) if grant.txn else None,
         )
         access_auth = auth if grant.kind == GrantKind.SESSION else replace(auth, sid=None)
-        # DESIGN §6: role scopes narrowed to the roles held today, and only for a login the
-        # phone confirmed (password-only logins never do portal work, DESIGN §5).
+        # Role scopes narrowed to the roles held today, and only for a login the
+        # phone confirmed (password-only logins never do portal work).
         roles = grant_roles(
             self.db, user, scope=scope, now=now, day=thai_date(now),
             may_hold_roles=meets(assurance_of(deps.settings.issuer, grant.acr),

@@ -1,4 +1,4 @@
-"""Who holds which role where, today: the source of role-scoped tokens (DESIGN §6)."""
+"""Who holds which role where, today: the source of role-scoped tokens."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from idp.store.db import Base
 
 
 class Role(enum.StrEnum):
-    """Roles in a disbursement unit (DESIGN §1), as the Ministry's letter names them."""
+    """Roles in a disbursement unit, as the Ministry's letter names them."""
 
     RECORDER = "recorder"  # ผู้บันทึก
     APPROVE_1 = "approve-1"  # ผู้อนุมัติเบิกเงิน (อนุมัติ ๑)

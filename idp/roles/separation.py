@@ -1,6 +1,6 @@
 """Separation of duties: pairs of roles one person may never hold in one unit at overlapping
 times, whether designated or as a substitute. The pairs are rows of ``exclusive_role_pairs``;
-the first, approve-1 with approve-2 (the Ministry's rule, DESIGN §1), comes with the migration."""
+the first, approve-1 with approve-2 (the Ministry's rule), comes with the migration."""
 
 from __future__ import annotations
 

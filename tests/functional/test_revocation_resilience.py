@@ -1,4 +1,4 @@
-"""Revocations hold through Redis outages, restarts and failed rebuilds (DESIGN §4: the
+"""Revocations hold through Redis outages, restarts and failed rebuilds (the
 database is the truth; Redis may lose everything at any moment)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Role-scoped tokens (DESIGN §6): only roles held now, only after a login the phone confirmed,
+"""Role-scoped tokens: only roles held now, only after a login the phone confirmed,
 in the ID token, access token, userinfo and introspection; refresh never adds and drops roles
 that ended; separation of duties checked once more at issuance."""
 
