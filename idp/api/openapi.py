@@ -24,6 +24,10 @@ def _ref(name: str) -> dict[str, str]:
 
 _STRING = {"type": "string"}
 _DATE = {"type": "string", "format": "date", "description": "Christian era, YYYY-MM-DD"}
+_ORDER_KIND = {
+    "enum": ["designate", "end", "change"],
+    "description": "designate a person, end a role from a day, or change one role for another",
+}
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _REASON = {"type": "object", "properties": {"reason": _STRING}}
 _SUSPENSION_REASON = {
@@ -103,12 +107,16 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "DesignationRequest": {
+        "description": "For kind end, role ends from valid_from on; for kind change, ends_role "
+        "ends the day before valid_from and role starts on it",
         "type": "object",
         "properties": {
             "id": _STRING,
             "unit_code": _STRING,
             "user_id": _STRING,
+            "kind": _ORDER_KIND,
             "role": {"enum": ["recorder", "approve-1", "approve-2"]},
+            "ends_role": {"enum": ["recorder", "approve-1", "approve-2", None]},
             "valid_from": _DATE,
             "valid_until": {"type": ["string", "null"], "format": "date"},
             "substitute_for": {"type": ["string", "null"]},
@@ -187,8 +195,21 @@ def document(issuer: str) -> dict[str, Any]:
         "properties": {
             "unit_code": _STRING,
             "username": _STRING,
-            "role": {"enum": ["recorder", "approve-1", "approve-2"]},
-            "valid_from": _DATE,
+            "kind": _ORDER_KIND,
+            "role": {
+                "enum": ["recorder", "approve-1", "approve-2"],
+                "description": "the role designated, ended (kind end) or taken on (kind change)",
+            },
+            "ends_role": {
+                "enum": ["recorder", "approve-1", "approve-2"],
+                "description": "kind change: the role given up",
+            },
+            "valid_from": {
+                "type": "string",
+                "format": "date",
+                "description": "kind end and change: the first day without the old role "
+                "(today at the latest when approved later)",
+            },
             "valid_until": _DATE,
             "substitute_for": {"type": "string", "description": "username acted for"},
             "order_number": _STRING,
@@ -368,14 +389,26 @@ def document(issuer: str) -> dict[str, Any]:
             },
             "/designations/{request_id}/approve": {
                 "post": {
-                    "summary": "Approve: the role is assigned; the person must change password",
+                    "summary": "Approve: the order is carried out (a role assigned, ended or "
+                    "changed); the person must change password",
                     "parameters": [_REQUEST_ID],
                     "requestBody": _json_body(_REASON),
                     "responses": {
                         **_ok(
                             {
                                 "type": "object",
-                                "properties": {"status": _STRING, "assignment": _ref("Assignment")},
+                                "properties": {
+                                    "status": _STRING,
+                                    "assignment": {
+                                        "oneOf": [_ref("Assignment"), {"type": "null"}],
+                                        "description": "the role started (none for kind end)",
+                                    },
+                                    "ended": {
+                                        "type": "array",
+                                        "items": _ref("Assignment"),
+                                        "description": "assignments ended or cut short",
+                                    },
+                                },
                             }
                         ),
                         **_AUTH,

@@ -33,6 +33,12 @@ ALERT_LABELS = {
     "mfa.passkey_cloned": _l("A passkey's counter went back (a cloned authenticator?)"),
 }
 
+ORDER_KIND_LABELS = {
+    "designate": _l("Designate a person in a role"),
+    "end": _l("End a role from a day"),
+    "change": _l("Change one role for another"),
+}
+
 STATUS_LABELS = {
     "pending": _l("Waiting for a decision"),
     "approved": _l("Approved"),
@@ -48,7 +54,15 @@ _ERRORS = {
     "unknown_user": _l("No user has that username."),
     "unknown_role": _l("Choose one of the roles: recorder, approval 1 or approval 2."),
     "invalid_period": _l("The period ends before it starts."),
-    "invalid_date": _l("Give dates as shown (year-month-day, Christian era)."),
+    "invalid_date": _l(
+        "Give dates as day/month/year in the Buddhist era (for example 2/12/2569), as orders "
+        "are dated."
+    ),
+    "unknown_order_kind": _l(
+        "Choose what the order does: designate, end a role or change one role for another."
+    ),
+    "nothing_to_end": _l("The person holds no such role in that unit on or after that day."),
+    "same_role_change": _l("A change of role names two different roles."),
     "invalid_order_file": _l("Attach the written order as a PDF, PNG or JPEG file."),
     "order_file_too_large": _l("The order file is too large."),
     "invalid_order": _l("Give the order's number and date (not a future date)."),
