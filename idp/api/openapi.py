@@ -28,6 +28,16 @@ _ORDER_KIND = {
     "enum": ["designate", "end", "change"],
     "description": "designate a person, end a role from a day, or change one role for another",
 }
+_DAY = {"type": "string", "description": "D/M/YYYY (Buddhist era) or YYYY-MM-DD, Thai time"}
+_TRAIL_FILTERS = [
+    {"name": "who", "in": "query", "schema": _STRING, "description": "username: actor or subject"},
+    {"name": "event", "in": "query", "schema": _STRING,
+     "description": "an event name, or a family ending with a dot (roles.)"},
+    {"name": "from", "in": "query", "schema": _DAY},
+    {"name": "to", "in": "query", "schema": _DAY, "description": "included"},
+    {"name": "unit", "in": "query", "schema": _STRING},
+    {"name": "before", "in": "query", "schema": {"type": "integer"}},
+]  # fmt: skip
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _REASON = {"type": "object", "properties": {"reason": _STRING}}
 _SUSPENSION_REASON = {
@@ -133,6 +143,34 @@ _SCHEMAS: dict[str, Any] = {
             "decided_by": {"type": ["string", "null"]},
             "decided_at": {"type": ["string", "null"], "format": "date-time"},
             "decision_reason": {"type": ["string", "null"]},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "seq": {"type": ["integer", "null"], "description": "position in the chain"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "event": _STRING,
+            "outcome": {"enum": ["success", "failure"]},
+            "actor": {"type": ["string", "null"], "description": "sub or client id"},
+            "client_id": {"type": ["string", "null"]},
+            "client_ip": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+            "details": {"type": "object"},
+            "chain_hash": {"type": ["string", "null"]},
+        },
+    },
+    "ChainStatus": {
+        "type": "object",
+        "properties": {
+            "intact": {"type": "boolean"},
+            "checked": {"type": "integer"},
+            "unsealed": {"type": "integer"},
+            "broken_at_seq": {"type": ["integer", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "head_seq": {"type": "integer"},
+            "head_hash": _STRING,
         },
     },
     "Assignment": {
@@ -530,6 +568,47 @@ def document(issuer: str) -> dict[str, Any]:
                         "404": _ERROR,
                         "409": _ERROR,
                         "413": _ERROR,
+                    },
+                }
+            },
+            "/audit/events": {
+                "get": {
+                    "summary": "The audit trail, newest first, with the hash chain's status "
+                    "(CGD and auditors; an auditor scoped to units or a province gets their "
+                    "units' events only)",
+                    "parameters": _TRAIL_FILTERS,
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "events": {"type": "array", "items": _ref("AuditEvent")},
+                                    "next_before": {
+                                        "type": ["integer", "null"],
+                                        "description": "pass as before for older events",
+                                    },
+                                    "scope": {
+                                        "type": ["array", "null"],
+                                        "items": _STRING,
+                                        "description": "the unit codes read; null: every unit",
+                                    },
+                                    "chain": _ref("ChainStatus"),
+                                },
+                            }
+                        ),
+                        **_AUTH,
+                        "400": _ERROR,
+                    },
+                }
+            },
+            "/audit/events.csv": {
+                "get": {
+                    "summary": "The same events as CSV (UTF-8 with BOM); the export is audited",
+                    "parameters": _TRAIL_FILTERS,
+                    "responses": {
+                        "200": {"description": "CSV", "content": {"text/csv": {}}},
+                        **_AUTH,
+                        "400": _ERROR,
                     },
                 }
             },
