@@ -48,10 +48,14 @@ from idp.web.console import page
 from idp.web.console import staff
 from idp.web.hygiene import large_body
 from idp.web.role_texts import ADMIN_ROLE_LABELS
+from idp.web.role_texts import ALERT_DETAIL_LABELS
 from idp.web.role_texts import ALERT_LABELS
+from idp.web.role_texts import CASE_REASON_LABELS
 from idp.web.role_texts import ORDER_KIND_LABELS
+from idp.web.role_texts import OTHER_ALERT
 from idp.web.role_texts import ROLE_LABELS
 from idp.web.role_texts import STATUS_LABELS
+from idp.web.role_texts import alert_detail_value
 from idp.web.role_texts import error_text
 from idp.web.role_texts import error_words
 from idp.web.role_texts import order_headers
@@ -81,10 +85,12 @@ def _words() -> dict[str, Any]:
         "admin_role_label": lambda role: ADMIN_ROLE_LABELS.get(role, role),
         "status_label": lambda status: STATUS_LABELS.get(status, status),
         "order_kind_label": lambda kind: ORDER_KIND_LABELS.get(kind, kind),
-        "alert_label": lambda kind: ALERT_LABELS.get(kind, kind),
+        "alert_label": lambda kind: ALERT_LABELS.get(kind, OTHER_ALERT),
+        "alert_detail_labels": ALERT_DETAIL_LABELS,
+        "alert_detail_value": alert_detail_value,
+        "case_reason_label": lambda reason: CASE_REASON_LABELS.get(reason, reason),
         "show_date": lambda day: show_date(day, locale),
         "error_words": error_words,
-        "thai_day": thai_date,
     }
 
 

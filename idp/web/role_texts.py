@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from idp.errors import IdpError
 from idp.roles.models import DesignationRequest
+from thai_format import format_date
 
 ROLE_LABELS = {
     "recorder": _l("Recorder"),
@@ -38,6 +39,35 @@ ORDER_KIND_LABELS = {
     "end": _l("End a role from a day"),
     "change": _l("Change one role for another"),
 }
+
+CASE_REASON_LABELS = {
+    "lost": _l("Lost"),
+    "stolen": _l("Stolen"),
+    "compromised": _l("Compromised (someone else may use it)"),
+    "other": _l("Another reason"),
+}
+
+# What an alert's details say, each named for a person; other details are not shown.
+ALERT_DETAIL_LABELS = {
+    "client": _l("Application"),
+    "uri": _l("Address"),
+    "error": _l("Error"),
+    "unit": _l("Unit"),
+    "roles": _l("Roles"),
+    "device": _l("Phone"),
+}
+
+
+def alert_detail_value(key: str, value: Any) -> Any:
+    """Role codes as the letter names them; a phone by the start of its id."""
+    if key == "roles" and isinstance(value, list):
+        return ", ".join(str(ROLE_LABELS.get(role, role)) for role in value)
+    if key == "device" and isinstance(value, str):
+        return value[:8]
+    return value
+
+
+OTHER_ALERT = _l("Another alert that needs a look")
 
 STATUS_LABELS = {
     "pending": _l("Waiting for a decision"),
@@ -118,15 +148,6 @@ def order_headers(request: DesignationRequest) -> dict[str, str]:
     }
 
 
-_THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
-                "พ.ย.", "ธ.ค.")  # fmt: skip
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
 def show_date(day: date | None, locale: str) -> str:
     """Thai readers get the Buddhist era, as government pages show it: 25 พ.ย. 2569."""
-    if day is None:
-        return ""
-    if locale == "th":
-        return f"{day.day} {_THAI_MONTHS[day.month - 1]} {day.year + 543}"
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return format_date(day, locale)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from idp.mfa.challenges import Outcome
 from idp.web.event_texts import EVENT_LABELS
 
 ROOT = Path(__file__).resolve().parents[2] / "idp"
-# Names made at run time: ``token.{reason}`` in the grants.
-MADE_AT_RUN_TIME = {"token.code_reused", "token.refresh_reused"}
+# Names made at run time: ``token.{reason}`` in the grants, ``mfa.push_{outcome}`` for the
+# phone's answers.
+MADE_AT_RUN_TIME = {"token.code_reused", "token.refresh_reused"} | {
+    f"mfa.push_{outcome.value}" for outcome in Outcome if outcome != Outcome.PENDING
+}
 
 
 def recorded_events() -> set[str]:
