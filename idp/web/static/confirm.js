@@ -24,8 +24,8 @@
         box.setAttribute("data-state", body.state);
         if (body.state === "pending") {
           again(body.retry_after_ms || 0); // the server may ask for a pause when busy
-        } else {
-          window.location.reload();
+        } else if (!document.documentElement.hasAttribute("data-leaving")) {
+          window.location.reload(); // not while a passkey carries the sign-in on
         }
       })
       .catch(function () {

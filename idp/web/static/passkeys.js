@@ -86,6 +86,10 @@
   if (use) {
     use.addEventListener("click", function () {
       var status = document.getElementById("passkey-status");
+      // The page's wait for the phone sees this login end as soon as the passkey's answer is
+      // taken, before this script hears back: it must not reload the page meanwhile (the
+      // login, used by then, would show as expired).
+      document.documentElement.setAttribute("data-leaving", "passkey");
       post(use.dataset.optionsUrl, use.dataset.csrf, "{}").then(function (options) {
         options.challenge = fromB64url(options.challenge);
         (options.allowCredentials || []).forEach(function (c) { c.id = fromB64url(c.id); });
@@ -95,6 +99,7 @@
       }).then(function (answer) {
         window.location.assign(answer.next);
       }).catch(function (error) {
+        document.documentElement.removeAttribute("data-leaving");
         show(status, use.dataset.failed + " (" + error.message + ")");
       });
     });
