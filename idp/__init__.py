@@ -31,6 +31,7 @@ def create_app(
     local so that ``idp.cli`` and the domain packages load without the web stack.)
     """
     from idp.api import admin as _admin_operations  # noqa: F401 - adds its routes to the API
+    from idp.api import audit as _audit_operations  # noqa: F401 - likewise
     from idp.api import helpdesk as _helpdesk_operations  # noqa: F401 - likewise
     from idp.api.common import bp as admin_api_bp
     from idp.audit.service import Sealer
@@ -55,6 +56,7 @@ def create_app(
     from idp.web import passkeys
     from idp.web import protocol
     from idp.web import security
+    from idp.web import trail
     from idp.web.sessions import EphemeralSessionInterface
 
     settings = settings or (deps.settings if deps else Settings())
@@ -110,6 +112,7 @@ def create_app(
         pages.bp,
         admin.bp,
         helpdesk.bp,
+        trail.bp,
         admin_api_bp,
         ops.bp,
     ):

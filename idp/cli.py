@@ -255,8 +255,8 @@ def admins() -> None:
 @click.argument("username")
 @click.argument("role", type=click.Choice(["cgd-admin", "treasury-admin", "head-of-unit",
                                            "helpdesk", "auditor"]))  # fmt: skip
-@click.option("--province", help="For a treasury administrator.")
-@click.option("--unit", "unit_code", help="For a head of unit.")
+@click.option("--province", help="For a treasury administrator, or an auditor of one province.")
+@click.option("--unit", "unit_code", help="For a head of unit, or an auditor of one unit.")
 def admins_grant(username: str, role: str, province: str | None, unit_code: str | None) -> None:
     """Grant an administrative role."""
     from idp.accounts.service import get_user_by_username

@@ -168,7 +168,8 @@ def user_roles(username: str) -> Response:
 
 def _request(item: DesignationRequest) -> dict[str, Any]:
     return {
-        "id": item.id, "unit_code": item.unit_code, "user_id": item.user_id, "role": item.role,
+        "id": item.id, "unit_code": item.unit_code, "user_id": item.user_id, "kind": item.kind,
+        "role": item.role, "ends_role": item.ends_role,
         "valid_from": item.valid_from.isoformat(),
         "valid_until": item.valid_until.isoformat() if item.valid_until else None,
         "substitute_for": item.substitute_for, "order_number": item.order_number,
@@ -212,6 +213,7 @@ def submit_designation() -> Response:
         order_number=form.get("order_number", ""),
         order_date=_date(form.get("order_date"), "order_date"),
         substitute_for=form.get("substitute_for") or None, note=form.get("note", ""),
+        kind=form.get("kind") or "designate", ends_role=form.get("ends_role") or None,
     )  # fmt: skip
     order = accept_order(upload.filename or "", upload.read(settings.order_max_bytes + 1),
                          max_bytes=settings.order_max_bytes)  # fmt: skip
@@ -244,12 +246,16 @@ def approve(request_id: str) -> Response:
     caller = authenticate()
     decider = _person(caller)
     body = json_body()
-    assignment = approve_request(
+    done = approve_request(
         context.db(), caller.authority, request_id, decider=decider,
         reason=_text(body, "reason", required=False), now=context.now(),
         audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer({"status": "approved", "assignment": _assignment(assignment)})
+    return json_answer({
+        "status": "approved",
+        "assignment": _assignment(done.assignment) if done.assignment else None,
+        "ended": [_assignment(a) for a in done.ended],
+    })  # fmt: skip
 
 
 @bp.post("/designations/<request_id>/reject")

@@ -20,7 +20,7 @@ bp = Blueprint("admin_api", __name__, url_prefix="/api/admin/v1")
 _NOT_FOUND = {"unknown_unit", "unknown_user", "unknown_request", "unknown_case"}
 _CONFLICT = {"already_decided", "separation_of_duties", "overlapping_designation",
              "unit_exists", "citizen_id_taken", "username_taken", "case_closed",
-             "not_suspended", "no_phone"}  # fmt: skip
+             "not_suspended", "no_phone", "nothing_to_end"}  # fmt: skip
 _FORBIDDEN = {"forbidden", "own_request"}
 
 

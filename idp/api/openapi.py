@@ -26,6 +26,20 @@ def _ref(name: str) -> dict[str, str]:
 
 _STRING = {"type": "string"}
 _DATE = {"type": "string", "format": "date", "description": "Christian era, YYYY-MM-DD"}
+_ORDER_KIND = {
+    "enum": ["designate", "end", "change"],
+    "description": "designate a person, end a role from a day, or change one role for another",
+}
+_DAY = {"type": "string", "description": "D/M/YYYY (Buddhist era) or YYYY-MM-DD, Thai time"}
+_TRAIL_FILTERS = [
+    {"name": "who", "in": "query", "schema": _STRING, "description": "username: actor or subject"},
+    {"name": "event", "in": "query", "schema": _STRING,
+     "description": "an event name, or a family ending with a dot (roles.)"},
+    {"name": "from", "in": "query", "schema": _DAY},
+    {"name": "to", "in": "query", "schema": _DAY, "description": "included"},
+    {"name": "unit", "in": "query", "schema": _STRING},
+    {"name": "before", "in": "query", "schema": {"type": "integer"}},
+]  # fmt: skip
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _REASON = {"type": "object", "properties": {"reason": _STRING}}
 _LOST_AT = {
@@ -121,12 +135,16 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
     "DesignationRequest": {
+        "description": "For kind end, role ends from valid_from on; for kind change, ends_role "
+        "ends the day before valid_from and role starts on it",
         "type": "object",
         "properties": {
             "id": _STRING,
             "unit_code": _STRING,
             "user_id": _STRING,
+            "kind": _ORDER_KIND,
             "role": {"enum": ["recorder", "approve-1", "approve-2"]},
+            "ends_role": {"enum": ["recorder", "approve-1", "approve-2", None]},
             "valid_from": _DATE,
             "valid_until": {"type": ["string", "null"], "format": "date"},
             "substitute_for": {"type": ["string", "null"]},
@@ -143,6 +161,34 @@ _SCHEMAS: dict[str, Any] = {
             "decided_by": {"type": ["string", "null"]},
             "decided_at": {"type": ["string", "null"], "format": "date-time"},
             "decision_reason": {"type": ["string", "null"]},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "seq": {"type": ["integer", "null"], "description": "position in the chain"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+            "event": _STRING,
+            "outcome": {"enum": ["success", "failure"]},
+            "actor": {"type": ["string", "null"], "description": "sub or client id"},
+            "client_id": {"type": ["string", "null"]},
+            "client_ip": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+            "details": {"type": "object"},
+            "chain_hash": {"type": ["string", "null"]},
+        },
+    },
+    "ChainStatus": {
+        "type": "object",
+        "properties": {
+            "intact": {"type": "boolean"},
+            "checked": {"type": "integer"},
+            "unsealed": {"type": "integer"},
+            "broken_at_seq": {"type": ["integer", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "head_seq": {"type": "integer"},
+            "head_hash": _STRING,
         },
     },
     "Assignment": {
@@ -221,8 +267,21 @@ def document(issuer: str) -> dict[str, Any]:
         "properties": {
             "unit_code": _STRING,
             "username": _STRING,
-            "role": {"enum": ["recorder", "approve-1", "approve-2"]},
-            "valid_from": _DATE,
+            "kind": _ORDER_KIND,
+            "role": {
+                "enum": ["recorder", "approve-1", "approve-2"],
+                "description": "the role designated, ended (kind end) or taken on (kind change)",
+            },
+            "ends_role": {
+                "enum": ["recorder", "approve-1", "approve-2"],
+                "description": "kind change: the role given up",
+            },
+            "valid_from": {
+                "type": "string",
+                "format": "date",
+                "description": "kind end and change: the first day without the old role "
+                "(today at the latest when approved later)",
+            },
             "valid_until": _DATE,
             "substitute_for": {"type": "string", "description": "username acted for"},
             "order_number": _STRING,
@@ -402,14 +461,26 @@ def document(issuer: str) -> dict[str, Any]:
             },
             "/designations/{request_id}/approve": {
                 "post": {
-                    "summary": "Approve: the role is assigned; the person must change password",
+                    "summary": "Approve: the order is carried out (a role assigned, ended or "
+                    "changed); the person must change password",
                     "parameters": [_REQUEST_ID],
                     "requestBody": _json_body(_REASON),
                     "responses": {
                         **_ok(
                             {
                                 "type": "object",
-                                "properties": {"status": _STRING, "assignment": _ref("Assignment")},
+                                "properties": {
+                                    "status": _STRING,
+                                    "assignment": {
+                                        "oneOf": [_ref("Assignment"), {"type": "null"}],
+                                        "description": "the role started (none for kind end)",
+                                    },
+                                    "ended": {
+                                        "type": "array",
+                                        "items": _ref("Assignment"),
+                                        "description": "assignments ended or cut short",
+                                    },
+                                },
                             }
                         ),
                         **_AUTH,
@@ -558,6 +629,47 @@ def document(issuer: str) -> dict[str, Any]:
                         }
                     ),
                     "responses": {**_ok(_ref("Case")), **_AUTH, "400": _ERROR, "404": _ERROR},
+                }
+            },
+            "/audit/events": {
+                "get": {
+                    "summary": "The audit trail, newest first, with the hash chain's status "
+                    "(CGD and auditors; an auditor scoped to units or a province gets their "
+                    "units' events only)",
+                    "parameters": _TRAIL_FILTERS,
+                    "responses": {
+                        **_ok(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "events": {"type": "array", "items": _ref("AuditEvent")},
+                                    "next_before": {
+                                        "type": ["integer", "null"],
+                                        "description": "pass as before for older events",
+                                    },
+                                    "scope": {
+                                        "type": ["array", "null"],
+                                        "items": _STRING,
+                                        "description": "the unit codes read; null: every unit",
+                                    },
+                                    "chain": _ref("ChainStatus"),
+                                },
+                            }
+                        ),
+                        **_AUTH,
+                        "400": _ERROR,
+                    },
+                }
+            },
+            "/audit/events.csv": {
+                "get": {
+                    "summary": "The same events as CSV (UTF-8 with BOM); the export is audited",
+                    "parameters": _TRAIL_FILTERS,
+                    "responses": {
+                        "200": {"description": "CSV", "content": {"text/csv": {}}},
+                        **_AUTH,
+                        "400": _ERROR,
+                    },
                 }
             },
             "/admin-grants": {

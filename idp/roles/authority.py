@@ -4,7 +4,8 @@
 - treasury administrator: the units of its province (accounts, decisions on requests);
 - head of unit: designation requests for their own unit only;
 - helpdesk: suspensions, never roles or passwords;
-- auditor: reads everything, changes nothing.
+- auditor: reads everything, changes nothing; an internal auditor (ข้อ ๘ of the Soft Token
+  letter) may be scoped to units or a province and then reads only those.
 
 Nobody decides a request they submitted or one that concerns themselves (``designations``).
 """
@@ -37,6 +38,9 @@ class Authority:
     roles: frozenset[AdminRole] = frozenset()
     provinces: frozenset[str] = field(default_factory=frozenset)  # as treasury administrator
     units: frozenset[str] = field(default_factory=frozenset)  # as head of unit
+    # As an auditor scoped to provinces or units (a global auditor has AUDITOR in ``roles``).
+    audited_provinces: frozenset[str] = field(default_factory=frozenset)
+    audited_units: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def is_cgd(self) -> bool:
@@ -44,7 +48,11 @@ class Authority:
 
     @property
     def is_administrative(self) -> bool:
-        return bool(self.roles)
+        return bool(self.roles) or self.audits_somewhere
+
+    @property
+    def audits_somewhere(self) -> bool:
+        return bool(self.audited_provinces or self.audited_units)
 
     def may_manage(self, unit: Unit) -> bool:
         """Issue accounts in the unit and decide its designation requests."""
@@ -54,7 +62,19 @@ class Authority:
         return self.is_cgd or unit.code in self.units
 
     def may_read(self, unit: Unit) -> bool:
-        return self.may_manage(unit) or unit.code in self.units or AdminRole.AUDITOR in self.roles
+        return (
+            self.may_manage(unit)
+            or unit.code in self.units
+            or AdminRole.AUDITOR in self.roles
+            or self.audits(unit)
+        )
+
+    def audits(self, unit: Unit) -> bool:
+        return unit.province in self.audited_provinces or unit.code in self.audited_units
+
+    def may_read_trail(self) -> bool:
+        """The audit trail: CGD and auditors (a scoped auditor, of their units only)."""
+        return self.may_read_everything() or self.audits_somewhere
 
     def may_read_everything(self) -> bool:
         return self.is_cgd or AdminRole.AUDITOR in self.roles
@@ -83,9 +103,22 @@ def authority_of(session: Session, user_id: str) -> Authority:
             AdminGrant.user_id == user_id, AdminGrant.revoked_at.is_(None)
         )
     ).all()
+    # SECURITY: a scoped auditor's grant is not the global auditor role, or it would read
+    # every unit.
+    scoped = [
+        (p, u)
+        for role, p, u in rows
+        if role == AdminRole.AUDITOR and (p is not None or u is not None)
+    ]
     return Authority(
         user_id=user_id,
-        roles=frozenset(AdminRole(role) for role, _, _ in rows),
+        roles=frozenset(
+            AdminRole(role)
+            for role, p, u in rows
+            if role != AdminRole.AUDITOR or (p is None and u is None)
+        ),
+        audited_provinces=frozenset(p for p, _ in scoped if p is not None),
+        audited_units=frozenset(u for _, u in scoped if u is not None),
         provinces=frozenset(
             p for role, p, _ in rows if role == AdminRole.TREASURY_ADMIN and p is not None
         ),
@@ -115,11 +148,10 @@ def grant_admin_role(
     by.require(by.is_cgd)
     if role == AdminRole.TREASURY_ADMIN and not province:
         raise InvalidUnitError("A treasury administrator is granted for a province.")
-    if role == AdminRole.HEAD_OF_UNIT:
-        if not unit_code:
-            raise InvalidUnitError("A head of unit is granted for a unit.")
-        if session.get(Unit, unit_code) is None:
-            raise UnknownUnitError()
+    if role == AdminRole.HEAD_OF_UNIT and not unit_code:
+        raise InvalidUnitError("A head of unit is granted for a unit.")
+    if unit_code and session.get(Unit, unit_code) is None:
+        raise UnknownUnitError()
     existing = session.scalar(
         select(AdminGrant).where(
             AdminGrant.user_id == user.id,

@@ -1,12 +1,18 @@
 """Designation requests: the head of a unit asks, with the written order attached; the
 responsible treasury office or CGD decides. Only an approved request changes assignments, in
-one transaction, and separation of duties is checked when asked and again when approved."""
+one transaction, and separation of duties is checked when asked and again when approved.
+
+An order designates a person, ends a role from a day (the person left, retired or was
+replaced), or changes one role for another: the old one ends the day before the new one
+starts, in one approval, and separation of duties is checked on the result."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import date
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -21,16 +27,20 @@ from idp.roles.authority import Authority
 from idp.roles.errors import AlreadyDecidedError
 from idp.roles.errors import InvalidOrderError
 from idp.roles.errors import InvalidPeriodError
+from idp.roles.errors import NothingToEndError
 from idp.roles.errors import OverlappingDesignationError
 from idp.roles.errors import OwnRequestError
 from idp.roles.errors import ReasonRequiredError
+from idp.roles.errors import SameRoleChangeError
 from idp.roles.errors import SeparationOfDutiesError
 from idp.roles.errors import SubstituteError
+from idp.roles.errors import UnknownOrderKindError
 from idp.roles.errors import UnknownPersonError
 from idp.roles.errors import UnknownRequestError
 from idp.roles.errors import UnknownRoleError
 from idp.roles.models import DesignationRequest
 from idp.roles.models import OrderFile
+from idp.roles.models import OrderKind
 from idp.roles.models import RequestStatus
 from idp.roles.models import Role
 from idp.roles.models import RoleAssignment
@@ -51,7 +61,11 @@ _MAX_NOTE = 2000
 
 @dataclass(frozen=True)
 class Designation:
-    """What the head of unit asks for, as typed (usernames, not ids)."""
+    """What the head of unit asks for, as typed (usernames, not ids).
+
+    For an order that ends a role, ``role`` is the role that ends and ``valid_from`` the first
+    day without it; for a change, ``ends_role`` ends and ``role`` starts on ``valid_from``.
+    """
 
     unit_code: str
     username: str
@@ -62,6 +76,17 @@ class Designation:
     order_date: date
     substitute_for: str | None = None  # username of the person acted for
     note: str = ""
+    kind: str = OrderKind.DESIGNATE.value
+    ends_role: str | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What an approved order did: the assignment it started (none for an end) and the
+    assignments it ended or cut short."""
+
+    assignment: RoleAssignment | None
+    ended: list[RoleAssignment] = field(default_factory=list)
 
 
 def submit_request(
@@ -81,8 +106,16 @@ def submit_request(
     """
     unit = get_unit(session, designation.unit_code)
     by.require(by.may_designate(unit))
+    kind = _kind(designation.kind)
     role = _role(designation.role)
-    period = _period(designation.valid_from, designation.valid_until)
+    ends_role = None
+    if kind == OrderKind.CHANGE:
+        ends_role = _role(designation.ends_role or "")
+        if ends_role == role:
+            raise SameRoleChangeError()
+    # An end has no period of its own: the role stops from ``valid_from`` on.
+    until = None if kind == OrderKind.END else designation.valid_until
+    period = _period(designation.valid_from, until)
     order_number = designation.order_number.strip()
     if (
         not order_number
@@ -91,12 +124,18 @@ def submit_request(
     ):
         raise InvalidOrderError()
     person = _person(session, designation.username)
-    absent = _person(session, designation.substitute_for) if designation.substitute_for else None
-    _check_designation(session, unit, person, role, period, absent)
+    absent = (
+        _person(session, designation.substitute_for)
+        if designation.substitute_for and kind != OrderKind.END
+        else None
+    )
+    _check_order(session, unit, person, kind, role, ends_role, period, absent, now=now)
     request = DesignationRequest(
         unit_code=unit.code,
         user_id=person.id,
+        kind=kind,
         role=role,
+        ends_role=ends_role,
         valid_from=period.start,
         valid_until=period.end,
         substitute_for=absent.id if absent else None,
@@ -128,9 +167,9 @@ def approve_request(
     reason: str,
     now: datetime,
     audit: AuditContext,
-) -> RoleAssignment:
-    """Turn a pending request into an assignment, checking every rule again under a lock of
-    the unit, so two approvals racing in one unit run one after the other.
+) -> Approval:
+    """Carry out a pending order (start, end or change a role), checking every rule again
+    under a lock of the unit, so two approvals racing in one unit run one after the other.
 
     Raises:
         RoleError (each subclass says what is wrong)
@@ -142,28 +181,35 @@ def approve_request(
     absent = session.get(User, request.substitute_for) if request.substitute_for else None
     if person is None:
         raise UnknownPersonError()
+    kind = OrderKind(request.kind)
     period = Period(request.valid_from, request.valid_until)
-    _check_designation(session, unit, person, request.role, period, absent)
-    assignment = RoleAssignment(
-        user_id=person.id,
-        unit_code=unit.code,
-        role=request.role,
-        valid_from=period.start,
-        valid_until=period.end,
-        substitute_for=request.substitute_for,
-        request_id=request.id,
-        created_at=now,
-    )
-    session.add(assignment)
+    first_day = _effective(period.start, now) if kind != OrderKind.DESIGNATE else period.start
+    ending = _check_order(session, unit, person, kind, request.role, request.ends_role, period,
+                          absent, now=now)  # fmt: skip
+    ended = _end(ending, first_day, now=now, why=f"{request.order_number} ({request.id})")
+    assignment = None
+    if kind != OrderKind.END:
+        assignment = RoleAssignment(
+            user_id=person.id,
+            unit_code=unit.code,
+            role=request.role,
+            valid_from=first_day,
+            valid_until=period.end,
+            substitute_for=request.substitute_for,
+            request_id=request.id,
+            created_at=now,
+        )
+        session.add(assignment)
     _decide(request, RequestStatus.APPROVED, decider=decider, reason=reason, now=now)
     session.flush()
     record(session, "roles.designation_approved", now=now, actor=decider.sub, context=audit,
-           request=request.id, assignment=assignment.id, reason=request.decision_reason,
-           **_what(request, person, absent))  # fmt: skip
+           request=request.id, assignment=assignment.id if assignment else None,
+           ended=[a.id for a in ended], effective_from=first_day.isoformat(),
+           reason=request.decision_reason, **_what(request, person, absent))  # fmt: skip
     # The Ministry's rule: a new password right after a role change is approved.
     require_password_change(session, person, reason="role_changed", now=now, actor=decider.sub,
                             context=audit)  # fmt: skip
-    return assignment
+    return Approval(assignment, ended)
 
 
 def reject_request(
@@ -210,7 +256,9 @@ def assign_directly(
     one_writer_at_a_time(session)
     unit = _locked_unit(session, unit_code)
     period = Period(valid_from, None)
-    _check_designation(session, unit, user, _role(role), period, None)
+    _check_designation(
+        session, unit, user, _role(role), period, None, _assignments(session, user.id, unit.code)
+    )
     assignment = RoleAssignment(
         user_id=user.id, unit_code=unit.code, role=role, valid_from=valid_from,
         valid_until=None, created_at=now,
@@ -230,6 +278,70 @@ def order_file(session: Session, request_id: str) -> bytes | None:
 # --- the rules ------------------------------------------------------------------------------
 
 
+def _check_order(
+    session: Session,
+    unit: Unit,
+    person: User,
+    kind: OrderKind,
+    role: str,
+    ends_role: str | None,
+    period: Period,
+    absent: User | None,
+    *,
+    now: datetime,
+) -> list[RoleAssignment]:
+    """The rules an order must keep; return the assignments it would end or cut short."""
+    held = _assignments(session, person.id, unit.code)
+    if kind == OrderKind.DESIGNATE:
+        _check_designation(session, unit, person, role, period, absent, held)
+        return []
+    first_day = _effective(period.start, now)
+    if period.end is not None and period.end < first_day:
+        raise InvalidPeriodError()
+    stopping = role if kind == OrderKind.END else ends_role
+    ending = [a for a in held if a.role == stopping and (a.valid_until is None
+              or a.valid_until >= first_day)]  # fmt: skip
+    if not ending:
+        raise NothingToEndError()
+    if kind == OrderKind.CHANGE:
+        # Separation of duties on the result: what is held once the old role has ended.
+        after = [a for a in held if a not in ending] + [
+            _cut(a, first_day) for a in ending if a.valid_from < first_day
+        ]
+        _check_designation(session, unit, person, role, Period(first_day, period.end), absent,
+                           after)  # fmt: skip
+    return ending
+
+
+def _effective(first_day: date, now: datetime) -> date:
+    """The first day without the old role: the order's day, or today when that has passed
+    (a day already gone was held; tokens were issued on it)."""
+    return max(first_day, thai_date(now))
+
+
+def _cut(assignment: RoleAssignment, first_day: date) -> RoleAssignment:
+    """A detached copy of ``assignment`` ending the day before ``first_day``."""
+    return RoleAssignment(
+        user_id=assignment.user_id, unit_code=assignment.unit_code, role=assignment.role,
+        valid_from=assignment.valid_from, valid_until=first_day - timedelta(days=1),
+        substitute_for=assignment.substitute_for,
+    )  # fmt: skip
+
+
+def _end(
+    ending: list[RoleAssignment], first_day: date, *, now: datetime, why: str
+) -> list[RoleAssignment]:
+    """Cut each assignment short the day before ``first_day``; one not yet begun by then
+    never takes effect (``ended_at``). Nothing is deleted."""
+    for assignment in ending:
+        if assignment.valid_from >= first_day:
+            assignment.ended_at = now
+        else:
+            assignment.valid_until = first_day - timedelta(days=1)
+        assignment.end_reason = f"order {why}"
+    return ending
+
+
 def _check_designation(
     session: Session,
     unit: Unit,
@@ -237,8 +349,10 @@ def _check_designation(
     role: str,
     period: Period,
     absent: User | None,
+    held: list[RoleAssignment],
 ) -> None:
-    """The rules a designation must keep against the assignments in force now or later."""
+    """The rules a designation must keep against ``held``, the person's assignments in the
+    unit in force now or later."""
     if absent is not None:
         if absent.id == person.id:
             raise SubstituteError()
@@ -251,7 +365,6 @@ def _check_designation(
         ]
         if not any(period.within(p) for p in covers):
             raise SubstituteError()
-    held = _assignments(session, person.id, unit.code)
     for assignment in held:
         if assignment.role == role and Period(
             assignment.valid_from, assignment.valid_until
@@ -328,6 +441,13 @@ def _locked_unit(session: Session, code: str) -> Unit:
     return unit
 
 
+def _kind(value: str) -> OrderKind:
+    try:
+        return OrderKind(value)
+    except ValueError as exc:
+        raise UnknownOrderKindError() from exc
+
+
 def _role(value: str) -> str:
     try:
         return Role(value).value
@@ -353,7 +473,9 @@ def _what(request: DesignationRequest, person: User | None, absent: User | None)
     return {
         "user": person.sub if person else None,
         "unit": request.unit_code,
+        "kind": request.kind,
         "role": request.role,
+        "ends_role": request.ends_role,
         "valid_from": request.valid_from.isoformat(),
         "valid_until": request.valid_until.isoformat() if request.valid_until else None,
         "substitute_for": absent.sub if absent else None,

@@ -35,6 +35,21 @@ class UnknownRoleError(RoleError):
     message = "The role must be recorder, approve-1 or approve-2."
 
 
+class UnknownOrderKindError(RoleError):
+    code = "unknown_order_kind"
+    message = "An order designates, ends a role or changes one role for another."
+
+
+class NothingToEndError(RoleError):
+    code = "nothing_to_end"
+    message = "The person holds no such role in that unit on or after that day."
+
+
+class SameRoleChangeError(RoleError):
+    code = "same_role_change"
+    message = "A change of role names two different roles."
+
+
 class InvalidPeriodError(RoleError):
     code = "invalid_period"
     message = "The period ends before it starts."

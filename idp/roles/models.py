@@ -39,6 +39,14 @@ class AdminRole(enum.StrEnum):
     AUDITOR = "auditor"  # reads everything, changes nothing
 
 
+class OrderKind(enum.StrEnum):
+    """What a head of unit's order does to an assignment."""
+
+    DESIGNATE = "designate"  # a person starts holding a role (or acts for someone)
+    END = "end"  # a person stops holding a role from a day (left, retired, replaced)
+    CHANGE = "change"  # one role ends and another starts on the same day, in one approval
+
+
 class RequestStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
@@ -71,8 +79,13 @@ class ExclusiveRolePair(Base):
 
 
 class DesignationRequest(Base):
-    """A head of unit's request to designate a person (or a substitute) in a role, with the
-    written order attached; only an approved request changes assignments."""
+    """A head of unit's request to designate a person (or a substitute) in a role, to end a
+    role from a day, or to change one role for another, with the written order attached; only
+    an approved request changes assignments.
+
+    For ``end``, ``role`` is the role that ends and ``valid_from`` the first day without it;
+    for ``change``, ``ends_role`` ends the day before ``valid_from`` and ``role`` starts then.
+    """
 
     __tablename__ = "designation_requests"
     __table_args__ = (
@@ -82,7 +95,11 @@ class DesignationRequest(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[OrderKind] = mapped_column(
+        String(16), default=OrderKind.DESIGNATE, server_default=OrderKind.DESIGNATE.value
+    )
     role: Mapped[str] = mapped_column(String(32))
+    ends_role: Mapped[str | None] = mapped_column(String(32))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     substitute_for: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -8,10 +8,13 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.accounts.models import User
+from idp.audit.trail import Units
 from idp.roles.authority import Authority
 from idp.roles.errors import UnknownRequestError
 from idp.roles.models import DesignationRequest
 from idp.roles.models import RequestStatus
+from idp.roles.models import RoleAssignment
 from idp.roles.models import Unit
 
 _LIST_LIMIT = 200
@@ -40,7 +43,10 @@ def units_for(session: Session, authority: Authority) -> list[Unit]:
     """The units an administrator may read, by code."""
     query = select(Unit).order_by(Unit.code)
     if not authority.may_read_everything():
-        query = query.where(Unit.province.in_(authority.provinces) | Unit.code.in_(authority.units))
+        query = query.where(
+            Unit.province.in_(authority.provinces | authority.audited_provinces)
+            | Unit.code.in_(authority.units | authority.audited_units)
+        )
     return list(session.scalars(query))
 
 
@@ -74,3 +80,17 @@ def decidable_requests(session: Session, authority: Authority) -> list[Designati
     )
     me = authority.user_id
     return [r for r in rows if me not in (r.submitted_by, r.user_id, r.substitute_for)]
+
+
+def units_with_people(codes: frozenset[str]) -> Units:
+    """Units and their people: those issued to them and those who ever held a role there."""
+    holders = select(RoleAssignment.user_id).where(RoleAssignment.unit_code.in_(codes))
+    people = select(User.sub).where(User.unit_code.in_(codes) | User.id.in_(holders))
+    return Units(codes=codes, people=people)
+
+
+def trail_scope(session: Session, authority: Authority) -> Units | None:
+    """What of the audit trail a reader sees: everything (None), or their units' events."""
+    if authority.may_read_everything():
+        return None
+    return units_with_people(frozenset(u.code for u in units_for(session, authority)))

@@ -31,6 +31,7 @@ from idp.roles.designations import reject_request
 from idp.roles.designations import submit_request
 from idp.roles.errors import UnknownRequestError
 from idp.roles.models import DesignationRequest
+from idp.roles.models import OrderKind
 from idp.roles.models import RequestStatus
 from idp.roles.models import Role
 from idp.roles.models import Unit
@@ -47,15 +48,20 @@ from idp.web.console import page
 from idp.web.console import staff
 from idp.web.hygiene import large_body
 from idp.web.role_texts import ADMIN_ROLE_LABELS
+from idp.web.role_texts import ALERT_DETAIL_LABELS
 from idp.web.role_texts import ALERT_LABELS
+from idp.web.role_texts import ORDER_KIND_LABELS
+from idp.web.role_texts import OTHER_ALERT
 from idp.web.role_texts import ROLE_LABELS
 from idp.web.role_texts import STATUS_LABELS
+from idp.web.role_texts import alert_detail_value
 from idp.web.role_texts import error_text
 from idp.web.role_texts import error_words
 from idp.web.role_texts import order_headers
 from idp.web.role_texts import show_date
 from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
+from thai_format import parse_date
 
 bp = Blueprint("admin", __name__)
 
@@ -77,10 +83,12 @@ def _words() -> dict[str, Any]:
         "role_label": lambda role: ROLE_LABELS.get(role, role),
         "admin_role_label": lambda role: ADMIN_ROLE_LABELS.get(role, role),
         "status_label": lambda status: STATUS_LABELS.get(status, status),
-        "alert_label": lambda kind: ALERT_LABELS.get(kind, kind),
+        "order_kind_label": lambda kind: ORDER_KIND_LABELS.get(kind, kind),
+        "alert_label": lambda kind: ALERT_LABELS.get(kind, OTHER_ALERT),
+        "alert_detail_labels": ALERT_DETAIL_LABELS,
+        "alert_detail_value": alert_detail_value,
         "show_date": lambda day: show_date(day, locale),
         "error_words": error_words,
-        "thai_day": thai_date,
     }
 
 
@@ -109,7 +117,7 @@ def new_designation() -> BaseResponse:
     if not units:
         return page("admin_refused.html", 403, reason="role")
     if request.method == "GET":
-        return page("designation_form.html", units=units, form={}, roles=list(Role))
+        return page("designation_form.html", units=units, form=request.args, roles=list(Role))
     settings = context.deps().settings
     verify_csrf()
     upload = request.files.get("order_file")
@@ -285,7 +293,10 @@ def my_roles() -> BaseResponse:
 
 def _designation_of(form: Any) -> Designation:
     """Raises IdpError for dates that are not dates."""
+    kind = form.get("kind") or OrderKind.DESIGNATE.value
     return Designation(
+        kind=kind,
+        ends_role=form.get("ends_role") or None if kind == OrderKind.CHANGE else None,
         unit_code=form.get("unit_code", ""),
         username=form.get("username", ""),
         role=form.get("role", ""),
@@ -300,18 +311,15 @@ def _designation_of(form: Any) -> Designation:
 
 class InvalidDateError(IdpError):
     code = "invalid_date"
-    message = "Give dates as shown (year-month-day, Christian era)."
+    message = "Give dates as day/month/year (Buddhist era, as orders are dated) or YYYY-MM-DD."
 
 
 def _date(value: str | None) -> date:
+    # Thai orders are dated in the Buddhist era, often in Thai digits: 2/12/2569, ๒/๑๒/๒๕๖๙.
     try:
-        parsed = date.fromisoformat((value or "").strip())
+        return parse_date(value or "")
     except ValueError as exc:
         raise InvalidDateError() from exc
-    if parsed.year > 2400:
-        # A Buddhist-era year typed as a Christian-era one (2569 for 2026).
-        raise InvalidDateError()
-    return parsed
 
 
 def _readable(db: Any, authority: Authority, request_id: str) -> DesignationRequest:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask
@@ -10,6 +12,8 @@ from flask import request
 from flask import session
 from flask_babel import Babel
 from flask_babel import get_locale
+
+import thai_format
 
 SUPPORTED_LOCALES = ("th", "en")
 LANGUAGE_COOKIE = "idp_lang"
@@ -44,3 +48,20 @@ def init_app(app: Flask, *, default_locale: str) -> None:
 
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals["get_locale"] = get_locale
+    # Every page writes dates and times one way: Buddhist era and Thailand's time in Thai
+    # (2 ธ.ค. 2569, 09.30 น.), Thailand's time marked in English.
+    app.jinja_env.filters["thai_date"] = _date
+    app.jinja_env.filters["thai_time"] = _time
+    app.jinja_env.filters["thai_datetime"] = _datetime
+
+
+def _date(day: date | datetime | None, long: bool = False) -> str:
+    return thai_format.format_date(day, str(get_locale()), long=long)
+
+
+def _time(moment: datetime | None) -> str:
+    return thai_format.format_time(moment, str(get_locale()))
+
+
+def _datetime(moment: datetime | None) -> str:
+    return thai_format.format_datetime(moment, str(get_locale()))

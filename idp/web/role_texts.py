@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from idp.errors import IdpError
 from idp.roles.models import DesignationRequest
+from thai_format import format_date
 
 ROLE_LABELS = {
     "recorder": _l("Recorder"),
@@ -33,6 +34,34 @@ ALERT_LABELS = {
     "mfa.passkey_cloned": _l("A passkey's counter went back (a cloned authenticator?)"),
 }
 
+ORDER_KIND_LABELS = {
+    "designate": _l("Designate a person in a role"),
+    "end": _l("End a role from a day"),
+    "change": _l("Change one role for another"),
+}
+
+# What an alert's details say, each named for a person; other details are not shown.
+ALERT_DETAIL_LABELS = {
+    "client": _l("Application"),
+    "uri": _l("Address"),
+    "error": _l("Error"),
+    "unit": _l("Unit"),
+    "roles": _l("Roles"),
+    "device": _l("Phone"),
+}
+
+
+def alert_detail_value(key: str, value: Any) -> Any:
+    """Role codes as the letter names them; a phone by the start of its id."""
+    if key == "roles" and isinstance(value, list):
+        return ", ".join(str(ROLE_LABELS.get(role, role)) for role in value)
+    if key == "device" and isinstance(value, str):
+        return value[:8]
+    return value
+
+
+OTHER_ALERT = _l("Another alert that needs a look")
+
 STATUS_LABELS = {
     "pending": _l("Waiting for a decision"),
     "approved": _l("Approved"),
@@ -48,7 +77,15 @@ _ERRORS = {
     "unknown_user": _l("No user has that username."),
     "unknown_role": _l("Choose one of the roles: recorder, approval 1 or approval 2."),
     "invalid_period": _l("The period ends before it starts."),
-    "invalid_date": _l("Give dates as shown (year-month-day, Christian era)."),
+    "invalid_date": _l(
+        "Give dates as day/month/year in the Buddhist era (for example 2/12/2569), as orders "
+        "are dated."
+    ),
+    "unknown_order_kind": _l(
+        "Choose what the order does: designate, end a role or change one role for another."
+    ),
+    "nothing_to_end": _l("The person holds no such role in that unit on or after that day."),
+    "same_role_change": _l("A change of role names two different roles."),
     "invalid_order_file": _l("Attach the written order as a PDF, PNG or JPEG file."),
     "order_file_too_large": _l("The order file is too large."),
     "invalid_order": _l("Give the order's number and date (not a future date)."),
@@ -104,15 +141,6 @@ def order_headers(request: DesignationRequest) -> dict[str, str]:
     }
 
 
-_THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
-                "พ.ย.", "ธ.ค.")  # fmt: skip
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
 def show_date(day: date | None, locale: str) -> str:
     """Thai readers get the Buddhist era, as government pages show it: 25 พ.ย. 2569."""
-    if day is None:
-        return ""
-    if locale == "th":
-        return f"{day.day} {_THAI_MONTHS[day.month - 1]} {day.year + 543}"
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+    return format_date(day, locale)

@@ -7,7 +7,7 @@ from flask import Response
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 

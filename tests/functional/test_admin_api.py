@@ -186,3 +186,29 @@ def test_the_document_names_every_route(app):
     }
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
     assert routes == documented
+
+
+def test_an_order_moves_a_person_from_approve_1_to_approve_2_through_the_api(stack):
+    head, treasury = token_of(stack, "head1"), token_of(stack, "treasury1")
+    first = designate(stack, head, valid_from="2026-01-01").json()["id"]
+    call(stack, treasury, "POST", f"/designations/{first}/approve", json={"reason": "ครบ"})
+    refused = designate(stack, head, kind="change", ends_role="approve-2", role="recorder")
+    assert (refused.status_code, refused.json()["error"]) == (409, "nothing_to_end")
+    submitted = designate(stack, head, kind="change", ends_role="approve-1", role="approve-2",
+                          valid_from="2026-01-01")  # fmt: skip
+    assert submitted.status_code == 201, submitted.text
+    assert (submitted.json()["kind"], submitted.json()["ends_role"]) == ("change", "approve-1")
+    approved = call(stack, treasury, "POST", f"/designations/{submitted.json()['id']}/approve",
+                    json={"reason": "ตามคำสั่ง"}).json()  # fmt: skip
+    assert approved["assignment"]["role"] == "approve-2"
+    assert [a["role"] for a in approved["ended"]] == ["approve-1"]
+    roles = call(stack, treasury, "GET", "/users/malee/roles").json()
+    assert roles["gfms_roles"] == [{"unit": UNIT, "role": "approve-2"}]
+
+    ended = designate(stack, head, kind="end", role="approve-2", valid_from="2026-01-01")
+    done = call(stack, treasury, "POST", f"/designations/{ended.json()['id']}/approve",
+                json={"reason": "ย้าย"}).json()  # fmt: skip
+    assert done["assignment"] is None
+    assert [a["role"] for a in done["ended"]] == ["approve-2"]
+    unknown = designate(stack, head, kind="promote")
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "unknown_order_kind")

@@ -5,6 +5,7 @@ confirmed and an administrative role are needed, and each person sees only their
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 import requests
@@ -12,11 +13,13 @@ from sqlalchemy import select
 
 from idp.accounts.models import User
 from idp.audit.service import NO_CONTEXT
+from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
 from idp.roles.authority import grant_admin_role
 from idp.roles.models import AdminRole
 from idp.roles.models import DesignationRequest
 from idp.roles.models import RoleAssignment
+from idp.roles.periods import thai_date
 from idp.roles.units import create_unit
 from tests.factories import PASSWORD
 from tests.nexus_server import match_number
@@ -118,9 +121,10 @@ def test_the_form_explains_each_refusal_in_thai(stack):
     page = submit_designation(head, content=b"<html>not an order</html>")
     assert page.status_code == 400
     assert "PDF, PNG หรือ JPEG" in page.text
-    page = submit_designation(head, valid_from="2569-11-01")  # a Buddhist-era year
+    page = submit_designation(head, valid_from="31/2/2569")  # no such day
     assert page.status_code == 400
     assert 'id="form-error"' in page.text
+    assert "พ.ศ." in page.text
     page = submit_designation(head, unit_code=OTHER_UNIT)
     assert page.status_code == 400
     assert 'id="form-error"' in page.text
@@ -198,3 +202,44 @@ def test_treasury_issues_an_account_and_a_csv_of_them(stack):
         napa = session.scalar(select(User).where(User.username == "napa.m"))
         assert (napa.unit_code, napa.legacy_token_key, napa.must_change_password) == (
             UNIT, True, True)  # fmt: skip
+
+
+def test_orders_are_dated_in_the_buddhist_era_with_thai_or_arabic_digits(stack):
+    head = console(stack, "head1")
+    page = submit_designation(head, valid_from="๑/๑๑/๒๕๖๙", order_date="30/10/2569")
+    assert 'id="submitted"' in page.text, page.text
+    with stack.deps.sessions() as session:
+        found = session.scalar(select(DesignationRequest))
+        assert (found.valid_from, found.order_date) == (date(2026, 11, 1), date(2026, 10, 30))
+    assert "1 พ.ย. 2569" in page.text
+
+
+def test_an_order_changes_a_role_through_the_console(stack):
+    head = console(stack, "head1")
+    submit_designation(head)
+    treasury = console(stack, "treasury1")
+
+    def approve(request_id: str) -> None:
+        detail = treasury.go(f"{stack.idp}/admin/designations/{request_id}")
+        treasury.go(
+            f"{stack.idp}/admin/designations/{request_id}/decision", "POST",
+            data={**form_fields(detail.text), "decision": "approve", "reason": "ตามคำสั่ง"},
+        )  # fmt: skip
+
+    approve(pending_id(stack))
+    page = submit_designation(head, kind="change", ends_role="approve-1", role="approve-2",
+                              valid_from="", order_number="13/2569")  # fmt: skip
+    assert page.status_code == 400  # the first day is required
+    today = thai_date(stack.deps.clock.now())
+    page = submit_designation(head, kind="change", ends_role="approve-1", role="approve-2",
+                              valid_from=today.isoformat(), order_number="13/2569")  # fmt: skip
+    assert 'id="submitted"' in page.text
+    assert "เปลี่ยนหน้าที่" in page.text
+    with stack.deps.sessions() as session:
+        change_id = session.scalar(
+            select(DesignationRequest.id).where(DesignationRequest.kind == "change")
+        )
+    approve(change_id)
+    with stack.deps.sessions() as session:
+        malee = session.scalar(select(User).where(User.username == "malee"))
+        assert [h.role for h in held_roles(session, malee.id, today)] == ["approve-2"]

@@ -96,15 +96,15 @@ class Office:
             )  # fmt: skip
             return request.id
 
-    def approve(self, request_id: str, by: str = "treasury1") -> RoleAssignment:
+    def approve(self, request_id: str, by: str = "treasury1") -> RoleAssignment | None:
         with self.deps.sessions.begin() as session:
             decider = self.user(session, by)
             return approve_request(
                 session, authority_of(session, decider.id), request_id, decider=decider,
                 reason="ตามคำสั่ง", now=self.now, audit=NO_CONTEXT,
-            )  # fmt: skip
+            ).assignment  # fmt: skip
 
-    def designate(self, username: str, role: str, **fields) -> RoleAssignment:
+    def designate(self, username: str, role: str, **fields) -> RoleAssignment | None:
         return self.approve(self.submit(username=username, role=role, **fields))
 
     def roles_of(self, username: str, day: date | None = None) -> list[tuple[str, str]]:
@@ -401,3 +401,142 @@ def test_two_approvals_racing_cannot_break_separation_of_duties(request, databas
             thread.join(timeout=30)
         assert sorted(outcomes) == ["approved", "refused"]
         assert len(office.roles_of(username)) == 1
+
+
+# --- orders that end a role or change one for another ---------------------------------------
+
+
+def assignments_of(office: Office, username: str) -> list[RoleAssignment]:
+    with office.deps.sessions() as session:
+        user = office.user(session, username)
+        return list(session.scalars(
+            select(RoleAssignment).where(RoleAssignment.user_id == user.id)
+            .order_by(RoleAssignment.created_at, RoleAssignment.role)
+        ))  # fmt: skip
+
+
+def approved_events(office: Office) -> list[dict]:
+    with office.deps.sessions() as session:
+        return [e.details for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "roles.designation_approved")
+            .order_by(AuditEvent.id)
+        )]  # fmt: skip
+
+
+def test_an_order_ends_a_role_from_a_day_with_the_same_checks_and_trail(office):
+    office.designate("malee", "approve-1", valid_from=office.today - timedelta(days=30))
+    day = office.today + timedelta(days=5)
+    request_id = office.submit(kind="end", valid_from=day, order_number="คส. 99/2569")
+    assert office.roles_of("malee") == [(UNIT, "approve-1")]  # asking changes nothing
+    with pytest.raises(errors.NotAllowedError):
+        office.approve(request_id, by="head1")  # the head asks; the treasury office decides
+    assert office.approve(request_id) is None  # an end starts nothing
+    assert office.roles_of("malee", day - timedelta(days=1)) == [(UNIT, "approve-1")]
+    assert office.roles_of("malee", day) == []
+    (kept,) = assignments_of(office, "malee")
+    assert kept.valid_until == day - timedelta(days=1)
+    assert kept.ended_at is None  # history stays: who held the role until when
+    assert "คส. 99/2569" in kept.end_reason
+    assert "malee" in office.must_change_password()
+    event = approved_events(office)[-1]
+    assert (event["kind"], event["role"], event["effective_from"]) == (
+        "end",
+        "approve-1",
+        day.isoformat(),
+    )
+    assert event["ended"] == [kept.id]
+    assert event["order_sha256"] == hashlib.sha256(PDF).hexdigest()
+
+
+def test_an_end_dated_in_the_past_takes_effect_today_and_keeps_the_days_held(office):
+    office.designate("malee", "approve-1", valid_from=office.today - timedelta(days=30))
+    office.approve(office.submit(kind="end", valid_from=office.today - timedelta(days=10)))
+    assert office.roles_of("malee") == []
+    assert office.roles_of("malee", office.today - timedelta(days=1)) == [(UNIT, "approve-1")]
+
+
+def test_an_end_before_the_role_begins_cancels_it(office):
+    start = office.today + timedelta(days=10)
+    office.designate("malee", "approve-1", valid_from=start)
+    office.approve(office.submit(kind="end", valid_from=office.today + timedelta(days=3)))
+    (cancelled,) = assignments_of(office, "malee")
+    assert cancelled.ended_at is not None
+    assert office.roles_of("malee", start) == []
+
+
+def test_nothing_to_end_is_refused_when_asked_and_when_approved(office):
+    with pytest.raises(errors.NothingToEndError):
+        office.submit(kind="end")  # malee holds nothing
+    office.designate("malee", "approve-1")
+    first = office.submit(kind="end")
+    second = office.submit(kind="end", order_number="คส. 13/2569")
+    office.approve(first)
+    with pytest.raises(errors.NothingToEndError):
+        office.approve(second)  # ended meanwhile: checked again under the unit's lock
+    with office.deps.sessions() as session:
+        assert session.get(DesignationRequest, second).status == RequestStatus.PENDING
+
+
+def test_a_change_moves_approve_1_to_approve_2_in_one_approval(office):
+    office.designate("malee", "approve-1", valid_from=office.today - timedelta(days=30))
+    with pytest.raises(errors.SeparationOfDutiesError):
+        office.submit(role="approve-2")  # a plain designation still may not overlap
+    request_id = office.submit(kind="change", ends_role="approve-1", role="approve-2")
+    started = office.approve(request_id)
+    assert started is not None
+    assert (started.role, started.valid_from, started.request_id) == (
+        "approve-2",
+        office.today,
+        request_id,
+    )
+    assert office.roles_of("malee") == [(UNIT, "approve-2")]
+    assert office.roles_of("malee", office.today - timedelta(days=1)) == [(UNIT, "approve-1")]
+    assert office.must_change_password() == ["malee"]
+    event = approved_events(office)[-1]
+    assert (event["kind"], event["ends_role"], event["role"]) == (
+        "change",
+        "approve-1",
+        "approve-2",
+    )
+
+
+def test_a_change_keeps_separation_of_duties_on_the_result(office):
+    office.designate("malee", "approve-1")
+    office.designate("malee", "recorder")
+    # Giving up the recorder role does not free her to approve payments: approve-1 stays.
+    with pytest.raises(errors.SeparationOfDutiesError):
+        office.submit(kind="change", ends_role="recorder", role="approve-2")
+    # A change to a role she already holds overlaps it.
+    with pytest.raises(errors.OverlappingDesignationError):
+        office.submit(kind="change", ends_role="recorder", role="approve-1")
+    assert sorted(office.roles_of("malee")) == [(UNIT, "approve-1"), (UNIT, "recorder")]
+
+
+def test_a_change_checked_at_submission_is_checked_again_at_approval(office):
+    office.designate("malee", "recorder")
+    change = office.submit(kind="change", ends_role="recorder", role="approve-2")
+    office.designate("malee", "approve-1")  # approved in between
+    with pytest.raises(errors.SeparationOfDutiesError):
+        office.approve(change)
+    assert sorted(office.roles_of("malee")) == [(UNIT, "approve-1"), (UNIT, "recorder")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"kind": "promote"}, errors.UnknownOrderKindError),
+        ({"kind": "change", "ends_role": "approve-1"}, errors.SameRoleChangeError),
+        ({"kind": "change", "ends_role": "boss"}, errors.UnknownRoleError),
+        ({"kind": "change"}, errors.UnknownRoleError),  # no role to give up
+    ],
+)
+def test_orders_that_make_no_sense_are_refused(office, fields, error):
+    office.designate("malee", "approve-1")
+    with pytest.raises(error):
+        office.submit(**fields)
+
+
+def test_only_the_units_head_orders_an_end(office):
+    office.designate("malee", "approve-1")
+    with pytest.raises(errors.NotAllowedError):
+        office.submit(by="head2", kind="end")
