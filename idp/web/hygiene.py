@@ -128,6 +128,14 @@ def _looks_like_json(req: Request, raw: bytes) -> bool:
     return req.is_json or raw.lstrip()[:1] in (b"{", b"[")
 
 
+def headers_are_clean(environ: dict[str, Any]) -> bool:
+    """No control character in any header value (cookies included) or the content type."""
+    # One scan over all header values (tab, the one control character they may hold, joins).
+    headers = "\t".join([value for key, value in environ.items() if key[:5] == "HTTP_"])
+    headers += "\t" + str(environ.get("CONTENT_TYPE", ""))
+    return _HEADER_CONTROL.search(headers) is None
+
+
 def validate_request(req: Request) -> None:
     """Raises MalformedInputError when any part of ``req`` is malformed."""
     environ = req.environ
@@ -140,10 +148,7 @@ def validate_request(req: Request) -> None:
     if len(query) > MAX_QUERY_BYTES or query.count(b"&") >= MAX_PARAMETERS:
         raise MalformedInputError()
     _validate_urlencoded(query)
-    # One scan over all header values (tab, the one control character they may hold, joins).
-    headers = "\t".join([value for key, value in environ.items() if key[:5] == "HTTP_"])
-    headers += "\t" + str(environ.get("CONTENT_TYPE", ""))
-    if _HEADER_CONTROL.search(headers):
+    if not headers_are_clean(environ):
         raise MalformedInputError()
     values: list[str] = [path, *req.args.keys(), *req.args.values()]
     if req.method in ("POST", "PUT", "PATCH", "DELETE"):

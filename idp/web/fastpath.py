@@ -20,6 +20,7 @@ from idp.deps import Deps
 from idp.oidc.keys import JWKS_MAX_AGE
 from idp.oidc.keys import KeySnapshot
 from idp.web.context import request_id_from
+from idp.web.hygiene import headers_are_clean
 from idp.web.ops import REQUEST_LATENCY
 from idp.web.ops import access_log
 from idp.web.security import document_headers
@@ -82,6 +83,9 @@ class FastPaths:
         elif path == DISCOVERY_PATH:
             document = self._discovery
         else:
+            return self.behind(environ, start_response)
+        # Malformed headers get the input guard's answer from Flask, as on every other route.
+        if not headers_are_clean(environ):
             return self.behind(environ, start_response)
         return self._answer(document, environ, start_response)
 
