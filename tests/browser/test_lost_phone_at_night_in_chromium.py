@@ -23,6 +23,7 @@ from idp.roles.authority import grant_admin_role
 from idp.roles.models import AdminRole
 from tests.browser.demo_stack import PASSWORD
 from tests.browser.demo_stack import confirm_on_phone
+from tests.browser.test_thai_screenshots_in_chromium import keep
 from tests.functional.test_admin_console import UNIT
 from tests.functional.test_admin_console import set_up_office
 from tests.push_stack import Stack
@@ -61,7 +62,9 @@ def night_after(moment: datetime) -> datetime:
 
 
 def signed_in(browser, stack: Stack, username: str, target: str):
-    context = browser.new_context(accept_downloads=True)
+    context = browser.new_context(
+        accept_downloads=True, locale="th-TH", viewport={"width": 1100, "height": 800}
+    )
     page = context.new_page()
     page.goto(f"{stack.idp}/signin?next={target}")
     page.fill("#username", username)
@@ -109,6 +112,7 @@ def test_a_night_suspension_in_one_step_and_the_letter_in_the_morning(browser, s
     head.wait_for_selector("#letter-pdf")
     assert "น." in head.inner_text("#case")  # the report's Thai time
     assert "gfmiscc@gfmis.go.th" in head.inner_text("#send-channels")
+    keep(head, "case")  # the case page in Thai, for the README
     with head.expect_download() as download:
         head.click("#letter-pdf")
     saved = tmp_path / "letter.pdf"
