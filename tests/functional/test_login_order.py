@@ -457,7 +457,8 @@ def passkey_site(settings, deps) -> Iterator[Stack]:
     port = free_port()
     local = build_deps(
         settings.model_copy(update={"issuer": f"http://localhost:{port}",
-                                    "soft_token_required": True, "nexus_timeout": 0.5}),
+                                    "soft_token_required": True, "nexus_timeout": 0.5,
+                                    "passkeys_enabled": True}),
         clock=deps.clock, store=deps.store, engine=deps.engine,
     )  # fmt: skip
     seed(local, "somchai")
