@@ -167,6 +167,9 @@ class Facts:
     user: User | None
     now: datetime
     policy: LoginPolicy
+    # The user of the browser's live login session, if any: a step-up's password is that
+    # session's, and counts for nothing once the session has ended.
+    signed_in: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,8 +258,14 @@ def verify_step(tx: LoginTransaction, step: Step, facts: Facts) -> None:
     Raises:
         StepNotAllowedError
     """
-    if interaction(tx, facts).current != step:
+    if interaction(tx, facts).current != step or _session_gone(tx, facts):
         raise StepNotAllowedError()
+
+
+def _session_gone(tx: LoginTransaction, facts: Facts) -> bool:
+    # SECURITY: a step-up started with a stolen session cookie must not outlive the session:
+    # once the owner ends it, the phone's answer opens no new session without the password.
+    return tx.in_session and facts.signed_in != tx.user_id
 
 
 def complete_password(
@@ -319,9 +328,21 @@ def complete_login(tx: LoginTransaction, facts: Facts, *, session_id: str) -> No
     Raises:
         StepNotAllowedError: a step is still due.
     """
+    verify_complete(tx, facts)
+    tx.session_id = session_id
+
+
+def verify_complete(tx: LoginTransaction, facts: Facts) -> None:
+    """Refuse to finish a login with a step still due, finished already, or a step-up whose
+    session has ended: the web layer asks before it opens a session.
+
+    Raises:
+        StepNotAllowedError
+    """
     if not interaction(tx, facts).is_complete or tx.session_id is not None:
         raise StepNotAllowedError()
-    tx.session_id = session_id
+    if _session_gone(tx, facts):
+        raise StepNotAllowedError()
 
 
 def verify_resume(

@@ -37,6 +37,9 @@ class Device(Base):
     # Where the push relay reaches the phone.
     push_address: Mapped[str] = mapped_column(String(500))
     totp_seed_encrypted: Mapped[str] = mapped_column(Text)
+    # The time step of the last code accepted, kept here as well as in the ephemeral store:
+    # a code used just before Redis fails must not be accepted again from the fallback table.
+    totp_last_counter: Mapped[int | None] = mapped_column(BigInteger)
     bound_at: Mapped[datetime]
     suspended_at: Mapped[datetime | None]
 

@@ -36,6 +36,9 @@ def verify_totp(
 ) -> bool:
     """True when ``code`` is the device's code for now (±1 step) and was not used before.
 
+    Records the step on ``device`` as well: the caller holds the account's attempt lock and
+    commits it, so the database alone refuses a replay whatever the store has forgotten.
+
     Raises:
         EphemeralStoreError: the store that remembers used codes is unreachable (refuse).
     """
@@ -51,10 +54,15 @@ def verify_totp(
             # one is; SET NX makes the first use win, here and on every other instance.
             if last is not None and counter <= int(last):
                 return False
+            # SECURITY: the store forgets (a Redis restart, the switch to its fallback table);
+            # the device row does not.
+            if device.totp_last_counter is not None and counter <= device.totp_last_counter:
+                return False
             if not store.set(
                 keys.totp_used(device.id, counter), b"1", ttl=_USED_TTL, only_if_new=True
             ):
                 return False
             store.set(keys.totp_last(device.id), str(counter).encode(), ttl=_USED_TTL)
+            device.totp_last_counter = counter
             return True
     return False

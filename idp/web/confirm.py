@@ -256,6 +256,7 @@ def _check_code(tx: LoginTransaction, user: User, code: str) -> str | None:
         return "wrong_code"
     record(db, "mfa.totp_accepted", now=now, actor=user.sub, context=context.audit_context(),
            device=device.id)  # fmt: skip
+    db.commit()  # the code is used, whatever the rest of this login does
     return None
 
 

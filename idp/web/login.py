@@ -37,6 +37,7 @@ from idp.accounts.flow import complete_password_change
 from idp.accounts.flow import confirmed_by
 from idp.accounts.flow import meets
 from idp.accounts.flow import next_step
+from idp.accounts.flow import verify_complete
 from idp.accounts.flow import verify_step
 from idp.accounts.models import User
 from idp.accounts.passwords import ChangeReason
@@ -119,7 +120,13 @@ def login_user(tx: LoginTransaction) -> User | None:
 
 def facts_of(tx: LoginTransaction) -> Facts:
     policy = LoginPolicy(password_max_age=context.deps().settings.password_max_age)
-    return Facts(user=login_user(tx), now=context.now(), policy=policy)
+    login = current_login()
+    return Facts(
+        user=login_user(tx),
+        now=context.now(),
+        policy=policy,
+        signed_in=login[1].id if login is not None else None,
+    )
 
 
 def at_step(step: Step) -> tuple[LoginTransaction, Facts] | None:
@@ -151,8 +158,11 @@ def advance(tx: LoginTransaction) -> BaseResponse:
 
 
 def _finish(tx: LoginTransaction) -> BaseResponse:
-    if tx.session_id is not None:
-        # Finished once already: a replay of its last page opens no second session.
+    try:
+        # Finished once already (a replay of its last page), or a step-up whose session has
+        # ended since: no session comes of it.
+        verify_complete(tx, facts_of(tx))
+    except StepNotAllowedError:
         return expired()
     deps = context.deps()
     now = context.now()

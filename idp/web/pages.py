@@ -31,9 +31,11 @@ def home() -> BaseResponse:
 @bp.get("/lang/<code>")
 def switch_language(code: str) -> BaseResponse:
     target = request.args.get("next", "/")
-    # Only a path on this site: the switch must not become an open redirector.
+    # Only a path on this site: the switch must not become an open redirector. Browsers read
+    # a backslash as a slash ("/\\evil.example" is "//evil.example"), Python does not.
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
+            or "\\" in target):  # fmt: skip
         target = "/"
     response = redirect(target, code=303)
     if code in SUPPORTED_LOCALES:

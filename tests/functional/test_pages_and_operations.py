@@ -38,7 +38,9 @@ def test_language_switch_sticks_and_returns_to_the_page(rp, client):
     assert "Soft Token sign-in service" in home
 
 
-@pytest.mark.parametrize("target", ["http://evil.example/", "//evil.example/", "javascript:x"])
+# Browsers read a backslash in a path as a slash: "/\\evil.example" is "//evil.example".
+@pytest.mark.parametrize("target", ["http://evil.example/", "//evil.example/", "javascript:x",
+                                    "/\\evil.example/", "/\\/evil.example/"])  # fmt: skip
 def test_language_switch_is_not_an_open_redirector(client, deps, target):
     response = client.get("/lang/th", query_string={"next": target})
     assert response.headers["Location"] == "/"

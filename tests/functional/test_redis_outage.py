@@ -96,3 +96,20 @@ def test_redis_alone_serves_while_the_database_is_away(redis_store, clean_state)
     assert store.get(key) == b"x"
     assert store.consume(key) == b"x"
     unreachable.dispose()
+
+
+def test_a_code_used_before_the_outage_is_refused_during_it(outage):
+    # The attacker has the password and saw the owner type a code; Redis then fails (or is
+    # made to), and its one-time marker with it: the database alone must still know the code
+    # was used.
+    stack, redis = outage
+    stack.nexus.knobs(outage=True)
+    code = stack.nexus.totp("phone-somchai")
+    owner = Login.start(stack, "somchai")
+    owner.use_code(code)
+    assert owner.returned
+    redis.fail()
+    replay = Login.start(stack, "somchai")
+    replay.use_code(code)
+    assert not replay.returned
+    assert 'data-problem="wrong_code"' in replay.page.text

@@ -28,6 +28,7 @@ from tests.nexus_server import match_number
 from tests.push_stack import Login
 from tests.push_stack import Stack
 from tests.push_stack import push_stack
+from tests.rp import form_fields
 from tests.servers import LoopbackBrowser
 
 PAYMENT = {
@@ -253,3 +254,29 @@ def test_evidence_is_shown_only_to_its_client(stack):
     assert requests.get(url, timeout=10).status_code == 401
     assert requests.get(url, auth=("demo-confidential", "wrong"), timeout=10).status_code == 401
     assert requests.get(url, auth=("other-app", "o" * 40), timeout=10).status_code == 404
+
+
+def test_a_step_up_does_not_outlive_the_session_it_was_started_in(stack):
+    # A stolen session cookie starts a payment approval: the password counts as given, since
+    # the session it was given in is live. The owner notices and ends every session from the
+    # account page. The push is still on the phone; if the owner is then talked into answering
+    # it, no session and no code may come of it: the password was the ended session's.
+    owner = signed_in(stack)
+    thief = signed_in(stack)
+    thief.authorize(authorization_details=json.dumps([PAYMENT]))
+    assert confirm_state(thief.page.text) == "pending"
+    csrf = form_fields(owner.go(f"{stack.idp}/account").text)["csrf_token"]
+    owner.go(f"{stack.idp}/account/sessions/end", "POST", data={"csrf_token": csrf, "sid": "all"})
+    assert "/signin" in signed_in_at(owner, "/account")
+    pushed = stack.nexus.wait_for_push("phone-malee")
+    stack.nexus.approve("phone-malee", pushed["id"], match_number(thief.page.text))
+    thief.reload()
+    assert not thief.returned
+    assert thief.page.status_code == 400
+    assert "/signin" in signed_in_at(thief, "/account")
+
+
+def signed_in_at(login: Login, path: str) -> str:
+    """Where the IdP sends this browser for ``path``: a sign-in page when no session is live."""
+    answer = login.browser.request("GET", f"{login.stack.idp}{path}", timeout=10)
+    return answer.headers.get("Location", "")

@@ -128,6 +128,21 @@ def test_a_step_up_starts_after_the_password_and_needs_the_phone():
         start_step_up(tx, user=user(), device_id="phone")
 
 
+def test_a_step_up_is_over_once_its_session_has_ended():
+    tx = LoginTransaction.start({}, client_id="c", now=NOW, required=Assurance.SOFT_TOKEN)
+    start_step_up(tx, user=user(), device_id="phone")
+    live = Facts(user=user(), now=NOW, policy=POLICY, signed_in="user-1")
+    verify_step(tx, Step.CONFIRM, live)
+    for gone in (None, "user-2"):
+        ended = Facts(user=user(), now=NOW, policy=POLICY, signed_in=gone)
+        with pytest.raises(StepNotAllowedError):
+            verify_step(tx, Step.CONFIRM, ended)
+    complete_confirmation(tx, live, amr=("swk",))
+    with pytest.raises(StepNotAllowedError):
+        complete_login(tx, Facts(user=user(), now=NOW, policy=POLICY), session_id="sid-2")
+    complete_login(tx, live, session_id="sid-1")
+
+
 def finished(level_needed: Assurance | None = Assurance.SOFT_TOKEN) -> LoginTransaction:
     tx = LoginTransaction.start({}, client_id="c", now=NOW, required=level_needed)
     complete_password(tx, facts(None), user=user(), device_id="phone")
