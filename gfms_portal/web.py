@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gfms_portal import Portal
 from gfms_portal import documents
+from gfms_portal import names
 from gfms_portal.bundle import export_bundle
 from gfms_portal.documents import Draft
 from gfms_portal.documents import Person
@@ -90,7 +91,11 @@ def lang() -> str:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.teardown_appcontext(_close_db)
-    app.jinja_env.globals.update(t=lambda key: translate(key, lang()), lang=lang)
+    app.jinja_env.globals.update(
+        t=lambda key: translate(key, lang()), lang=lang,
+        person_name=lambda sub, stored=None: names.person_name(db(), sub, lang(), stored=stored),
+        unit_name=lambda code: names.unit_name(db(), code, lang()),
+    )  # fmt: skip
     app.jinja_env.filters.update(
         amount=lambda value: format_amount(value, lang()),
         date=lambda value: format_date(value, lang()),
@@ -246,6 +251,7 @@ def callback() -> BaseResponse:
     id_claims = idp.validate_id_token(
         str(tokens.get("id_token", "")), nonce=pending.nonce, now=time.time()
     )
+    id_claims = _with_names(tokens, id_claims)
     if pending.purpose == "login":
         return _complete_login(tokens, id_claims)
     return _complete_approval(pending, tokens, id_claims)
@@ -265,8 +271,17 @@ def _consume(state: str) -> AuthRequest | None:
     return db().get(AuthRequest, state)
 
 
+def _with_names(tokens: dict[str, Any], id_claims: dict[str, Any]) -> dict[str, Any]:
+    """The ID token's claims plus userinfo's (names, units by name), kept for the pages."""
+    info = portal().idp.userinfo(str(tokens.get("access_token", "")), sub=id_claims["sub"])
+    names.remember(db(), info, now=now())
+    # The ID token's own claims (nonce, sid, acr, roles as issued) stay as they were.
+    return info | id_claims
+
+
 def _name(claims: dict[str, Any]) -> str:
-    return str(claims.get("name") or claims.get("preferred_username") or claims["sub"])
+    thai, english = names.names_of(claims)
+    return thai or english or str(claims.get("preferred_username") or names.UNKNOWN)
 
 
 def _complete_login(tokens: dict[str, Any], claims: dict[str, Any]) -> BaseResponse:

@@ -1,0 +1,124 @@
+"""The portal as people read it (issue 18): people and units by name in the page's language,
+never a ``sub``; file names as uploaded; what is signed shown as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy import update
+
+from idp.accounts.models import User
+from idp.demo import DEMO_USERS
+from tests.functional.test_gfms_portal import sub_of
+from tests.functional.test_gfms_portal import user
+from tests.functional.test_role_tokens import add_unit
+from tests.functional.test_role_tokens import assign
+from tests.portal_stack import PortalStack
+from tests.portal_stack import portal_stack
+from tests.portal_stack import status_of
+from tests.push_stack import push_stack
+
+USERS = ("somchai", "malee", "prasert")
+NAMES = {u.username: (f"{u.given_name_th} {u.family_name_th}",
+                      f"{u.given_name_en} {u.family_name_en}")
+         for u in DEMO_USERS}  # fmt: skip
+UNIT_TH = "หน่วยทดลอง (0000000001)"
+
+
+def named_as_in_the_demo(deps, *usernames: str) -> None:
+    with deps.sessions.begin() as session:
+        for demo in DEMO_USERS:
+            if demo.username in usernames:
+                session.execute(
+                    update(User)
+                    .where(User.username == demo.username)
+                    .values(
+                        given_name_th=demo.given_name_th,
+                        family_name_th=demo.family_name_th,
+                        given_name_en=demo.given_name_en,
+                        family_name_en=demo.family_name_en,
+                    )
+                )
+
+
+@pytest.fixture
+def portal(settings, deps, tmp_path) -> Iterator[PortalStack]:
+    with push_stack(settings, deps, tmp_path, users=USERS) as stack:
+        add_unit(stack.deps)
+        named_as_in_the_demo(stack.deps, *USERS)
+        for username, role in zip(USERS, ("recorder", "approve-1", "approve-2"), strict=True):
+            assign(stack.deps, username, role)
+        with portal_stack(stack, tmp_path) as running:
+            yield running
+
+
+def assert_no_sub(portal: PortalStack, html: str) -> None:
+    for username in USERS:
+        assert sub_of(portal, username) not in html, f"{username}'s sub is on the page"
+
+
+def test_the_header_greets_by_name_in_the_pages_language(portal):
+    somchai = user(portal, "somchai")
+    text = somchai.page.text
+    assert f'id="who">{NAMES["somchai"][0]}<' in text
+    assert NAMES["somchai"][0] in text.split('id="welcome"')[1].split("</h1>")[0]
+    assert UNIT_TH in text
+    assert_no_sub(portal, text)
+    english = somchai.go(f"{portal.url}/?lang=en").text
+    assert f'id="who">{NAMES["somchai"][1]}<' in english
+    assert "Test unit" not in english  # the unit has no English name: the Thai one stands
+    assert UNIT_TH in english
+
+
+def test_the_document_names_its_recorder_and_signers(portal):
+    url = user(portal, "somchai").record()
+    user(portal, "malee").approve(url, "approve-1")
+    prasert = user(portal, "prasert")
+    prasert.approve(url, "approve-2")
+    text = prasert.page.text
+    assert status_of(text) == "payment_approved"
+    assert f'id="recorder">{NAMES["somchai"][0]}<' in text
+    for username in ("malee", "prasert"):
+        assert f'class="signer">{NAMES[username][0]}<' in text
+    assert f'id="unit">{UNIT_TH}<' in text
+    assert_no_sub(portal, text)
+    english = prasert.go(f"{url}?lang=en").text
+    assert f'id="recorder">{NAMES["somchai"][1]}<' in english
+    for username in ("malee", "prasert"):
+        assert f'class="signer">{NAMES[username][1]}<' in english
+    assert_no_sub(portal, english)
+    # The list pages and the form name units too.
+    assert_no_sub(portal, prasert.go(f"{portal.url}/documents").text)
+
+
+def test_userinfo_releases_the_directory_with_profile(portal):
+    from gfms_portal.models import KnownUnit
+
+    user(portal, "somchai")
+    with portal.app.extensions["portal"].sessions() as db:
+        unit = db.scalars(select(KnownUnit)).one()
+    assert (unit.code, unit.name_th) == ("0000000001", "หน่วยทดลอง")
+
+
+def test_the_person_acted_for_is_named(portal):
+    deps = portal.stack.deps
+    with deps.sessions() as session:
+        malee_id = session.scalar(select(User.id).where(User.username == "malee"))
+    assign(deps, "somchai", "approve-1", substitute_for=malee_id)
+    text = user(portal, "somchai").page.text
+    assert f"ปฏิบัติงานแทน {NAMES['malee'][0]}" in text
+    assert_no_sub(portal, text)
+
+
+def test_userinfo_without_profile_names_no_units(portal):
+    from idp.oidc.claims import directory_claims
+
+    with portal.stack.deps.sessions() as session:
+        roles = [{"unit": "0000000001", "role": "recorder"}]
+        assert directory_claims(session, "openid role:recorder", roles) == {}
+        assert directory_claims(session, "openid profile", []) == {}
+        named = directory_claims(session, "openid profile role:recorder", roles)
+    assert named == {"gfms_directory": {"units": {"0000000001": {"name": "หน่วยทดลอง"}},
+                                        "people": {}}}  # fmt: skip
