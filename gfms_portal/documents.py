@@ -27,6 +27,7 @@ from gfms_portal.evidence import canonical_json
 from gfms_portal.evidence import details_hash
 from gfms_portal.evidence import sha256_hex
 from gfms_portal.evidence import verify_evidence
+from gfms_portal.filenames import keep_filename
 from gfms_portal.models import Attachment
 from gfms_portal.models import Document
 from gfms_portal.models import Signature
@@ -192,7 +193,7 @@ def _attach(
             continue
         if len(upload.content) > max_bytes:
             raise InvalidDocumentError("attachment_size")
-        name = re.sub(r"[^\w.\- ]", "_", upload.filename)[:200] or "attachment"
+        name = keep_filename(upload.filename)
         db.add(Attachment(document=document, filename=name, content_type=sniff(upload.content),
                           size=len(upload.content), sha256=sha256_hex(upload.content),
                           content=upload.content, created_at=now))  # fmt: skip

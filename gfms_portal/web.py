@@ -44,6 +44,7 @@ from gfms_portal.documents import Upload
 from gfms_portal.errors import IdpUnavailableError
 from gfms_portal.errors import InvalidTokenError
 from gfms_portal.errors import PortalError
+from gfms_portal.filenames import content_disposition
 from gfms_portal.i18n import LANGUAGES
 from gfms_portal.i18n import TEXT
 from gfms_portal.i18n import format_amount
@@ -483,7 +484,11 @@ def attachment(document_id: int, attachment_id: int) -> Response:
         abort(404)
     response = make_response(found.content)
     response.headers["Content-Type"] = found.content_type
-    response.headers["Content-Disposition"] = "attachment"
+    # The ASCII fallback keeps the extension: a browser without RFC 8187 still opens it.
+    extension = found.content_type.rpartition("/")[2].replace("jpeg", "jpg")
+    response.headers["Content-Disposition"] = content_disposition(
+        found.filename, fallback=f"attachment-{found.id}.{extension}"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -553,9 +558,8 @@ def bundle(document_id: int) -> Response:
                          jwks=idp.jwks_document())  # fmt: skip
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="gfms-{document.number}.bundle.json"'
-    )
+    name = f"gfms-{document.number}.bundle.json"
+    response.headers["Content-Disposition"] = content_disposition(name, fallback=name)
     return response
 
 

@@ -122,3 +122,23 @@ def test_userinfo_without_profile_names_no_units(portal):
         named = directory_claims(session, "openid profile role:recorder", roles)
     assert named == {"gfms_directory": {"units": {"0000000001": {"name": "หน่วยทดลอง"}},
                                         "people": {}}}  # fmt: skip
+
+
+RECEIPT = "ใบเสร็จรับเงิน.pdf"
+
+
+def test_a_thai_file_name_is_kept_on_the_page_and_in_the_download(portal):
+    from urllib.parse import unquote
+
+    somchai = user(portal, "somchai")
+    pdf = b"%PDF-1.4 hotel receipt\n"
+    url = somchai.record(files={"files": (RECEIPT, pdf, "application/pdf")})
+    text = somchai.page.text
+    assert f">{RECEIPT}</a>" in text
+    link = text.split(f">{RECEIPT}</a>")[0].rsplit('href="', 1)[1].split('"')[0]
+    download = somchai.go(portal.url + link)
+    assert download.content == pdf
+    header = download.headers["Content-Disposition"]
+    assert header.startswith('attachment; filename="attachment-')
+    assert unquote(header.split("filename*=UTF-8''")[1]) == RECEIPT
+    assert status_of(somchai.go(url).text) == "recorded"
