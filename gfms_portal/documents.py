@@ -28,6 +28,7 @@ from gfms_portal.evidence import details_hash
 from gfms_portal.evidence import sha256_hex
 from gfms_portal.evidence import verify_evidence
 from gfms_portal.filenames import keep_filename
+from gfms_portal.i18n import translate
 from gfms_portal.models import Attachment
 from gfms_portal.models import Document
 from gfms_portal.models import Signature
@@ -50,6 +51,7 @@ TRANSITIONS = {
     APPROVE_1: (Status.RECORDED, Status.WITHDRAWAL_APPROVED),
     APPROVE_2: (Status.WITHDRAWAL_APPROVED, Status.PAYMENT_APPROVED),
 }
+_SHOWN_DESCRIPTION = 300
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _MAX_AMOUNT = Decimal("999999999999.99")
 _SNIFF = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -232,19 +234,30 @@ def document_sha256(content: dict[str, Any]) -> str:
 
 def build_authorization_details(content: dict[str, Any], action: str) -> list[dict[str, Any]]:
     """The one transaction the approver confirms on the phone (RFC 9396): document number,
-    amount, payee, unit and the action; the description carries the hash of the whole
-    document, so the phone's signature covers every field and attachment too."""
-    return [
-        {
-            "type": PAYMENT_APPROVAL,
-            "actions": [action],
-            "document_number": content["number"],
-            "amount": content["amount"],
-            "payee": content["payee"],
-            "unit": content["unit"],
-            "description": f"sha256:{document_sha256(content)}",
-        }
-    ]
+    amount, payee, unit and the action, the document's kind and description as the approver
+    reads them, and the hash of the whole document, so the phone's signature covers every
+    field and attachment too."""
+    detail: dict[str, Any] = {
+        "type": PAYMENT_APPROVAL,
+        "actions": [action],
+        "document_number": content["number"],
+        "amount": content["amount"],
+        "payee": content["payee"],
+        "unit": content["unit"],
+        # In Thai, the language the document is kept in.
+        "kind": translate(f"type:{content['type']}", "th"),
+        "document_sha256": document_sha256(content),
+    }
+    if content["description"]:
+        detail["description"] = _shown(content["description"])
+    return [detail]
+
+
+def _shown(description: str) -> str:
+    # What a phone can show (the IdP takes up to 300 characters); the hash binds the rest.
+    if len(description) <= _SHOWN_DESCRIPTION:
+        return description
+    return description[: _SHOWN_DESCRIPTION - 1].rstrip() + "…"
 
 
 def check_separation_of_duties(document: Document, person: Person, action: str,

@@ -24,8 +24,10 @@ _DOCUMENT_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/-]{0,31}$")
 _UNIT_CODE = re.compile(r"^[0-9]{10}$")
 _ACTIONS = frozenset({"approve", "approve-1", "approve-2"})
 _PAYMENT_FIELDS = frozenset(
-    {"type", "actions", "document_number", "amount", "payee", "unit", "description"}
-)
+    {"type", "actions", "document_number", "amount", "payee", "unit", "kind", "description",
+     "document_sha256"}
+)  # fmt: skip
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_AMOUNT = Decimal("999999999999.99")
 
 
@@ -79,6 +81,18 @@ def _checked(item: object) -> dict[str, Any]:
         if not isinstance(unit, str) or not _UNIT_CODE.match(unit):
             raise InvalidAuthorizationDetailsError("'unit' must be a 10-digit unit code.")
         checked["unit"] = unit
+    # What the person reads before approving (the document's kind, in words) and the hash of
+    # the whole document that the phone's signature binds to it.
+    kind = item.get("kind")
+    if kind is not None:
+        if not isinstance(kind, str) or not 1 <= len(kind.strip()) <= 100:
+            raise InvalidAuthorizationDetailsError("'kind' is empty or too long.")
+        checked["kind"] = " ".join(kind.split())
+    digest = item.get("document_sha256")
+    if digest is not None:
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise InvalidAuthorizationDetailsError("'document_sha256' must be 64 hex digits.")
+        checked["document_sha256"] = digest
     description = item.get("description")
     if description is not None:
         if not isinstance(description, str) or len(description) > 300:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -142,3 +143,30 @@ def test_a_thai_file_name_is_kept_on_the_page_and_in_the_download(portal):
     assert header.startswith('attachment; filename="attachment-')
     assert unquote(header.split("filename*=UTF-8''")[1]) == RECEIPT
     assert status_of(somchai.go(url).text) == "recorded"
+
+
+def test_the_confirmation_page_and_the_phone_show_what_is_approved(portal):
+    url = user(portal, "somchai").record(description="ค่าที่พักและค่ารถไฟ เชียงใหม่ 3 วัน")
+    malee = user(portal, "malee")
+    malee.start_approval(url, "approve-1")
+    page = malee.page.text
+    assert '<dd class="kind">ค่าใช้จ่ายในการเดินทางไปราชการ</dd>' in page
+    assert '<dd class="description">ค่าที่พักและค่ารถไฟ เชียงใหม่ 3 วัน</dd>' in page
+    pushed = portal.stack.nexus.wait_for_push(malee.phone)
+    digest = pushed["authorization_details"][0]["document_sha256"]
+    # The hash is there for the careful reader, folded away and wrapping, not as the text.
+    assert f"<details><summary>{digest[:12]}…</summary><code>{digest}</code>" in page
+    phone = requests.get(f"{portal.stack.nexus.url}/phones/{malee.phone}", timeout=10).text
+    assert '<dd class="kind">ค่าใช้จ่ายในการเดินทางไปราชการ</dd>' in phone
+    assert '<dd class="description">ค่าที่พักและค่ารถไฟ เชียงใหม่ 3 วัน</dd>' in phone
+    assert f"<code>{digest}</code>" in phone
+    malee.confirm_on_phone()
+    assert status_of(malee.page.text) == "withdrawal_approved"
+
+
+def test_a_long_description_is_shortened_for_the_phone_and_still_bound(portal):
+    long = "ค่าเดินทาง " * 60
+    url = user(portal, "somchai").record(description=long)
+    malee = user(portal, "malee")
+    malee.approve(url, "approve-1")
+    assert status_of(malee.page.text) == "withdrawal_approved"
