@@ -11,13 +11,13 @@ from datetime import datetime
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+import thai_format
 from gfms_portal.errors import ConfirmationMismatchError
 from gfms_portal.errors import InvalidDocumentError
 from gfms_portal.errors import NotAllowedError
@@ -145,7 +145,7 @@ def record_document(
     db.flush()
     # The Buddhist-era year of the day in Thailand; letters, digits and dashes only (what a
     # payment approval may carry).
-    year = now.astimezone(ZoneInfo("Asia/Bangkok")).year + 543
+    year = thai_format.in_thailand(now).year + thai_format.BE_OFFSET
     document.number = f"{draft.unit[-4:]}-{year}-{document.id:06d}"
     _attach(db, document, uploads, now=now, max_bytes=max_bytes)
     db.flush()

@@ -3,16 +3,12 @@ languages, Buddhist-era dates in Thai and amounts in baht."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from decimal import Decimal
 
+import thai_format
+
 LANGUAGES = ("th", "en")
-BANGKOK = timezone(timedelta(hours=7), "ICT")
-_MONTHS_TH = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
-              "พ.ย.", "ธ.ค.")  # fmt: skip
 
 TEXT: dict[str, tuple[str, str]] = {
     "portal": ("ระบบ GFMS (จำลอง)", "GFMS portal (simulator)"),
@@ -119,13 +115,5 @@ def format_amount(value: str, lang: str) -> str:
 
 
 def format_date(moment: datetime | None, lang: str) -> str:
-    """Thai time; in Thai with the Buddhist-era year (BE = CE + 543)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(BANGKOK)
-    if lang == "th":
-        month = _MONTHS_TH[local.month - 1]
-        return f"{local.day} {month} {local.year + 543} {local:%H:%M} น."
-    return f"{local:%d %b %Y %H:%M}"
+    """Thai time, as Thai government pages write it: ``2 ธ.ค. 2569 09.30 น.``."""
+    return thai_format.format_datetime(moment, lang)

@@ -3,6 +3,7 @@ never a ``sub``; file names as uploaded; what is signed shown as it is."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,8 @@ def test_the_document_names_its_recorder_and_signers(portal):
     for username in ("malee", "prasert"):
         assert f'class="signer">{NAMES[username][0]}<' in text
     assert f'id="unit">{UNIT_TH}<' in text
+    # Thai time with a full stop, the Buddhist-era year (not "10:59 น.").
+    assert re.search(r'id="created-at">\d{1,2} \S+ 25\d\d \d\d\.\d\d น\.<', text)
     assert_no_sub(portal, text)
     english = prasert.go(f"{url}?lang=en").text
     assert f'id="recorder">{NAMES["somchai"][1]}<' in english
