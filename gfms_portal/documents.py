@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import thai_format
 from gfms_portal.errors import ConfirmationMismatchError
+from gfms_portal.errors import EditingClosedError
 from gfms_portal.errors import InvalidDocumentError
 from gfms_portal.errors import NotAllowedError
 from gfms_portal.errors import SeparationOfDutiesError
@@ -159,6 +160,20 @@ def recorded_from(db: Session, form_id: str, person: Person) -> Document | None:
     )
 
 
+def check_may_edit(document: Document, person: Person) -> None:
+    """Its own recorder, before anybody approved it.
+
+    Raises:
+        NotAllowedError, EditingClosedError
+    """
+    # Only the one who recorded it corrects it: another recorder's change would make them the
+    # document's author without the recorder's separation of duties.
+    if person.holds("recorder", document.unit) is None or document.recorder_sub != person.sub:
+        raise NotAllowedError("recorder")
+    if document.status != Status.RECORDED or document.signatures:
+        raise EditingClosedError("approved")
+
+
 def edit_document(
     db: Session, document: Document, person: Person, draft: Draft, uploads: list[Upload], *,
     now: datetime, max_bytes: int,
@@ -170,12 +185,7 @@ def edit_document(
     """
     draft = validate_draft(Draft(draft.type, draft.amount, draft.payee, draft.description,
                                  document.unit))  # fmt: skip
-    # Only the one who recorded it corrects it: another recorder's change would make them the
-    # document's author without the recorder's separation of duties.
-    if person.holds("recorder", document.unit) is None or document.recorder_sub != person.sub:
-        raise NotAllowedError("recorder")
-    if document.status != Status.RECORDED or document.signatures:
-        raise NotAllowedError("approved")
+    check_may_edit(document, person)
     document.type, document.amount = draft.type, draft.amount
     document.payee, document.description = draft.payee, draft.description
     document.updated_at = now

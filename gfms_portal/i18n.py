@@ -89,6 +89,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "ท่านไม่มีสิทธิ์ดำเนินการนี้ หรือเอกสารไม่อยู่ในสถานะที่ทำได้",
         "You may not do this, or the document is not in a state that allows it.",
     ),
+    "err:editing_closed": (
+        "แก้ไขรายการนี้ไม่ได้แล้ว เนื่องจากมีการลงนามอนุมัติแล้ว",
+        "This request can no longer be edited: an approval was signed.",
+    ),
     "err:invalid_document": ("ข้อมูลไม่ถูกต้อง", "The request is not valid"),
     "err:used": (
         "คำขอนี้ถูกใช้ไปแล้วหรือหมดอายุ ไม่มีการเปลี่ยนแปลงใด ๆ",
@@ -96,6 +100,20 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "err:denied": ("การยืนยันถูกปฏิเสธหรือยกเลิก", "The confirmation was denied or cancelled."),
     "err:session": ("กรุณาเข้าสู่ระบบ", "Please sign in."),
+    "err:session:suspended": (
+        "ท่านออกจากระบบแล้ว เนื่องจาก Soft Token ของท่านถูกระงับการใช้งาน "
+        "หากท่านไม่ได้แจ้งระงับ กรุณาติดต่อเจ้าหน้าที่ช่วยเหลือ (helpdesk)",
+        "You were signed out because your Soft Token was suspended. If you did not ask for "
+        "this, please contact the helpdesk.",
+    ),
+    "err:session:ended": (
+        "การเข้าสู่ระบบของท่านสิ้นสุดลงที่ระบบยืนยันตัวตน กรุณาเข้าสู่ระบบใหม่",
+        "Your sign-in was ended at the identity provider. Please sign in again.",
+    ),
+    "err:session:timeout": (
+        "หมดเวลาการใช้งาน กรุณาเข้าสู่ระบบใหม่",
+        "Your session timed out. Please sign in again.",
+    ),
     "err:csrf": ("แบบฟอร์มหมดอายุ กรุณาลองใหม่", "The form expired; please try again."),
     "err:not_found": ("ไม่พบ", "Not found"),
 }

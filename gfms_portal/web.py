@@ -65,7 +65,7 @@ LOGIN_SCOPE = "openid profile role:recorder role:approve-1 role:approve-2"
 _STATUS = {
     "idp_unavailable": 503, "invalid_token": 401, "evidence_invalid": 400,
     "confirmation_mismatch": 409, "separation_of_duties": 403, "not_allowed": 403,
-    "invalid_document": 400,
+    "invalid_document": 400, "editing_closed": 409,
 }  # fmt: skip
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
@@ -147,7 +147,10 @@ def _load_session() -> None:
     if not sid or request.path.startswith(("/auth/backchannel-logout", "/auth/security-events")):
         return
     row = db().get(PortalSession, sid)
-    if row is None or row.ended_at is not None:
+    if row is None:
+        return
+    if row.ended_at is not None:
+        g.ended_notice = ENDED_NOTICES.get(row.end_reason or "", "err:session")
         return
     settings, moment = portal().settings, now()
     created, seen = _aware(row.created_at), _aware(row.last_seen_at)
@@ -155,6 +158,7 @@ def _load_session() -> None:
             or moment - seen > timedelta(seconds=settings.session_idle)):  # fmt: skip
         _end_sessions(db(), PortalSession.id == row.id, reason="timeout")
         db().commit()
+        g.ended_notice = ENDED_NOTICES["timeout"]
         return
     row.last_seen_at = moment
     db().commit()
@@ -174,7 +178,7 @@ def signed_in(view: _Handler) -> _Handler:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if g.portal_session is None:
-            return page("index.html", 401, notice="err:session")
+            return page("index.html", 401, notice=g.get("ended_notice") or "err:session")
         if request.method == "POST":
             given = request.form.get("csrf", "")
             if not hmac.compare_digest(given, g.portal_session.csrf):
@@ -201,7 +205,7 @@ def healthz() -> Response:
 @bp.get("/")
 def index() -> Response:
     if g.portal_session is None:
-        return page("index.html", notice=request.args.get("notice"))
+        return page("index.html", notice=g.get("ended_notice") or request.args.get("notice"))
     return page("home.html", me=person(), session=g.portal_session)
 
 
@@ -343,6 +347,18 @@ def backchannel_logout() -> Response:
     return response
 
 
+CREDENTIAL_REVOKED = "credential_revoked"
+# Why a session ended, as its own browser is told on the sign-in page: that the Soft Token was
+# suspended or the IdP ended the sign-in, never by whom, why or what else changed.
+ENDED_NOTICES = {
+    CREDENTIAL_REVOKED: "err:session:suspended",
+    "caep": "err:session:ended",
+    "backchannel_logout": "err:session:ended",
+    "timeout": "err:session:timeout",
+    "logout": "logged_out",
+}
+
+
 @bp.post("/auth/security-events")
 def security_events() -> Response:
     """A CAEP event pushed by the IdP (RFC 8935): a revoked session or credential ends every
@@ -357,7 +373,21 @@ def security_events() -> Response:
     (event_type,) = claims["events"]
     sub = claims["sub_id"].get("sub")
     if event_type in (CAEP + "session-revoked", CAEP + "credential-change") and sub:
-        _end_sessions(db(), PortalSession.sub == sub, reason="caep")
+        event = claims["events"][event_type]
+        revoked = event_type == CAEP + "credential-change" and event.get("change_type") in (
+            "revoke", "delete")  # fmt: skip
+        _end_sessions(db(), PortalSession.sub == sub,
+                      reason=CREDENTIAL_REVOKED if revoked else "caep")  # fmt: skip
+        if revoked:
+            # The same change's session-revoked (or logout token) may have ended them first:
+            # the sign-in page should still tell why.
+            db().execute(
+                update(PortalSession)
+                .where(PortalSession.sub == sub,
+                       PortalSession.end_reason.in_(("caep", "backchannel_logout")),
+                       PortalSession.ended_at > now() - timedelta(minutes=10))
+                .values(end_reason=CREDENTIAL_REVOKED)
+            )  # fmt: skip
         sids = claims["events"][event_type].get("sids") or []
         for sid in sids:
             if isinstance(sid, str) and db().get(RevokedSid, sid) is None:
@@ -449,6 +479,9 @@ def _visible(document_id: int) -> Document:
 @signed_in
 def edit(document_id: int) -> BaseResponse:
     document = _visible(document_id)
+    # SECURITY: the form is refused, not only its saving, once editing is closed: nobody is
+    # invited to change what an approver already signed.
+    documents.check_may_edit(document, person())
     if request.method == "GET":
         return page("form.html", document=document, units=[document.unit], types=documents.TYPES)
     documents.edit_document(

@@ -18,6 +18,7 @@ from tests.functional.test_gfms_portal import user
 from tests.functional.test_role_tokens import add_unit
 from tests.functional.test_role_tokens import assign
 from tests.portal_stack import PortalStack
+from tests.portal_stack import error_code
 from tests.portal_stack import portal_stack
 from tests.portal_stack import status_of
 from tests.push_stack import push_stack
@@ -173,3 +174,51 @@ def test_a_long_description_is_shortened_for_the_phone_and_still_bound(portal):
     malee = user(portal, "malee")
     malee.approve(url, "approve-1")
     assert status_of(malee.page.text) == "withdrawal_approved"
+
+
+def test_the_edit_form_is_refused_once_an_approval_is_signed(portal):
+    somchai = user(portal, "somchai")
+    url = somchai.record()
+    assert 'id="document-form"' in somchai.go(f"{url}/edit").text
+    user(portal, "malee").approve(url, "approve-1")
+    # The recorder follows an old link (or types the URL): no form that invites a change.
+    closed = somchai.go(f"{url}/edit")
+    assert closed.status_code == 409
+    assert error_code(closed.text) == "editing_closed"
+    assert 'id="document-form"' not in closed.text
+    assert 'id="edit"' not in somchai.go(url).text
+
+
+def service_token(portal: PortalStack) -> str:
+    answer = requests.post(f"{portal.stack.idp}/token", timeout=10,
+                           data={"grant_type": "client_credentials", "scope": "helpdesk"},
+                           auth=("demo-service", "demo-service-secret"))  # fmt: skip
+    return str(answer.json()["access_token"])
+
+
+def suspend_phone(portal: PortalStack, username: str, **body: str) -> requests.Response:
+    return requests.post(
+        f"{portal.stack.idp}/api/admin/v1/users/{username}/suspend-phone", timeout=10,
+        json={"reason": "lost", **body},
+        headers={"Authorization": f"Bearer {service_token(portal)}"},
+    )  # fmt: skip
+
+
+def test_a_session_ended_by_a_suspension_says_so_on_the_sign_in_page(portal):
+    malee = user(portal, "malee")
+    somchai = user(portal, "somchai")
+    assert suspend_phone(portal, "malee").status_code == 201
+    portal.notices()
+    page = malee.go(f"{portal.url}/documents")
+    assert page.status_code == 401
+    assert 'data-notice="err:session:suspended"' in page.text
+    assert "Soft Token ของท่านถูกระงับ" in page.text
+    # No more than she may know: not who, not why, no case.
+    for word in ("lost", "หาย", "helpdesk1", "demo-service", "letter"):
+        assert word not in page.text.split('id="notice"')[1].split("</p>")[0]
+    english = malee.go(f"{portal.url}/?lang=en").text
+    assert "your Soft Token was suspended" in english
+    # Others' sessions carry on; a browser without a session is only asked to sign in.
+    assert somchai.go(f"{portal.url}/documents").status_code == 200
+    stranger = requests.get(f"{portal.url}/documents", timeout=10)
+    assert 'data-notice="err:session"' in stranger.text
