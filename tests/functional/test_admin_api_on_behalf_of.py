@@ -4,37 +4,20 @@ both the officer and the client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 from sqlalchemy import select
 
 from idp.accounts.models import User
 from idp.audit.models import AuditEvent
-from idp.audit.service import NO_CONTEXT
-from idp.roles.authority import SYSTEM
-from idp.roles.authority import grant_admin_role
-from idp.roles.models import AdminRole
+from tests.functional import test_helpdesk_console
 from tests.functional.test_admin_api import call
 from tests.functional.test_admin_api import token_of
-from tests.functional.test_admin_console import set_up_office
-from tests.functional.test_lost_phones import STAFF
 from tests.functional.test_lost_phones import helpdesk_token
 from tests.push_stack import Stack
-from tests.push_stack import push_stack
 
-
-@pytest.fixture
-def stack(settings, deps, tmp_path) -> Iterator[Stack]:
-    with push_stack(settings, deps, tmp_path, users=STAFF) as running:
-        set_up_office(running.deps)
-        with running.deps.sessions.begin() as session:
-            officer = session.scalar(select(User).where(User.username == "helpdesk1"))
-            now = running.deps.clock.now()
-            grant_admin_role(session, SYSTEM, officer, AdminRole.HELPDESK, now=now,
-                             actor="test", audit=NO_CONTEXT)  # fmt: skip
-        yield running
+# The helpdesk's office: helpdesk1 holds the helpdesk role.
+stack = test_helpdesk_console.stack
 
 
 def sub_of(stack: Stack, username: str) -> str:
