@@ -13,6 +13,8 @@ from sqlalchemy import update
 
 from idp.accounts.models import User
 from idp.demo import DEMO_USERS
+from idp.demo import bind_phone
+from idp.demo import seed as seed_demo
 from tests.functional.test_gfms_portal import sub_of
 from tests.functional.test_gfms_portal import user
 from tests.functional.test_role_tokens import add_unit
@@ -222,3 +224,22 @@ def test_a_session_ended_by_a_suspension_says_so_on_the_sign_in_page(portal):
     assert somchai.go(f"{portal.url}/documents").status_code == 200
     stranger = requests.get(f"{portal.url}/documents", timeout=10)
     assert 'data-notice="err:session"' in stranger.text
+
+
+def test_the_demo_substitute_cannot_approve_what_he_recorded(settings, deps, tmp_path):
+    # The demo's own data: wichai records, and approves withdrawals as malee's substitute.
+    with push_stack(settings, deps, tmp_path, users=()) as stack:
+        with stack.deps.sessions.begin() as session:
+            seed_demo(session, stack.deps)
+        for username in ("somchai", "wichai"):
+            assert bind_phone(stack.deps, username, nexus_url=stack.nexus.url)
+        with portal_stack(stack, tmp_path) as running:
+            wichai = user(running, "wichai")
+            assert f"ปฏิบัติงานแทน {NAMES['malee'][0]}" in wichai.page.text
+            own = wichai.record()
+            assert 'id="approve-1"' not in wichai.page.text
+            wichai.start_approval(own, "approve-1")
+            assert error_code(wichai.page.text) == "separation_of_duties"
+            theirs = user(running, "somchai").record()
+            wichai.approve(theirs, "approve-1")
+            assert status_of(wichai.page.text) == "withdrawal_approved"
