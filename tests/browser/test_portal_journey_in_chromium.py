@@ -1,13 +1,21 @@
 """Real Chromium on the demo (issue 7, "Done when"): somchai records a travel-expense request
 in the GFMS portal, malee approves the withdrawal confirming on her phone, prasert the payment
 on his; the exported bundle verifies offline; then the helpdesk suspends malee's phone and her
-portal session ends."""
+portal session ends.
+
+What people read on the way (issue 18) is checked by the helpers at the end of this file:
+names on every page and in the bundle, the Thai attachment name, the document's description on
+the confirmation page and the phone, and the message after the suspension. With
+``UPDATE_SCREENSHOTS=1`` those pages are also saved under docs/screenshots/ for the README."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -33,9 +41,13 @@ def sign_in_to_portal(browser, demo, relay, username: str):
     return context, page
 
 
-def approve(page, relay, username: str, document_url: str, action: str) -> dict:
+def approve(page, relay, username: str, document_url: str, action: str,
+            before_confirming=None) -> dict:  # fmt: skip
     page.goto(document_url)
     page.click(f"#{action}")
+    if before_confirming is not None:
+        page.wait_for_selector("#match-number")
+        before_confirming(page)
     # Same IdP session: no password, only the confirmation of this one transaction.
     pushed = confirm_on_phone(page, relay, username)
     page.wait_for_selector("#status")
@@ -49,12 +61,13 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
 
     somchai, page = sign_in_to_portal(browser, demo, relay, "somchai")
     assert page.locator('#roles li[data-role="recorder"]').count() == 1
+    assert_named_on_home(page, "somchai", tmp_path)
     page.click("#new-document")
     page.select_option("#type", "travel")
     page.fill("#amount", "18,450.50")
     page.fill("#payee", "นายสมชาย ใจดี")
     page.fill("#description", "เดินทางไปราชการ เชียงใหม่ 3 วัน")
-    receipt = tmp_path / "receipt.pdf"
+    receipt = tmp_path / RECEIPT
     receipt.write_bytes(b"%PDF-1.4\n% hotel and train receipts\n")
     page.set_input_files("#files", str(receipt))
     page.click("#save")
@@ -63,23 +76,43 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
     number = page.inner_text("#number")
     assert "18,450.50 บาท" in page.inner_text("#amount")
     assert page.get_attribute("#status", "data-status") == "recorded"
+    assert_document_names(page, recorder="somchai", signers=())
+    assert_thai_attachment(page, receipt.read_bytes())
     somchai.close()
 
     malee, malee_page = sign_in_to_portal(browser, demo, relay, "malee")
-    pushed = approve(malee_page, relay, "malee", document_url, "approve-1")
+    assert_named_on_home(malee_page, "malee")
+    pushed = approve(
+        malee_page,
+        relay,
+        "malee",
+        document_url,
+        "approve-1",
+        lambda page: assert_description_shown(browser, demo, relay, page, "malee"),
+    )
     details = pushed["authorization_details"][0]
     assert details["document_number"] == number
     assert details["amount"]["value"] == "18450.50"
     assert malee_page.get_attribute("#status", "data-status") == "withdrawal_approved"
 
     prasert, prasert_page = sign_in_to_portal(browser, demo, relay, "prasert")
-    approve(prasert_page, relay, "prasert", document_url, "approve-2")
+    approve(
+        prasert_page,
+        relay,
+        "prasert",
+        document_url,
+        "approve-2",
+        lambda page: assert_description_shown(browser, demo, relay, page, "prasert"),
+    )
     assert prasert_page.get_attribute("#status", "data-status") == "payment_approved"
     assert prasert_page.locator("#signatures li").count() == 2
+    assert_document_names(prasert_page, recorder="somchai", signers=("malee", "prasert"),
+                          screenshot_as="portal-document-signed")  # fmt: skip
     with prasert_page.expect_download() as download:
         prasert_page.click("#export")
     bundle = tmp_path / "bundle.json"
     download.value.save_as(bundle)
+    assert_bundle_names(bundle)
     prasert.close()
 
     # Offline: the file, and the IdP's published keys fetched from the IdP beforehand.
@@ -111,4 +144,108 @@ def test_a_request_recorded_approved_twice_on_the_phones_and_archived(
             break
         assert time.monotonic() < deadline, "the portal session outlived the suspension"
         time.sleep(0.5)
+    assert_told_of_the_suspension(malee_page)
     malee.close()
+
+
+# --- what people read (issue 18) -------------------------------------------------------------
+
+RECEIPT = "ใบเสร็จรับเงิน.pdf"
+DESCRIPTION = "เดินทางไปราชการ เชียงใหม่ 3 วัน"
+NAMES = {"somchai": "สมชาย ใจดี", "malee": "มาลี ศรีสุข", "prasert": "ประเสริฐ วงศ์ไทย"}
+UNIT = "หน่วยเบิกจ่ายทดลอง กรมบัญชีกลาง (0000000001)"
+SCREENSHOTS = Path(ROOT) / "docs" / "screenshots"
+NARROW = {"width": 360, "height": 740}  # a small phone
+
+
+def screenshot(page, name: str) -> None:
+    """Kept for the README when asked (``UPDATE_SCREENSHOTS=1``); taken every run regardless,
+    so a page that cannot be drawn fails here too."""
+    shot = page.screenshot(full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"{name}.png").write_bytes(shot)
+
+
+def assert_fits(page, selector: str = "body") -> None:
+    """Nothing runs out of its box sideways (a long hash on a narrow screen)."""
+    overflow = page.eval_on_selector(selector, "e => e.scrollWidth - e.clientWidth")
+    assert overflow <= 0, f"{selector} is {overflow}px too wide"
+
+
+def assert_named_on_home(page, username: str, tmp_path=None) -> None:
+    assert page.inner_text("#who") == NAMES[username]
+    assert NAMES[username] in page.inner_text("#welcome")
+    assert UNIT in page.inner_text("#roles")
+    page.goto(page.url.split("?")[0] + "?lang=en")
+    english = page.inner_text("#who")
+    assert english not in (NAMES[username], "")
+    assert english.isascii()
+    page.goto(page.url.split("?")[0] + "?lang=th")
+    if username == "somchai":
+        screenshot(page, "portal-home")
+
+
+def assert_document_names(page, *, recorder: str, signers: tuple[str, ...],
+                          screenshot_as: str | None = None) -> None:  # fmt: skip
+    assert page.inner_text("#recorder") == NAMES[recorder]
+    assert page.inner_text("#unit") == UNIT
+    assert [s.inner_text() for s in page.query_selector_all("#signatures .signer")] == [
+        NAMES[s] for s in signers
+    ]
+    assert page.inner_text("#who") in NAMES.values()
+    # Thai time as Thai usage writes it: "2 ธ.ค. 2569 10.59 น."
+    assert page.inner_text("#created-at").endswith(" น.")
+    assert ":" not in page.inner_text("#created-at")
+    if screenshot_as:
+        screenshot(page, screenshot_as)
+
+
+def assert_thai_attachment(page, content: bytes) -> None:
+    link = page.get_by_role("link", name=RECEIPT)
+    assert link.count() == 1
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == RECEIPT
+    assert Path(download.value.path()).read_bytes() == content
+    screenshot(page, "portal-document-recorded")
+
+
+def assert_description_shown(browser, demo, relay, confirmation, username: str) -> None:
+    """The IdP's confirmation page and the phone show what is approved in words; the hash
+    that binds it is there, small and folded away, and nothing overflows a narrow screen."""
+    assert confirmation.inner_text("#transaction .description") == DESCRIPTION
+    assert confirmation.inner_text("#transaction .kind") == "ค่าใช้จ่ายในการเดินทางไปราชการ"
+    assert confirmation.locator("#transaction .hash details").count() == 1
+    wide = confirmation.viewport_size
+    confirmation.set_viewport_size(NARROW)
+    confirmation.click("#transaction .hash summary")  # the careful reader opens it: it wraps
+    assert_fits(confirmation)
+    if username == "malee":
+        screenshot(confirmation, "idp-confirmation-narrow")
+    confirmation.set_viewport_size(wide)
+    relay.wait_for_push(f"phone-{username}")
+    narrow = browser.new_context(viewport=NARROW)
+    try:
+        phone = narrow.new_page()
+        phone.goto(f"{demo['nexus']}/phones/phone-{username}")
+        assert phone.inner_text(".txn .description") == DESCRIPTION
+        phone.click(".txn .hash summary")
+        assert_fits(phone, ".phone")
+        assert_fits(phone)
+        if username == "malee":
+            screenshot(phone, "phone-confirmation")
+    finally:
+        narrow.close()
+
+
+def assert_bundle_names(bundle: Path) -> None:
+    document = json.loads(bundle.read_text())["document"]
+    assert document["recorder"]["name"] == NAMES["somchai"]
+    assert document["attachments"][0]["filename"] == RECEIPT
+
+
+def assert_told_of_the_suspension(page) -> None:
+    assert page.get_attribute("#notice", "data-notice") == "err:session:suspended"
+    assert "Soft Token ของท่านถูกระงับ" in page.inner_text("#notice")
+    screenshot(page, "portal-after-suspension")
