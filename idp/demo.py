@@ -343,7 +343,8 @@ def _print_banner() -> None:
         "",
         "GFMS portal: http://127.0.0.1:8200 — somchai records a request, malee approves the"
         " withdrawal and prasert the payment, each confirming on the phone; the document page"
-        " exports the signed bundle, checked offline with `gfms-portal verify BUNDLE`.",
+        " exports the signed bundle, checked offline with `gfms-portal verify BUNDLE`."
+        " wichai, malee's substitute, may approve somchai's requests but not one he recorded.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
