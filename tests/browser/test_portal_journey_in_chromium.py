@@ -246,6 +246,14 @@ def assert_bundle_names(bundle: Path) -> None:
 
 
 def assert_told_of_the_suspension(page) -> None:
-    assert page.get_attribute("#notice", "data-notice") == "err:session:suspended"
+    # The suspension reaches the portal as separate events (a logout token, CAEP
+    # session-revoked, CAEP credential-change): until the credential-change has arrived the
+    # page can only say that the IdP ended the sign-in; once it has, it says why.
+    deadline = time.monotonic() + 20
+    while page.get_attribute("#notice", "data-notice") != "err:session:suspended":
+        assert page.get_attribute("#notice", "data-notice") == "err:session:ended"
+        assert time.monotonic() < deadline, "the portal never learnt of the suspension"
+        time.sleep(0.5)
+        page.reload()
     assert "Soft Token ของท่านถูกระงับ" in page.inner_text("#notice")
     screenshot(page, "portal-after-suspension")
