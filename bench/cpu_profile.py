@@ -34,7 +34,7 @@ ISSUER = "http://127.0.0.1:8000"
 # (label, file suffix, function name): cumulative time of these, per request.
 STAGES = (
     ("the whole WSGI call", "flask/app.py", "__call__"),
-    ("the fast-path layer (discovery, JWKS)", "idp/oidc/fastpath.py", "_answer"),
+    ("the fast-path layer (discovery, JWKS)", "idp/web/fastpath.py", "_answer"),
     ("before_request hooks", "flask/app.py", "preprocess_request"),
     ("view (Authlib and the domain)", "flask/app.py", "dispatch_request"),
     ("after_request hooks", "flask/app.py", "process_response"),

@@ -35,7 +35,6 @@ def create_app(
     from idp.api.common import bp as admin_api_bp
     from idp.audit.service import Sealer
     from idp.oidc.discovery import build_discovery_document
-    from idp.oidc.fastpath import FastPaths
     from idp.oidc.jsondoc import serialise
     from idp.oidc.server import build_authorization_server
     from idp.web import admin
@@ -55,6 +54,7 @@ def create_app(
     from idp.web import passkeys
     from idp.web import protocol
     from idp.web import security
+    from idp.web.fastpath import FastPaths
     from idp.web.sessions import EphemeralSessionInterface
 
     settings = settings or (deps.settings if deps else Settings())

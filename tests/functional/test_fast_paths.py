@@ -13,10 +13,10 @@ from werkzeug.test import EnvironBuilder
 
 from idp import create_app
 from idp.deps import build_deps
-from idp.oidc.fastpath import DISCOVERY_PATH
-from idp.oidc.fastpath import JWKS_PATH
-from idp.oidc.fastpath import FastPaths
 from idp.oidc.keys import rotate_keys
+from idp.web.fastpath import DISCOVERY_PATH
+from idp.web.fastpath import JWKS_PATH
+from idp.web.fastpath import FastPaths
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 FRESH_ID = re.compile(r"^[0-9a-f]{16}$")
