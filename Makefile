@@ -27,6 +27,10 @@ chromium: ## install Debian's chromium for the browser tests when missing (as ro
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing and we are not root: browser tests will not run"; fi; \
 	fi
+	@# A Thai system font, so that screenshots of Thai pages show letters, not boxes.
+	@if command -v fc-list >/dev/null 2>&1 && [ -z "$$(fc-list :lang=th)" ] && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-tlwg-loma-otf; \
+	fi
 
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check idp mock_paotang mock_nexus gfms_portal thai_format tests bench

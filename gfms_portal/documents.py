@@ -11,14 +11,15 @@ from datetime import datetime
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+import thai_format
 from gfms_portal.errors import ConfirmationMismatchError
+from gfms_portal.errors import EditingClosedError
 from gfms_portal.errors import InvalidDocumentError
 from gfms_portal.errors import NotAllowedError
 from gfms_portal.errors import SeparationOfDutiesError
@@ -27,6 +28,8 @@ from gfms_portal.evidence import canonical_json
 from gfms_portal.evidence import details_hash
 from gfms_portal.evidence import sha256_hex
 from gfms_portal.evidence import verify_evidence
+from gfms_portal.filenames import keep_filename
+from gfms_portal.i18n import translate
 from gfms_portal.models import Attachment
 from gfms_portal.models import Document
 from gfms_portal.models import Signature
@@ -110,6 +113,7 @@ def held_role(
 
 
 _USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SHOWN_DESCRIPTION = 300
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _MAX_AMOUNT = Decimal("999999999999.99")
 _SNIFF = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -219,7 +223,7 @@ def record_document(
     db.flush()
     # The Buddhist-era year of the day in Thailand; letters, digits and dashes only (what a
     # payment approval may carry).
-    year = now.astimezone(ZoneInfo("Asia/Bangkok")).year + 543
+    year = thai_format.in_thailand(now).year + thai_format.BE_OFFSET
     document.number = f"{draft.unit[-4:]}-{year}-{document.id:06d}"
     _attach(db, document, uploads, now=now, max_bytes=max_bytes)
     db.flush()
@@ -231,6 +235,22 @@ def recorded_from(db: Session, form_id: str, person: Person) -> Document | None:
     return db.scalar(
         select(Document).where(Document.form_id == form_id, Document.recorder_sub == person.sub)
     )
+
+
+def check_may_edit(document: Document, person: Person) -> None:
+    """The one who keyed it in, or its claimant, while it is not yet a claim or was sent back
+    and nobody signed it since.
+
+    Raises:
+        NotAllowedError, EditingClosedError
+    """
+    # Only its author or its claimant corrects it: another recorder's change would put words
+    # in the claimant's mouth that the claimant then signs unawares.
+    keyed = document.recorder_sub == person.sub
+    if not (keyed or (bool(person.username) and document.claimant_username == person.username)):
+        raise NotAllowedError("recorder")
+    if document.status not in EDITABLE or document.signatures:
+        raise EditingClosedError("approved")
 
 
 def edit_document(
@@ -245,12 +265,7 @@ def edit_document(
     """
     draft = validate_draft(Draft(draft.type, draft.amount, draft.payee, draft.description,
                                  document.unit))  # fmt: skip
-    # Only its author or its claimant corrects it: another recorder's change would put words
-    # in the claimant's mouth that the claimant then signs unawares.
-    if not may_edit(document, person):
-        raise NotAllowedError("recorder")
-    if document.status not in EDITABLE or document.signatures:
-        raise NotAllowedError("approved")
+    check_may_edit(document, person)
     document.type, document.amount = draft.type, draft.amount
     document.payee, document.description = draft.payee, draft.description
     document.updated_at = now
@@ -263,10 +278,11 @@ def edit_document(
 
 
 def may_edit(document: Document, person: Person) -> bool:
-    if document.status not in EDITABLE or document.signatures:
+    try:
+        check_may_edit(document, person)
+    except NotAllowedError:
         return False
-    keyed = document.recorder_sub == person.sub
-    return keyed or (bool(person.username) and document.claimant_username == person.username)
+    return True
 
 
 def _attach(
@@ -277,7 +293,7 @@ def _attach(
             continue
         if len(upload.content) > max_bytes:
             raise InvalidDocumentError("attachment_size")
-        name = re.sub(r"[^\w.\- ]", "_", upload.filename)[:200] or "attachment"
+        name = keep_filename(upload.filename)
         db.add(Attachment(document=document, filename=name, content_type=sniff(upload.content),
                           size=len(upload.content), sha256=sha256_hex(upload.content),
                           content=upload.content, created_at=now))  # fmt: skip
@@ -317,19 +333,30 @@ def document_sha256(content: dict[str, Any]) -> str:
 
 def build_authorization_details(content: dict[str, Any], action: str) -> list[dict[str, Any]]:
     """The one transaction the approver confirms on the phone (RFC 9396): document number,
-    amount, payee, unit and the action; the description carries the hash of the whole
-    document, so the phone's signature covers every field and attachment too."""
-    return [
-        {
-            "type": PAYMENT_APPROVAL,
-            "actions": [action],
-            "document_number": content["number"],
-            "amount": content["amount"],
-            "payee": content["payee"],
-            "unit": content["unit"],
-            "description": f"sha256:{document_sha256(content)}",
-        }
-    ]
+    amount, payee, unit and the action, the document's kind and description as the approver
+    reads them, and the hash of the whole document, so the phone's signature covers every
+    field and attachment too."""
+    detail: dict[str, Any] = {
+        "type": PAYMENT_APPROVAL,
+        "actions": [action],
+        "document_number": content["number"],
+        "amount": content["amount"],
+        "payee": content["payee"],
+        "unit": content["unit"],
+        # In Thai, the language the document is kept in.
+        "kind": translate(f"type:{content['type']}", "th"),
+        "document_sha256": document_sha256(content),
+    }
+    if content["description"]:
+        detail["description"] = _shown(content["description"])
+    return [detail]
+
+
+def _shown(description: str) -> str:
+    # What a phone can show (the IdP takes up to 300 characters); the hash binds the rest.
+    if len(description) <= _SHOWN_DESCRIPTION:
+        return description
+    return description[: _SHOWN_DESCRIPTION - 1].rstrip() + "…"
 
 
 def check_separation_of_duties(document: Document, person: Person, action: str,

@@ -35,6 +35,12 @@ class NotAllowedError(PortalError):
     code = "not_allowed"
 
 
+class EditingClosedError(NotAllowedError):
+    """An approval was signed: the request is what the approvers confirmed, for good."""
+
+    code = "editing_closed"
+
+
 class InvalidDocumentError(PortalError):
     code = "invalid_document"
 

@@ -3,16 +3,12 @@ languages, Buddhist-era dates in Thai and amounts in baht."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from decimal import Decimal
 
+import thai_format
+
 LANGUAGES = ("th", "en")
-BANGKOK = timezone(timedelta(hours=7), "ICT")
-_MONTHS_TH = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.", "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.",
-              "พ.ย.", "ธ.ค.")  # fmt: skip
 
 TEXT: dict[str, tuple[str, str]] = {
     "portal": ("ระบบ GFMS (จำลอง)", "GFMS portal (simulator)"),
@@ -124,6 +120,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "ท่านไม่มีสิทธิ์ดำเนินการนี้ หรือเอกสารไม่อยู่ในสถานะที่ทำได้",
         "You may not do this, or the document is not in a state that allows it.",
     ),
+    "err:editing_closed": (
+        "แก้ไขรายการนี้ไม่ได้แล้ว เนื่องจากมีการลงนามอนุมัติแล้ว",
+        "This request can no longer be edited: an approval was signed.",
+    ),
     "err:invalid_document": ("ข้อมูลไม่ถูกต้อง", "The request is not valid"),
     "err:used": (
         "คำขอนี้ถูกใช้ไปแล้วหรือหมดอายุ ไม่มีการเปลี่ยนแปลงใด ๆ",
@@ -131,6 +131,20 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "err:denied": ("การยืนยันถูกปฏิเสธหรือยกเลิก", "The confirmation was denied or cancelled."),
     "err:session": ("กรุณาเข้าสู่ระบบ", "Please sign in."),
+    "err:session:suspended": (
+        "ท่านออกจากระบบแล้ว เนื่องจาก Soft Token ของท่านถูกระงับการใช้งาน "
+        "หากท่านไม่ได้แจ้งระงับ กรุณาติดต่อเจ้าหน้าที่ช่วยเหลือ (helpdesk)",
+        "You were signed out because your Soft Token was suspended. If you did not ask for "
+        "this, please contact the helpdesk.",
+    ),
+    "err:session:ended": (
+        "การเข้าสู่ระบบของท่านสิ้นสุดลงที่ระบบยืนยันตัวตน กรุณาเข้าสู่ระบบใหม่",
+        "Your sign-in was ended at the identity provider. Please sign in again.",
+    ),
+    "err:session:timeout": (
+        "หมดเวลาการใช้งาน กรุณาเข้าสู่ระบบใหม่",
+        "Your session timed out. Please sign in again.",
+    ),
     "err:csrf": ("แบบฟอร์มหมดอายุ กรุณาลองใหม่", "The form expired; please try again."),
     "err:not_found": ("ไม่พบ", "Not found"),
 }
@@ -150,13 +164,5 @@ def format_amount(value: str, lang: str) -> str:
 
 
 def format_date(moment: datetime | None, lang: str) -> str:
-    """Thai time; in Thai with the Buddhist-era year (BE = CE + 543)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(BANGKOK)
-    if lang == "th":
-        month = _MONTHS_TH[local.month - 1]
-        return f"{local.day} {month} {local.year + 543} {local:%H:%M} น."
-    return f"{local:%d %b %Y %H:%M}"
+    """Thai time, as Thai government pages write it: ``2 ธ.ค. 2569 09.30 น.``."""
+    return thai_format.format_datetime(moment, lang)

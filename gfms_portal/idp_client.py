@@ -172,6 +172,26 @@ class IdpClient:
             raise IdpUnavailableError(f"introspection answered {answer.status_code}")
         return dict(answer.json())
 
+    def userinfo(self, access_token: str, *, sub: str) -> dict[str, Any]:
+        """The claims userinfo releases for the token's scope (OIDC Core §5.3), where the
+        names are when an access token was issued (§5.4).
+
+        Raises:
+            IdpUnavailableError, InvalidTokenError
+        """
+        answer = self._get(self.metadata()["userinfo_endpoint"],
+                           headers={"Authorization": f"Bearer {access_token}"})  # fmt: skip
+        if answer.status_code == 401:
+            raise InvalidTokenError("userinfo refused the token")
+        if answer.status_code != 200:
+            raise IdpUnavailableError(f"userinfo answered {answer.status_code}")
+        claims = dict(answer.json())
+        # SECURITY: OIDC Core §5.3.2: userinfo about another subject is not this user's
+        # (token substitution).
+        if claims.get("sub") != sub:
+            raise InvalidTokenError("userinfo about another subject")
+        return claims
+
     def get_evidence(self, txn: str) -> dict[str, Any]:
         """The evidence of a confirmed transaction (client_secret_basic).
 

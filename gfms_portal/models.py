@@ -170,3 +170,26 @@ class AuthRequest(Base):
     authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KnownPerson(Base):
+    """A person's names as the IdP last released them (userinfo with ``profile``), so pages
+    show people by name in the page's language, never by ``sub``."""
+
+    __tablename__ = "known_people"
+
+    sub: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_th: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KnownUnit(Base):
+    """A disbursement unit's names as the IdP last released them (``gfms_directory``)."""
+
+    __tablename__ = "known_units"
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name_th: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from gfms_portal import Portal
 from gfms_portal import archive
 from gfms_portal import documents
+from gfms_portal import names
 from gfms_portal.bundle import TrustAnchor
 from gfms_portal.bundle import export_bundle
 from gfms_portal.bundle import load_key_history
@@ -46,6 +47,7 @@ from gfms_portal.documents import Upload
 from gfms_portal.errors import IdpUnavailableError
 from gfms_portal.errors import InvalidTokenError
 from gfms_portal.errors import PortalError
+from gfms_portal.filenames import content_disposition
 from gfms_portal.i18n import LANGUAGES
 from gfms_portal.i18n import TEXT
 from gfms_portal.i18n import format_amount
@@ -66,7 +68,7 @@ LOGIN_SCOPE = "openid profile role:recorder role:approve-1 role:approve-2"
 _STATUS = {
     "idp_unavailable": 503, "invalid_token": 401, "evidence_invalid": 400,
     "confirmation_mismatch": 409, "separation_of_duties": 403, "not_allowed": 403,
-    "invalid_document": 400,
+    "invalid_document": 400, "editing_closed": 409,
 }  # fmt: skip
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
@@ -93,7 +95,11 @@ def lang() -> str:
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.teardown_appcontext(_close_db)
-    app.jinja_env.globals.update(t=lambda key: translate(key, lang()), lang=lang)
+    app.jinja_env.globals.update(
+        t=lambda key: translate(key, lang()), lang=lang,
+        person_name=lambda sub, stored=None: names.person_name(db(), sub, lang(), stored=stored),
+        unit_name=lambda code: names.unit_name(db(), code, lang()),
+    )  # fmt: skip
     app.jinja_env.filters.update(
         amount=lambda value: format_amount(value, lang()),
         date=lambda value: format_date(value, lang()),
@@ -144,7 +150,10 @@ def _load_session() -> None:
     if not sid or request.path.startswith(("/auth/backchannel-logout", "/auth/security-events")):
         return
     row = db().get(PortalSession, sid)
-    if row is None or row.ended_at is not None:
+    if row is None:
+        return
+    if row.ended_at is not None:
+        g.ended_notice = ENDED_NOTICES.get(row.end_reason or "", "err:session")
         return
     settings, moment = portal().settings, now()
     created, seen = _aware(row.created_at), _aware(row.last_seen_at)
@@ -152,6 +161,7 @@ def _load_session() -> None:
             or moment - seen > timedelta(seconds=settings.session_idle)):  # fmt: skip
         _end_sessions(db(), PortalSession.id == row.id, reason="timeout")
         db().commit()
+        g.ended_notice = ENDED_NOTICES["timeout"]
         return
     row.last_seen_at = moment
     db().commit()
@@ -172,7 +182,7 @@ def signed_in(view: _Handler) -> _Handler:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if g.portal_session is None:
-            return page("index.html", 401, notice="err:session")
+            return page("index.html", 401, notice=g.get("ended_notice") or "err:session")
         if request.method == "POST":
             given = request.form.get("csrf", "")
             if not hmac.compare_digest(given, g.portal_session.csrf):
@@ -199,7 +209,7 @@ def healthz() -> Response:
 @bp.get("/")
 def index() -> Response:
     if g.portal_session is None:
-        return page("index.html", notice=request.args.get("notice"))
+        return page("index.html", notice=g.get("ended_notice") or request.args.get("notice"))
     return page("home.html", me=person(), session=g.portal_session,
                 auditor=bool(_auditor_units()))  # fmt: skip
 
@@ -251,8 +261,11 @@ def callback() -> BaseResponse:
     id_claims = idp.validate_id_token(
         str(tokens.get("id_token", "")), nonce=pending.nonce, now=time.time()
     )
+    # Userinfo's names are for the pages; a signature is checked and kept against the signed
+    # ID token alone, as the offline verifier sees it.
+    with_names = _with_names(tokens, id_claims)
     if pending.purpose == "login":
-        return _complete_login(tokens, id_claims)
+        return _complete_login(tokens, with_names)
     return _complete_approval(pending, tokens, id_claims)
 
 
@@ -270,8 +283,17 @@ def _consume(state: str) -> AuthRequest | None:
     return db().get(AuthRequest, state)
 
 
+def _with_names(tokens: dict[str, Any], id_claims: dict[str, Any]) -> dict[str, Any]:
+    """The ID token's claims plus userinfo's (names, units by name), kept for the pages."""
+    info = portal().idp.userinfo(str(tokens.get("access_token", "")), sub=id_claims["sub"])
+    names.remember(db(), info, now=now())
+    # The ID token's own claims (nonce, sid, acr, roles as issued) stay as they were.
+    return info | id_claims
+
+
 def _name(claims: dict[str, Any]) -> str:
-    return str(claims.get("name") or claims.get("preferred_username") or claims["sub"])
+    thai, english = names.names_of(claims)
+    return thai or english or str(claims.get("preferred_username") or names.UNKNOWN)
 
 
 def _unit(claims: dict[str, Any]) -> str | None:
@@ -338,6 +360,18 @@ def backchannel_logout() -> Response:
     return response
 
 
+CREDENTIAL_REVOKED = "credential_revoked"
+# Why a session ended, as its own browser is told on the sign-in page: that the Soft Token was
+# suspended or the IdP ended the sign-in, never by whom, why or what else changed.
+ENDED_NOTICES = {
+    CREDENTIAL_REVOKED: "err:session:suspended",
+    "caep": "err:session:ended",
+    "backchannel_logout": "err:session:ended",
+    "timeout": "err:session:timeout",
+    "logout": "logged_out",
+}
+
+
 @bp.post("/auth/security-events")
 def security_events() -> Response:
     """A CAEP event pushed by the IdP (RFC 8935): a revoked session or credential ends every
@@ -352,7 +386,21 @@ def security_events() -> Response:
     (event_type,) = claims["events"]
     sub = claims["sub_id"].get("sub")
     if event_type in (CAEP + "session-revoked", CAEP + "credential-change") and sub:
-        _end_sessions(db(), PortalSession.sub == sub, reason="caep")
+        event = claims["events"][event_type]
+        revoked = event_type == CAEP + "credential-change" and event.get("change_type") in (
+            "revoke", "delete")  # fmt: skip
+        _end_sessions(db(), PortalSession.sub == sub,
+                      reason=CREDENTIAL_REVOKED if revoked else "caep")  # fmt: skip
+        if revoked:
+            # The same change's session-revoked (or logout token) may have ended them first:
+            # the sign-in page should still tell why.
+            db().execute(
+                update(PortalSession)
+                .where(PortalSession.sub == sub,
+                       PortalSession.end_reason.in_(("caep", "backchannel_logout")),
+                       PortalSession.ended_at > now() - timedelta(minutes=10))
+                .values(end_reason=CREDENTIAL_REVOKED)
+            )  # fmt: skip
         sids = claims["events"][event_type].get("sids") or []
         for sid in sids:
             if isinstance(sid, str) and db().get(RevokedSid, sid) is None:
@@ -455,6 +503,9 @@ def _visible(document_id: int) -> Document:
 @signed_in
 def edit(document_id: int) -> BaseResponse:
     document = _visible(document_id)
+    # SECURITY: the form is refused, not only its saving, once editing is closed: nobody is
+    # invited to change what an approver already signed.
+    documents.check_may_edit(document, person())
     if request.method == "GET":
         return page("form.html", document=document, units=[document.unit],
                     types=documents.TYPES, keying=False, me=person())  # fmt: skip
@@ -492,7 +543,11 @@ def attachment(document_id: int, attachment_id: int) -> Response:
         abort(404)
     response = make_response(found.content)
     response.headers["Content-Type"] = found.content_type
-    response.headers["Content-Disposition"] = "attachment"
+    # The ASCII fallback keeps the extension: a browser without RFC 8187 still opens it.
+    extension = found.content_type.rpartition("/")[2].replace("jpeg", "jpg")
+    response.headers["Content-Disposition"] = content_disposition(
+        found.filename, fallback=f"attachment-{found.id}.{extension}"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -580,7 +635,7 @@ def bundle(document_id: int) -> Response:
 def _download(data: dict[str, Any], filename: str) -> Response:
     response = make_response(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
     response.headers["Content-Type"] = "application/json; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = content_disposition(filename, fallback=filename)
     return response
 
 

@@ -61,6 +61,8 @@ DEMO_USERS = (
              role=Role.APPROVE_2),
     DemoUser("wichai", "1101700456781", "วิชัย", "มีสิทธิ์", "Wichai", "Meesit",
              "civil servant of the unit, no GFMS role: submits and signs his own claims"),
+    DemoUser("suda", "1560100234562", "สุดา", "รักงาน", "Suda", "Rakngan",
+             "recorder, and approve-1 as malee's substitute", role=Role.RECORDER),
     DemoUser("newuser", "3501100456783", "นภา", "ใหม่ทอง", "Napa", "Maithong",
              "issued a password, not yet registered", temporary=True),
     DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk",
@@ -74,6 +76,11 @@ DEMO_USERS = (
     DemoUser("treasury1", "1100400765435", "ธนา", "คลังจังหวัด", "Thana", "Khlangchangwat",
              "treasury administrator (the demo unit's province)", admin=AdminRole.TREASURY_ADMIN),
 )  # fmt: skip
+
+# Substitute designations (ผู้ปฏิบัติงานแทน) in the demo unit: (who, role, for whom). suda
+# keys requests in and approves withdrawals for malee: the portal refuses her the approval of a
+# claim she signed herself (one person gives at most one of a document's signatures).
+DEMO_SUBSTITUTES = (("suda", Role.APPROVE_1, "malee"),)
 
 # The demo's disbursement units: the one the demo people work in, and one in another province
 # (a head of unit or treasury office of the first has no say there).
@@ -141,6 +148,18 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
         if person.admin:
             grant_admin_role(session, SYSTEM, user, person.admin, now=now, actor="demo-seed",
                              audit=NO_CONTEXT, province=province, unit_code=DEMO_UNIT)  # fmt: skip
+    for username, role, absent_username in DEMO_SUBSTITUTES:
+        user = get_user_by_username(session, username)
+        absent = get_user_by_username(session, absent_username)
+        if user is None or absent is None:
+            continue
+        if any(h.role == role for h in held_roles(session, user.id, thai_date(now))):
+            continue
+        assign_directly(session, unit_code=DEMO_UNIT, user=user, role=role,
+                        valid_from=thai_date(now), now=now, actor="demo-seed",
+                        reason="demo seed: substitute", audit=NO_CONTEXT,
+                        substitute_for=absent)  # fmt: skip
+        lines.append(f"{username}: {role} as {absent_username}'s substitute")
     return lines
 
 
@@ -329,7 +348,8 @@ def _print_banner() -> None:
         " finance officer) checks and signs it or sends it back, malee approves the withdrawal"
         " and prasert the payment, each confirming on the phone; the document page exports the"
         " signed bundle, checked offline with `gfms-portal verify BUNDLE --jwks FILE` (FILE:"
-        " http://127.0.0.1:8000/jwks/history.json).",
+        " http://127.0.0.1:8000/jwks/history.json)."
+        " suda, malee's substitute, may approve a claim somchai checked but not her own claim.",
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "

@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Response
+from flask import g
 from flask import jsonify
 from flask import request
+from sqlalchemy import select
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
@@ -17,6 +19,8 @@ from idp.accounts.flow import meets
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.sessions import is_live
+from idp.audit.service import record
+from idp.errors import IdpError
 from idp.oidc.clients import ADMIN_SCOPE
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.roles.authority import Authority
@@ -32,6 +36,11 @@ class Caller:
     authority: Authority
     user: User | None  # None for a client acting for a system
     actor: str  # for the audit trail: the user's sub, or the client id
+
+
+class InvalidOnBehalfOfError(IdpError):
+    code = "invalid_on_behalf_of"
+    message = "'on_behalf_of' must name an active member of staff who holds the helpdesk role."
 
 
 class AuthError(Exception):
@@ -84,7 +93,14 @@ def authenticate() -> Caller:
     if "auth_time" not in claims:  # a client's own token (client credentials)
         if HELPDESK_SCOPE not in scopes:
             raise AuthError(403, "insufficient_scope", "The helpdesk scope is required.")
-        return Caller(Authority(roles=frozenset({AdminRole.HELPDESK})), None, claims["client_id"])
+        # Every event of this request names the client, whoever it acts for.
+        g.audit_client_id = claims["client_id"]
+        authority = Authority(roles=frozenset({AdminRole.HELPDESK}))
+        officer = _on_behalf_of(claims["client_id"])
+        return Caller(authority, None, officer.sub if officer else claims["client_id"])
+    if _given_on_behalf_of() is not None:
+        # A person's own token acts for that person only.
+        raise InvalidOnBehalfOfError()
     if ADMIN_SCOPE not in scopes:
         raise AuthError(403, "insufficient_scope", "The admin scope is required.")
     if not meets(assurance_of(deps.settings.issuer, str(claims.get("acr", ""))),
@@ -105,3 +121,38 @@ def authenticate() -> Caller:
     if not authority.is_administrative:
         raise AuthError(403, "insufficient_scope", "The user holds no administrative role.")
     return Caller(authority, user, user.sub)
+
+
+def _given_on_behalf_of() -> str | None:
+    body = request.get_json(silent=True) if request.is_json else None
+    given = body.get("on_behalf_of") if isinstance(body, dict) else None
+    return given if given is not None else request.args.get("on_behalf_of")
+
+
+def _on_behalf_of(client_id: str) -> User | None:
+    """The member of staff an integration acts for (``on_behalf_of``, their username): the
+    officer who took the call, recorded as the actor next to the client.
+
+    Raises:
+        InvalidOnBehalfOfError: not a username of an active person holding the helpdesk role.
+    """
+    given = _given_on_behalf_of()
+    if given is None:
+        return None
+    db = context.db()
+    officer = (
+        db.scalar(select(User).where(User.username == given)) if isinstance(given, str) else None
+    )
+    # SECURITY: an integration cannot put a name of its choosing in the trail: only someone
+    # who could have done this at the helpdesk console themselves.
+    if (
+        officer is None
+        or not officer.is_active
+        or AdminRole.HELPDESK not in authority_of(db, officer.id).roles
+    ):
+        record(db, "api.on_behalf_of_refused", now=context.now(), outcome="failure",
+               client_id=client_id, context=context.audit_context(),
+               on_behalf_of=str(given)[:64])  # fmt: skip
+        db.commit()
+        raise InvalidOnBehalfOfError()
+    return officer

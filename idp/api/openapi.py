@@ -41,13 +41,19 @@ _TRAIL_FILTERS = [
     {"name": "before", "in": "query", "schema": {"type": "integer"}},
 ]  # fmt: skip
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
-_REASON = {"type": "object", "properties": {"reason": _STRING}}
 _LOST_AT = {
     "type": "string",
     "description": "When the phone was lost: an ISO 8601 date (2026-11-20) or date-time "
     "(2026-11-20T18:30, Thai time without an offset). Default: now. A future value is "
     "refused (400 invalid_lost_at). The letter's 3 Thai working days count from this day.",
 }
+_ON_BEHALF_OF = {
+    "type": "string",
+    "description": "For an integration's token (helpdesk scope) only: the username of the "
+    "member of staff it acts for, who must hold the helpdesk role; recorded as the actor, "
+    "with the client, in the audit trail. A user's own token may not send it (400).",
+}
+_REASON = {"type": "object", "properties": {"reason": _STRING, "on_behalf_of": _ON_BEHALF_OF}}
 _SUSPENSION_REASON = {
     "type": "object",
     "required": ["reason"],
@@ -60,9 +66,11 @@ _SUSPENSION_REASON = {
             "description": "What was verified of the caller, recorded; a suspension never "
             "waits for it",
         },
+        "on_behalf_of": _ON_BEHALF_OF,
     },
 }
 _CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": _STRING}
+_ON_BEHALF_OF_QUERY = {"name": "on_behalf_of", "in": "query", "schema": _ON_BEHALF_OF}
 _USERNAME = {"name": "username", "in": "path", "required": True, "schema": _STRING}
 
 _SCHEMAS: dict[str, Any] = {
@@ -304,7 +312,9 @@ def document(issuer: str) -> dict[str, Any]:
                 "and administrative roles. Bearer access tokens of this IdP: a user's token "
                 "with the 'admin' scope from a login confirmed on the phone acts within the "
                 "user's administrative roles; a client's token with the 'helpdesk' scope acts "
-                "as helpdesk. Errors are JSON {error, error_description}: 400 bad input, 401 "
+                "as helpdesk, for the member of staff named by 'on_behalf_of' (in the JSON "
+                "body, or the query for other requests) when given. Errors are JSON "
+                "{error, error_description}: 400 bad input, 401 "
                 "no or bad token (or 'insufficient_user_authentication', RFC 9470), 403 not "
                 "allowed, 404 unknown, 409 a rule refused it, 413 too large."
             ),
@@ -538,7 +548,7 @@ def document(issuer: str) -> dict[str, Any]:
             "/users/{username}/access-pass": {
                 "post": {
                     "summary": "A one-time Temporary Access Pass to start registering a new phone",
-                    "parameters": [_USERNAME],
+                    "parameters": [_USERNAME, _ON_BEHALF_OF_QUERY],
                     "responses": {
                         **_ok(
                             {
@@ -563,6 +573,7 @@ def document(issuer: str) -> dict[str, Any]:
                     "parameters": [
                         {"name": "all", "in": "query", "schema": _STRING},
                         {"name": "overdue", "in": "query", "schema": _STRING},
+                        _ON_BEHALF_OF_QUERY,
                     ],
                     "responses": {
                         **_ok(
@@ -579,7 +590,8 @@ def document(issuer: str) -> dict[str, Any]:
                 "post": {
                     "summary": "The head of unit's letter (PDF, PNG or JPEG): closes the case",
                     "parameters": [
-                        {"name": "case_id", "in": "path", "required": True, "schema": _STRING}
+                        {"name": "case_id", "in": "path", "required": True, "schema": _STRING},
+                        _ON_BEHALF_OF_QUERY,
                     ],
                     "requestBody": {
                         "required": True,

@@ -48,6 +48,8 @@ class AuditContext:
     client_ip: str | None = None
     request_id: str | None = None
     user_agent: str | None = None
+    # The client a request came through (an integration acting for a member of staff).
+    client_id: str | None = None
 
 
 NO_CONTEXT = AuditContext()
@@ -75,7 +77,7 @@ def record(
             "event": event,
             "outcome": outcome,
             "actor": actor,
-            "client_id": client_id,
+            "client_id": client_id or context.client_id,
             "client_ip": context.client_ip,
             "request_id": context.request_id,
             "details": details,

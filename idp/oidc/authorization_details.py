@@ -25,8 +25,10 @@ _UNIT_CODE = re.compile(r"[0-9]{10}")
 # claim and check: the claimant's and the finance officer's e-signatures (กค 0402.2/ว 3).
 _ACTIONS = frozenset({"approve", "approve-1", "approve-2", "claim", "check"})
 _PAYMENT_FIELDS = frozenset(
-    {"type", "actions", "document_number", "amount", "payee", "unit", "description"}
-)
+    {"type", "actions", "document_number", "amount", "payee", "unit", "kind", "description",
+     "document_sha256"}
+)  # fmt: skip
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_AMOUNT = Decimal("999999999999.99")
 
 
@@ -80,6 +82,18 @@ def _checked(item: object) -> dict[str, Any]:
         if not isinstance(unit, str) or not _UNIT_CODE.fullmatch(unit):
             raise InvalidAuthorizationDetailsError("'unit' must be a 10-digit unit code.")
         checked["unit"] = unit
+    # What the person reads before approving (the document's kind, in words) and the hash of
+    # the whole document that the phone's signature binds to it.
+    kind = item.get("kind")
+    if kind is not None:
+        if not isinstance(kind, str) or not 1 <= len(kind.strip()) <= 100:
+            raise InvalidAuthorizationDetailsError("'kind' is empty or too long.")
+        checked["kind"] = " ".join(kind.split())
+    digest = item.get("document_sha256")
+    if digest is not None:
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise InvalidAuthorizationDetailsError("'document_sha256' must be 64 hex digits.")
+        checked["document_sha256"] = digest
     description = item.get("description")
     if description is not None:
         if not isinstance(description, str) or len(description) > 300:

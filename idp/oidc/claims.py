@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from idp.accounts.models import User
 from idp.enrol.service import names_agree
+from idp.roles.models import Unit
 
 # OpenID Connect for Identity Assurance 1.0: names as the account holds them, once proofed.
 VERIFIABLE_CLAIMS = ("given_name", "family_name", "given_name#en", "family_name#en")
@@ -100,3 +104,27 @@ def requested_id_token_claims(
     wanted = (claims_request or {}).get("id_token") or {}
     available = user_claims(user, scope)
     return {name: available[name] for name in wanted if name in available and name != "sub"}
+
+
+def directory_claims(
+    session: Session, scope: str, gfms_roles: list[dict[str, str]]
+) -> dict[str, Any]:
+    """``gfms_directory`` with ``profile``: the names of the units in ``gfms_roles`` and of the
+    people acted for there, so a relying party shows people and units by name, never by
+    code or ``sub`` alone (names tagged as in OIDC Core §5.2)."""
+    if "profile" not in scope.split() or not gfms_roles:
+        return {}
+    codes = sorted({r["unit"] for r in gfms_roles if r.get("unit")})
+    subs = sorted({r["substitute_for"] for r in gfms_roles if r.get("substitute_for")})
+    units = list(session.scalars(select(Unit).where(Unit.code.in_(codes))))
+    people = list(session.scalars(select(User).where(User.sub.in_(subs)))) if subs else []
+    return {
+        "gfms_directory": {
+            "units": {u.code: _tagged(u.name_th, u.name_en) for u in units},
+            "people": {p.sub: _tagged(p.display_name("th"), p.display_name("en")) for p in people},
+        }
+    }
+
+
+def _tagged(thai: str, english: str) -> dict[str, str]:
+    return {"name": thai, "name#en": english} if english else {"name": thai}

@@ -62,6 +62,7 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
             "email_verified",
             "gfms_roles",
             "gfms_unit",
+            "gfms_directory",
         ],
         "claims_parameter_supported": True,
         # OpenID Connect for Identity Assurance 1.0 §8.

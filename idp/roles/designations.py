@@ -246,9 +246,10 @@ def assign_directly(
     actor: str,
     reason: str,
     audit: AuditContext,
+    substitute_for: User | None = None,
 ) -> RoleAssignment:
     """An assignment without a request (seeding a demo, migrating from the legacy system);
-    the same rules hold.
+    the same rules hold, for a substitute too (``substitute_for``, the person acted for).
 
     Raises:
         RoleError
@@ -257,16 +258,19 @@ def assign_directly(
     unit = _locked_unit(session, unit_code)
     period = Period(valid_from, None)
     _check_designation(
-        session, unit, user, _role(role), period, None, _assignments(session, user.id, unit.code)
-    )
+        session, unit, user, _role(role), period, substitute_for,
+        _assignments(session, user.id, unit.code),
+    )  # fmt: skip
     assignment = RoleAssignment(
         user_id=user.id, unit_code=unit.code, role=role, valid_from=valid_from,
         valid_until=None, created_at=now,
+        substitute_for=substitute_for.id if substitute_for else None,
     )  # fmt: skip
     session.add(assignment)
     session.flush()
     record(session, "roles.assigned", now=now, actor=actor, context=audit, user=user.sub,
-           unit=unit.code, role=role, valid_from=valid_from.isoformat(), reason=reason)  # fmt: skip
+           unit=unit.code, role=role, valid_from=valid_from.isoformat(), reason=reason,
+           **({"substitute_for": substitute_for.sub} if substitute_for else {}))  # fmt: skip
     return assignment
 
 

@@ -55,6 +55,7 @@ def audit_context() -> AuditContext:
         client_ip=request.remote_addr,
         request_id=request_id(),
         user_agent=request.headers.get("User-Agent", "")[:255] or None,
+        client_id=g.get("audit_client_id"),
     )
 
 

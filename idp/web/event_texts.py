@@ -16,6 +16,7 @@ EVENT_LABELS: dict[str, Any] = {
     "account.suspension_lifted": _l("The account's suspension was lifted"),
     "account.unlocked": _l("The account was unlocked"),
     "admin.role_granted": _l("An administrative role was granted"),
+    "api.on_behalf_of_refused": _l("An integration named a staff member it may not act for"),
     "audit.trail_exported": _l("The audit trail was exported"),
     "authorization.code_issued": _l("An application was given a sign-in code"),
     "client.authentication_failed": _l("An application failed to prove who it is"),

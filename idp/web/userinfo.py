@@ -8,6 +8,7 @@ from flask import request
 from sqlalchemy import select
 
 from idp.accounts.models import User
+from idp.oidc.claims import directory_claims
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
 from idp.oidc.models import Grant
@@ -78,6 +79,10 @@ def userinfo_response() -> Response:
         db, user, scope=claims["scope"], now=now, day=thai_date(now), may_hold_roles=True,
         client_id=claims["client_id"], audit=context.audit_context(),
     ).claims()  # fmt: skip
+    # The unit an account was issued for is named too: a civil servant with no role still
+    # reads their own unit by name.
+    own_unit = [{"unit": body["gfms_unit"]}] if body.get("gfms_unit") else []
+    body |= directory_claims(db, claims["scope"], [*(body.get("gfms_roles") or []), *own_unit])
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -154,7 +154,8 @@ def test_both_approvals_are_confirmed_on_the_phones_and_signed(portal):
     details = pushed["authorization_details"][0]
     assert details["actions"] == ["approve-1"]
     assert details["amount"] == {"value": "125000.50", "currency": "THB"}
-    assert details["description"].startswith("sha256:")
+    assert details["description"] == "เดินทางไปราชการ เชียงใหม่"
+    assert len(details["document_sha256"]) == 64
     assert status_of(malee.page.text) == "withdrawal_approved"
     assert 'data-action="approve-1"' in malee.page.text
 

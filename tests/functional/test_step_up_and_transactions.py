@@ -230,6 +230,8 @@ def test_an_answer_over_other_details_is_refused(stack):
         [{**PAYMENT, "amount": {"value": 125000.5, "currency": "THB"}}],
         [{**PAYMENT, "amount": {"value": "125000.50", "currency": "USD"}}],
         [{**PAYMENT, "note": "unknown field"}],
+        [{**PAYMENT, "document_sha256": "sha256:" + "0" * 64}],
+        [{**PAYMENT, "kind": " "}],
         [{key: value for key, value in PAYMENT.items() if key != "payee"}],
         # A trailing newline is no part of a document number or unit code.
         [{**PAYMENT, "document_number": "3100012345\n"}],
