@@ -30,6 +30,7 @@ EVENT_LABELS: dict[str, Any] = {
     "enrol.proofing_started": _l("Identity verification at Paotang started"),
     "keys.retired": _l("A signing key was retired"),
     "keys.rotated": _l("A new signing key was made"),
+    "login.account_suspended": _l("A sign-in was refused: the account is suspended"),
     "login.failed": _l("A sign-in failed (wrong password or unknown username)"),
     "login.password": _l("The password was accepted at sign-in"),
     "login.soft_token_missing": _l("A sign-in stopped: the account has no Soft Token yet"),
@@ -56,7 +57,14 @@ EVENT_LABELS: dict[str, Any] = {
     "revocation.access_pass_issued": _l("The helpdesk issued an access pass"),
     "revocation.access_pass_refused": _l("An access pass was refused"),
     "revocation.access_pass_used": _l("An access pass was used"),
+    "revocation.case_declared_lost": _l(
+        "The head of unit said the phone under investigation was lost"
+    ),
+    "revocation.case_letter_drafted": _l("The letter to CGD about a lost phone was prepared"),
     "revocation.case_letter_received": _l("The head of unit's letter about a lost phone arrived"),
+    "revocation.investigation_closed": _l(
+        "An investigation of a phone was closed with its finding"
+    ),
     "revocation.phone_suspended": _l("A lost phone's Soft Token was suspended"),
     "roles.assigned": _l("A role was assigned without a request"),
     "roles.designation_approved": _l("An order about a role was approved"),
