@@ -49,9 +49,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# After a failed Redis call, go straight to the database for this long before trying Redis
-# again: a stopped Redis costs one refused connection per second, not one per call.
-_RETRY_REDIS_AFTER = 1.0
+# After a failed Redis call, Redis is tried by one call at a time (the others go straight to
+# the database) until a call succeeds again or this long has passed. One at a time rather than
+# once a second: an instance must see Redis back as soon as another does, or a marker one
+# instance sets in Redis is set again in the database here, and an item written there is
+# missing here.
+_AVOID_REDIS_FOR = 1.0
 # How often to ask the database whether it still holds items from an outage.
 _CHECK_TABLE_EVERY = 2.0
 
@@ -169,6 +172,8 @@ class FallbackStore:
         # itself when Redis is away).
         self._redis_only = shared_prefix
         self._redis_down_until = 0.0
+        self._warned_at = -10.0
+        self._probe = threading.Lock()
         self._db_holds_until = _now() + timedelta(days=1)  # unknown until first checked
         self._db_checked_at = 0.0
         self._db_unreachable = False
@@ -188,16 +193,28 @@ class FallbackStore:
         return not key.startswith(self._redis_only)
 
     def _redis_call(self, fn: Callable[[], T]) -> T | None:
-        """Run a Redis call; None (and the database for a second) when Redis is away."""
-        if time.monotonic() < self._redis_down_until:
+        """Run a Redis call; None when Redis is away (or being tried by another call)."""
+        if time.monotonic() >= self._redis_down_until:
+            return self._try_redis(fn)
+        if not self._probe.acquire(blocking=False):
             return None
         try:
-            return fn()
+            return self._try_redis(fn)
+        finally:
+            self._probe.release()
+
+    def _try_redis(self, fn: Callable[[], T]) -> T | None:
+        try:
+            result = fn()
         except EphemeralStoreError:
-            if self._redis_down_until == 0.0 or time.monotonic() > self._redis_down_until + 5:
+            now = time.monotonic()
+            if now - self._warned_at > 5:
+                self._warned_at = now
                 log.warning("idp.store.redis_unavailable_using_database")
-            self._redis_down_until = time.monotonic() + _RETRY_REDIS_AFTER
+            self._redis_down_until = now + _AVOID_REDIS_FOR
             return None
+        self._redis_down_until = 0.0
+        return result
 
     def _db_may_hold_items(self) -> bool:
         if time.monotonic() - self._db_checked_at > _CHECK_TABLE_EVERY:

@@ -113,3 +113,34 @@ def test_a_code_used_before_the_outage_is_refused_during_it(outage):
     replay.use_code(code)
     assert not replay.returned
     assert 'data-problem="wrong_code"' in replay.page.text
+
+
+@pytest.fixture
+def two_instances(redis_store, pg_engine, clean_state):
+    """Two instances' stores on one Redis and one database: ``a`` has just seen Redis fail
+    (and goes to the database for a while), Redis is back, ``b`` uses it."""
+    flaky = FlakyStore(redis_store)
+    prefix = Keys(NAMESPACE).revocations_prefix
+    a = FallbackStore(flaky, pg_engine, shared_prefix=prefix)
+    b = FallbackStore(flaky, pg_engine, shared_prefix=prefix)
+    flaky.fail()
+    a.get(Keys(NAMESPACE).push_challenge("any"))
+    flaky.heal()
+    return a, b
+
+
+def test_an_instance_still_avoiding_redis_finds_what_another_wrote_there(two_instances):
+    a, b = two_instances
+    challenge = Keys(NAMESPACE).push_challenge("written-at-b")
+    assert b.set(challenge, b"challenge", ttl=60)
+    assert a.get(challenge) == b"challenge"
+    assert b.set(Keys(NAMESPACE).push_challenge("taken"), b"x", ttl=60)
+    assert a.consume(Keys(NAMESPACE).push_challenge("taken")) == b"x"
+
+
+def test_a_marker_set_at_one_instance_is_not_set_again_at_one_avoiding_redis(two_instances):
+    a, b = two_instances
+    marker = Keys(NAMESPACE).push_answer("answered-at-b")
+    assert b.set(marker, b"approved", ttl=60, only_if_new=True)
+    assert not a.set(marker, b"denied", ttl=60, only_if_new=True)
+    assert b.get(marker) == b"approved"
