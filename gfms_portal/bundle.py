@@ -104,6 +104,8 @@ class Report:
     lines: list[str] = field(default_factory=list)
     # Each signature's outcome, by "<document number> <action>".
     signatures: dict[str, bool] = field(default_factory=dict)
+    # The signatures a document does not carry yet, by document number (it is still on its way).
+    unsigned: dict[str, list[str]] = field(default_factory=dict)
 
     def fail(self, message: str) -> None:
         self.ok = False
@@ -257,6 +259,9 @@ def _check_bundle(
     # In order, each once: the claim, the check, the withdrawal and the payment approval.
     if not signatures or actions != expected[: len(actions)]:
         report.fail(f"{number}: unexpected, repeated or out-of-order signatures")
+    elif len(actions) < len(expected):
+        report.unsigned[str(number)] = missing = expected[len(actions) :]
+        report.lines.append(f"part {number}: not signed yet by {', '.join(missing)}")
     rules = {rule.action: rule for rule in trust.rules}
     signers = []
     for signature in signatures:

@@ -58,6 +58,11 @@ def verify(argv: list[str]) -> int:
     parser.add_argument("--issuer", default=configured.issuer, help="the IdP's issuer")
     parser.add_argument("--client-id", default=configured.client_id,
                         help="the portal's client id at the IdP")  # fmt: skip
+    parser.add_argument(
+        "--complete", action="store_true",
+        help="fail a document that does not carry all four signatures yet (an archive of "
+             "paid requests); without it, such a document is listed as on its way",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         keys = load_key_history(json.loads(args.jwks.read_text()))
@@ -68,6 +73,8 @@ def verify(argv: list[str]) -> int:
         trust = TrustAnchor(issuer=args.issuer, client_id=args.client_id, keys=keys)
         print(f"trust: issuer {trust.issuer}, client {trust.client_id}, {len(keys)} key(s)")
         report = verify_archive(args.bundle.read_bytes(), trust=trust)
+        if args.complete and report.unsigned:
+            report.fail(f"not fully signed: {', '.join(sorted(report.unsigned))}")
     for line in report.lines:
         print(line)
     print("OK" if report.ok else "FAIL")

@@ -148,3 +148,20 @@ def test_a_key_given_twice_is_refused(bundle, tmp_path):
     text = bundle.read_text()
     doubled = text.replace('"format":', '"format": "x", "format":', 1)
     assert not verify_bundle(doubled.encode(), trust=trust_of(bundle)).ok
+
+
+def test_a_document_on_its_way_is_listed_and_fails_when_completeness_is_required(
+    bundle, capsys
+):
+    data = json.loads(bundle.read_text())
+    data["signatures"] = data["signatures"][:2]  # claimed and checked, not yet approved
+    bundle.write_text(json.dumps(data))
+    code, out = verify(bundle, capsys)
+    assert code == 0, out
+    assert "not signed yet by approve-1, approve-2" in out
+    issuer = (bundle.parent / "issuer").read_text()
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", str(bundle), "--jwks", str(bundle.parent / "jwks.json"),
+              "--issuer", issuer, "--client-id", CLIENT_ID, "--complete"])  # fmt: skip
+    assert exited.value.code == 1
+    assert capsys.readouterr().out.strip().endswith("FAIL")
