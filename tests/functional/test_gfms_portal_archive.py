@@ -150,9 +150,7 @@ def test_a_key_given_twice_is_refused(bundle, tmp_path):
     assert not verify_bundle(doubled.encode(), trust=trust_of(bundle)).ok
 
 
-def test_a_document_on_its_way_is_listed_and_fails_when_completeness_is_required(
-    bundle, capsys
-):
+def test_a_document_on_its_way_is_listed_and_fails_when_all_are_required(bundle, capsys):
     data = json.loads(bundle.read_text())
     data["signatures"] = data["signatures"][:2]  # claimed and checked, not yet approved
     bundle.write_text(json.dumps(data))
