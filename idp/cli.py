@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 from typing import BinaryIO
@@ -519,6 +518,20 @@ def run(host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
+def prepare_metrics_dir(configured: str | None, port: str) -> str:
+    """The workers' shared metrics folder, emptied (their counters must start from zero, and
+    the server replaces this process, so nothing could empty it at exit): ``IDP_METRICS_DIR``
+    when set, else one folder per listening port in the temporary folder."""
+    folder = configured or os.path.join(tempfile.gettempdir(), f"idp-metrics-{port}")
+    if os.path.isdir(folder):
+        for entry in os.scandir(folder):
+            if entry.is_file() and entry.name.endswith(".db"):
+                os.unlink(entry.path)  # only the metrics' own files: the folder may be shared
+    else:
+        os.makedirs(folder, mode=0o700)
+    return folder
+
+
 @main.command("serve")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=max(2, os.cpu_count() or 2), show_default=True, type=int)
@@ -545,11 +558,7 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
     if not settings.is_production:
         raise click.ClickException("'idp serve' is production mode: set IDP_MODE=production")
     host, _, port = bind.rpartition(":")
-    # One folder per listening port, emptied at each start (the workers' counters must start
-    # from zero, and the server replaces this process, so nothing could remove it at exit).
-    metrics_dir = os.path.join(tempfile.gettempdir(), f"idp-metrics-{port}")
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, mode=0o700)
+    metrics_dir = prepare_metrics_dir(settings.metrics_dir, port)
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, IDP_METRICS_DIR=metrics_dir)
     if server_name == "granian":
         command = [

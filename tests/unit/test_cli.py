@@ -43,3 +43,16 @@ def test_clients_add_registers_the_security_event_uri(tmp_path: Path, monkeypatc
         assert client.security_event_uri == "https://rp.example/security-events"
         assert session.get(Client, "bad-rp") is None
     engine.dispose()
+
+
+def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(tmp_path):
+    from idp.cli import prepare_metrics_dir
+
+    (tmp_path / "counter_1234.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    assert prepare_metrics_dir(str(tmp_path), "8000") == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    fresh = tmp_path / "new"
+    assert prepare_metrics_dir(str(fresh), "8000") == str(fresh)
+    assert fresh.is_dir()
+    assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
