@@ -186,7 +186,11 @@ def approve_request(
     first_day = _effective(period.start, now) if kind != OrderKind.DESIGNATE else period.start
     ending = _check_order(session, unit, person, kind, request.role, request.ends_role, period,
                           absent, now=now)  # fmt: skip
-    ended = _end(ending, first_day, now=now, why=f"{request.order_number} ({request.id})")
+    why = f"{request.order_number} ({request.id})"
+    ended = _end(ending, first_day, now=now, why=why) + _end(
+        _acting_for(session, person, ending, first_day), first_day, now=now,
+        why=f"{why}: {person.username} no longer holds the role",
+    )  # fmt: skip
     assignment = None
     if kind != OrderKind.END:
         assignment = RoleAssignment(
@@ -330,6 +334,25 @@ def _cut(assignment: RoleAssignment, first_day: date) -> RoleAssignment:
         valid_from=assignment.valid_from, valid_until=first_day - timedelta(days=1),
         substitute_for=assignment.substitute_for,
     )  # fmt: skip
+
+
+def _acting_for(
+    session: Session, person: User, ending: list[RoleAssignment], first_day: date
+) -> list[RoleAssignment]:
+    """The substitutes acting for ``person`` in a role of ``ending`` on or after ``first_day``:
+    one acts for someone who holds the role, so their acting ends with it."""
+    roles = {(a.unit_code, a.role) for a in ending if a.substitute_for is None}
+    if not roles:
+        return []
+    acting = session.scalars(
+        select(RoleAssignment).where(
+            RoleAssignment.substitute_for == person.id, RoleAssignment.ended_at.is_(None)
+        )
+    )
+    return [
+        a for a in acting
+        if (a.unit_code, a.role) in roles and (a.valid_until is None or a.valid_until >= first_day)
+    ]  # fmt: skip
 
 
 def _end(

@@ -540,3 +540,17 @@ def test_only_the_units_head_orders_an_end(office):
     office.designate("malee", "approve-1")
     with pytest.raises(errors.NotAllowedError):
         office.submit(by="head2", kind="end")
+
+
+def test_ending_a_role_ends_the_substitutes_acting_for_it_too(office):
+    office.designate("prasert", "approve-2", valid_from=office.today - timedelta(days=30))
+    until = office.today + timedelta(days=60)
+    office.designate("wichai", "approve-2", substitute_for="prasert", valid_until=until)
+    day = office.today + timedelta(days=5)
+    office.approve(office.submit(username="prasert", role="approve-2", kind="end", valid_from=day))
+    assert office.roles_of("wichai", day - timedelta(days=1)) == [(UNIT, "approve-2")]
+    assert office.roles_of("wichai", day) == []  # nobody left to act for
+    (acting,) = assignments_of(office, "wichai")
+    assert acting.valid_until == day - timedelta(days=1)
+    assert "prasert" in acting.end_reason
+    assert acting.id in approved_events(office)[-1]["ended"]
