@@ -75,7 +75,9 @@ class FapiClient:
 
     def assertion(self, key: Any = None, *, alg: str = "ES256", **overrides: Any) -> str:
         key = key or self.key
-        return signed(self.assertion_claims(**overrides), key, alg=alg, kid=getattr(key, "kid", None))
+        return signed(
+            self.assertion_claims(**overrides), key, alg=alg, kid=getattr(key, "kid", None)
+        )
 
     def auth(self, assertion: str | None = None) -> dict[str, str]:
         return {

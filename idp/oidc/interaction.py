@@ -84,9 +84,17 @@ def validate_request_shape(values: Any) -> dict[str, str]:
     Raises:
         InvalidRequestError: without a redirect URI (nothing has been validated yet).
     """
+    return validate_parameters({key: values.getlist(key) for key in values})
+
+
+def validate_parameters(values: dict[str, list[str]]) -> dict[str, str]:
+    """``validate_request_shape`` on parameters already gathered by name.
+
+    Raises:
+        InvalidRequestError
+    """
     params: dict[str, str] = {}
-    for key in values:
-        items = values.getlist(key)
+    for key, items in values.items():
         if key in SINGLE_PARAMS and len(items) > 1:
             raise InvalidRequestError(f"Multiple '{key}' in request.")
         limit = {"authorization_details": MAX_DETAILS_LENGTH,

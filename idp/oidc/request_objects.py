@@ -18,13 +18,12 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
-from werkzeug.datastructures import MultiDict
 
 from idp.oidc.client_keys import ClientKeys
 from idp.oidc.client_keys import InvalidClientKeysError
 from idp.oidc.clients import CLIENT_SIGNING_ALGS
 from idp.oidc.clients import RegisteredClient
-from idp.oidc.interaction import validate_request_shape
+from idp.oidc.interaction import validate_parameters
 
 MAX_AGE = 3600  # nbf at most this far in the past, exp at most this far after nbf
 LEEWAY = 30  # clock skew between the client and us, in seconds
@@ -73,10 +72,9 @@ def open_request_object(
         raise InvalidRequestObjectError("The request object's client_id is not the client's.")
     if _FORBIDDEN_INSIDE & set(claims):
         raise InvalidRequestObjectError("A request object cannot hold request or request_uri.")
-    params = MultiDict(
-        [(name, _as_parameter(value)) for name, value in claims.items() if name not in _JWT_CLAIMS]
+    return validate_parameters(
+        {name: [_as_parameter(value)] for name, value in claims.items() if name not in _JWT_CLAIMS}
     )
-    return validate_request_shape(params)
 
 
 def _kid(raw: str) -> str | None:
