@@ -87,13 +87,13 @@ def resolve_pushed_params(
         raise InvalidRequestError("'request_uri' cannot be pushed.")
     if params.get("client_id", client.client_id) != client.client_id:
         raise InvalidRequestError("'client_id' is not the authenticated client.")
-    if "request" in params:
-        return open_request_object(
-            params["request"], client, client_keys=client_keys, issuer=issuer, now=now
-        )
-    if client.require_signed_request_object:
-        raise InvalidRequestError("This client must send a signed request object.")
-    return {**params, "client_id": client.client_id}
+    return _object_or_plain(
+        {**params, "client_id": client.client_id},
+        client,
+        client_keys=client_keys,
+        issuer=issuer,
+        now=now,
+    )
 
 
 def resolve_front_channel_params(
@@ -120,6 +120,19 @@ def resolve_front_channel_params(
     if client.require_pushed_authorization_requests:
         # RFC 9126 §6: a client registered so cannot send its request through the browser.
         raise InvalidRequestError("This client must push its authorization requests (PAR).")
+    return _object_or_plain(params, client, client_keys=client_keys, issuer=issuer, now=now)
+
+
+def _object_or_plain(
+    params: dict[str, str],
+    client: RegisteredClient,
+    *,
+    client_keys: ClientKeys,
+    issuer: str,
+    now: datetime,
+) -> dict[str, str]:
+    """The request object's parameters when there is one, else ``params`` themselves unless
+    the client must sign its requests (RFC 9101 §10.5)."""
     if "request" in params:
         return open_request_object(
             params["request"], client, client_keys=client_keys, issuer=issuer, now=now

@@ -17,6 +17,9 @@ is gone or no longer called where we expect):
   prompt hooks (``validate_openid_authorization_request``, ``validate_request_prompt``) are
   kept, its ``after_create_token_response`` hook (``process_token``) is
   skipped, because our grants make the ID token from the recorded authentication.
+- ``JWTBearerClientAssertion``: ``process_assertion_claims`` (client_assertion.py): the
+  signature is checked with our algorithm list and the claims on our clock;
+  ``resolve_client_public_key`` gives the client's registered keys (client_keys.py).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ AUTHLIB_SEAMS: tuple[tuple[str, str, str], ...] = (
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "_request", "__init__"),
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "payload", "__init__"),
     ("authlib.oidc.core:OpenIDCode", "validate_openid_authorization_request", "__call__"),
+    ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "process_assertion_claims", "__call__"),
+    ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "resolve_client_public_key", "__call__"),
 )  # fmt: skip
 # The hooks Authlib's OpenIDCode registers; OpenIDAuthorization keeps all but the first.
 AUTHLIB_OPENID_HOOKS = (
