@@ -360,6 +360,7 @@ def clients_add(
         "auth_methods": list(auth_methods),
         "require_pushed_authorization_requests": require_par,
         "require_signed_request_object": require_signed_request_object,
+        "id_token_signed_response_alg": id_token_alg,
     }
     if profile:
         metadata = apply_profile(profile, metadata)
@@ -381,7 +382,6 @@ def clients_add(
                 post_logout_redirect_uris=list(post_logout_uris),
                 grant_types=list(grant_types),
                 scope=scope,
-                id_token_signed_response_alg=id_token_alg,
                 backchannel_logout_uri=backchannel_logout_uri,
                 security_event_uri=security_event_uri,
                 may_introspect=may_introspect,

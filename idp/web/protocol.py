@@ -107,9 +107,17 @@ def authorize() -> BaseResponse:
     """OIDC Core §3.1.2: validate, then reuse the session or start the login interaction."""
     try:
         params = validate_request_shape(request.values)
+    except OAuth2Error as error:
+        return authorization_error(error)
+    try:
         # A pushed request (RFC 9126) or a request object (RFC 9101) replaces the query.
         resolved = _front_channel_params(params)
     except OAuth2Error as error:
+        # A replayed request_uri or a forged request object may be an attack: kept on record.
+        record(context.db(), "authorization.request_refused", now=context.now(),
+               outcome="failure", client_id=params.get("client_id", "")[:64] or None,
+               context=context.audit_context(), error=error.error)  # fmt: skip
+        context.db().commit()  # kept, though the answer is an error
         return authorization_error(error)
     stored = None
     if resolved is not None:

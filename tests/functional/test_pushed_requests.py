@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import select
 
+from idp.audit.models import AuditEvent
 from tests.factories import PASSWORD
 from tests.factories import add_client
 from tests.factories import seed
@@ -63,10 +65,16 @@ def test_pushed_request_to_tokens(fapi, clock):
     assert {"access_token", "id_token", "refresh_token"} <= set(tokens.get_json())
 
 
-def test_request_uri_is_used_once(fapi):
+def test_request_uri_is_used_once(fapi, deps):
     request_uri = fapi.push(fapi.rp.authorize_params()).get_json()["request_uri"]
     assert fapi.authorize_with(request_uri).status_code == 200
     assert "invalid_request_uri" in page_error(fapi.authorize_with(request_uri))
+    with deps.sessions() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "authorization.request_refused")
+        ).one()
+    assert (event.outcome, event.client_id) == ("failure", "fapi-rp")
+    assert event.details["error"] == "invalid_request_uri"
 
 
 def test_expired_request_uri_is_refused(fapi, clock):

@@ -87,6 +87,7 @@ def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
         assert client.auth_methods == ["private_key_jwt"]
         assert client.secret_hash is None
         assert client.require_pushed_authorization_requests is True
+        assert client.id_token_signed_response_alg == "ES256"
         assert client.jwks == json.loads(jwks.read_text())
         assert session.get(Client, "leaky-rp") is None
     engine.dispose()
