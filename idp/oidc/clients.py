@@ -347,9 +347,10 @@ def _validate_keys(
 
 # Named sets of client metadata. "fapi2" is the FAPI 2.0 Security Profile (§5.3.2.2, §5.3.3
 # and §5.4.1): pushed authorization requests, private_key_jwt, ID tokens in ES256 whatever the
-# server's default (RS256 is not allowed); PKCE with S256 is required of every client already. Signed request objects belong to FAPI 2.0 Message Signing, an optional
-# profile on top: they are accepted, and required only with their own option. Sender-
-# constrained tokens and CIBA add their settings here.
+# server's default (RS256 is not allowed); PKCE with S256 is required of every client already.
+# Signed request objects belong to FAPI 2.0 Message Signing, an optional profile on top: they
+# are accepted, and required only with their own option. Sender-constrained tokens (DPoP) and
+# CIBA add their settings here.
 PROFILES: dict[str, dict[str, Any]] = {
     "fapi2": {
         "auth_methods": ["private_key_jwt"],
