@@ -56,16 +56,15 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return [issuer, *(issuer + path for path in ASSERTION_ENDPOINTS)]
 
     def resolve_client_public_key(self, client: RegisteredClient) -> Any:
-        try:
-            return self.server.client_keys.of(client)
-        except InvalidClientKeysError as exc:
-            raise InvalidClientError(description="The client's keys are not available.") from exc
+        return self.server.client_keys.resolver(client)
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         try:
             # SECURITY: the algorithm list is ours, never the token's header's choice alone.
             token = jwt.decode(assertion, resolve_key, algorithms=list(CLIENT_SIGNING_ALGS))
-        except (JoseError, ValueError) as exc:
+        except InvalidClientKeysError as exc:
+            raise InvalidClientError(description="The client's keys are not available.") from exc
+        except (JoseError, ValueError, UnicodeError) as exc:
             raise InvalidClientError(description="The client assertion is not valid.") from exc
         self.verify_claims(token.claims)
         return token.claims

@@ -1,8 +1,8 @@
 """A client's registered public keys (RFC 7591 ``jwks`` / ``jwks_uri``), which verify its client
 assertions (private_key_jwt) and its request objects (RFC 9101).
 
-Keys given by URI are fetched with a short timeout and cached in process; a signature by a key
-the cache does not know triggers one early refetch (the client rotated), at most every
+Keys given by URI are fetched with a short timeout and cached in process; a token naming a
+``kid`` the cache does not know triggers one early refetch (the client rotated), at most every
 ``_REFETCH_AFTER`` seconds, so unknown ``kid`` values cannot make us hammer its server.
 """
 
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
 import requests
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
+from joserfc.jwk import GuestProtocol
 from joserfc.jwk import KeySet
 from joserfc.jwk import RSAKey
 
@@ -63,7 +65,8 @@ def import_public_jwks(value: Any) -> KeySet:
 class ClientKeys:
     """The keys of each client, from its registration or its ``jwks_uri``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refetch_after: float = _REFETCH_AFTER) -> None:
+        self._refetch_after = refetch_after
         self._cache: dict[str, tuple[KeySet, float, float]] = {}
         self._lock = threading.Lock()
 
@@ -82,7 +85,7 @@ class ClientKeys:
         cached = self._cache.get(uri)
         if cached is not None:
             keys, expires, fetched = cached
-            fresh_enough = not refresh or now - fetched < _REFETCH_AFTER
+            fresh_enough = not refresh or now - fetched < self._refetch_after
             if expires > now and fresh_enough:
                 return keys
         keys = self._fetch(uri)
@@ -91,6 +94,22 @@ class ClientKeys:
                 self._cache.clear()
             self._cache[uri] = (keys, now + _CACHE_FOR, now)
         return keys
+
+    def resolver(self, client: RegisteredClient) -> Callable[[GuestProtocol], KeySet]:
+        """For joserfc's ``decode``: the client's keys, looked up again once when the token
+        names a ``kid`` they lack (the client rotated its keys).
+
+        The resolver raises InvalidClientKeysError when the keys cannot be had.
+        """
+
+        def resolve(token: GuestProtocol) -> KeySet:
+            keys = self.of(client)
+            kid = token.headers().get("kid")
+            if isinstance(kid, str) and not any(key.kid == kid for key in keys):
+                keys = self.of(client, refresh=True)
+            return keys
+
+        return resolve
 
     def _fetch(self, uri: str) -> KeySet:
         try:

@@ -16,8 +16,6 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from joserfc.jws import extract_compact
 
 from idp.oidc.client_keys import ClientKeys
 from idp.oidc.client_keys import InvalidClientKeysError
@@ -50,8 +48,7 @@ def open_request_object(
         InvalidRequestObjectError
         OAuth2Error: a parameter of the object is malformed (as in a query).
     """
-    kid = _kid(raw)
-    token = _verify_signature(raw, client, client_keys, kid)
+    token = _verify_signature(raw, client, client_keys)
     claims = token.claims
     registry = jwt.JWTClaimsRegistry(
         now=int(now.timestamp()),
@@ -77,33 +74,14 @@ def open_request_object(
     )
 
 
-def _kid(raw: str) -> str | None:
+def _verify_signature(raw: str, client: RegisteredClient, client_keys: ClientKeys) -> jwt.Token:
     try:
-        header = extract_compact(raw.encode()).headers()
-    except (JoseError, ValueError, UnicodeError) as exc:
-        raise InvalidRequestObjectError("The request object is not a signed JWT.") from exc
-    kid = header.get("kid")
-    return kid if isinstance(kid, str) else None
-
-
-def _verify_signature(
-    raw: str, client: RegisteredClient, client_keys: ClientKeys, kid: str | None
-) -> jwt.Token:
-    try:
-        keys = client_keys.of(client)
-        if kid is not None and not _knows(keys, kid):
-            # The client may have rotated its keys: one fresh look before refusing.
-            keys = client_keys.of(client, refresh=True)
         # SECURITY: only the FAPI algorithms; "none" and HMAC (a shared secret) never.
-        return jwt.decode(raw, keys, algorithms=list(CLIENT_SIGNING_ALGS))
+        return jwt.decode(raw, client_keys.resolver(client), algorithms=list(CLIENT_SIGNING_ALGS))
     except InvalidClientKeysError as exc:
         raise InvalidRequestObjectError("The client's keys are not available.") from exc
-    except (JoseError, ValueError) as exc:
+    except (JoseError, ValueError, UnicodeError) as exc:
         raise InvalidRequestObjectError("The request object's signature is not valid.") from exc
-
-
-def _knows(keys: KeySet, kid: str) -> bool:
-    return any(key.kid == kid for key in keys)
 
 
 def _as_parameter(value: Any) -> str:

@@ -153,3 +153,36 @@ def test_client_without_private_key_jwt_cannot_use_an_assertion(client, deps, cl
                scope="helpdesk")  # fmt: skip
     secret_only = FapiClient(RP(client, client_id="secret-only", secret=None), key, clock.now)
     refused(token_with(client, secret_only.assertion()))
+
+
+def test_keys_from_a_jwks_uri_follow_the_clients_rotation(app, client, deps, clock):
+    import json
+
+    from werkzeug.wrappers import Request
+    from werkzeug.wrappers import Response
+
+    from idp.oidc.client_keys import ClientKeys
+    from tests.servers import serving
+
+    old, new = new_key("old"), new_key("new")
+    published = {"jwks": public_jwks(old)}
+
+    @Request.application
+    def jwks_endpoint(request: Request) -> Response:
+        return Response(json.dumps(published["jwks"]), mimetype="application/json")
+
+    # Refetch at once on an unknown kid (30 s apart in service), so the test need not wait.
+    app.extensions["idp.oauth"].client_keys = ClientKeys(refetch_after=0)
+    with serving(jwks_endpoint) as url:
+        add_client(deps, "rotating", secret=None, auth_methods=["private_key_jwt"],
+                   jwks_uri=url + "/jwks.json", grant_types=["client_credentials"],
+                   scope="helpdesk")  # fmt: skip
+        rotating = FapiClient(RP(client, client_id="rotating", secret=None), old, clock.now)
+        assert token_with(client, rotating.assertion()).status_code == 200
+        published["jwks"] = public_jwks(new)
+        assert token_with(client, rotating.assertion(key=new)).status_code == 200
+        # The old key is gone from the client's set: what it signs is refused now.
+        refused(token_with(client, rotating.assertion(key=old)))
+        refused(token_with(client, rotating.assertion(key=new_key("stranger"))))
+    # Keys that cannot be fetched authenticate nobody.
+    refused(token_with(client, rotating.assertion(key=new_key("elsewhere"))))
