@@ -131,8 +131,9 @@ class RegisteredClient:
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if method == "none":
             # Public clients prove nothing about themselves: they may redeem codes and
-            # refresh tokens (bound by PKCE and rotation) and revoke, never introspect.
-            return self.is_public and endpoint in ("token", "revocation")
+            # refresh tokens (bound by PKCE and rotation), push requests and revoke, never
+            # introspect.
+            return self.is_public and endpoint in ("token", "par", "revocation")
         return method in self.auth_methods
 
     def check_response_type(self, response_type: str) -> bool:

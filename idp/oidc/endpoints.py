@@ -183,8 +183,8 @@ class PushedAuthorization(TokenEndpoint):
     the authorization endpoint would; it gets a one-use ``request_uri`` for the browser."""
 
     ENDPOINT_NAME = "par"
-    # Confidential clients only: a pushed request is worth its authentication.
-    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, *KEY_METHODS]
+    # RFC 9126 §2: authenticated as at the token endpoint; a public client names itself.
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, *KEY_METHODS, "none"]
     server: IdpAuthorizationServer
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:

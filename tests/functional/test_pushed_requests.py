@@ -124,9 +124,22 @@ def test_push_needs_client_authentication(fapi, client):
     anonymous = client.post("/par", data=fapi.rp.authorize_params())
     assert anonymous.status_code in (400, 401)
     assert anonymous.get_json()["error"] == "invalid_client"
+    # A confidential client cannot fall back to naming itself.
+    unproven = client.post("/par", data=RP(client).authorize_params())
+    assert unproven.get_json()["error"] == "invalid_client"
+
+
+def test_public_client_pushes_with_its_client_id(client, deps):
+    """RFC 9126 §2: the token endpoint's rules, so a public client (PKCE) names itself."""
+    seed(deps, "somchai")
     public = RP(client, client_id="demo-public", secret=None)
-    pushed = client.post("/par", data=public.authorize_params())
-    assert pushed.get_json()["error"] == "invalid_client"
+    params = public.authorize_params()
+    pushed = client.post("/par", data=params)
+    assert pushed.status_code == 201, pushed.get_json()
+    query = {"client_id": "demo-public", "request_uri": pushed.get_json()["request_uri"]}
+    page = public.follow(client.get("/authorize?" + urlencode(query)))
+    callback = callback_params(public.submit(page, username="somchai", password=PASSWORD))
+    assert public.exchange(callback["code"]).status_code == 200
 
 
 def test_secret_clients_may_push_too(client, deps):
