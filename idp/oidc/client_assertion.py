@@ -99,4 +99,9 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         # Kept until the assertion expires (with the leeway): after that, exp refuses it.
         ttl = max(claims["exp"] - deps.clock.now().timestamp(), 0) + self.leeway + 1
         key = deps.keys.client_assertion_jti(sha256_hex(str(claims["iss"])), sha256_hex(jti))
-        return deps.store.set(key, b"1", ttl=ttl, only_if_new=True)
+        attempt = self.server.attempt_id().encode()
+        if deps.store.set(key, attempt, ttl=ttl, only_if_new=True):
+            return True
+        # Marked already: by another request (a replay), or by this very one before the web
+        # layer ran it again on a fresh database connection.
+        return deps.store.get(key) == attempt

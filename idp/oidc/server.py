@@ -25,6 +25,7 @@ is gone or no longer called where we expect):
 from __future__ import annotations
 
 import json
+import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from functools import cached_property
@@ -39,6 +40,7 @@ from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask
+from flask import g as flask_g
 from flask import request as flask_request
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -192,6 +194,14 @@ class IdpAuthorizationServer(AuthorizationServer):
 
     def db(self) -> Session:
         return self._db()
+
+    def attempt_id(self) -> str:
+        """This HTTP request's own id, never taken from the caller, and the same when the web
+        layer runs the request again after a dropped database connection (outages.py): what
+        the first run marked as used (an assertion's jti) is then recognised as its own."""
+        if "idp_attempt_id" not in flask_g:
+            flask_g.idp_attempt_id = secrets.token_hex(16)
+        return str(flask_g.idp_attempt_id)
 
     def audit_context(self) -> AuditContext:
         return self._audit_context()
