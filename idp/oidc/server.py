@@ -40,7 +40,6 @@ from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask
-from flask import g as flask_g
 from flask import request as flask_request
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -199,9 +198,9 @@ class IdpAuthorizationServer(AuthorizationServer):
         """This HTTP request's own id, never taken from the caller, and the same when the web
         layer runs the request again after a dropped database connection (outages.py): what
         the first run marked as used (an assertion's jti) is then recognised as its own."""
-        if "idp_attempt_id" not in flask_g:
-            flask_g.idp_attempt_id = secrets.token_hex(16)
-        return str(flask_g.idp_attempt_id)
+        # Kept in the WSGI environ: one per HTTP request; headers cannot name such a key.
+        environ = flask_request.environ
+        return str(environ.setdefault("idp.attempt_id", secrets.token_hex(16)))
 
     def audit_context(self) -> AuditContext:
         return self._audit_context()
