@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 import tempfile
+from pathlib import Path
+from typing import Any
 from typing import BinaryIO
 
 import click
@@ -306,6 +308,20 @@ def clients() -> None:
 @click.option("--may-introspect", is_flag=True, help="May introspect any client's tokens.")
 @click.option("--backchannel-logout-uri")
 @click.option("--security-event-uri", help="Push CAEP security events here (RFC 8935).")
+@click.option(
+    "--profile",
+    type=click.Choice(["fapi2"]),
+    help="fapi2: pushed requests required, private_key_jwt (FAPI 2.0 Security Profile).",
+)
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File with the client's public JWK Set (private_key_jwt, request objects).",
+)
+@click.option("--jwks-uri", help="Where the client publishes its public JWK Set.")
+@click.option("--require-par", is_flag=True, help="Only pushed authorization requests.")
+@click.option("--require-signed-request-object", is_flag=True, help="Only signed requests.")
 def clients_add(
     client_id: str,
     name: str,
@@ -320,14 +336,37 @@ def clients_add(
     may_introspect: bool,
     backchannel_logout_uri: str | None,
     security_event_uri: str | None,
+    profile: str | None,
+    jwks_file: str | None,
+    jwks_uri: str | None,
+    require_par: bool,
+    require_signed_request_object: bool,
 ) -> None:
     """Register (or replace) a client."""
+    import json
+
+    from idp.oidc.clients import KEY_METHODS
+    from idp.oidc.clients import apply_profile
     from idp.oidc.clients import generate_client_secret
     from idp.oidc.clients import register_client
 
     deps = _deps()
-    generated = not public and secret is None
-    if not public:
+    try:
+        jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
+    except ValueError as exc:
+        raise click.ClickException("--jwks: the file is not JSON.") from exc
+    metadata: dict[str, Any] = {
+        "auth_methods": list(auth_methods),
+        "require_pushed_authorization_requests": require_par,
+        "require_signed_request_object": require_signed_request_object,
+        "id_token_signed_response_alg": id_token_alg,
+    }
+    if profile:
+        metadata = apply_profile(profile, metadata)
+    # A client proving itself with its key alone has no secret to generate.
+    keys_only = set(metadata["auth_methods"]) <= set(KEY_METHODS)
+    generated = not public and not keys_only and secret is None
+    if not public and not keys_only:
         secret = secret or generate_client_secret()
     try:
         with deps.sessions.begin() as session:
@@ -338,16 +377,17 @@ def clients_add(
                 client_name=name,
                 now=deps.clock.now(),
                 secret=None if public else secret,
-                auth_methods=list(auth_methods),
                 redirect_uris=list(redirect_uris),
                 post_logout_redirect_uris=list(post_logout_uris),
                 grant_types=list(grant_types),
                 scope=scope,
-                id_token_signed_response_alg=id_token_alg,
                 backchannel_logout_uri=backchannel_logout_uri,
                 security_event_uri=security_event_uri,
                 may_introspect=may_introspect,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
                 actor="cli",
+                **metadata,
             )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc

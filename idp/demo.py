@@ -3,7 +3,9 @@ behind ``make demo``."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,9 +13,12 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +26,7 @@ from idp.accounts.service import create_user
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
+from idp.oidc.clients import apply_profile
 from idp.oidc.clients import register_client
 from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
@@ -31,11 +37,14 @@ from idp.roles.models import Role
 from idp.roles.models import Unit
 from idp.roles.periods import thai_date
 from idp.roles.units import create_unit
+from idp.settings import Settings
 
 DEMO_PASSWORD = "Demo-Pass-2025!"
 DEMO_UNIT = "0000000001"
 ROLES = "role:recorder role:approve-1 role:approve-2"
 PORTAL_SECRET = "gfms-portal-demo-secret-not-for-production"
+FAPI_CLIENT_ID = "demo-fapi"
+FAPI_KEY_FILE = "demo-fapi.private.jwk.json"
 
 
 @dataclass(frozen=True)
@@ -118,10 +127,58 @@ def seed(session: Session, deps: Deps) -> list[str]:
         )
         lines.append(f"user {person.username}: {person.what}")
     lines += _seed_roles(session, deps)
-    for client in demo_clients():
+    key_file = instance_dir(settings) / FAPI_KEY_FILE
+    fapi_key = demo_fapi_key(key_file)
+    for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False)):
         register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
         lines.append(f"client {client['client_id']}")
+    lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
     return lines
+
+
+def instance_dir(settings: Settings) -> Path:
+    """The demo's instance folder: where its embedded database lives (``instance/`` by
+    default), or ``instance/`` under the working directory when the database is elsewhere."""
+    prefix = "sqlite:///"
+    if settings.database_url.startswith(prefix) and settings.database_url != prefix:
+        return Path(settings.database_url[len(prefix) :]).parent
+    return Path("instance")
+
+
+def demo_fapi_key(path: Path) -> ECKey:
+    """demo-fapi's P-256 signing key: the one in ``path`` when it holds one, else a new one
+    written there (for the demo's relying party, and for tests outside this repository)."""
+    existing = _read_private_key(path)
+    if existing is not None:
+        return existing
+    key = ECKey.generate_key(
+        "P-256",
+        parameters={"kid": f"demo-fapi-{secrets.token_hex(4)}", "alg": "ES256", "use": "sig"},
+        private=True,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    staged.write_text(json.dumps(key.as_dict(private=True), indent=2) + "\n")
+    staged.chmod(0o600)
+    try:
+        # Atomic and refusing to replace: of two seeds at once, one key is kept, read by both.
+        os.link(staged, path)
+    except FileExistsError:
+        pass
+    finally:
+        staged.unlink()
+    return _read_private_key(path) or key
+
+
+def _read_private_key(path: Path) -> ECKey | None:
+    try:
+        data = json.loads(path.read_text())
+        key = ECKey.import_key(data)
+    except (OSError, ValueError, JoseError):
+        return None
+    if key.curve_name != "P-256" or not key.is_private or not key.kid:
+        return None
+    return key
 
 
 def _seed_roles(session: Session, deps: Deps) -> list[str]:
@@ -163,8 +220,9 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
     return lines
 
 
-def demo_clients() -> list[dict[str, Any]]:
-    return [
+def demo_clients(fapi_public_jwk: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The demo clients; demo-fapi too when its public key is given."""
+    clients: list[dict[str, Any]] = [
         {
             "client_id": "gfms-portal",
             "client_name": "GFMS Portal",
@@ -216,6 +274,27 @@ def demo_clients() -> list[dict[str, Any]]:
             "allow_weak_secret": True,
         },
     ]
+    if fapi_public_jwk is not None:
+        clients.append(demo_fapi_client(fapi_public_jwk))
+    return clients
+
+
+def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
+    """demo-fapi: the FAPI 2.0 profile (pushed requests, private_key_jwt with ES256)."""
+    return apply_profile(
+        "fapi2",
+        {
+            "client_id": FAPI_CLIENT_ID,
+            "client_name": "Demo FAPI 2.0 client",
+            "secret": None,
+            "auth_methods": [],
+            "redirect_uris": ["http://127.0.0.1:9999/callback"],
+            "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email offline_access",
+            "jwks": {"keys": [public_jwk]},
+        },
+    )
 
 
 # --- demo phones ----------------------------------------------------------------------------
@@ -353,7 +432,8 @@ def _print_banner() -> None:
         "",
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
-        "demo-service (secret demo-service-secret)",
+        "demo-service (secret demo-service-secret), "
+        "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json)",
         "",
     ]
     print("\n".join(lines), flush=True)

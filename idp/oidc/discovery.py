@@ -8,6 +8,8 @@ from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
 from idp.oidc.authorization_details import SUPPORTED_TYPES
 from idp.oidc.claims import VERIFIABLE_CLAIMS
+from idp.oidc.clients import CLIENT_SIGNING_ALGS
+from idp.oidc.clients import KEY_METHODS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import SUPPORTED_SCOPES
 from idp.oidc.keys import SUPPORTED_ALGS
@@ -25,15 +27,21 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "end_session_endpoint": f"{issuer}/logout",
         "introspection_endpoint": f"{issuer}/introspect",
         "revocation_endpoint": f"{issuer}/revoke",
+        # RFC 9126 §5; a client may be registered to push every request (its own metadata).
+        "pushed_authorization_request_endpoint": f"{issuer}/par",
+        "require_pushed_authorization_requests": False,
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "token_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
-        "introspection_endpoint_auth_methods_supported": list(SECRET_METHODS),
-        "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, "none"],
+        "token_endpoint_auth_methods_supported": [*SECRET_METHODS, *KEY_METHODS, "none"],
+        "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
+        "introspection_endpoint_auth_methods_supported": [*SECRET_METHODS, *KEY_METHODS],
+        "introspection_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
+        "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, *KEY_METHODS, "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "acr_values_supported": [acr_uri(issuer, level) for level in Assurance],
         # RFC 9396 §10: transaction confirmation on the phone.
@@ -71,8 +79,12 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "evidence_supported": ["document"],
         "documents_supported": ["idcard"],
         "claims_in_verified_claims_supported": list(VERIFIABLE_CLAIMS),
-        "request_parameter_supported": False,
+        # RFC 9101: signed request objects by value; request_uri only from our PAR endpoint
+        # (no request object is fetched from the web), hence false.
+        "request_parameter_supported": True,
         "request_uri_parameter_supported": False,
+        "request_object_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
+        "require_signed_request_object": False,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["th-TH", "en"],
         "authorization_response_iss_parameter_supported": True,

@@ -1,5 +1,5 @@
-"""Introspection (RFC 7662), revocation (RFC 7009) and RP-initiated logout, on Authlib's
-endpoint classes."""
+"""Introspection (RFC 7662), revocation (RFC 7009), pushed authorization requests (RFC 9126)
+and RP-initiated logout, on Authlib's endpoint classes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import ClassVar
 
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import TokenEndpoint
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
@@ -19,12 +21,18 @@ from authlib.oidc.rpinitiated.end_session import EndSessionRequest
 
 from idp.accounts.models import User
 from idp.audit.service import record
+from idp.oidc.clients import KEY_METHODS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import RegisteredClient
 from idp.oidc.grants import find_grant_of_refresh_token
 from idp.oidc.grants import refresh_token_is_live
+from idp.oidc.interaction import StoredAuthorizationRequest
+from idp.oidc.interaction import validate_extensions
+from idp.oidc.interaction import validate_request_shape
 from idp.oidc.models import Grant
 from idp.oidc.models import RefreshToken
+from idp.oidc.par import push
+from idp.oidc.par import resolve_pushed_params
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.revocation.models import RevokedKind
 from idp.revocation.service import revoke_grant
@@ -48,7 +56,7 @@ class Introspection(IntrospectionEndpoint):
     """RFC 7662. A client may introspect the tokens issued to it; a client registered as a
     protected resource (``may_introspect``) may introspect any token."""
 
-    CLIENT_AUTH_METHODS: ClassVar[list[str]] = list(SECRET_METHODS)
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, *KEY_METHODS]
     server: IdpAuthorizationServer
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:
@@ -110,7 +118,7 @@ class TokenRevocation(RevocationEndpoint):
     """RFC 7009. Revoking a refresh token revokes its grant and the grant's access tokens;
     revoking an access token puts its ``jti`` on the revocation list until it expires."""
 
-    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, "none"]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, *KEY_METHODS, "none"]
     server: IdpAuthorizationServer
 
     def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:
@@ -164,6 +172,50 @@ class TokenRevocation(RevocationEndpoint):
             now=self.server.deps.clock.now(),
             context=self.server.audit_context(),
         )
+
+
+# Client authentication travels with a pushed request but is not part of it.
+_CLIENT_AUTH_PARAMS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+
+
+class PushedAuthorization(TokenEndpoint):
+    """RFC 9126: the client authenticates and pushes its authorization request, validated as
+    the authorization endpoint would; it gets a one-use ``request_uri`` for the browser."""
+
+    ENDPOINT_NAME = "par"
+    # RFC 9126 §2: authenticated as at the token endpoint; a public client names itself.
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = [*SECRET_METHODS, *KEY_METHODS, "none"]
+    server: IdpAuthorizationServer
+
+    def create_endpoint_response(self, request: Any) -> tuple[int, dict[str, Any], list[Any]]:
+        client: RegisteredClient = self.authenticate_endpoint_client(request)
+        deps = self.server.deps
+        now = deps.clock.now()
+        try:
+            body = validate_request_shape(request.form)
+            params = resolve_pushed_params(
+                {k: v for k, v in body.items() if k not in _CLIENT_AUTH_PARAMS},
+                client,
+                client_keys=self.server.client_keys,
+                issuer=deps.settings.issuer,
+                now=now,
+            )
+            # The authorization endpoint's own checks, now, so the client hears of a
+            # mistake from us rather than from the browser.
+            stored = StoredAuthorizationRequest(deps.settings.issuer, params)
+            grant = self.server.get_authorization_grant(stored)
+            grant.validate_authorization_request()
+            validate_extensions(params)
+        except OAuth2Error as error:
+            # RFC 9126 §2.3: errors answer the push itself; nothing is redirected.
+            error.redirect_uri = None
+            error.state = None
+            raise
+        request_uri, expires_in = push(
+            deps.store, deps.keys, client_id=client.client_id, params=params, now=now
+        )
+        # RFC 9126 §2.2: 201 Created.
+        return 201, {"request_uri": request_uri, "expires_in": expires_in}, default_json_headers
 
 
 @dataclass

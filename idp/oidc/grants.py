@@ -62,7 +62,8 @@ from idp.store.secrets import sha256_hex
 if TYPE_CHECKING:
     from idp.oidc.server import IdpAuthorizationServer
 
-SECRET_AUTH = ["client_secret_basic", "client_secret_post"]
+# Confidential clients: a secret, or a JWT signed with their key (RFC 7523).
+SECRET_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import assurance_of
@@ -37,10 +39,14 @@ SINGLE_PARAMS = (
     "id_token_hint",
     "claims",
     "authorization_details",
+    "request",
+    "request_uri",
 )
 MAX_PARAM_LENGTH = 2048
 # A few payment approvals with Thai payees, as JSON.
 MAX_DETAILS_LENGTH = 8192
+# A signed request object holding such a request, base64url-encoded with its signature.
+MAX_REQUEST_OBJECT_LENGTH = 16384
 
 
 class RequestNotSupportedError(OAuth2Error):
@@ -55,18 +61,44 @@ class RegistrationNotSupportedError(OAuth2Error):
     error = "registration_not_supported"
 
 
+class StoredAuthorizationRequest(OAuth2Request):
+    """An authorization request from saved parameters: resumed after the login interaction,
+    or pushed (RFC 9126), or read from a request object (RFC 9101)."""
+
+    def __init__(self, issuer: str, params: dict[str, str]) -> None:
+        super().__init__("GET", issuer + "/authorize", headers={})
+        self.payload = BasicOAuth2Payload(params)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return dict(self.payload.data)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return {}
+
+
 def validate_request_shape(values: Any) -> dict[str, str]:
     """Reject duplicated or oversized parameters before anything else reads them.
 
     Raises:
         InvalidRequestError: without a redirect URI (nothing has been validated yet).
     """
+    return validate_parameters({key: values.getlist(key) for key in values})
+
+
+def validate_parameters(values: dict[str, list[str]]) -> dict[str, str]:
+    """``validate_request_shape`` on parameters already gathered by name.
+
+    Raises:
+        InvalidRequestError
+    """
     params: dict[str, str] = {}
-    for key in values:
-        items = values.getlist(key)
+    for key, items in values.items():
         if key in SINGLE_PARAMS and len(items) > 1:
             raise InvalidRequestError(f"Multiple '{key}' in request.")
-        limit = MAX_DETAILS_LENGTH if key == "authorization_details" else MAX_PARAM_LENGTH
+        limit = {"authorization_details": MAX_DETAILS_LENGTH,
+                 "request": MAX_REQUEST_OBJECT_LENGTH}.get(key, MAX_PARAM_LENGTH)  # fmt: skip
         if any(len(item) > limit for item in items) or len(key) > 64:
             raise InvalidRequestError("A request parameter is too long.")
         params[key] = items[0]

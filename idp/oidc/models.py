@@ -38,12 +38,15 @@ class Client(Base):
     security_event_uri: Mapped[str | None] = mapped_column(String(500))
     # RFC 7662 §2.1: a protected resource may introspect tokens issued to other clients.
     may_introspect: Mapped[bool] = mapped_column(default=False)
+    # The client's public keys (RFC 7591 §2): inline, or where to fetch them. They verify its
+    # client assertions (private_key_jwt) and its request objects (RFC 9101).
+    jwks: Mapped[dict[str, Any] | None]
+    jwks_uri: Mapped[str | None] = mapped_column(String(500))
+    # RFC 9126 §6 and RFC 9101 §10.5: authorization requests only pushed, only signed.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
+    require_signed_request_object: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
-
-    @property
-    def is_public(self) -> bool:
-        return self.secret_hash is None
 
 
 class AuthorizationCode(Base):

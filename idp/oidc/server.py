@@ -17,10 +17,15 @@ is gone or no longer called where we expect):
   prompt hooks (``validate_openid_authorization_request``, ``validate_request_prompt``) are
   kept, its ``after_create_token_response`` hook (``process_token``) is
   skipped, because our grants make the ID token from the recorded authentication.
+- ``JWTBearerClientAssertion``: ``process_assertion_claims`` (client_assertion.py): the
+  signature is checked with our algorithm list and the claims on our clock;
+  ``resolve_client_public_key`` gives the client's registered keys (client_keys.py).
 """
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from functools import cached_property
@@ -31,26 +36,31 @@ from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask
 from flask import request as flask_request
+from joserfc.errors import JoseError
+from joserfc.jws import extract_compact
 from prometheus_client import Counter
 from sqlalchemy.orm import Session
 
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.deps import Deps
+from idp.oidc.client_assertion import PrivateKeyJwt
+from idp.oidc.client_keys import ClientKeys
 from idp.oidc.endpoints import EndSession
 from idp.oidc.endpoints import Introspection
+from idp.oidc.endpoints import PushedAuthorization
 from idp.oidc.endpoints import TokenRevocation
 from idp.oidc.grants import AuthorizationCodeGrant
 from idp.oidc.grants import ClientCredentialsGrant
 from idp.oidc.grants import OpenIDAuthorization
 from idp.oidc.grants import RefreshTokenGrant
 from idp.oidc.grants import S256CodeChallenge
+from idp.oidc.interaction import StoredAuthorizationRequest
 
 # (class, member we override or set, the method of that class that must still use it)
 AUTHLIB_SEAMS: tuple[tuple[str, str, str], ...] = (
@@ -63,6 +73,8 @@ AUTHLIB_SEAMS: tuple[tuple[str, str, str], ...] = (
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "_request", "__init__"),
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "payload", "__init__"),
     ("authlib.oidc.core:OpenIDCode", "validate_openid_authorization_request", "__call__"),
+    ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "process_assertion_claims", "__call__"),
+    ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "resolve_client_public_key", "__call__"),
 )  # fmt: skip
 # The hooks Authlib's OpenIDCode registers; OpenIDAuthorization keeps all but the first.
 AUTHLIB_OPENID_HOOKS = (
@@ -70,6 +82,8 @@ AUTHLIB_OPENID_HOOKS = (
     "after_validate_authorization_request_payload",
     "after_validate_consent_request",
 )
+
+__all__ = ["IdpAuthorizationServer", "StoredAuthorizationRequest", "build_authorization_server"]
 
 TOKENS_ISSUED = Counter("idp_tokens_issued_total", "Access tokens issued", ["grant_type"])
 
@@ -109,22 +123,6 @@ class _FlaskRequest(FlaskOAuth2Request):
             self.payload = FlaskOAuth2Payload(request)
 
 
-class StoredAuthorizationRequest(OAuth2Request):
-    """An authorization request resumed after the login interaction, from its saved query."""
-
-    def __init__(self, issuer: str, params: dict[str, str]) -> None:
-        super().__init__("GET", issuer + "/authorize", headers={})
-        self.payload = BasicOAuth2Payload(params)
-
-    @property
-    def args(self) -> dict[str, str]:
-        return dict(self.payload.data)
-
-    @property
-    def form(self) -> dict[str, str]:
-        return {}
-
-
 class _IssuerParameter(IssuerParameter):
     def __init__(self, issuer: str) -> None:
         self._issuer = issuer
@@ -147,6 +145,8 @@ class IdpAuthorizationServer(AuthorizationServer):
         # engine knows nothing of how a request keeps them.
         self._db = db
         self._audit_context = audit_context
+        # Clients' public keys (private_key_jwt, request objects), fetched ones cached.
+        self.client_keys = ClientKeys()
 
     def query_client(self, client_id: str) -> Any:
         return self.deps.clients.get(client_id)
@@ -169,24 +169,38 @@ class IdpAuthorizationServer(AuthorizationServer):
         """A failed client authentication is a security event, though the answer is an error
         (whose transaction is rolled back): it is recorded in a transaction of its own."""
         client_id = None
+        method = None
         if request is not None:
             client_id, _ = extract_basic_authorization(request.headers)
             client_id = client_id or request.payload.data.get("client_id")
-        if client_id and not client_id.isprintable():
-            client_id = "(unprintable)"
+            if request.payload.data.get("client_assertion_type"):
+                method = PrivateKeyJwt.CLIENT_AUTH_METHOD
+                # Unverified (the assertion was refused): who it claims to come from.
+                client_id = client_id or _claimed_subject(request.payload.data)
+            if isinstance(client_id, str) and not client_id.isprintable():
+                client_id = "(unprintable)"
         with self.deps.sessions.begin() as session:
             record(
                 session,
                 "client.authentication_failed",
                 now=self.deps.clock.now(),
                 outcome="failure",
-                client_id=(client_id or "")[:64] or None,
+                client_id=(client_id if isinstance(client_id, str) else "")[:64] or None,
                 context=self.audit_context(),
                 endpoint=flask_request.path,
+                **({"method": method} if method else {}),
             )
 
     def db(self) -> Session:
         return self._db()
+
+    def attempt_id(self) -> str:
+        """This HTTP request's own id, never taken from the caller, and the same when the web
+        layer runs the request again after a dropped database connection (outages.py): what
+        the first run marked as used (an assertion's jti) is then recognised as its own."""
+        # Kept in the WSGI environ: one per HTTP request; headers cannot name such a key.
+        environ = flask_request.environ
+        return str(environ.setdefault("idp.attempt_id", secrets.token_hex(16)))
 
     def audit_context(self) -> AuditContext:
         return self._audit_context()
@@ -206,12 +220,25 @@ def build_authorization_server(
     server.init_app(app)
     server.scopes_supported = None  # clients filter scopes themselves (clients.py)
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), OpenIDAuthorization()])
+    # RFC 7523 client assertions, wherever the endpoint lists private_key_jwt.
+    server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(server))
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(Introspection(server))
     server.register_endpoint(TokenRevocation(server))
+    server.register_endpoint(PushedAuthorization(server))
     server.end_session_endpoint = EndSession(server)
     server.register_endpoint(server.end_session_endpoint)
     # RFC 9207: iss in every authorization response, so a client can tell its IdPs apart.
     _IssuerParameter(deps.settings.issuer)(server)
     return server
+
+
+def _claimed_subject(data: Any) -> str | None:
+    """The ``sub`` a refused client assertion names, for the audit trail only."""
+    try:
+        claims = json.loads(extract_compact(str(data.get("client_assertion", "")).encode()).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None

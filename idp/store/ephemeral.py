@@ -106,6 +106,12 @@ class Keys:
     def dpop_jti(self, jti: str) -> str:
         return f"{self._prefix}mfa:dpop-jti:{jti}"
 
+    def pushed_request(self, handle_hash: str) -> str:
+        return f"{self._prefix}oidc:par:{handle_hash}"
+
+    def client_assertion_jti(self, client_id_hash: str, jti_hash: str) -> str:
+        return f"{self._prefix}oidc:assertion-jti:{client_id_hash}:{jti_hash}"
+
     def totp_used(self, device_id: str, counter: int) -> str:
         return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"
 

@@ -19,6 +19,9 @@ EVENT_LABELS: dict[str, Any] = {
     "api.on_behalf_of_refused": _l("An integration named a staff member it may not act for"),
     "audit.trail_exported": _l("The audit trail was exported"),
     "authorization.code_issued": _l("An application was given a sign-in code"),
+    "authorization.request_refused": _l(
+        "An application's pushed or signed sign-in request was refused"
+    ),
     "client.authentication_failed": _l("An application failed to prove who it is"),
     "client.registered": _l("An application was registered"),
     "enrol.activation_issued": _l("An activation code for the phone was shown"),

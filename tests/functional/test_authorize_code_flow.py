@@ -100,10 +100,6 @@ def test_login_hint_prefills_the_username(rp):
         ({"code_challenge_method": None}, "must be S256"),
         ({"code_challenge": "short"}, "Invalid 'code_challenge'"),
         ({"response_mode": "fragment"}, "response_mode=query"),
-        ({"request": "eyJhbGciOiJub25lIn0.e30."}, None),
-        # OIDC Core §6: refused with their own errors while not supported.
-        ({"request_uri": "https://app.example/request.jwt"}, None),
-        ({"request_uri": "urn:ietf:params:oauth:request_uri:abc"}, None),
         ({"prompt": "none login"}, "prompt"),
         ({"max_age": "-1"}, "max_age"),
     ],
@@ -116,11 +112,29 @@ def test_invalid_request_is_redirected_with_state_and_iss(rp, overrides, descrip
     params = {k: v[0] for k, v in parse_qs(location.query).items()}
     assert params["state"] == rp.state
     assert params["iss"] == ISSUER
-    expected = {"request": "request_not_supported", "request_uri": "request_uri_not_supported"}
-    expected_error = next((expected[k] for k in overrides if k in expected), "invalid_request")
-    assert params["error"] == expected_error
+    assert params["error"] == "invalid_request"
     if description:
         assert description in params["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        # An unsigned request object (RFC 9101): no key, no trust in anything it says.
+        ({"request": "eyJhbGciOiJub25lIn0.e30."}, "invalid_request_object"),
+        # OIDC Core §6: request objects are never fetched from the web.
+        ({"request_uri": "https://app.example/request.jwt"}, "request_uri_not_supported"),
+        # RFC 9126: a request_uri that no push issued.
+        ({"request_uri": "urn:ietf:params:oauth:request_uri:abc"}, "invalid_request_uri"),
+    ],
+)
+def test_refused_request_objects_are_shown_not_redirected(rp, overrides, code):
+    """The query's redirect_uri is not the request's when a request object replaces it, so
+    the error is shown here, as node-oidc-provider does."""
+    response = rp.authorize(**overrides)
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert code in response.get_data(as_text=True)
 
 
 def test_unsupported_response_type_is_redirected(rp):

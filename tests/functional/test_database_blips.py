@@ -76,3 +76,35 @@ def test_a_form_post_meeting_a_dropped_connection_gets_a_503_with_retry_after(bl
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert 'id="error-code">temporarily_unavailable' in response.get_data(as_text=True)
+
+
+def test_client_assertion_survives_the_run_again(blip, clock):
+    """The request runs again on a fresh connection: its assertion's jti, marked used by the
+    first run, must not make the second one refuse the client."""
+    from tests.factories import add_client
+    from tests.fapi import ASSERTION_TYPE
+    from tests.fapi import FapiClient
+    from tests.fapi import new_key
+    from tests.fapi import public_jwks
+
+    client, drop_connections = blip
+    deps = client.application.extensions["idp.oauth"].deps
+    key = new_key()
+    add_client(deps, "pkj-service", secret=None, auth_methods=["private_key_jwt"],
+               jwks=public_jwks(key), grant_types=["client_credentials"],
+               scope="helpdesk")  # fmt: skip
+    service = FapiClient(RP(client, client_id="pkj-service", secret=None), key, clock.now)
+
+    def token(assertion: str):
+        return client.post("/token", data={"grant_type": "client_credentials",
+                                           "client_assertion_type": ASSERTION_TYPE,
+                                           "client_assertion": assertion})  # fmt: skip
+
+    assert token(service.assertion()).status_code == 200  # the client is cached now
+    assert drop_connections() >= 1
+    answer = token(service.assertion())
+    assert answer.status_code == 200, answer.get_json()
+    # Replay from another request is still refused.
+    replay = service.assertion()
+    assert token(replay).status_code == 200
+    assert token(replay).get_json()["error"] == "invalid_client"

@@ -56,3 +56,51 @@ def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(t
     assert prepare_metrics_dir(str(fresh), "8000") == str(fresh)
     assert fresh.is_dir()
     assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
+
+
+def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
+    import json
+
+    from tests.fapi import new_key
+    from tests.fapi import public_jwks
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("IDP_DATABASE_URL", url)
+    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(public_jwks(new_key())))
+    result = runner.invoke(
+        main,
+        ["clients", "add", "fapi-rp", "--name", "FAPI RP", "--profile", "fapi2",
+         "--redirect-uri", "https://rp.example/cb", "--jwks", str(jwks)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "secret" not in result.output  # the key is its credential
+    private = tmp_path / "private.json"
+    private.write_text(json.dumps({"keys": [new_key().as_dict(private=True)]}))
+    leaked = runner.invoke(
+        main,
+        ["clients", "add", "leaky-rp", "--name", "Leaky", "--profile", "fapi2",
+         "--redirect-uri", "https://rp.example/cb", "--jwks", str(private)],
+    )  # fmt: skip
+    assert leaked.exit_code != 0
+    assert "public keys only" in leaked.output
+    keyless = runner.invoke(
+        main,
+        ["clients", "add", "keyless-rp", "--name", "Keyless", "--profile", "fapi2",
+         "--redirect-uri", "https://rp.example/cb"],
+    )  # fmt: skip
+    assert keyless.exit_code != 0
+    engine = make_engine(url)
+    with Session(engine) as session:
+        client = session.get(Client, "fapi-rp")
+        assert client is not None
+        assert client.auth_methods == ["private_key_jwt"]
+        assert client.secret_hash is None
+        assert client.require_pushed_authorization_requests is True
+        assert client.id_token_signed_response_alg == "ES256"
+        assert client.jwks == json.loads(jwks.read_text())
+        assert session.get(Client, "leaky-rp") is None
+    engine.dispose()

@@ -1,0 +1,50 @@
+// A FAPI 2.0 relying party on openid-client (v6): pushed authorization request and
+// private_key_jwt, against the IdP under test.
+//   node fapi_client.mjs start ISSUER CLIENT_ID KEY_FILE REDIRECT_URI STATE_FILE
+//     -> prints the authorization URL (with the pushed request_uri)
+//   node fapi_client.mjs finish ISSUER CLIENT_ID KEY_FILE CALLBACK_URL STATE_FILE
+//     -> prints the token response and the ID token's claims as JSON
+import { readFileSync, writeFileSync } from "node:fs";
+import * as client from "openid-client";
+
+const [mode, issuer, clientId, keyFile, url, stateFile] = process.argv.slice(2);
+const jwk = JSON.parse(readFileSync(keyFile, "utf8"));
+const key = await crypto.subtle.importKey(
+  "jwk",
+  { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, d: jwk.d },
+  { name: "ECDSA", namedCurve: "P-256" },
+  false,
+  ["sign"],
+);
+const config = await client.discovery(
+  new URL(issuer),
+  clientId,
+  {},
+  client.PrivateKeyJwt({ key, kid: jwk.kid }),
+  // The IdP under test listens on loopback over plain HTTP.
+  { execute: [client.allowInsecureRequests] },
+);
+
+if (mode === "start") {
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const authorizationUrl = await client.buildAuthorizationUrlWithPAR(config, {
+    redirect_uri: url,
+    scope: "openid profile",
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: "S256",
+    state,
+    nonce,
+  });
+  writeFileSync(stateFile, JSON.stringify({ codeVerifier, state, nonce }));
+  process.stdout.write(authorizationUrl.href);
+} else {
+  const { codeVerifier, state, nonce } = JSON.parse(readFileSync(stateFile, "utf8"));
+  const tokens = await client.authorizationCodeGrant(config, new URL(url), {
+    pkceCodeVerifier: codeVerifier,
+    expectedState: state,
+    expectedNonce: nonce,
+  });
+  process.stdout.write(JSON.stringify({ tokens, claims: tokens.claims() }));
+}
