@@ -307,6 +307,11 @@ def clients() -> None:
 @click.option("--may-introspect", is_flag=True, help="May introspect any client's tokens.")
 @click.option("--backchannel-logout-uri")
 @click.option("--security-event-uri", help="Push CAEP security events here (RFC 8935).")
+@click.option(
+    "--dpop-bound-access-tokens",
+    is_flag=True,
+    help="Every token request must carry a DPoP proof (RFC 9449 5.2).",
+)
 def clients_add(
     client_id: str,
     name: str,
@@ -321,6 +326,7 @@ def clients_add(
     may_introspect: bool,
     backchannel_logout_uri: str | None,
     security_event_uri: str | None,
+    dpop_bound_access_tokens: bool,
 ) -> None:
     """Register (or replace) a client."""
     from idp.oidc.clients import generate_client_secret
@@ -348,6 +354,7 @@ def clients_add(
                 backchannel_logout_uri=backchannel_logout_uri,
                 security_event_uri=security_event_uri,
                 may_introspect=may_introspect,
+                dpop_bound_access_tokens=dpop_bound_access_tokens,
                 actor="cli",
             )
     except IdpError as exc:

@@ -163,6 +163,11 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
     return lines
 
 
+# RFC 9449 §5.2 metadata of the FAPI 2.0 demo client (demo-fapi), merged into its entry below:
+# its token requests must carry a DPoP proof, so its access tokens are always key-bound.
+DEMO_FAPI_DPOP: dict[str, Any] = {"dpop_bound_access_tokens": True}
+
+
 def demo_clients() -> list[dict[str, Any]]:
     return [
         {

@@ -81,6 +81,8 @@ class RegisteredClient:
     security_event_uri: str | None
     may_introspect: bool
     _cipher: DataCipher = field(repr=False, compare=False)
+    # RFC 9449 §5.2: a token request without a DPoP proof is refused.
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -182,6 +184,7 @@ class ClientRegistry:
             security_event_uri=row.security_event_uri,
             may_introspect=row.may_introspect,
             _cipher=self._cipher,
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
         )
 
 
@@ -202,6 +205,7 @@ def register_client(
     backchannel_logout_uri: str | None = None,
     security_event_uri: str | None = None,
     may_introspect: bool = False,
+    dpop_bound_access_tokens: bool = False,
     allow_weak_secret: bool = False,
     actor: str | None = None,
 ) -> Client:
@@ -234,6 +238,7 @@ def register_client(
     row.backchannel_logout_uri = backchannel_logout_uri
     row.security_event_uri = security_event_uri
     row.may_introspect = may_introspect
+    row.dpop_bound_access_tokens = dpop_bound_access_tokens
     row.disabled_at = None
     session.add(row)
     session.flush()
@@ -245,6 +250,7 @@ def register_client(
         client_id=client_id,
         grant_types=grant_types,
         scope=scope,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     return row
 

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import assurance_of
 from idp.oidc.authorization_details import parse_authorization_details
+from idp.oidc.dpop import validate_dpop_jkt
 
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Single-valued request parameters that must appear at most once (RFC 6749 §3.1).
@@ -97,6 +98,7 @@ def validate_extensions(params: dict[str, str]) -> None:
     if "claims" in params:
         parse_claims_request(params["claims"])
     parse_authorization_details(params.get("authorization_details"))
+    validate_dpop_jkt(params.get("dpop_jkt"))
 
 
 def required_assurance(params: dict[str, str], issuer: str) -> Assurance | None:

@@ -106,6 +106,9 @@ class Keys:
     def dpop_jti(self, jti: str) -> str:
         return f"{self._prefix}mfa:dpop-jti:{jti}"
 
+    def oauth_dpop_jti(self, thumbprint: str, jti: str) -> str:
+        return f"{self._prefix}oauth:dpop-jti:{thumbprint}:{jti}"
+
     def totp_used(self, device_id: str, counter: int) -> str:
         return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"
 
