@@ -80,7 +80,8 @@ class Site:
         verifier, challenge = pkce_pair()
         params = {"response_type": "code", "client_id": client_id, "redirect_uri": CALLBACK,
                   "scope": "openid profile offline_access", "state": "s", "nonce": "n",
-                  "code_challenge": challenge, "code_challenge_method": "S256", **extra}  # fmt: skip
+                  "code_challenge": challenge, "code_challenge_method": "S256",
+                  **extra}  # fmt: skip
         callback = sign_in(f"{self.url}/authorize?{urlencode(params)}", "somchai", CALLBACK)
         return parse_qs(urlsplit(callback).query)["code"][0], verifier
 
@@ -206,8 +207,8 @@ def test_userinfo_takes_a_bound_token_with_the_dpop_scheme_and_refuses_it_as_bea
 )
 def test_userinfo_refuses_a_proof_that_does_not_fit(site, key, change):
     code, verifier = site.code()
-    access = site.exchange(code, verifier,
-                           {**CONFIDENTIAL, "DPoP": site.proof(key)}).json()["access_token"]  # fmt: skip
+    exchanged = site.exchange(code, verifier, {**CONFIDENTIAL, "DPoP": site.proof(key)})
+    access = exchanged.json()["access_token"]
     proof = site.proof(key, "GET", "/userinfo", access_token=access)
     headers = {"Authorization": f"DPoP {access}", "DPoP": proof}
     if change == "another key":
@@ -264,9 +265,9 @@ def test_the_token_endpoint_refuses_a_bad_proof(site, key, change):
         claims = {"htm": "POST", "htu": f"{site.url}/token", "iat": site.now(), "jti": "b" * 16}
         proof = jws.serialize_compact(header, json.dumps(claims), key, algorithms=["ES256"])
     elif change == "HS256":
-        proof = jwt.encode({"typ": "dpop+jwt", "alg": "HS256"},
-                           {"htm": "POST", "htu": f"{site.url}/token", "iat": site.now(),
-                            "jti": "c" * 16}, OctKey.import_key("k" * 32), algorithms=["HS256"])  # fmt: skip
+        claims = {"htm": "POST", "htu": f"{site.url}/token", "iat": site.now(), "jti": "c" * 16}
+        proof = jwt.encode({"typ": "dpop+jwt", "alg": "HS256"}, claims,
+                           OctKey.import_key("k" * 32), algorithms=["HS256"])  # fmt: skip
     else:
         header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": dict(key.as_dict(private=False))}
         claims = {"htm": "POST", "htu": f"{site.url}/token", "iat": site.now()}
@@ -338,8 +339,8 @@ def test_a_confidential_clients_refresh_binds_the_new_token_to_the_proof_sent(si
 
 def test_a_code_bound_with_dpop_jkt_is_redeemed_only_with_that_key(site, key):
     code, verifier = site.code(dpop_jkt=key.thumbprint())
-    other = site.exchange(code, verifier,
-                          {**CONFIDENTIAL, "DPoP": site.proof(ECKey.generate_key("P-256"))})  # fmt: skip
+    stranger = ECKey.generate_key("P-256")
+    other = site.exchange(code, verifier, {**CONFIDENTIAL, "DPoP": site.proof(stranger)})
     assert_dpop_refused(other)
     assert_dpop_refused(site.exchange(code, verifier, CONFIDENTIAL))
     ok = site.exchange(code, verifier, {**CONFIDENTIAL, "DPoP": site.proof(key)})

@@ -43,3 +43,23 @@ def test_clients_add_registers_the_security_event_uri(tmp_path: Path, monkeypatc
         assert client.security_event_uri == "https://rp.example/security-events"
         assert session.get(Client, "bad-rp") is None
     engine.dispose()
+
+
+def test_clients_add_registers_dpop_bound_access_tokens(tmp_path: Path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("IDP_DATABASE_URL", url)
+    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    for client_id, flags in (("bound-rp", ["--dpop-bound-access-tokens"]), ("plain-rp", [])):
+        result = runner.invoke(
+            main,
+            ["clients", "add", client_id, "--name", client_id,
+             "--redirect-uri", "https://rp.example/cb", *flags],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        assert session.get(Client, "bound-rp").dpop_bound_access_tokens is True
+        assert session.get(Client, "plain-rp").dpop_bound_access_tokens is False
+    engine.dispose()
