@@ -175,6 +175,10 @@ def _public_key(jwk: Any, alg: str) -> ECKey | RSAKey:
             raise ValueError("unexpected key")
         return ec
     if alg == "PS256":
+        modulus = jwk.get("n")
+        # Too small a modulus is refused before the import (which would warn about it).
+        if not isinstance(modulus, str) or len(modulus) * 6 < _MIN_RSA_BITS:
+            raise ValueError("unexpected key")
         rsa = RSAKey.import_key(jwk)
         if rsa.is_private or rsa.public_key.key_size < _MIN_RSA_BITS:
             raise ValueError("unexpected key")

@@ -29,6 +29,7 @@ from idp.roles.authority import Authority
 from idp.roles.authority import authority_of
 from idp.roles.models import AdminRole
 from idp.web import context
+from idp.web.resource_tokens import PresentedToken
 from idp.web.resource_tokens import dpop_challenge
 from idp.web.resource_tokens import presented_token
 from idp.web.resource_tokens import proof_refusal
@@ -87,13 +88,21 @@ def authenticate() -> Caller:
     presented = presented_token()
     if presented is None:
         raise AuthError(401, None)
+    try:
+        return _authenticate(presented)
+    except AuthError as error:
+        # RFC 9449 §7.1: a token sent with the DPoP scheme is answered in that scheme.
+        error.dpop = error.dpop or presented.scheme == DPOP_TOKEN_TYPE
+        raise
+
+
+def _authenticate(presented: PresentedToken) -> Caller:
     deps = context.deps()
     now = context.now()
     try:
         claims = deps.signer.verify_access_token(presented.value, now=now)
     except InvalidAccessTokenError as exc:
-        raise AuthError(401, "invalid_token", "The access token is invalid or expired.",
-                        dpop=presented.scheme == DPOP_TOKEN_TYPE) from exc  # fmt: skip
+        raise AuthError(401, "invalid_token", "The access token is invalid or expired.") from exc
     try:
         refusal = proof_refusal(presented, claims)
     except InvalidAccessTokenError as exc:

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
 
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -256,6 +257,13 @@ class _IdpGrant:
             "scope": scope,
         }
 
+    def _response_headers(self, proof: DpopProof | None) -> list[tuple[str, str]]:
+        headers = list(default_json_headers)
+        # RFC 9449 §8.2: the next nonce comes with the answer, saving the client a refusal.
+        if proof is not None and (nonce := self.server.dpop.fresh_nonce(self.now)):
+            headers.append(("DPoP-Nonce", nonce))
+        return headers
+
     def _record_issued(
         self, *, actor: str, client_id: str, jti: str, scope: str, now: datetime,
         proof: DpopProof | None = None, **details: Any,
@@ -439,7 +447,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             now=now,
             proof=proof,
         )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        return 200, token, self._response_headers(proof)
 
 
 class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
@@ -512,7 +520,7 @@ class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
             now=now,
             proof=proof,
         )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        return 200, token, self._response_headers(proof)
 
 
 class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
@@ -541,7 +549,7 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope,
             now=now, proof=proof,
         )  # fmt: skip
-        return 200, self._token_response(access.token, scope, proof), self.TOKEN_RESPONSE_HEADER
+        return 200, self._token_response(access.token, scope, proof), self._response_headers(proof)
 
 
 def evidence_binding(session: Session, txn: str) -> dict[str, str] | None:

@@ -371,6 +371,7 @@ def test_the_nonce_flow_at_the_token_endpoint_and_userinfo(make_site, key):
     assert_dpop_refused(wrong, error="use_dpop_nonce")
     ok = site.exchange(code, verifier, {**CONFIDENTIAL, "DPoP": site.proof(key, nonce=nonce)})
     assert ok.status_code == 200, ok.text
+    assert ok.headers["DPoP-Nonce"]  # RFC 9449 §8.2: the next one comes with the answer
     access = ok.json()["access_token"]
     userinfo = f"{site.url}/userinfo"
     asked = requests.get(userinfo, timeout=10, headers={
