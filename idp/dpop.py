@@ -119,7 +119,8 @@ def verify_dpop_proof(
         or normalised_uri(claims.get("htu")) != normalised_uri(htu)
         or not isinstance(issued, int)
         or isinstance(issued, bool)
-        or abs(now.timestamp() - issued) > MAX_AGE
+        # In integers: a float conversion of an absurd iat would overflow (a 500).
+        or abs(int(now.timestamp()) - issued) > MAX_AGE
         or not isinstance(jti, str)
         or not 8 <= len(jti) <= 128
     ):
@@ -197,7 +198,10 @@ def normalised_uri(uri: object) -> str | None:
     normalisation of scheme and host case and of the default port."""
     if not isinstance(uri, str):
         return None
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no URL of ours
+        return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     try:

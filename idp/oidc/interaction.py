@@ -38,6 +38,8 @@ SINGLE_PARAMS = (
     "id_token_hint",
     "claims",
     "authorization_details",
+    # RFC 9449 §10: the one key the code will be bound to.
+    "dpop_jkt",
 )
 MAX_PARAM_LENGTH = 2048
 # A few payment approvals with Thai payees, as JSON.

@@ -5,6 +5,7 @@ The rules are ``idp.oidc.dpop``'s; this reads them off the request and words the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import request
@@ -14,6 +15,7 @@ from idp.dpop import DpopNonceError
 from idp.dpop import DpopProofError
 from idp.oidc.dpop import DPOP_SIGNING_ALGS
 from idp.oidc.dpop import DPOP_TOKEN_TYPE
+from idp.oidc.dpop import BoundTokenAsBearerError
 from idp.oidc.dpop import dpop_context
 from idp.oidc.dpop import verify_resource_request
 from idp.web import context
@@ -67,17 +69,25 @@ def proof_refusal(presented: PresentedToken, claims: dict[str, Any]) -> ProofRef
             proofs=request.headers.getlist("DPoP"), htm=request.method, path=request.path,
             now=now,
         )  # fmt: skip
+    except BoundTokenAsBearerError:
+        # SECURITY: a bound token without its key's proof is what a thief of the token holds.
+        _record_refusal(claims, now, reason="bearer_scheme")
+        raise
     except DpopNonceError:
         return ProofRefusal("use_dpop_nonce", "Resource server requires nonce in DPoP proof.",
                             nonce=dpop.nonces.current(now))  # fmt: skip
     except DpopProofError:
-        # Recorded in a transaction of its own: the answer is an error.
-        with deps.sessions.begin() as session:
-            record(session, "token.dpop_proof_refused", now=now, outcome="failure",
-                   client_id=str(claims.get("client_id")), context=context.audit_context(),
-                   endpoint=request.path)  # fmt: skip
+        _record_refusal(claims, now, reason="invalid_proof")
         return ProofRefusal("invalid_dpop_proof", "The DPoP proof is not valid for this request.")
     return None
+
+
+def _record_refusal(claims: dict[str, Any], now: datetime, *, reason: str) -> None:
+    # Recorded in a transaction of its own: the answer is an error.
+    with context.deps().sessions.begin() as session:
+        record(session, "token.dpop_proof_refused", now=now, outcome="failure",
+               client_id=str(claims.get("client_id")), context=context.audit_context(),
+               endpoint=request.path, reason=reason)  # fmt: skip
 
 
 def dpop_challenge(realm: str, error: str | None, description: str | None) -> str:
