@@ -311,7 +311,7 @@ def clients() -> None:
 @click.option(
     "--profile",
     type=click.Choice(["fapi2"]),
-    help="fapi2: pushed requests required, private_key_jwt (FAPI 2.0 Security Profile).",
+    help="fapi2: pushed requests, private_key_jwt, DPoP-bound tokens (FAPI 2.0 Security Profile).",
 )
 @click.option(
     "--jwks",
@@ -322,6 +322,11 @@ def clients() -> None:
 @click.option("--jwks-uri", help="Where the client publishes its public JWK Set.")
 @click.option("--require-par", is_flag=True, help="Only pushed authorization requests.")
 @click.option("--require-signed-request-object", is_flag=True, help="Only signed requests.")
+@click.option(
+    "--dpop-bound-access-tokens",
+    is_flag=True,
+    help="Every token request must carry a DPoP proof (RFC 9449 5.2).",
+)
 def clients_add(
     client_id: str,
     name: str,
@@ -341,6 +346,7 @@ def clients_add(
     jwks_uri: str | None,
     require_par: bool,
     require_signed_request_object: bool,
+    dpop_bound_access_tokens: bool,
 ) -> None:
     """Register (or replace) a client."""
     import json
@@ -359,6 +365,7 @@ def clients_add(
         "auth_methods": list(auth_methods),
         "require_pushed_authorization_requests": require_par,
         "require_signed_request_object": require_signed_request_object,
+        "dpop_bound_access_tokens": dpop_bound_access_tokens,
         "id_token_signed_response_alg": id_token_alg,
     }
     if profile:

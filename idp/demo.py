@@ -280,7 +280,7 @@ def demo_clients(fapi_public_jwk: dict[str, Any] | None = None) -> list[dict[str
 
 
 def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
-    """demo-fapi: the FAPI 2.0 profile (pushed requests, private_key_jwt with ES256)."""
+    """demo-fapi: the FAPI 2.0 profile (pushed requests, private_key_jwt with ES256, DPoP)."""
     return apply_profile(
         "fapi2",
         {
@@ -433,7 +433,7 @@ def _print_banner() -> None:
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
         "demo-service (secret demo-service-secret), "
-        "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json)",
+        "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json, DPoP)",
         "",
     ]
     print("\n".join(lines), flush=True)

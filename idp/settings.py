@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     authorization_code_ttl: int = Field(60, ge=10, le=600)
     refresh_token_ttl: int = Field(30 * 86400, ge=60, description="offline_access refresh tokens")
     signing_alg: Literal["ES256", "RS256"] = "ES256"
+    dpop_nonce_required: bool = Field(
+        False,
+        description="RFC 9449 §8/§9: every DPoP proof (token endpoint, userinfo, admin API) must "
+        "carry a nonce this server provided (answered with use_dpop_nonce and DPoP-Nonce)",
+    )
     key_overlap: int = Field(
         86400, ge=0, description="How long a superseded signing key stays in the JWKS (seconds)"
     )

@@ -1,4 +1,5 @@
-"""Who calls the admin API: a bearer access token of ours (RFC 6750), either a user's with the
+"""Who calls the admin API: an access token of ours (RFC 6750 bearer, or RFC 9449 DPoP with a
+proof of its key when it is DPoP-bound), either a user's with the
 ``admin`` scope from a login the phone confirmed, acting within that user's administrative
 roles, or a client's with the ``helpdesk`` scope (a ticketing system), acting as helpdesk."""
 
@@ -22,11 +23,16 @@ from idp.accounts.sessions import is_live
 from idp.audit.service import record
 from idp.errors import IdpError
 from idp.oidc.clients import ADMIN_SCOPE
+from idp.oidc.dpop import DPOP_TOKEN_TYPE
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.roles.authority import Authority
 from idp.roles.authority import authority_of
 from idp.roles.models import AdminRole
 from idp.web import context
+from idp.web.resource_tokens import PresentedToken
+from idp.web.resource_tokens import dpop_challenge
+from idp.web.resource_tokens import presented_token
+from idp.web.resource_tokens import proof_refusal
 
 HELPDESK_SCOPE = "helpdesk"
 
@@ -47,16 +53,22 @@ class AuthError(Exception):
     """Answered with RFC 6750 §3 challenge (or RFC 9470 for too weak a login)."""
 
     def __init__(self, status: int, error: str | None, description: str | None = None,
-                 *, acr: str | None = None) -> None:  # fmt: skip
+                 *, acr: str | None = None, dpop: bool = False,
+                 nonce: str | None = None) -> None:  # fmt: skip
         super().__init__(error)
         self.status, self.error, self.description, self.acr = status, error, description, acr
+        # RFC 9449 §7.1: answered in the DPoP scheme (with a nonce to use, §9).
+        self.dpop, self.nonce = dpop, nonce
 
     def response(self) -> Response:
-        parts = ['Bearer realm="admin"']
-        if self.error:
-            parts.append(f'error="{self.error}"')
-        if self.description:
-            parts.append(f'error_description="{self.description}"')
+        if self.dpop:
+            parts = [dpop_challenge("admin", self.error, self.description)]
+        else:
+            parts = ['Bearer realm="admin"']
+            if self.error:
+                parts.append(f'error="{self.error}"')
+            if self.description:
+                parts.append(f'error_description="{self.description}"')
         if self.acr:
             parts.append(f'acr_values="{self.acr}"')
         body = {"error": self.error or "invalid_request"}
@@ -65,26 +77,38 @@ class AuthError(Exception):
         response = jsonify(body)
         response.status_code = self.status
         response.headers["WWW-Authenticate"] = ", ".join(parts)
+        if self.nonce:
+            response.headers["DPoP-Nonce"] = self.nonce
         response.headers["Cache-Control"] = "no-store"
         return response
 
 
-def _bearer() -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 def authenticate() -> Caller:
     """Raises AuthError."""
-    token = _bearer()
-    if token is None:
+    presented = presented_token()
+    if presented is None:
         raise AuthError(401, None)
+    try:
+        return _authenticate(presented)
+    except AuthError as error:
+        # RFC 9449 §7.1: a token sent with the DPoP scheme is answered in that scheme.
+        error.dpop = error.dpop or presented.scheme == DPOP_TOKEN_TYPE
+        raise
+
+
+def _authenticate(presented: PresentedToken) -> Caller:
     deps = context.deps()
     now = context.now()
     try:
-        claims = deps.signer.verify_access_token(token, now=now)
+        claims = deps.signer.verify_access_token(presented.value, now=now)
     except InvalidAccessTokenError as exc:
         raise AuthError(401, "invalid_token", "The access token is invalid or expired.") from exc
+    try:
+        refusal = proof_refusal(presented, claims)
+    except InvalidAccessTokenError as exc:
+        raise AuthError(401, "invalid_token", exc.message, dpop=True) from exc
+    if refusal is not None:
+        raise AuthError(401, refusal.error, refusal.description, dpop=True, nonce=refusal.nonce)
     if deps.revocations.is_revoked(
         jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
     ):

@@ -309,21 +309,34 @@ def document(issuer: str) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "Units, accounts, designation requests with the head of unit's written order, "
-                "and administrative roles. Bearer access tokens of this IdP: a user's token "
+                "and administrative roles. Access tokens of this IdP (Bearer; or, for a token "
+                "bound to a key, the DPoP scheme with a proof carrying 'ath', RFC 9449): a "
+                "user's token "
                 "with the 'admin' scope from a login confirmed on the phone acts within the "
                 "user's administrative roles; a client's token with the 'helpdesk' scope acts "
                 "as helpdesk, for the member of staff named by 'on_behalf_of' (in the JSON "
                 "body, or the query for other requests) when given. Errors are JSON "
                 "{error, error_description}: 400 bad input, 401 "
-                "no or bad token (or 'insufficient_user_authentication', RFC 9470), 403 not "
+                "no or bad token (or 'insufficient_user_authentication', RFC 9470; "
+                "'invalid_dpop_proof' or 'use_dpop_nonce' for a DPoP-bound token, RFC 9449), "
+                "403 not "
                 "allowed, 404 unknown, 409 a rule refused it, 413 too large."
             ),
         },
         "servers": [{"url": f"{issuer}/api/admin/v1"}],
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"dpop": []}],
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068)"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RFC 9068)"},
+                # RFC 9449 §7: a DPoP-bound token, with a proof in the DPoP header.
+                "dpop": {
+                    "type": "http",
+                    "scheme": "DPoP",
+                    "bearerFormat": "JWT (RFC 9068) with cnf.jkt",
+                    "description": "Authorization: DPoP <token>, and a DPoP header with a "
+                    "proof (ES256 or PS256) for this method and URL whose 'ath' is the "
+                    "token's SHA-256.",
+                },
             },
             "schemas": _SCHEMAS,
             "responses": {

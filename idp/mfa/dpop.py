@@ -1,24 +1,22 @@
 """DPoP proofs (RFC 9449) made with a bound phone's key: how the phone's own calls to the IdP
-are authenticated, never by a bearer secret alone."""
+are authenticated, never by a bearer secret alone. The checks themselves are ``idp.dpop``'s;
+a phone's key is always ES256 on P-256."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
-from joserfc import jws
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from idp import dpop
+from idp.dpop import DPOP_TYP as DPOP_TYP
+from idp.dpop import DpopProof as DpopProof
 from idp.mfa.errors import AnswerRejectedError
 from idp.store.ephemeral import EphemeralStore
 from idp.store.ephemeral import Keys
 
-DPOP_TYP = "dpop+jwt"
-_MAX_AGE = 60
-_JTI_TTL = 120.0
+_MAX_PROOF_LENGTH = 4096
+_PHONE_ALGORITHMS = ("ES256",)
 
 
 class DpopProofError(AnswerRejectedError):
@@ -27,12 +25,6 @@ class DpopProofError(AnswerRejectedError):
 
     code = "invalid_dpop_proof"
     message = "The DPoP proof is not valid for this request."
-
-
-@dataclass(frozen=True)
-class DpopProof:
-    thumbprint: str  # RFC 7638 thumbprint of the key that made the proof
-    jti: str
 
 
 def verify_dpop_proof(
@@ -50,27 +42,16 @@ def verify_dpop_proof(
     Raises:
         DpopProofError
     """
-    if not proof or len(proof) > 4096:
+    if proof is not None and len(proof) > _MAX_PROOF_LENGTH:
         raise DpopProofError()
     try:
-        key, claims = open_self_signed(proof, typ=DPOP_TYP)
-    except ValueError as exc:
+        return dpop.verify_dpop_proof(
+            proof, htm=htm, htu=htu, now=now, store=store,
+            replay_key=lambda _thumbprint, jti: keys.dpop_jti(jti),
+            algorithms=_PHONE_ALGORITHMS,
+        )  # fmt: skip
+    except dpop.DpopProofError as exc:
         raise DpopProofError() from exc
-    issued = claims.get("iat")
-    jti = claims.get("jti")
-    if (
-        claims.get("htm") != htm
-        or _normalised(claims.get("htu")) != _normalised(htu)
-        or not isinstance(issued, int)
-        or abs(now.timestamp() - issued) > _MAX_AGE
-        or not isinstance(jti, str)
-        or not 8 <= len(jti) <= 128
-    ):
-        raise DpopProofError()
-    # SECURITY: a proof is good once; a captured one cannot be replayed.
-    if not store.set(keys.dpop_jti(jti), b"1", ttl=_JTI_TTL, only_if_new=True):
-        raise DpopProofError()
-    return DpopProof(thumbprint=key.thumbprint(), jti=jti)
 
 
 def open_self_signed(token: str, *, typ: str) -> tuple[ECKey, dict[str, object]]:
@@ -80,35 +61,7 @@ def open_self_signed(token: str, *, typ: str) -> tuple[ECKey, dict[str, object]]
     Raises:
         ValueError: not such a token, or the signature does not verify.
     """
-    try:
-        header = jws.extract_compact(token.encode()).protected
-        if header.get("typ") != typ or header.get("alg") != "ES256":
-            raise ValueError("unexpected header")
-        key = ECKey.import_key(header["jwk"])
-        if key.is_private or key.curve_name != "P-256":
-            raise ValueError("unexpected key")
-        claims = json.loads(jws.deserialize_compact(token, key, algorithms=["ES256"]).payload)
-    except (JoseError, KeyError, TypeError) as exc:
-        raise ValueError("not a verifiable token") from exc
-    if not isinstance(claims, dict):
-        raise ValueError("claims are not an object")
+    key, claims = dpop.open_signed_with_own_key(token, typ=typ, algorithms=_PHONE_ALGORITHMS)
+    if not isinstance(key, ECKey):  # ES256 keys are EC keys; this only narrows the type
+        raise ValueError("unexpected key")
     return key, claims
-
-
-def _normalised(uri: object) -> str | None:
-    """RFC 9449 §4.3: compare htu without query and fragment, after RFC 3986 §6.2.2/§6.2.3
-    normalisation of scheme and host case and of the default port."""
-    if not isinstance(uri, str):
-        return None
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        return None
-    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
-        netloc = host
-    else:
-        netloc = f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path or '/'}"

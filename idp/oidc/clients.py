@@ -92,6 +92,8 @@ class RegisteredClient:
     jwks_uri: str | None = None
     require_pushed_authorization_requests: bool = False
     require_signed_request_object: bool = False
+    # RFC 9449 §5.2: a token request without a DPoP proof is refused.
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -199,6 +201,7 @@ class ClientRegistry:
             jwks_uri=row.jwks_uri,
             require_pushed_authorization_requests=row.require_pushed_authorization_requests,
             require_signed_request_object=row.require_signed_request_object,
+            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
         )
 
 
@@ -223,6 +226,7 @@ def register_client(
     jwks_uri: str | None = None,
     require_pushed_authorization_requests: bool = False,
     require_signed_request_object: bool = False,
+    dpop_bound_access_tokens: bool = False,
     allow_weak_secret: bool = False,
     actor: str | None = None,
 ) -> Client:
@@ -270,6 +274,7 @@ def register_client(
     row.jwks_uri = jwks_uri
     row.require_pushed_authorization_requests = require_pushed_authorization_requests
     row.require_signed_request_object = require_signed_request_object
+    row.dpop_bound_access_tokens = dpop_bound_access_tokens
     row.disabled_at = None
     session.add(row)
     session.flush()
@@ -281,6 +286,7 @@ def register_client(
         client_id=client_id,
         grant_types=grant_types,
         scope=scope,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
     )
     return row
 
@@ -356,6 +362,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "fapi2": {
         "auth_methods": ["private_key_jwt"],
         "require_pushed_authorization_requests": True,
+        # Sender-constrained access tokens (FAPI 2.0 §5.3.2.2: DPoP or mTLS).
+        "dpop_bound_access_tokens": True,
         "id_token_signed_response_alg": "ES256",
     },
 }

@@ -12,6 +12,7 @@ from idp.oidc.clients import CLIENT_SIGNING_ALGS
 from idp.oidc.clients import KEY_METHODS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import SUPPORTED_SCOPES
+from idp.oidc.dpop import DPOP_SIGNING_ALGS
 from idp.oidc.keys import SUPPORTED_ALGS
 
 
@@ -43,6 +44,8 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": [*SECRET_METHODS, *KEY_METHODS, "none"],
         "revocation_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGS),
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9449 §5.1: DPoP proofs at the token endpoint, userinfo and the admin API.
+        "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
         "acr_values_supported": [acr_uri(issuer, level) for level in Assurance],
         # RFC 9396 §10: transaction confirmation on the phone.
         "authorization_details_types_supported": list(SUPPORTED_TYPES),

@@ -24,6 +24,8 @@ from idp.audit.service import record
 from idp.oidc.clients import KEY_METHODS
 from idp.oidc.clients import SECRET_METHODS
 from idp.oidc.clients import RegisteredClient
+from idp.oidc.dpop import DPOP_TOKEN_TYPE
+from idp.oidc.dpop import bound_jkt
 from idp.oidc.grants import find_grant_of_refresh_token
 from idp.oidc.grants import refresh_token_is_live
 from idp.oidc.interaction import StoredAuthorizationRequest
@@ -83,7 +85,9 @@ class Introspection(IntrospectionEndpoint):
             jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
         ):
             return None
-        return {"active": True, "token_type": "Bearer", **claims}
+        # RFC 9449 §6.2: a bound token is a DPoP token, and its cnf.jkt is among the claims.
+        token_type = DPOP_TOKEN_TYPE if bound_jkt(claims) else "Bearer"
+        return {"active": True, "token_type": token_type, **claims}
 
     def _refresh_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
         if token.count(".") == 2:

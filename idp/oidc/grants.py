@@ -6,6 +6,9 @@
   UPDATE, and a second attempt revokes what the first one issued (RFC 6749 §4.1.2).
 - Refresh tokens rotate; presenting a used one revokes the whole family (RFC 9700 §4.14.2).
 - Client credentials get only the scopes the client is registered for.
+- A DPoP proof (RFC 9449) binds the access token to its key, for every grant; it is checked
+  before anything is redeemed or rotated, so a refused proof leaves the code or refresh token
+  usable (the nonce flow, §8, retries with them).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
 
+from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -40,6 +44,7 @@ from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
 from idp.audit.service import record
+from idp.dpop import DpopProof
 from idp.mfa.models import TransactionEvidence
 from idp.oidc.claims import requested_id_token_claims
 from idp.oidc.claims import requested_verified_claims
@@ -47,6 +52,10 @@ from idp.oidc.claims import user_claims
 from idp.oidc.clients import ADMIN_SCOPE
 from idp.oidc.clients import USER_SCOPES
 from idp.oidc.clients import RegisteredClient
+from idp.oidc.dpop import DPOP_TOKEN_TYPE
+from idp.oidc.dpop import proofs_in
+from idp.oidc.dpop import validate_proof_binding
+from idp.oidc.dpop import verify_token_request_proof
 from idp.oidc.interaction import parse_claims_request
 from idp.oidc.models import AuthorizationCode
 from idp.oidc.models import Grant
@@ -130,6 +139,21 @@ class _IdpGrant:
     def now(self) -> datetime:
         return self.server.deps.clock.now()
 
+    def _verify_dpop(self, client: RegisteredClient, *, bound_jkt: str | None) -> DpopProof | None:
+        """The request's DPoP proof (RFC 9449 §5), checked against the client's registration
+        and the key the code or grant is bound to; None for a bearer-token request.
+
+        Raises:
+            UseDpopNonceError, InvalidDpopProofError
+        """
+        proof = verify_token_request_proof(
+            self.server.dpop, proofs_in(self.request.headers), now=self.now
+        )
+        validate_proof_binding(
+            proof, client_requires_proof=client.dpop_bound_access_tokens, bound_jkt=bound_jkt
+        )
+        return proof
+
     def _issue(
         self,
         *,
@@ -140,6 +164,7 @@ class _IdpGrant:
         nonce: str | None,
         with_refresh_token: bool,
         now: datetime,
+        proof: DpopProof | None,
     ) -> dict[str, Any]:
         deps = self.server.deps
         # The ID token always names the login session it came from; access tokens of an
@@ -177,11 +202,12 @@ class _IdpGrant:
             auth=access_auth,
             alg=deps.settings.signing_alg,
             extra=roles.claims(),
+            jkt=proof.thumbprint if proof else None,
         )
         self.db.add(
             GrantAccessToken(jti=access.jti, grant_id=grant.id, expires_at=access.expires_at)
         )
-        token = self._bearer(access.token, scope)
+        token = self._token_response(access.token, scope, proof)
         if grant.authorization_details:
             # RFC 9396 §7: the token response names what the token was granted for.
             token["authorization_details"] = grant.authorization_details
@@ -217,22 +243,35 @@ class _IdpGrant:
             now=now,
             grant=grant.id,
             refresh_token=with_refresh_token,
+            proof=proof,
         )
         return token
 
-    def _bearer(self, access_token: str, scope: str) -> dict[str, Any]:
-        # RFC 6749 §5.1: the successful token response.
+    def _token_response(
+        self, access_token: str, scope: str, proof: DpopProof | None
+    ) -> dict[str, Any]:
+        # RFC 6749 §5.1: the successful token response; RFC 9449 §5: "DPoP" for a bound one.
         return {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": DPOP_TOKEN_TYPE if proof else "Bearer",
             "expires_in": self.server.deps.signer.access_ttl,
             "scope": scope,
         }
 
+    def _response_headers(self, proof: DpopProof | None) -> list[tuple[str, str]]:
+        headers = list(default_json_headers)
+        # RFC 9449 §8.2: the next nonce comes with the answer, saving the client a refusal.
+        if proof is not None and (nonce := self.server.dpop.fresh_nonce(self.now)):
+            headers.append(("DPoP-Nonce", nonce))
+        return headers
+
     def _record_issued(
-        self, *, actor: str, client_id: str, jti: str, scope: str, now: datetime, **details: Any
-    ) -> None:
+        self, *, actor: str, client_id: str, jti: str, scope: str, now: datetime,
+        proof: DpopProof | None = None, **details: Any,
+    ) -> None:  # fmt: skip
         grant_type = self.request.payload.grant_type
+        if proof is not None:
+            details["dpop_jkt"] = proof.thumbprint
         record(
             self.db,
             "token.issued",
@@ -305,6 +344,8 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
                 claims_request=parse_claims_request(data.get("claims")),
                 authorization_details=transaction.authorization_details if transaction else None,
                 txn=transaction.id if transaction else None,
+                # RFC 9449 §10 (checked at the authorization request, interaction.py).
+                dpop_jkt=data.get("dpop_jkt"),
             )
         )
         record(
@@ -334,6 +375,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: RegisteredClient = self.request.client
         code: AuthorizationCode = self.request.authorization_code
+        proof = self._verify_dpop(client, bound_jkt=code.dpop_jkt)
         now = self.now
         grant_id = secrets.token_hex(16)
         claimed = self.db.execute(
@@ -383,6 +425,9 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             claims_request=code.claims_request,
             authorization_details=code.authorization_details,
             txn=code.txn,
+            # RFC 9449 §5: a public client's refresh tokens are bound to the key it used here;
+            # a confidential client's are bound by its own authentication instead.
+            dpop_jkt=proof.thumbprint if proof and client.is_public else None,
         )
         self.db.add(grant)
         # Public clients get refresh tokens only for offline_access; confidential clients
@@ -401,8 +446,9 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             nonce=code.nonce,
             with_refresh_token=with_refresh,
             now=now,
+            proof=proof,
         )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        return 200, token, self._response_headers(proof)
 
 
 class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
@@ -444,6 +490,7 @@ class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
         client: RegisteredClient = self.request.client
         row: RefreshToken = self.request.refresh_token
         grant: Grant = self.request.grant
+        proof = self._verify_dpop(client, bound_jkt=grant.dpop_jkt)
         now = self.now
         rotated = self.db.execute(
             update(RefreshToken)
@@ -472,8 +519,9 @@ class RefreshTokenGrant(_IdpGrant, grants.RefreshTokenGrant):
             nonce=None,
             with_refresh_token=True,
             now=now,
+            proof=proof,
         )
-        return 200, token, self.TOKEN_RESPONSE_HEADER
+        return 200, token, self._response_headers(proof)
 
 
 class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
@@ -487,6 +535,7 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             # RFC 6749 §5.2: a scope the client may not have is an error, not a silent drop.
             raise InvalidScopeError()
         scope = " ".join(sorted(requested or allowed))
+        proof = self._verify_dpop(client, bound_jkt=None)
         deps = self.server.deps
         now = self.now
         access = deps.signer.issue_access_token(
@@ -495,11 +544,13 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             now=now,
             auth=None,
             alg=deps.settings.signing_alg,
+            jkt=proof.thumbprint if proof else None,
         )
         self._record_issued(
-            actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope, now=now
-        )
-        return 200, self._bearer(access.token, scope), self.TOKEN_RESPONSE_HEADER
+            actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope,
+            now=now, proof=proof,
+        )  # fmt: skip
+        return 200, self._token_response(access.token, scope, proof), self._response_headers(proof)
 
 
 def evidence_binding(session: Session, txn: str) -> dict[str, str] | None:

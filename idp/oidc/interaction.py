@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import assurance_of
 from idp.oidc.authorization_details import parse_authorization_details
+from idp.oidc.dpop import validate_dpop_jkt
 
 SUPPORTED_PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 # Single-valued request parameters that must appear at most once (RFC 6749 §3.1).
@@ -41,6 +42,8 @@ SINGLE_PARAMS = (
     "authorization_details",
     "request",
     "request_uri",
+    # RFC 9449 §10: the one key the code will be bound to.
+    "dpop_jkt",
 )
 MAX_PARAM_LENGTH = 2048
 # A few payment approvals with Thai payees, as JSON.
@@ -129,6 +132,7 @@ def validate_extensions(params: dict[str, str]) -> None:
     if "claims" in params:
         parse_claims_request(params["claims"])
     parse_authorization_details(params.get("authorization_details"))
+    validate_dpop_jkt(params.get("dpop_jkt"))
 
 
 def required_assurance(params: dict[str, str], issuer: str) -> Assurance | None:

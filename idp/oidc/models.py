@@ -14,6 +14,7 @@ from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
 from sqlalchemy import String
 from sqlalchemy import Text
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -45,6 +46,8 @@ class Client(Base):
     # RFC 9126 §6 and RFC 9101 §10.5: authorization requests only pushed, only signed.
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(default=False)
     require_signed_request_object: Mapped[bool] = mapped_column(default=False)
+    # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
 
@@ -73,6 +76,8 @@ class AuthorizationCode(Base):
     # A confirmed transaction (RFC 9396) and its device-signed evidence (the JWT "txn" claim).
     authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     txn: Mapped[str | None] = mapped_column(String(32))
+    # RFC 9449 §10: the thumbprint of the key the code may only be redeemed with.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
 
     # What Authlib's code grant asks of a code (AuthorizationCodeMixin).
     def get_redirect_uri(self) -> str:
@@ -109,6 +114,8 @@ class Grant(Base):
     # A confirmed transaction (RFC 9396) and its device-signed evidence (the JWT "txn" claim).
     authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     txn: Mapped[str | None] = mapped_column(String(32))
+    # RFC 9449 §5: a public client's refresh tokens work only with a proof of this key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(43))
 
 
 class RefreshToken(Base):

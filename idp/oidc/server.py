@@ -51,6 +51,7 @@ from idp.audit.service import record
 from idp.deps import Deps
 from idp.oidc.client_assertion import PrivateKeyJwt
 from idp.oidc.client_keys import ClientKeys
+from idp.oidc.dpop import dpop_context
 from idp.oidc.endpoints import EndSession
 from idp.oidc.endpoints import Introspection
 from idp.oidc.endpoints import PushedAuthorization
@@ -141,6 +142,7 @@ class IdpAuthorizationServer(AuthorizationServer):
     ) -> None:
         super().__init__()
         self.deps = deps
+        self.dpop = dpop_context(deps)
         # The request's database session and audit context, given by the web layer: the
         # engine knows nothing of how a request keeps them.
         self._db = db
@@ -163,6 +165,13 @@ class IdpAuthorizationServer(AuthorizationServer):
     def handle_error_response(self, request: Any, error: OAuth2Error) -> Any:
         if error.error == "invalid_client":
             self._audit_client_failure(request, error)
+        elif error.error == "invalid_dpop_proof":
+            # A replayed or misdirected proof may be someone else's token request.
+            with self.deps.sessions.begin() as session:
+                record(session, "token.dpop_proof_refused", now=self.deps.clock.now(),
+                       outcome="failure", context=self.audit_context(),
+                       client_id=getattr(getattr(request, "client", None), "client_id", None),
+                       endpoint=flask_request.path)  # fmt: skip
         return super().handle_error_response(request, error)
 
     def _audit_client_failure(self, request: Any, error: OAuth2Error) -> None:

@@ -88,9 +88,11 @@ class TokenSigner:
         auth: Authentication | None,
         alg: str = "ES256",
         extra: dict[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> IssuedAccessToken:
         """Sign an RFC 9068 access token; without ``auth`` the client is the subject.
-        ``extra`` claims (roles) describe the user and never override the registered ones."""
+        ``extra`` claims (roles) describe the user and never override the registered ones;
+        ``jkt`` binds the token to a DPoP key (RFC 9449 §6.1)."""
         jti = secrets.token_urlsafe(24)
         expires_at = now + timedelta(seconds=self._access_ttl)
         claims: dict[str, Any] = {
@@ -115,6 +117,9 @@ class TokenSigner:
             if auth.sid:
                 claims["sid"] = auth.sid
             claims |= auth.transaction_claims()
+        if jkt is not None:
+            # RFC 9449 §6.1: the RFC 7638 thumbprint of the key every use must prove.
+            claims["cnf"] = {"jkt": jkt}
         claims = (extra or {}) | claims
         token = self._sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP)
         return IssuedAccessToken(token=token, jti=jti, expires_at=expires_at)

@@ -111,6 +111,8 @@ class Keys:
 
     def client_assertion_jti(self, client_id_hash: str, jti_hash: str) -> str:
         return f"{self._prefix}oidc:assertion-jti:{client_id_hash}:{jti_hash}"
+    def oauth_dpop_jti(self, thumbprint: str, jti: str) -> str:
+        return f"{self._prefix}oauth:dpop-jti:{thumbprint}:{jti}"
 
     def totp_used(self, device_id: str, counter: int) -> str:
         return f"{self._prefix}mfa:totp-used:{device_id}:{counter}"

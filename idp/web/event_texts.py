@@ -86,6 +86,7 @@ EVENT_LABELS: dict[str, Any] = {
     "session.reauthenticated": _l("The user confirmed who they are again"),
     "session.started": _l("A session started"),
     "token.code_reused": _l("A sign-in code was used twice; its tokens were revoked"),
+    "token.dpop_proof_refused": _l("An application's proof of its token key was refused"),
     "token.grant_revoked": _l("An application's access was revoked"),
     "token.issued": _l("Tokens were issued to an application"),
     "token.refresh_reused": _l("A refresh token was used twice; its family was revoked"),

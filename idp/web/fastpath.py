@@ -5,8 +5,8 @@ Discovery and the JWKS are bytes prepared once (at start and at each key rotatio
 objects cost ten times what the answer itself does. This layer answers a plain ``GET`` of
 either with the same status, headers and body as the Flask views (``idp.oidc.views``) and the
 app-wide hooks (request id, security headers, latency metric, access log) would; anything
-else (another method, a query string, another path) goes to Flask unchanged. A test compares
-both answers request by request.
+else (another method, a query string, another path, a DPoP proof) goes to Flask unchanged.
+A test compares both answers request by request.
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ class FastPaths:
         self._jwks: tuple[KeySnapshot, _Document] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if "HTTP_DPOP" in environ:
+            # SECURITY: a request carrying a DPoP proof (RFC 9449) goes to the protocol path,
+            # which checks the proof and binds what it issues; no fast path may answer it
+            # while ignoring the proof (a bearer token where a bound one was asked for).
+            return self.behind(environ, start_response)
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return self.behind(environ, start_response)
         path = environ.get("PATH_INFO")

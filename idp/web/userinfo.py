@@ -1,66 +1,80 @@
-"""The userinfo endpoint (OIDC Core §5.3) behind RFC 6750 bearer-token checks."""
+"""The userinfo endpoint (OIDC Core §5.3) behind RFC 6750 bearer-token checks, or RFC 9449
+DPoP checks for a DPoP-bound token."""
 
 from __future__ import annotations
 
 from flask import Response
 from flask import jsonify
-from flask import request
 from sqlalchemy import select
 
 from idp.accounts.models import User
 from idp.oidc.claims import directory_claims
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
+from idp.oidc.dpop import DPOP_TOKEN_TYPE
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.roles.assignments import grant_roles
 from idp.roles.periods import thai_date
 from idp.web import context
+from idp.web.resource_tokens import dpop_challenge
+from idp.web.resource_tokens import presented_token
+from idp.web.resource_tokens import proof_refusal
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    # RFC 6750 §2.2: a form-encoded body parameter is allowed on POST.
-    if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded":
-        return request.form.get("access_token") or None
-    return None
-
-
-def _challenge(status: int, error: str | None = None, description: str | None = None) -> Response:
-    # RFC 6750 §3: no error code when the request carried no token at all.
-    parts = ['Bearer realm="userinfo"']
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append(f'error_description="{description}"')
+def _challenge(
+    status: int, error: str | None = None, description: str | None = None, *,
+    dpop: bool = False, nonce: str | None = None,
+) -> Response:  # fmt: skip
+    if dpop:
+        # RFC 9449 §7.1: a token sent with the DPoP scheme is answered in that scheme.
+        challenge = dpop_challenge("userinfo", error, description)
+    else:
+        # RFC 6750 §3: no error code when the request carried no token at all.
+        parts = ['Bearer realm="userinfo"']
+        if error:
+            parts.append(f'error="{error}"')
+        if description:
+            parts.append(f'error_description="{description}"')
+        challenge = ", ".join(parts)
     body = {"error": error} if error else {}
     response = jsonify(body)
     response.status_code = status
-    response.headers["WWW-Authenticate"] = ", ".join(parts)
+    response.headers["WWW-Authenticate"] = challenge
+    if nonce:
+        response.headers["DPoP-Nonce"] = nonce
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def userinfo_response() -> Response:
-    token = _bearer_token()
-    if token is None:
+    presented = presented_token(form_allowed=True)
+    if presented is None:
         return _challenge(401)
+    dpop = presented.scheme == DPOP_TOKEN_TYPE
     deps = context.deps()
     now = context.now()
     try:
-        claims = deps.signer.verify_access_token(token, now=now)
+        claims = deps.signer.verify_access_token(presented.value, now=now)
     except InvalidAccessTokenError:
-        return _challenge(401, "invalid_token", "The access token is invalid or expired.")
+        return _challenge(401, "invalid_token", "The access token is invalid or expired.",
+                          dpop=dpop)  # fmt: skip
+    try:
+        refusal = proof_refusal(presented, claims)
+    except InvalidAccessTokenError as exc:
+        # A bound token sent as a bearer token is answered with the DPoP challenge.
+        return _challenge(401, "invalid_token", exc.message, dpop=True)
+    if refusal is not None:
+        return _challenge(401, refusal.error, refusal.description, dpop=True,
+                          nonce=refusal.nonce)  # fmt: skip
     if deps.revocations.is_revoked(
         jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
     ):
-        return _challenge(401, "invalid_token", "The access token was revoked.")
+        return _challenge(401, "invalid_token", "The access token was revoked.", dpop=dpop)
     if "openid" not in claims["scope"].split():
-        return _challenge(403, "insufficient_scope", "The openid scope is required.")
+        return _challenge(403, "insufficient_scope", "The openid scope is required.",
+                          dpop=dpop)  # fmt: skip
     db = context.db()
     user = db.scalar(select(User).where(User.sub == claims["sub"]))
     if user is None or not user.is_active:

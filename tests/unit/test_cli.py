@@ -45,19 +45,6 @@ def test_clients_add_registers_the_security_event_uri(tmp_path: Path, monkeypatc
     engine.dispose()
 
 
-def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(tmp_path):
-    from idp.cli import prepare_metrics_dir
-
-    (tmp_path / "counter_1234.db").write_bytes(b"old")
-    (tmp_path / "keep.txt").write_text("not ours")
-    assert prepare_metrics_dir(str(tmp_path), "8000") == str(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
-    fresh = tmp_path / "new"
-    assert prepare_metrics_dir(str(fresh), "8000") == str(fresh)
-    assert fresh.is_dir()
-    assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
-
-
 def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
     import json
 
@@ -104,3 +91,36 @@ def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
         assert client.jwks == json.loads(jwks.read_text())
         assert session.get(Client, "leaky-rp") is None
     engine.dispose()
+
+
+def test_clients_add_registers_dpop_bound_access_tokens(tmp_path: Path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("IDP_DATABASE_URL", url)
+    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    for client_id, flags in (("bound-rp", ["--dpop-bound-access-tokens"]), ("plain-rp", [])):
+        result = runner.invoke(
+            main,
+            ["clients", "add", client_id, "--name", client_id,
+             "--redirect-uri", "https://rp.example/cb", *flags],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        assert session.get(Client, "bound-rp").dpop_bound_access_tokens is True
+        assert session.get(Client, "plain-rp").dpop_bound_access_tokens is False
+    engine.dispose()
+
+
+def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(tmp_path):
+    from idp.cli import prepare_metrics_dir
+
+    (tmp_path / "counter_1234.db").write_bytes(b"old")
+    (tmp_path / "keep.txt").write_text("not ours")
+    assert prepare_metrics_dir(str(tmp_path), "8000") == str(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    fresh = tmp_path / "new"
+    assert prepare_metrics_dir(str(fresh), "8000") == str(fresh)
+    assert fresh.is_dir()
+    assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
