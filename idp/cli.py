@@ -307,6 +307,16 @@ def clients() -> None:
 @click.option("--may-introspect", is_flag=True, help="May introspect any client's tokens.")
 @click.option("--backchannel-logout-uri")
 @click.option("--security-event-uri", help="Push CAEP security events here (RFC 8935).")
+@click.option(
+    "--backchannel-token-delivery-mode",
+    type=click.Choice(["poll", "ping"]),
+    help="CIBA: how the client learns of the answer (with --grant-type "
+    "urn:openid:params:grant-type:ciba).",
+)
+@click.option(
+    "--backchannel-client-notification-endpoint",
+    help="CIBA ping mode: where the client is told its request has an answer.",
+)
 def clients_add(
     client_id: str,
     name: str,
@@ -321,6 +331,8 @@ def clients_add(
     may_introspect: bool,
     backchannel_logout_uri: str | None,
     security_event_uri: str | None,
+    backchannel_token_delivery_mode: str | None,
+    backchannel_client_notification_endpoint: str | None,
 ) -> None:
     """Register (or replace) a client."""
     from idp.oidc.clients import generate_client_secret
@@ -348,6 +360,8 @@ def clients_add(
                 backchannel_logout_uri=backchannel_logout_uri,
                 security_event_uri=security_event_uri,
                 may_introspect=may_introspect,
+                backchannel_token_delivery_mode=backchannel_token_delivery_mode,
+                backchannel_client_notification_endpoint=backchannel_client_notification_endpoint,
                 actor="cli",
             )
     except IdpError as exc:

@@ -26,7 +26,12 @@ STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
 # The admin API acting as the signed-in user, within that user's administrative roles.
 ADMIN_SCOPE = "admin"
 SUPPORTED_SCOPES = (*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE)
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# OpenID Connect Client-Initiated Backchannel Authentication (CIBA Core 1.0 §10.1).
+CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", CIBA_GRANT_TYPE)
+# CIBA Core §5: push mode is not offered (FAPI-CIBA forbids it: tokens sent to the client
+# unasked are tokens a forged notification endpoint could receive).
+CIBA_DELIVERY_MODES = ("poll", "ping")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 # Scopes that only make sense with a user present.
 USER_SCOPES = frozenset({*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE})
@@ -81,6 +86,8 @@ class RegisteredClient:
     security_event_uri: str | None
     may_introspect: bool
     _cipher: DataCipher = field(repr=False, compare=False)
+    backchannel_token_delivery_mode: str | None = None
+    backchannel_client_notification_endpoint: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -182,6 +189,8 @@ class ClientRegistry:
             security_event_uri=row.security_event_uri,
             may_introspect=row.may_introspect,
             _cipher=self._cipher,
+            backchannel_token_delivery_mode=row.backchannel_token_delivery_mode,
+            backchannel_client_notification_endpoint=row.backchannel_client_notification_endpoint,
         )
 
 
@@ -202,6 +211,8 @@ def register_client(
     backchannel_logout_uri: str | None = None,
     security_event_uri: str | None = None,
     may_introspect: bool = False,
+    backchannel_token_delivery_mode: str | None = None,
+    backchannel_client_notification_endpoint: str | None = None,
     allow_weak_secret: bool = False,
     actor: str | None = None,
 ) -> Client:
@@ -218,9 +229,23 @@ def register_client(
         auth_methods=auth_methods,
         redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_redirect_uris,
-        notification_uris=[u for u in (backchannel_logout_uri, security_event_uri) if u],
+        notification_uris=[
+            u
+            for u in (
+                backchannel_logout_uri,
+                security_event_uri,
+                backchannel_client_notification_endpoint,
+            )
+            if u
+        ],
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
+    )
+    _validate_ciba_metadata(
+        grant_types=grant_types,
+        is_public=secret is None,
+        delivery_mode=backchannel_token_delivery_mode,
+        notification_endpoint=backchannel_client_notification_endpoint,
     )
     row = session.get(Client, client_id) or Client(client_id=client_id, created_at=now)
     row.client_name = client_name
@@ -234,6 +259,8 @@ def register_client(
     row.backchannel_logout_uri = backchannel_logout_uri
     row.security_event_uri = security_event_uri
     row.may_introspect = may_introspect
+    row.backchannel_token_delivery_mode = backchannel_token_delivery_mode
+    row.backchannel_client_notification_endpoint = backchannel_client_notification_endpoint
     row.disabled_at = None
     session.add(row)
     session.flush()
@@ -278,3 +305,27 @@ def _validate_metadata(
             raise ClientRegistrationError(f"URI not allowed (https, or http on loopback): {uri}")
     if id_token_alg not in (None, "ES256", "RS256"):
         raise ClientRegistrationError("id_token_signed_response_alg must be ES256 or RS256.")
+
+
+def _validate_ciba_metadata(
+    *,
+    grant_types: list[str],
+    is_public: bool,
+    delivery_mode: str | None,
+    notification_endpoint: str | None,
+) -> None:
+    """CIBA Core 1.0 §4: a client of the CIBA grant names its delivery mode, and a ping client
+    its notification endpoint."""
+    if CIBA_GRANT_TYPE not in grant_types:
+        if delivery_mode is not None or notification_endpoint is not None:
+            raise ClientRegistrationError("CIBA metadata without the CIBA grant type.")
+        return
+    if is_public:
+        # CIBA Core §7.1: the client authenticates at the backchannel authentication endpoint.
+        raise ClientRegistrationError("A public client cannot use CIBA.")
+    if delivery_mode not in CIBA_DELIVERY_MODES:
+        raise ClientRegistrationError("backchannel_token_delivery_mode must be poll or ping.")
+    if delivery_mode == "ping" and notification_endpoint is None:
+        raise ClientRegistrationError("Ping mode needs backchannel_client_notification_endpoint.")
+    if delivery_mode == "poll" and notification_endpoint is not None:
+        raise ClientRegistrationError("Poll mode takes no client notification endpoint.")

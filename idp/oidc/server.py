@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.deps import Deps
+from idp.oidc.ciba import BackchannelAuthenticationEndpoint
+from idp.oidc.ciba import CibaGrant
 from idp.oidc.endpoints import EndSession
 from idp.oidc.endpoints import Introspection
 from idp.oidc.endpoints import TokenRevocation
@@ -208,6 +210,8 @@ def build_authorization_server(
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(), OpenIDAuthorization()])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(CibaGrant)
+    server.register_endpoint(BackchannelAuthenticationEndpoint(server))
     server.register_endpoint(Introspection(server))
     server.register_endpoint(TokenRevocation(server))
     server.end_session_endpoint = EndSession(server)

@@ -121,6 +121,9 @@ class Keys:
     def push_count(self, user_id: str) -> str:
         return f"{self._prefix}mfa:push-count:{user_id}"
 
+    def ciba_unknown_users(self, client_id: str) -> str:
+        return f"{self._prefix}ciba:unknown-users:{client_id}"
+
     def activation_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}enrol:activation-fail:{ip}"
 

@@ -19,6 +19,16 @@ EVENT_LABELS: dict[str, Any] = {
     "api.on_behalf_of_refused": _l("An integration named a staff member it may not act for"),
     "audit.trail_exported": _l("The audit trail was exported"),
     "authorization.code_issued": _l("An application was given a sign-in code"),
+    "ciba.answered": _l("An application's request was answered on the phone"),
+    "ciba.ended": _l(
+        "An application's request to the phone ended with the suspension of the phone"
+    ),
+    "ciba.ping_delivered": _l("An application was told its request to the phone has an answer"),
+    "ciba.ping_undeliverable": _l(
+        "An application could not be told its request to the phone has an answer"
+    ),
+    "ciba.refused": _l("An application's request to confirm on the phone was refused"),
+    "ciba.requested": _l("An application asked for a confirmation on the phone"),
     "client.authentication_failed": _l("An application failed to prove who it is"),
     "client.registered": _l("An application was registered"),
     "enrol.activation_issued": _l("An activation code for the phone was shown"),
