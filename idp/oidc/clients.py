@@ -241,16 +241,17 @@ def register_client(
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
     )
+    methods = auth_methods if secret is not None else ["none"]
     _validate_ciba_metadata(
         grant_types=grant_types,
-        is_public=secret is None,
+        auth_methods=methods,
         delivery_mode=backchannel_token_delivery_mode,
         notification_endpoint=backchannel_client_notification_endpoint,
     )
     row = session.get(Client, client_id) or Client(client_id=client_id, created_at=now)
     row.client_name = client_name
     row.secret_hash = hash_client_secret(cipher, secret) if secret is not None else None
-    row.auth_methods = auth_methods if secret is not None else ["none"]
+    row.auth_methods = methods
     row.redirect_uris = redirect_uris
     row.post_logout_redirect_uris = post_logout_redirect_uris
     row.grant_types = grant_types
@@ -307,10 +308,21 @@ def _validate_metadata(
         raise ClientRegistrationError("id_token_signed_response_alg must be ES256 or RS256.")
 
 
+def with_ciba_poll(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Registration metadata with CIBA poll mode allowed (CIBA Core 1.0 §4), for a client
+    registered in code (a demo client): ``register_client(..., **with_ciba_poll({...}))``."""
+    grant_types = [g for g in metadata.get("grant_types", []) if g != CIBA_GRANT_TYPE]
+    return {
+        **metadata,
+        "grant_types": [*grant_types, CIBA_GRANT_TYPE],
+        "backchannel_token_delivery_mode": "poll",
+    }
+
+
 def _validate_ciba_metadata(
     *,
     grant_types: list[str],
-    is_public: bool,
+    auth_methods: list[str],
     delivery_mode: str | None,
     notification_endpoint: str | None,
 ) -> None:
@@ -320,7 +332,7 @@ def _validate_ciba_metadata(
         if delivery_mode is not None or notification_endpoint is not None:
             raise ClientRegistrationError("CIBA metadata without the CIBA grant type.")
         return
-    if is_public:
+    if "none" in auth_methods:
         # CIBA Core §7.1: the client authenticates at the backchannel authentication endpoint.
         raise ClientRegistrationError("A public client cannot use CIBA.")
     if delivery_mode not in CIBA_DELIVERY_MODES:

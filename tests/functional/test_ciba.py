@@ -24,6 +24,8 @@ from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
 from idp.oidc.backchannel import NoticeSender
 from idp.oidc.clients import CIBA_GRANT_TYPE
+from mock_nexus.answering import dpop_proof
+from mock_nexus.answering import sign_answer
 from tests.factories import add_client
 from tests.functional.test_admin_api import call
 from tests.functional.test_lost_phones import helpdesk_token
@@ -328,3 +330,33 @@ def test_a_browser_push_still_needs_its_number(stack):
         timeout=15,
     )  # fmt: skip
     assert (answer.status_code, answer.json()["error"]) == (400, "number_required")
+
+
+def answer_signed_by_the_phone(stack: Stack, phone_id: str, *, number: int | None):
+    """An approval made with the phone's own key, not by its app: what a modified app sends."""
+    pushed = stack.nexus.wait_for_push(phone_id)
+    phone = stack.nexus.phone(phone_id)
+    challenge = stack.deps.challenges.get(pushed["id"])
+    assert challenge is not None
+    answer = sign_answer(phone, challenge_id=pushed["id"], nonce=challenge.nonce,
+                         authorization_details=None, decision="approve", number=number)  # fmt: skip
+    url = f"{stack.idp}/mfa/answers"
+    proof = dpop_proof(phone, method="POST", url=url)
+    response = requests.post(url, json={"answer": answer}, headers={"DPoP": proof}, timeout=10)
+    return challenge, response
+
+
+def test_the_idp_refuses_an_approval_without_the_number_for_a_browser_push(stack):
+    """Attack: an app (or anything holding the phone's key) skips the number on a browser's
+    push, as a backchannel approval does. The IdP asks the number of every numbered push."""
+    Login.start(stack, "malee")
+    challenge, refused = answer_signed_by_the_phone(stack, "phone-malee", number=None)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_answer")
+    assert stack.deps.challenges.outcome(challenge, now=stack.deps.clock.now()).value == "pending"
+
+
+def test_the_idp_refuses_a_backchannel_approval_that_carries_a_number(stack):
+    auth_req_id = started(stack)
+    _, refused = answer_signed_by_the_phone(stack, "phone-somchai", number=42)
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_answer")
+    assert error_of(poll(stack, auth_req_id)) == "authorization_pending"
