@@ -288,7 +288,7 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         """The user the hint names (CIBA Core §7.1).
 
         Raises:
-            UnknownUserIdError, BackchannelAccessDeniedError
+            UnknownUserIdError, BackchannelAccessDeniedError, InvalidRequestError
         """
         deps = self.server.deps
         user: User | None = None
@@ -297,10 +297,11 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         else:
             try:
                 claims = deps.signer.verify_own_id_token(validated.hint_value)
-            except InvalidAccessTokenError:
-                claims = None
-            if claims is not None:
-                user = self._db.scalar(select(User).where(User.sub == claims["sub"]))
+            except InvalidAccessTokenError as exc:
+                # Not an ID token of ours (expired ones are): a malformed request, as at
+                # the authorization endpoint.
+                raise InvalidRequestError("Invalid 'id_token_hint'.") from exc
+            user = self._db.scalar(select(User).where(User.sub == claims["sub"]))
         if user is None:
             with contextlib.suppress(EphemeralStoreError):
                 deps.store.incr(

@@ -257,7 +257,7 @@ def test_unknown_users_are_named_and_counted_per_client(stack):
         ({"binding_message": "x" * 65}, 400, "invalid_binding_message"),
         ({"login_hint_token": "eyJ"}, 400, "invalid_request"),  # two hints
         ({"login_hint": "", "login_hint_token": "eyJ"}, 400, "invalid_request"),  # unsupported
-        ({"login_hint": "", "id_token_hint": "not-a-token"}, 400, "unknown_user_id"),
+        ({"login_hint": "", "id_token_hint": "not-a-token"}, 400, "invalid_request"),
         ({"scope": "profile"}, 400, "invalid_request"),
         ({"requested_expiry": "0"}, 400, "invalid_request"),
         ({"request": "eyJ"}, 400, "invalid_request"),
@@ -315,7 +315,15 @@ def test_a_ping_mode_client_is_notified_then_polls(stack):
         assert delivery.content_type == "application/json"
         assert json.loads(delivery.body) == {"auth_req_id": auth_req_id}
         assert poll(stack, auth_req_id, ping).status_code == 200
-    assert len(events(stack, "ciba.ping_delivered")) == 1
+        # A denial is told the same way; the client then learns it at the token endpoint.
+        denied = started(stack, ping, scope="openid", client_notification_token="again")
+        pushed = stack.nexus.wait_for_push("phone-somchai")
+        stack.nexus.deny("phone-somchai", pushed["id"])
+        assert sender.send_due() == 1
+        assert receiver.deliveries[-1].authorization == "Bearer again"
+        assert json.loads(receiver.deliveries[-1].body) == {"auth_req_id": denied}
+        assert error_of(poll(stack, denied, ping)) == "access_denied"
+    assert len(events(stack, "ciba.ping_delivered")) == 2
 
 
 def test_a_browser_push_still_needs_its_number(stack):
