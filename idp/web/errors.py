@@ -20,7 +20,16 @@ from idp.web.outages import is_database_unavailable
 log = logging.getLogger(__name__)
 
 # Endpoints whose clients are programs: errors in the OAuth JSON shape (RFC 6749 §5.2).
-_JSON_PATHS = ("/token", "/introspect", "/revoke", "/userinfo", "/api/", "/mfa/", "/evidence/")
+_JSON_PATHS = (
+    "/token",
+    "/bc-authorize",
+    "/introspect",
+    "/revoke",
+    "/userinfo",
+    "/api/",
+    "/mfa/",
+    "/evidence/",
+)
 
 
 def wants_json() -> bool:

@@ -368,3 +368,15 @@ def test_the_idp_refuses_a_backchannel_approval_that_carries_a_number(stack):
     _, refused = answer_signed_by_the_phone(stack, "phone-somchai", number=42)
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_answer")
     assert error_of(poll(stack, auth_req_id)) == "authorization_pending"
+
+
+def test_malformed_input_and_credentials_get_json_errors(stack):
+    unreadable = requests.post(f"{stack.idp}/bc-authorize", data={"login_hint": "somchai"},
+                               headers={"Authorization": "Basic %%%"}, timeout=10)  # fmt: skip
+    assert (unreadable.status_code, error_of(unreadable)) == (401, "invalid_client")
+    control = requests.post(f"{stack.idp}/bc-authorize", auth=POLL, timeout=10,
+                            data={"scope": "openid", "login_hint": "som\x00chai"})  # fmt: skip
+    assert (control.status_code, error_of(control)) == (400, "invalid_request")
+    as_json = requests.post(f"{stack.idp}/bc-authorize", auth=POLL, timeout=10,
+                            json={"scope": "openid", "login_hint": "somchai"})  # fmt: skip
+    assert (as_json.status_code, error_of(as_json)) == (400, "invalid_request")
