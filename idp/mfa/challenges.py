@@ -90,6 +90,10 @@ def transaction_hash(authorization_details: list[dict[str, Any]] | None) -> str 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def new_challenge_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
 def new_challenge(
     *,
     user_id: str,
@@ -104,9 +108,10 @@ def new_challenge(
     in_session: bool = False,
     backchannel: bool = False,
     binding_message: str | None = None,
+    challenge_id: str | None = None,
 ) -> Challenge:
     return Challenge(
-        id=secrets.token_urlsafe(16),
+        id=challenge_id or new_challenge_id(),
         user_id=user_id,
         device_id=device_id,
         login_tx=login_tx,

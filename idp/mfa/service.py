@@ -82,6 +82,7 @@ def start_push(
     in_session: bool = False,
     backchannel: bool = False,
     binding_message: str | None = None,
+    challenge_id: str | None = None,
 ) -> Challenge:
     """Send a challenge to the user's phone; a ``backchannel`` one (CIBA) has no number and
     shows the ``binding_message``.
@@ -104,6 +105,7 @@ def start_push(
         in_session=in_session,
         backchannel=backchannel,
         binding_message=binding_message,
+        challenge_id=challenge_id,
     )
     if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
         raise ChallengePendingError()

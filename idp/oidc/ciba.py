@@ -50,6 +50,7 @@ from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.mfa.challenges import Challenge
 from idp.mfa.challenges import Outcome
+from idp.mfa.challenges import new_challenge_id
 from idp.mfa.errors import ChallengePendingError
 from idp.mfa.errors import PushLimitError
 from idp.mfa.errors import PushPausedError
@@ -335,8 +336,12 @@ class BackchannelAuthenticationEndpoint(Endpoint):
             raise BackchannelAccessDeniedError("No phone can confirm for this user.")
         ttl = min(validated.requested_expiry or settings.ciba_request_ttl,
                   settings.ciba_max_request_ttl)  # fmt: skip
+        request_id = secrets.token_hex(16)
+        auth_req_id = derive_auth_req_id(deps.cipher, request_id)
         row = BackchannelRequest(
-            id=secrets.token_hex(16),
+            id=request_id,
+            auth_req_id_hash=sha256_hex(auth_req_id),
+            challenge_id=new_challenge_id(),
             client_id=client.client_id,
             user_id=user.id,
             device_id=device.id,
@@ -350,6 +355,10 @@ class BackchannelAuthenticationEndpoint(Endpoint):
             expires_at=now + timedelta(seconds=ttl),
             interval=settings.ciba_poll_interval,
         )
+        self._db.add(row)
+        # Committed before the phone is asked: its answer may come back before this request
+        # ends, and must find the request.
+        self._db.commit()
         try:
             challenge = start_push(
                 self._db,
@@ -376,17 +385,14 @@ class BackchannelAuthenticationEndpoint(Endpoint):
                 audit=audit,
                 backchannel=True,
                 binding_message=validated.binding_message,
+                challenge_id=row.challenge_id,
             )
         except (ChallengePendingError, PushLimitError, PushPausedError) as refusal:
-            self._refuse(client, user, refusal.code)
+            self._refuse(client, user, refusal.code, row)
             raise BackchannelAccessDeniedError(_REFUSALS[refusal.code]) from refusal
         except PushUnavailableError as exc:
-            self._refuse(client, user, exc.code)
+            self._refuse(client, user, exc.code, row)
             raise TemporarilyUnavailableError("The user's phone cannot be reached now.") from exc
-        auth_req_id = derive_auth_req_id(deps.cipher, row.id)
-        row.challenge_id = challenge.id
-        row.auth_req_id_hash = sha256_hex(auth_req_id)
-        self._db.add(row)
         record(
             self._db,
             "ciba.requested",
@@ -404,9 +410,19 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         )
         return row, auth_req_id
 
-    def _refuse(self, client: RegisteredClient, user: User | None, reason: str) -> None:
-        """Keep the refusal in the audit trail, though the answer (an error) is rolled back."""
+    def _refuse(
+        self,
+        client: RegisteredClient,
+        user: User | None,
+        reason: str,
+        row: BackchannelRequest | None = None,
+    ) -> None:
+        """Keep the refusal in the audit trail, though the answer (an error) is rolled back;
+        a request recorded already is ended."""
         db = self._db
+        if row is not None:
+            row.status = BackchannelStatus.DENIED
+            row.end_reason = reason
         record(db, "ciba.refused", now=self.server.deps.clock.now(), outcome="failure",
                actor=user.sub if user else None, client_id=client.client_id,
                context=self.server.audit_context(), reason=reason)  # fmt: skip

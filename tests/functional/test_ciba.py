@@ -24,6 +24,7 @@ from idp.mfa.models import Device
 from idp.mfa.models import DeviceStatus
 from idp.oidc.backchannel import NoticeSender
 from idp.oidc.clients import CIBA_GRANT_TYPE
+from idp.oidc.models import BackchannelRequest
 from mock_nexus.answering import dpop_proof
 from mock_nexus.answering import sign_answer
 from tests.factories import add_client
@@ -380,3 +381,15 @@ def test_malformed_input_and_credentials_get_json_errors(stack):
     as_json = requests.post(f"{stack.idp}/bc-authorize", auth=POLL, timeout=10,
                             json={"scope": "openid", "login_hint": "somchai"})  # fmt: skip
     assert (as_json.status_code, error_of(as_json)) == (400, "invalid_request")
+
+
+def test_a_confirmation_already_waiting_on_the_phone_refuses_a_new_request(stack):
+    """The anti-fatigue rule of the browser's push: one waiting confirmation per user."""
+    Login.start(stack, "somchai")
+    stack.nexus.wait_for_push("phone-somchai")
+    refused = bc_authorize(stack)
+    assert (refused.status_code, error_of(refused)) == (403, "access_denied")
+    assert events(stack, "ciba.refused")[-1].details["reason"] == "challenge_pending"
+    assert len(stack.nexus.inbox("phone-somchai")) == 1
+    with stack.deps.sessions() as session:
+        assert set(session.scalars(select(BackchannelRequest.status))) == {"denied"}
