@@ -453,6 +453,10 @@ def record_phone_answer(
 ) -> bool:
     """Settle the backchannel request a phone just answered: approved (with the evidence of a
     confirmed transaction) or denied. Return True when a ping is owed to the client."""
+    # The phone first, then the request: a suspension takes them in that order (no deadlock
+    # with "this was not me" reported while the helpdesk suspends the phone).
+    if not device_still_active(session, challenge.device_id):
+        return False  # suspended meanwhile: the suspension ended the request
     row = session.scalar(
         select(BackchannelRequest)
         .where(BackchannelRequest.challenge_id == challenge.id)
@@ -520,6 +524,12 @@ class CibaGrant(_IdpGrant, grants.BaseGrant, grants.TokenEndpointMixin):
             raise ExpiredTokenError("The request expired before it was approved.")
         if row.status == BackchannelStatus.PENDING:
             raise self._pace(row, now)
+        # SECURITY: the phone that approved must still be active, held (FOR SHARE) until the
+        # session is committed: a suspension now either sees the session or is seen here.
+        # Taken before the request's row, in the order a suspension takes them (the phone,
+        # then its requests), so the two wait for each other rather than deadlock.
+        if not device_still_active(self.db, row.device_id):
+            raise AccessDeniedError("The phone that approved is suspended.")
         grant_id = secrets.token_hex(16)
         # Used once: one conditional UPDATE, so parallel redemptions give one success.
         claimed = self.db.execute(
@@ -533,10 +543,6 @@ class CibaGrant(_IdpGrant, grants.BaseGrant, grants.TokenEndpointMixin):
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise InvalidGrantError("The 'auth_req_id' was used already.")
-        # SECURITY: the phone that approved must still be active, held (FOR SHARE) until the
-        # session is committed: a suspension now either sees the session or is seen here.
-        if not device_still_active(self.db, row.device_id):
-            raise AccessDeniedError("The phone that approved is suspended.")
         user = self.db.get(User, row.user_id)
         if user is None or not user.is_active:
             raise AccessDeniedError("The user may no longer sign in.")
