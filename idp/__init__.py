@@ -100,6 +100,7 @@ def create_app(
         deps.clients,
         deps.clock,
         default_alg=settings.signing_alg,
+        cipher=deps.cipher,
     )
     for blueprint in (
         protocol.bp,

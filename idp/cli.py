@@ -327,6 +327,16 @@ def clients() -> None:
     is_flag=True,
     help="Every token request must carry a DPoP proof (RFC 9449 5.2).",
 )
+@click.option(
+    "--backchannel-token-delivery-mode",
+    type=click.Choice(["poll", "ping"]),
+    help="CIBA: how the client learns of the answer (with --grant-type "
+    "urn:openid:params:grant-type:ciba).",
+)
+@click.option(
+    "--backchannel-client-notification-endpoint",
+    help="CIBA ping mode: where the client is told its request has an answer.",
+)
 def clients_add(
     client_id: str,
     name: str,
@@ -347,6 +357,8 @@ def clients_add(
     require_par: bool,
     require_signed_request_object: bool,
     dpop_bound_access_tokens: bool,
+    backchannel_token_delivery_mode: str | None,
+    backchannel_client_notification_endpoint: str | None,
 ) -> None:
     """Register (or replace) a client."""
     import json
@@ -393,6 +405,8 @@ def clients_add(
                 may_introspect=may_introspect,
                 jwks=jwks,
                 jwks_uri=jwks_uri,
+                backchannel_token_delivery_mode=backchannel_token_delivery_mode,
+                backchannel_client_notification_endpoint=backchannel_client_notification_endpoint,
                 actor="cli",
                 **metadata,
             )

@@ -28,6 +28,7 @@ from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
 from idp.oidc.clients import apply_profile
 from idp.oidc.clients import register_client
+from idp.oidc.clients import with_ciba_poll
 from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
 from idp.roles.authority import grant_admin_role
@@ -280,10 +281,11 @@ def demo_clients(fapi_public_jwk: dict[str, Any] | None = None) -> list[dict[str
 
 
 def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
-    """demo-fapi: the FAPI 2.0 profile (pushed requests, private_key_jwt with ES256, DPoP)."""
+    """demo-fapi: the FAPI 2.0 profile (pushed requests, private_key_jwt with ES256, DPoP),
+    and CIBA in poll mode: an approval on the phone without a browser."""
     return apply_profile(
         "fapi2",
-        {
+        with_ciba_poll({
             "client_id": FAPI_CLIENT_ID,
             "client_name": "Demo FAPI 2.0 client",
             "secret": None,
@@ -293,8 +295,8 @@ def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
             "grant_types": ["authorization_code", "refresh_token"],
             "scope": "openid profile email offline_access",
             "jwks": {"keys": [public_jwk]},
-        },
-    )
+        }),
+    )  # fmt: skip
 
 
 # --- demo phones ----------------------------------------------------------------------------
@@ -433,7 +435,8 @@ def _print_banner() -> None:
         "Demo clients: gfms-portal, demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
         "demo-service (secret demo-service-secret), "
-        "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json, DPoP)",
+        "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json, "
+        "DPoP, CIBA poll)",
         "",
     ]
     print("\n".join(lines), flush=True)

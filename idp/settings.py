@@ -168,6 +168,23 @@ class Settings(BaseSettings):
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )
 
+    # CIBA (backchannel authentication): an application asks the user's phone directly
+    ciba_request_ttl: int = Field(
+        120, ge=30, le=600, description="Seconds a backchannel request waits when none is asked"
+    )
+    ciba_max_request_ttl: int = Field(
+        300, ge=30, le=600, description="Most seconds a client's requested_expiry may ask for"
+    )
+    ciba_poll_interval: int = Field(
+        5, ge=1, le=60, description="Seconds a client waits between polls of the token endpoint"
+    )
+    ciba_unknown_user_limit: int = Field(
+        20,
+        ge=1,
+        description="unknown_user_id answers per client per 15 minutes before its backchannel "
+        "requests are refused for the rest of the window",
+    )
+
     # Roles: designation requests carry the head of unit's written order
     order_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024,

@@ -33,6 +33,10 @@ class Pushed:
     # Scanned from a login page (the reverse path): it came from the IdP, not the relay. The
     # user still types the number the login page shows.
     scanned: bool = False
+    # A backchannel (CIBA) request has no sign-in page to type a number from: the app shows
+    # the application's binding message instead, and approving needs no number.
+    number_matching: bool = True
+    binding_message: str | None = None
 
     @property
     def via_relay(self) -> bool:
@@ -47,6 +51,12 @@ class Pushed:
         context = body["context"]
         if not isinstance(context, dict):
             raise ValueError("context must be an object")
+        message = body.get("binding_message")
+        if message is not None and not isinstance(message, str):
+            raise ValueError("binding_message must be a string")
+        number_matching = body.get("number_matching", True)
+        if not isinstance(number_matching, bool):
+            raise ValueError("number_matching must be a boolean")
         return cls(
             challenge_id=str(body["challenge_id"]),
             nonce=str(body["nonce"]),
@@ -55,10 +65,13 @@ class Pushed:
             authorization_details=details,
             expires_at=float(body["expires_at"]),
             answer_to=str(body["answer_to"]),
+            number_matching=number_matching,
+            binding_message=message,
         )
 
     def view(self) -> dict[str, Any]:
-        """What the phone shows: id, client, context, transaction details (never the number)."""
+        """What the phone shows: id, client, context, transaction details (never the number),
+        and for a backchannel request the binding message, approved without a number."""
         return {
             "id": self.challenge_id,
             "client": self.client_name,
@@ -66,6 +79,8 @@ class Pushed:
             "authorization_details": self.authorization_details,
             "expires_at": self.expires_at,
             "scanned": not self.via_relay,
+            "number_matching": self.number_matching,
+            "binding_message": self.binding_message,
         }
 
 

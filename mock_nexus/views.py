@@ -134,7 +134,8 @@ def inbox(phone_id: str) -> Response:
 
 @bp.post("/phones/<phone_id>/challenges/<challenge_id>/approve")
 def approve(phone_id: str, challenge_id: str) -> Response:
-    """Approve with the number the user typed from the login page."""
+    """Approve with the number the user typed from the login page; a backchannel request
+    (no number matching: it shows a binding message instead) is approved with ``{}``."""
     number = _typed_number()
     return _answer(_phone(phone_id), challenge_id, decision="approve", number=number)
 
@@ -249,8 +250,11 @@ def _answer(
 ) -> Response:  # fmt: skip
     state = nexus()
     waiting = state.inboxes.peek(phone.phone_id, challenge_id[:64])
-    if decision == "approve" and number is None:
+    numbered = waiting is None or waiting.number_matching
+    if decision == "approve" and numbered and number is None:
         return _answered(phone, {"error": "number_required"}, 400)
+    if decision == "approve" and not numbered:
+        number = None  # the app asks for none; the IdP refuses an approval that carries one
     if waiting is None or waiting.via_relay:
         # A scanned request is answered to the IdP directly; a pushed one through the relay.
         unavailable = _relay_unavailable()

@@ -130,5 +130,5 @@ def probes(app: Flask, document: dict[str, Any], *, bearer: str | None = None) -
 
 def speaks_json(path: str) -> bool:
     """Where errors are JSON: the protocol endpoints for programs and the admin API."""
-    return path.startswith(("/token", "/par", "/introspect", "/revoke", "/userinfo", "/api/",
-                            "/mfa/", "/evidence/"))  # fmt: skip
+    return path.startswith(("/token", "/par", "/bc-authorize", "/introspect", "/revoke",
+                            "/userinfo", "/api/", "/mfa/", "/evidence/"))  # fmt: skip

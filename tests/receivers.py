@@ -24,6 +24,7 @@ class Delivery:
     accept: str | None
     body: bytes
     status: int  # what the receiver answered
+    authorization: str | None = None  # a CIBA ping's bearer client notification token
 
     @property
     def accepted(self) -> bool:
@@ -63,7 +64,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.deliveries.append(
             Delivery(
                 self.path, self.headers.get("Content-Type"), self.headers.get("Accept"), body,
-                status,
+                status, self.headers.get("Authorization"),
             )
         )  # fmt: skip
         self.send_response(status)

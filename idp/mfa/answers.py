@@ -76,8 +76,13 @@ def verify_answer(answer: str, *, challenge: Challenge, device: Device, now: dat
     ):
         raise AnswerRejectedError()
     number = claims.get("number")
-    if claims["decision"] == "approve" and not isinstance(number, int):
-        raise AnswerRejectedError()
+    if claims["decision"] == "approve":
+        # A backchannel (CIBA) challenge is approved without a number (it has none); any
+        # other approval carries the number typed from the sign-in page.
+        if challenge.is_backchannel and number is not None:
+            raise AnswerRejectedError()
+        if not challenge.is_backchannel and not isinstance(number, int):
+            raise AnswerRejectedError()
     return Answer(
         challenge_id=challenge.id,
         decision=str(claims["decision"]),

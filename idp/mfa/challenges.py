@@ -4,6 +4,10 @@ A challenge lives in the ephemeral store (every instance sees it; losing it only
 login). Its number is shown in the browser and never sent to the phone: the user carries it
 over (NIST SP 800-63B-4 §3.1.3.2, a transfer of a secret). The answer is written once, with
 SET NX, so a duplicate or a race cannot change it.
+
+A backchannel (CIBA) challenge has no browser to show a number in: it has no number, and the
+phone shows the client's binding message instead, which the client shows on its own screen
+(CIBA Core 1.0 §7.1, ``binding_message``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class Challenge:
     device_id: str
     login_tx: str
     nonce: str
-    number: int
+    number: int | None  # None: a backchannel (CIBA) challenge, approved without a number
     client_id: str
     client_name: str
     context: dict[str, str]
@@ -47,6 +51,11 @@ class Challenge:
     expires_at: float
     # Sent for a live session (a step-up, a transaction): not something a password alone starts.
     in_session: bool = False
+    binding_message: str | None = None
+
+    @property
+    def is_backchannel(self) -> bool:
+        return self.number is None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -64,6 +73,10 @@ class Challenge:
             "context": self.context,
             "authorization_details": self.authorization_details,
             "expires_at": self.expires_at,
+            # Whether the user types a number from a sign-in page (never the number itself);
+            # a backchannel request shows the binding message instead.
+            "number_matching": not self.is_backchannel,
+            "binding_message": self.binding_message,
         }
 
 
@@ -75,6 +88,10 @@ def transaction_hash(authorization_details: list[dict[str, Any]] | None) -> str 
         authorization_details, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_challenge_id() -> str:
+    return secrets.token_urlsafe(16)
 
 
 def new_challenge(
@@ -89,15 +106,18 @@ def new_challenge(
     now: datetime,
     ttl: int,
     in_session: bool = False,
+    backchannel: bool = False,
+    binding_message: str | None = None,
+    challenge_id: str | None = None,
 ) -> Challenge:
     return Challenge(
-        id=secrets.token_urlsafe(16),
+        id=challenge_id or new_challenge_id(),
         user_id=user_id,
         device_id=device_id,
         login_tx=login_tx,
         nonce=secrets.token_urlsafe(24),
         # Two digits, never 00-09, so it reads the same on every keyboard.
-        number=10 + secrets.randbelow(90),
+        number=None if backchannel else 10 + secrets.randbelow(90),
         client_id=client_id,
         client_name=client_name,
         context=context,
@@ -106,6 +126,7 @@ def new_challenge(
         created_at=now.timestamp(),
         expires_at=now.timestamp() + ttl,
         in_session=in_session,
+        binding_message=binding_message,
     )
 
 

@@ -35,6 +35,7 @@ from idp.mfa.models import DeviceStatus
 from idp.mfa.models import TransactionEvidence
 from idp.mfa.push import PushGateway
 from idp.revocation.service import RevocationList
+from idp.revocation.service import end_backchannel_requests
 from idp.revocation.service import end_session
 from idp.store.ephemeral import EphemeralStore
 from idp.store.ephemeral import EphemeralStoreError
@@ -79,8 +80,12 @@ def start_push(
     now: datetime,
     audit: AuditContext,
     in_session: bool = False,
+    backchannel: bool = False,
+    binding_message: str | None = None,
+    challenge_id: str | None = None,
 ) -> Challenge:
-    """Send a challenge to the user's phone.
+    """Send a challenge to the user's phone; a ``backchannel`` one (CIBA) has no number and
+    shows the ``binding_message``.
 
     Raises:
         ChallengePendingError: another challenge of this user is waiting (anti-fatigue).
@@ -98,6 +103,9 @@ def start_push(
         now=now,
         ttl=ttl,
         in_session=in_session,
+        backchannel=backchannel,
+        binding_message=binding_message,
+        challenge_id=challenge_id,
     )
     if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
         raise ChallengePendingError()
@@ -160,7 +168,7 @@ def accept_answer(
     verified = verify_answer(answer, challenge=challenge, device=device, now=now)
     if verified.decision == "deny":
         outcome = Outcome.REPORTED if verified.report else Outcome.DENIED
-    elif verified.number == challenge.number:
+    elif challenge.is_backchannel or verified.number == challenge.number:
         outcome = Outcome.APPROVED
     else:
         outcome = Outcome.WRONG_NUMBER
@@ -272,6 +280,10 @@ def suspend_device(
         end_session(session, revocations, sid, reason="device_suspended", now=now,
                     access_token_ttl=access_token_ttl, actor=actor or user_sub,
                     context=audit)  # fmt: skip
+    # A backchannel request this phone was asked, or approved but whose tokens were not
+    # fetched yet, gives no tokens now.
+    end_backchannel_requests(session, device.id, reason="device_suspended", now=now,
+                             actor=actor or user_sub, context=audit)  # fmt: skip
     return True
 
 

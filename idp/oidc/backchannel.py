@@ -1,6 +1,7 @@
 """Tokens owed to relying parties, sent over the back channel from the persisted outbox:
-logout tokens (OpenID Connect Back-Channel Logout 1.0) and Security Event Tokens pushed per
-RFC 8935 (CAEP events), each retried until the relying party accepts it.
+logout tokens (OpenID Connect Back-Channel Logout 1.0), Security Event Tokens pushed per
+RFC 8935 (CAEP events) and CIBA ping notifications (CIBA Core 1.0 §10.2), each retried until
+the relying party accepts it.
 
 Delivery is at least once: a notice is claimed for a short lease, sent outside any database
 transaction, then marked delivered or rescheduled with a growing delay. A process that dies
@@ -42,9 +43,11 @@ from idp.audit.alerts import raise_alert
 from idp.audit.service import record
 from idp.clock import Clock
 from idp.oidc.clients import ClientRegistry
+from idp.oidc.models import BackchannelRequest
 from idp.oidc.tokens import TokenSigner
 from idp.revocation.models import LogoutNotice
 from idp.revocation.models import NoticeKind
+from idp.store.secrets import DataCipher
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ _ERROR_BODY_LIMIT = 4096
 _AUDIT_EVENTS = {
     NoticeKind.LOGOUT: ("session.logout_delivered", "session.logout_undeliverable"),
     NoticeKind.SECURITY_EVENT: ("security_event.delivered", "security_event.undeliverable"),
+    NoticeKind.CIBA_PING: ("ciba.ping_delivered", "ciba.ping_undeliverable"),
 }
 
 
@@ -85,6 +89,7 @@ class _Claim:
     token: str | None  # None: it could not be signed (``unsigned`` says why)
     attempt: int
     unsigned: str = ""
+    body: bytes = b""  # a ping's JSON body; ``token`` is then the client notification token
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,10 @@ class NoticeSender:
         timeout: float = 5.0,
         workers: int = _WORKERS,
         per_destination: int = _PER_DESTINATION,
+        cipher: DataCipher | None = None,
     ) -> None:
         self._sessions = sessions
+        self._cipher = cipher  # derives the auth_req_id a CIBA ping names
         self._signer = signer
         self._clients = clients
         self._clock = clock
@@ -168,6 +175,8 @@ class NoticeSender:
             answer = _Answer(claim.unsigned)
         elif claim.kind == NoticeKind.SECURITY_EVENT:
             answer = self._push_security_event(claim.uri, claim.token)
+        elif claim.kind == NoticeKind.CIBA_PING:
+            answer = self._ping(claim.uri, claim.token, claim.body)
         else:
             answer = self._post_logout_token(claim.uri, claim.token)
         self._settle(claim, answer)
@@ -197,6 +206,9 @@ class NoticeSender:
             kind = NoticeKind(notice.kind)  # the column reads back as a plain string
             claim = _Claim(notice.id, kind, notice.target_uri, None, notice.attempts)
             try:
+                if kind == NoticeKind.CIBA_PING:
+                    token, body = self._ping_of(session, notice)
+                    return replace(claim, token=token, body=body)
                 return replace(claim, token=self._sign(notice, now))
             except (KeyError, ValueError, JoseError) as exc:
                 # Retried and in the end given up like a failed delivery, never left to
@@ -226,6 +238,26 @@ class NoticeSender:
             client_id=notice.client_id, sub=notice.sub, sid=notice.sid, jti=notice.id,
             now=now, alg=alg,
         )  # fmt: skip
+
+    def _ping_of(self, session: Session, notice: LogoutNotice) -> tuple[str, bytes]:
+        """The client notification token and the JSON body of a CIBA ping.
+
+        Raises:
+            ValueError: the request or its token is gone, or no cipher was given.
+        """
+        request_id = (notice.payload or {}).get("request")
+        request = session.get(BackchannelRequest, request_id) if request_id else None
+        if request is None or not request.client_notification_token or self._cipher is None:
+            raise ValueError(f"ping {notice.id} has no request to name")
+        auth_req_id = derive_auth_req_id(self._cipher, request.id)
+        body = json.dumps({"auth_req_id": auth_req_id}).encode()
+        return request.client_notification_token, body
+
+    def _ping(self, uri: str, token: str, body: bytes) -> _Answer:
+        """CIBA Core 1.0 §10.2: POST {auth_req_id} with the client notification token as a
+        bearer token; the client answers 204 (200 is accepted too)."""
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        return self._post(uri, body, headers, accepted=(204, 200), read_refusal=False)
 
     def _post_logout_token(self, uri: str, token: str) -> _Answer:
         """Send one logout token (Back-Channel Logout 1.0 §2.5); accepted with 200 (§2.8)."""
@@ -285,6 +317,8 @@ class NoticeSender:
                     client_id=client_id, sid=notice.sid, jti=notice.id,
                     error=notice.last_error, refused=answer.refused,
                 )  # fmt: skip
+                if claim.kind == NoticeKind.CIBA_PING:
+                    return  # the client can still poll: nothing for a person to follow up
                 # A relying party that never learned of a logout or a suspension may still
                 # be letting the user in: a person must follow it up.
                 raise_alert(
@@ -296,6 +330,12 @@ class NoticeSender:
                 return
             delay = min(timedelta(seconds=2**notice.attempts), _MAX_DELAY)
             notice.next_attempt_at = now + delay
+
+
+def derive_auth_req_id(cipher: DataCipher, request_id: str) -> str:
+    """The auth_req_id of a backchannel request: a keyed hash of its id (256 bits, CIBA Core
+    1.0 §7.3 asks at least 128), so only its hash is stored and a ping can still name it."""
+    return cipher.keyed_hash(request_id, purpose="ciba_auth_req_id")
 
 
 def _refusal(error: urllib.error.HTTPError) -> _Answer:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 MAX_LIFETIME = 600  # seconds from now to exp; clients commonly use 60 to 300
 LEEWAY = 30
 # Paths of our endpoints that take client assertions (the CIBA endpoint adds its own).
-ASSERTION_ENDPOINTS = ["/token", "/par", "/introspect", "/revoke"]
+ASSERTION_ENDPOINTS = ["/token", "/par", "/bc-authorize", "/introspect", "/revoke"]
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):

@@ -28,7 +28,12 @@ STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
 # The admin API acting as the signed-in user, within that user's administrative roles.
 ADMIN_SCOPE = "admin"
 SUPPORTED_SCOPES = (*STANDARD_SCOPES, *ROLE_SCOPES, ADMIN_SCOPE)
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# OpenID Connect Client-Initiated Backchannel Authentication (CIBA Core 1.0 §10.1).
+CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", CIBA_GRANT_TYPE)
+# CIBA Core §5: push mode is not offered (FAPI-CIBA forbids it: tokens sent to the client
+# unasked are tokens a forged notification endpoint could receive).
+CIBA_DELIVERY_MODES = ("poll", "ping")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 # RFC 7523 §2.2 / OIDC Core §9: a JWT signed with one of the client's registered keys.
 KEY_METHODS = ("private_key_jwt",)
@@ -94,6 +99,8 @@ class RegisteredClient:
     require_signed_request_object: bool = False
     # RFC 9449 §5.2: a token request without a DPoP proof is refused.
     dpop_bound_access_tokens: bool = False
+    backchannel_token_delivery_mode: str | None = None
+    backchannel_client_notification_endpoint: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -202,6 +209,8 @@ class ClientRegistry:
             require_pushed_authorization_requests=row.require_pushed_authorization_requests,
             require_signed_request_object=row.require_signed_request_object,
             dpop_bound_access_tokens=row.dpop_bound_access_tokens,
+            backchannel_token_delivery_mode=row.backchannel_token_delivery_mode,
+            backchannel_client_notification_endpoint=row.backchannel_client_notification_endpoint,
         )
 
 
@@ -227,6 +236,8 @@ def register_client(
     require_pushed_authorization_requests: bool = False,
     require_signed_request_object: bool = False,
     dpop_bound_access_tokens: bool = False,
+    backchannel_token_delivery_mode: str | None = None,
+    backchannel_client_notification_endpoint: str | None = None,
     allow_weak_secret: bool = False,
     actor: str | None = None,
 ) -> Client:
@@ -254,14 +265,29 @@ def register_client(
         auth_methods=auth_methods,
         redirect_uris=redirect_uris,
         post_logout_redirect_uris=post_logout_redirect_uris,
-        notification_uris=[u for u in (backchannel_logout_uri, security_event_uri) if u],
+        notification_uris=[
+            u
+            for u in (
+                backchannel_logout_uri,
+                security_event_uri,
+                backchannel_client_notification_endpoint,
+            )
+            if u
+        ],
         grant_types=grant_types,
         id_token_alg=id_token_signed_response_alg,
+    )
+    methods = ["none"] if is_public else auth_methods
+    _validate_ciba_metadata(
+        grant_types=grant_types,
+        auth_methods=methods,
+        delivery_mode=backchannel_token_delivery_mode,
+        notification_endpoint=backchannel_client_notification_endpoint,
     )
     row = session.get(Client, client_id) or Client(client_id=client_id, created_at=now)
     row.client_name = client_name
     row.secret_hash = hash_client_secret(cipher, secret) if secret is not None else None
-    row.auth_methods = ["none"] if is_public else auth_methods
+    row.auth_methods = methods
     row.redirect_uris = redirect_uris
     row.post_logout_redirect_uris = post_logout_redirect_uris
     row.grant_types = grant_types
@@ -275,6 +301,8 @@ def register_client(
     row.require_pushed_authorization_requests = require_pushed_authorization_requests
     row.require_signed_request_object = require_signed_request_object
     row.dpop_bound_access_tokens = dpop_bound_access_tokens
+    row.backchannel_token_delivery_mode = backchannel_token_delivery_mode
+    row.backchannel_client_notification_endpoint = backchannel_client_notification_endpoint
     row.disabled_at = None
     session.add(row)
     session.flush()
@@ -378,3 +406,38 @@ def apply_profile(name: str, metadata: dict[str, Any]) -> dict[str, Any]:
     if name not in PROFILES:
         raise ClientRegistrationError(f"Unknown client profile: {name}")
     return {**metadata, **PROFILES[name]}
+
+
+def with_ciba_poll(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Registration metadata with CIBA poll mode allowed (CIBA Core 1.0 §4), for a client
+    registered in code (a demo client): ``register_client(..., **with_ciba_poll({...}))``."""
+    grant_types = [g for g in metadata.get("grant_types", []) if g != CIBA_GRANT_TYPE]
+    return {
+        **metadata,
+        "grant_types": [*grant_types, CIBA_GRANT_TYPE],
+        "backchannel_token_delivery_mode": "poll",
+    }
+
+
+def _validate_ciba_metadata(
+    *,
+    grant_types: list[str],
+    auth_methods: list[str],
+    delivery_mode: str | None,
+    notification_endpoint: str | None,
+) -> None:
+    """CIBA Core 1.0 §4: a client of the CIBA grant names its delivery mode, and a ping client
+    its notification endpoint."""
+    if CIBA_GRANT_TYPE not in grant_types:
+        if delivery_mode is not None or notification_endpoint is not None:
+            raise ClientRegistrationError("CIBA metadata without the CIBA grant type.")
+        return
+    if "none" in auth_methods:
+        # CIBA Core §7.1: the client authenticates at the backchannel authentication endpoint.
+        raise ClientRegistrationError("A public client cannot use CIBA.")
+    if delivery_mode not in CIBA_DELIVERY_MODES:
+        raise ClientRegistrationError("backchannel_token_delivery_mode must be poll or ping.")
+    if delivery_mode == "ping" and notification_endpoint is None:
+        raise ClientRegistrationError("Ping mode needs backchannel_client_notification_endpoint.")
+    if delivery_mode == "poll" and notification_endpoint is not None:
+        raise ClientRegistrationError("Poll mode takes no client notification endpoint.")

@@ -7,7 +7,9 @@ from typing import Any
 from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
 from idp.oidc.authorization_details import SUPPORTED_TYPES
+from idp.oidc.ciba import discovery_metadata as ciba_metadata
 from idp.oidc.claims import VERIFIABLE_CLAIMS
+from idp.oidc.clients import CIBA_GRANT_TYPE
 from idp.oidc.clients import CLIENT_SIGNING_ALGS
 from idp.oidc.clients import KEY_METHODS
 from idp.oidc.clients import SECRET_METHODS
@@ -34,7 +36,12 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            CIBA_GRANT_TYPE,
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "token_endpoint_auth_methods_supported": [*SECRET_METHODS, *KEY_METHODS, "none"],
@@ -94,4 +101,6 @@ def build_discovery_document(issuer: str) -> dict[str, Any]:
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
+        # CIBA Core 1.0 §4 (push mode left out; signed requests not offered, so no alg list).
+        **ciba_metadata(issuer),
     }

@@ -48,6 +48,10 @@ class Client(Base):
     require_signed_request_object: Mapped[bool] = mapped_column(default=False)
     # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # CIBA Core 1.0 §4: "poll" or "ping" (push mode is not offered); None when the client does
+    # not use CIBA. Ping mode's notifications go to the client notification endpoint.
+    backchannel_token_delivery_mode: Mapped[str | None] = mapped_column(String(8))
+    backchannel_client_notification_endpoint: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
 
@@ -138,6 +142,50 @@ class GrantAccessToken(Base):
     jti: Mapped[str] = mapped_column(String(43), primary_key=True)
     grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime]
+
+
+class BackchannelStatus(enum.StrEnum):
+    PENDING = "pending"  # the phone has not answered
+    APPROVED = "approved"  # approved on the phone; tokens not fetched yet
+    DENIED = "denied"  # declined on the phone, or ended (a suspended phone)
+    REDEEMED = "redeemed"  # tokens issued, once
+
+
+class BackchannelRequest(Base):
+    """A CIBA authentication request (CIBA Core 1.0 §7): the client waits (polls, or is pinged)
+    while the user's phone is asked. The database holds it, not the ephemeral store, so an
+    approval is never lost with Redis."""
+
+    __tablename__ = "backchannel_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The auth_req_id is the client's bearer handle on the request: only its hash is stored.
+    auth_req_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.client_id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The phone asked; the session opened at redemption names it, so suspending the phone
+    # ends that session and its tokens like a browser login's.
+    device_id: Mapped[str] = mapped_column(String(32))
+    challenge_id: Mapped[str] = mapped_column(String(32), unique=True)
+    scope: Mapped[str] = mapped_column(Text)
+    binding_message: Mapped[str | None] = mapped_column(String(200))
+    authorization_details: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    delivery_mode: Mapped[str] = mapped_column(String(8))
+    # Ping mode's bearer token for the client notification endpoint (CIBA Core §7.1): it only
+    # lets us tell the client to poll, so it is kept as given for the request's life.
+    client_notification_token: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[BackchannelStatus] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # CIBA Core §7.3 interval, grown by 5 s at each slow_down (§11).
+    interval: Mapped[int]
+    last_polled_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    # The device-signed evidence of a confirmed transaction (the JWT "txn" claim).
+    txn: Mapped[str | None] = mapped_column(String(32))
+    redeemed_at: Mapped[datetime | None]
+    grant_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class KeyStatus(enum.StrEnum):

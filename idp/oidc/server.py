@@ -49,6 +49,8 @@ from sqlalchemy.orm import Session
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.deps import Deps
+from idp.oidc.ciba import BackchannelAuthenticationEndpoint
+from idp.oidc.ciba import CibaGrant
 from idp.oidc.client_assertion import PrivateKeyJwt
 from idp.oidc.client_keys import ClientKeys
 from idp.oidc.dpop import dpop_context
@@ -233,6 +235,8 @@ def build_authorization_server(
     server.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt(server))
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(CibaGrant)
+    server.register_endpoint(BackchannelAuthenticationEndpoint(server))
     server.register_endpoint(Introspection(server))
     server.register_endpoint(TokenRevocation(server))
     server.register_endpoint(PushedAuthorization(server))

@@ -48,6 +48,7 @@ class MirrorState(Base):
 class NoticeKind(enum.StrEnum):
     LOGOUT = "logout"  # a logout token (OIDC Back-Channel Logout 1.0), form-posted
     SECURITY_EVENT = "set"  # a Security Event Token (RFC 8417), pushed per RFC 8935
+    CIBA_PING = "ciba_ping"  # CIBA Core 1.0 §10.2: "your backchannel request has an answer"
 
 
 class LogoutNotice(Base):

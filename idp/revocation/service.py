@@ -46,12 +46,15 @@ from idp.accounts.models import UserSession
 from idp.audit.service import NO_CONTEXT
 from idp.audit.service import AuditContext
 from idp.audit.service import record
+from idp.oidc.models import BackchannelRequest
+from idp.oidc.models import BackchannelStatus
 from idp.oidc.models import Client
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.models import GrantKind
 from idp.revocation.models import LogoutNotice
 from idp.revocation.models import MirrorState
+from idp.revocation.models import NoticeKind
 from idp.revocation.models import Revocation
 from idp.revocation.models import RevokedKind
 from idp.store.db import is_postgresql
@@ -388,6 +391,67 @@ def queue_logout_notices(
             )
         )
     return [client_id for client_id, _ in clients]
+
+
+def queue_backchannel_ping(
+    session: Session, request: BackchannelRequest, *, sub: str, now: datetime
+) -> bool:
+    """Owe a ping-mode client the notice that its backchannel request has an answer (CIBA Core
+    1.0 §10.2). The notice names the request; the sender reads the client notification token
+    and derives the auth_req_id when it sends, so no bearer value sits in the outbox."""
+    if request.delivery_mode != "ping":
+        return False
+    uri = session.scalar(
+        select(Client.backchannel_client_notification_endpoint).where(
+            Client.client_id == request.client_id
+        )
+    )
+    if uri is None:
+        return False
+    session.add(
+        LogoutNotice(
+            id=secrets.token_hex(16),
+            kind=NoticeKind.CIBA_PING,
+            client_id=request.client_id,
+            target_uri=uri,
+            sub=sub,
+            payload={"request": request.id},
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    return True
+
+
+def end_backchannel_requests(
+    session: Session,
+    device_id: str,
+    *,
+    reason: str,
+    now: datetime,
+    actor: str | None = None,
+    context: AuditContext = NO_CONTEXT,
+) -> int:
+    """End the backchannel (CIBA) requests the phone was asked and that have not given tokens
+    yet: waiting ones, and approved ones not yet fetched. Their clients get ``access_denied``
+    (and a ping, in ping mode). Return how many ended."""
+    ending = session.scalars(
+        select(BackchannelRequest)
+        .where(
+            BackchannelRequest.device_id == device_id,
+            BackchannelRequest.status.in_([BackchannelStatus.PENDING, BackchannelStatus.APPROVED]),
+        )
+        .with_for_update()
+    ).all()
+    for request in ending:
+        request.status = BackchannelStatus.DENIED
+        request.end_reason = reason
+        sub = session.scalar(select(User.sub).where(User.id == request.user_id)) or ""
+        pinged = queue_backchannel_ping(session, request, sub=sub, now=now)
+        record(session, "ciba.ended", now=now, outcome="failure", actor=actor,
+               client_id=request.client_id, context=context, request=request.id,
+               reason=reason, pinged=pinged)  # fmt: skip
+    return len(ending)
 
 
 def announce_notices(store: EphemeralStore, keys: Keys) -> None:

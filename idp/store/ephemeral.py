@@ -111,6 +111,7 @@ class Keys:
 
     def client_assertion_jti(self, client_id_hash: str, jti_hash: str) -> str:
         return f"{self._prefix}oidc:assertion-jti:{client_id_hash}:{jti_hash}"
+
     def oauth_dpop_jti(self, thumbprint: str, jti: str) -> str:
         return f"{self._prefix}oauth:dpop-jti:{thumbprint}:{jti}"
 
@@ -128,6 +129,9 @@ class Keys:
 
     def push_count(self, user_id: str) -> str:
         return f"{self._prefix}mfa:push-count:{user_id}"
+
+    def ciba_unknown_users(self, client_id: str) -> str:
+        return f"{self._prefix}ciba:unknown-users:{client_id}"
 
     def activation_ip_failures(self, ip: str) -> str:
         return f"{self._prefix}enrol:activation-fail:{ip}"

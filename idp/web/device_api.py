@@ -22,6 +22,7 @@ from idp.mfa.errors import AnswerRejectedError
 from idp.mfa.service import accept_answer
 from idp.mfa.service import challenge_for_phone
 from idp.mfa.service import report_not_me
+from idp.oidc.ciba import record_phone_answer
 from idp.revocation.loss import loss_now
 from idp.revocation.models import SuspensionReason
 from idp.revocation.suspension import suspend_phone
@@ -67,6 +68,10 @@ def answer() -> Response:
         )
     except AnswerRejectedError as error:
         return _rejected(error)
+    if challenge.is_backchannel and record_phone_answer(
+        context.db(), challenge, outcome, now=context.now(), audit=context.audit_context()
+    ):
+        context.notices_owed()  # a ping-mode client is told its request has an answer
     if outcome == Outcome.REPORTED:
         report_not_me(
             context.db(),

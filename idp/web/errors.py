@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 _JSON_PATHS = (
     "/token",
     "/par",
+    "/bc-authorize",
     "/introspect",
     "/revoke",
     "/userinfo",

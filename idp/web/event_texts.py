@@ -22,6 +22,16 @@ EVENT_LABELS: dict[str, Any] = {
     "authorization.request_refused": _l(
         "An application's pushed or signed sign-in request was refused"
     ),
+    "ciba.answered": _l("An application's request was answered on the phone"),
+    "ciba.ended": _l(
+        "An application's request to the phone ended with the suspension of the phone"
+    ),
+    "ciba.ping_delivered": _l("An application was told its request to the phone has an answer"),
+    "ciba.ping_undeliverable": _l(
+        "An application could not be told its request to the phone has an answer"
+    ),
+    "ciba.refused": _l("An application's request to confirm on the phone was refused"),
+    "ciba.requested": _l("An application asked for a confirmation on the phone"),
     "client.authentication_failed": _l("An application failed to prove who it is"),
     "client.registered": _l("An application was registered"),
     "enrol.activation_issued": _l("An activation code for the phone was shown"),

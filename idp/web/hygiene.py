@@ -32,7 +32,9 @@ from idp.web.errors import malformed_input
 
 View = TypeVar("View", bound=Callable[..., Any])
 
-CLIENT_AUTHENTICATING_PATHS = frozenset({"/token", "/introspect", "/revoke", "/par"})
+CLIENT_AUTHENTICATING_PATHS = frozenset(
+    {"/token", "/par", "/bc-authorize", "/introspect", "/revoke"}
+)
 
 # Deep enough for any claims request or authorization details we accept (they nest 3-4
 # levels), far below the depth at which a recursive parser fails.

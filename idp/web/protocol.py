@@ -341,6 +341,15 @@ def pushed_authorization_request() -> BaseResponse:
     return response
 
 
+@bp.post("/bc-authorize")
+def backchannel_authentication() -> BaseResponse:
+    """CIBA Core 1.0 §7: an application asks the user's phone; the engine does the work."""
+    if error := _body_error():
+        return _json_error(error)
+    response: Response = server().create_endpoint_response("backchannel_authentication")
+    return response
+
+
 @bp.post("/introspect")
 def introspect() -> BaseResponse:
     if error := _body_error():

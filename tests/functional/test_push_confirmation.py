@@ -95,7 +95,10 @@ def test_push_approved_with_the_number_from_the_page(stack):
     assert "python-requests" in pushed["context"]["browser"]
     assert pushed["context"]["time"].endswith("+07:00")
     assert set(pushed) == {"id", "client", "context", "authorization_details", "expires_at",
-                           "scanned"}  # fmt: skip
+                           "scanned", "number_matching", "binding_message"}  # fmt: skip
+    # A browser's push asks for the number; only a backchannel (CIBA) request shows a binding
+    # message instead.
+    assert (pushed["number_matching"], pushed["binding_message"]) == (True, None)
     assert number not in pushed["context"].values()
 
     answered = stack.nexus.approve("phone-somchai", pushed["id"], number)

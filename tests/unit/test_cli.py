@@ -124,3 +124,37 @@ def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(t
     assert prepare_metrics_dir(str(fresh), "8000") == str(fresh)
     assert fresh.is_dir()
     assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
+
+
+def test_clients_add_registers_a_ciba_ping_client(tmp_path: Path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("IDP_DATABASE_URL", url)
+    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(
+        main,
+        [
+            "clients", "add", "ciba-rp", "--name", "CIBA RP",
+            "--grant-type", "urn:openid:params:grant-type:ciba",
+            "--backchannel-token-delivery-mode", "ping",
+            "--backchannel-client-notification-endpoint", "https://rp.example/ciba",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    refused = runner.invoke(
+        main,
+        [
+            "clients", "add", "no-mode", "--name", "No mode",
+            "--grant-type", "urn:openid:params:grant-type:ciba",
+        ],
+    )  # fmt: skip
+    assert refused.exit_code != 0
+    assert "poll or ping" in refused.output
+    engine = make_engine(url)
+    with Session(engine) as session:
+        client = session.get(Client, "ciba-rp")
+        assert client is not None
+        assert client.backchannel_token_delivery_mode == "ping"
+        assert client.backchannel_client_notification_endpoint == "https://rp.example/ciba"
+    engine.dispose()

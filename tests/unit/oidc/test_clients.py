@@ -5,9 +5,11 @@ from datetime import datetime
 
 import pytest
 
+from idp.oidc.clients import CIBA_GRANT_TYPE as CIBA
 from idp.oidc.clients import ClientRegistrationError
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.clients import register_client
+from idp.oidc.clients import with_ciba_poll
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 SECRET = "x" * 43
@@ -92,6 +94,31 @@ def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
         ({"redirect_uris": ["http://localhost@evil.example/cb"]}, "not allowed"),
         ({"redirect_uris": ["https://user:pw@app.example/cb"]}, "not allowed"),
         ({"redirect_uris": ["https://app.example:99999/cb"]}, "not allowed"),
+        # CIBA Core 1.0 §4: a delivery mode, poll or ping (push is not offered).
+        ({"grant_types": [CIBA], "backchannel_token_delivery_mode": None}, "poll or ping"),
+        ({"grant_types": [CIBA], "backchannel_token_delivery_mode": "push"}, "poll or ping"),
+        ({"grant_types": [CIBA], "backchannel_token_delivery_mode": "ping"}, "notification"),
+        (
+            {
+                "grant_types": [CIBA],
+                "backchannel_token_delivery_mode": "ping",
+                "backchannel_client_notification_endpoint": "http://app.example/ping",
+            },
+            "not allowed",
+        ),
+        (
+            {
+                "grant_types": [CIBA],
+                "backchannel_token_delivery_mode": "poll",
+                "backchannel_client_notification_endpoint": "https://app.example/ping",
+            },
+            "Poll mode",
+        ),
+        ({"backchannel_token_delivery_mode": "poll"}, "without the CIBA grant"),
+        (
+            {"secret": None, "grant_types": [CIBA], "backchannel_token_delivery_mode": "poll"},
+            "public client",
+        ),
     ],
 )
 def test_bad_metadata_is_refused(sessions, cipher, change, message):
@@ -116,3 +143,18 @@ def test_security_event_uri_is_kept(sessions, cipher, uri):
                         grant_types=["authorization_code"], scope="openid",
                         security_event_uri=uri)  # fmt: skip
     assert ClientRegistry(sessions, cipher).get("caep").security_event_uri == uri
+
+
+def test_ciba_poll_metadata_is_kept_and_given_by_the_helper(sessions, cipher):
+    metadata = with_ciba_poll({"grant_types": ["authorization_code"]})
+    assert metadata == {"grant_types": ["authorization_code", CIBA],
+                        "backchannel_token_delivery_mode": "poll"}  # fmt: skip
+    with sessions.begin() as session:
+        register_client(session, cipher, client_id="ciba", client_name="Ciba", now=NOW,
+                        secret=SECRET, auth_methods=["client_secret_basic"],
+                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
+                        scope="openid", **metadata)  # fmt: skip
+    client = ClientRegistry(sessions, cipher).get("ciba")
+    assert client.check_grant_type(CIBA)
+    assert client.backchannel_token_delivery_mode == "poll"
+    assert client.backchannel_client_notification_endpoint is None
