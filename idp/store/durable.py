@@ -162,8 +162,15 @@ class FallbackStore:
     """Redis first; the database while Redis is unreachable, and as a second place to look
     while the database still holds items written during an outage."""
 
-    def __init__(self, redis: EphemeralStore, engine: Engine, *, shared_prefix: str) -> None:
+    def __init__(
+        self, redis: EphemeralStore, engine: Engine, *, shared_prefix: str,
+        now: Callable[[], datetime] = _now,
+    ) -> None:  # fmt: skip
         self._redis = redis
+        # The application's clock: the outage's start is compared with times it gave out.
+        self._clock = now
+        # When this instance first missed Redis in the current outage (None: Redis answers).
+        self._redis_lost_at: datetime | None = None
         self._db = DatabaseStore(engine)
         # Keys under this prefix never fall back (the revocation mirror checks the database
         # itself when Redis is away).
@@ -182,6 +189,11 @@ class FallbackStore:
     def has_durable_fallback(self) -> bool:
         return True
 
+    def markers_unseen_before(self) -> datetime | None:
+        # SECURITY: markers set in Redis before it went away are out of sight until it is
+        # back; a single-use token older than that moment may have been used there.
+        return self._redis_lost_at
+
     # -- deciding where to go ---------------------------------------------------------------
 
     def _durable(self, key: str) -> bool:
@@ -192,12 +204,16 @@ class FallbackStore:
         if time.monotonic() < self._redis_down_until:
             return None
         try:
-            return fn()
+            result = fn()
         except EphemeralStoreError:
             if self._redis_down_until == 0.0 or time.monotonic() > self._redis_down_until + 5:
                 log.warning("idp.store.redis_unavailable_using_database")
             self._redis_down_until = time.monotonic() + _RETRY_REDIS_AFTER
+            if self._redis_lost_at is None:
+                self._redis_lost_at = self._clock()
             return None
+        self._redis_lost_at = None
+        return result
 
     def _db_may_hold_items(self) -> bool:
         if time.monotonic() - self._db_checked_at > _CHECK_TABLE_EVERY:
