@@ -707,6 +707,10 @@ def api_documents() -> Response:
         if scheme.lower() != "bearer" or not token:
             raise InvalidTokenError("no bearer token")
         claims = portal().idp.validate_access_token(token.strip(), now=time.time())
+        # SECURITY: RFC 9449 §7.2: a token bound to a key (cnf) is not a bearer token; this
+        # API takes no DPoP proofs, so a stolen bound token must not pass here without one.
+        if "cnf" in claims:
+            raise InvalidTokenError("a key-bound token sent as a bearer token")
     except InvalidTokenError:
         response = jsonify({"error": "invalid_token"})
         response.status_code = 401

@@ -75,12 +75,13 @@ def build_deps(
     engine = engine if engine is not None else make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     keys = Keys(settings.redis_namespace)
+    clock = clock or SystemClock()
     if store is None:
         store = make_store(settings.redis_url)
         if store.is_shared and engine.dialect.name == "postgresql":
-            store = FallbackStore(store, engine, shared_prefix=keys.revocations_prefix)
+            store = FallbackStore(store, engine, shared_prefix=keys.revocations_prefix,
+                                  now=clock.now)  # fmt: skip
     cipher = DataCipher(settings.data_key_bytes)
-    clock = clock or SystemClock()
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
     return Deps(
         settings=settings,

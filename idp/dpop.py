@@ -29,8 +29,9 @@ from idp.store.ephemeral import EphemeralStore
 DPOP_TYP = "dpop+jwt"
 # RFC 9449 §11.1: how far a proof's iat may be from our clock, either way.
 MAX_AGE = 60
-# A jti is remembered as long as a proof carrying it could still be accepted.
-JTI_TTL = float(2 * MAX_AGE)
+# A jti is remembered as long as a proof carrying it could still be accepted: first seen up to
+# MAX_AGE before its iat, accepted until MAX_AGE after it, in whole seconds (hence the slack).
+JTI_TTL = float(2 * MAX_AGE + 2)
 MAX_PROOF_LENGTH = 8192
 # RFC 9449 §8: a server-provided nonce is good for the window it was made in and the next.
 NONCE_WINDOW = 300
@@ -135,6 +136,13 @@ def verify_dpop_proof(
     # SECURITY: a proof is good once; a captured one cannot be replayed. Checked last, so a
     # proof refused above does not use up its jti.
     if not store.set(replay_key(thumbprint, jti), b"1", ttl=JTI_TTL, only_if_new=True):
+        raise DpopProofError()
+    # SECURITY: while Redis is away, the jtis it holds are out of sight: a proof made in a
+    # second before the outage was found may have been used then, so it is refused (the
+    # client's next proof is not). Asked after the marker is set: setting it may find the
+    # outage. Whole seconds, as iat: a proof of the very second the outage was found passes.
+    lost_at = store.markers_unseen_before()
+    if lost_at is not None and issued < int(lost_at.timestamp()):
         raise DpopProofError()
     return DpopProof(thumbprint=thumbprint, jti=jti)
 

@@ -165,8 +165,15 @@ class FallbackStore:
     """Redis first; the database while Redis is unreachable, and as a second place to look
     while the database still holds items written during an outage."""
 
-    def __init__(self, redis: EphemeralStore, engine: Engine, *, shared_prefix: str) -> None:
+    def __init__(
+        self, redis: EphemeralStore, engine: Engine, *, shared_prefix: str,
+        now: Callable[[], datetime] = _now,
+    ) -> None:  # fmt: skip
         self._redis = redis
+        # The application's clock: the outage's start is compared with times it gave out.
+        self._clock = now
+        # When this instance first missed Redis in the current outage (None: Redis answers).
+        self._redis_lost_at: datetime | None = None
         self._db = DatabaseStore(engine)
         # Keys under this prefix never fall back (the revocation mirror checks the database
         # itself when Redis is away).
@@ -186,6 +193,11 @@ class FallbackStore:
     @property
     def has_durable_fallback(self) -> bool:
         return True
+
+    def markers_unseen_before(self) -> datetime | None:
+        # SECURITY: markers set in Redis before it went away are out of sight until it is
+        # back; a single-use token older than that moment may have been used there.
+        return self._redis_lost_at
 
     # -- deciding where to go ---------------------------------------------------------------
 
@@ -212,8 +224,11 @@ class FallbackStore:
                 self._warned_at = now
                 log.warning("idp.store.redis_unavailable_using_database")
             self._redis_down_until = now + _AVOID_REDIS_FOR
+            if self._redis_lost_at is None:
+                self._redis_lost_at = self._clock()
             return None
         self._redis_down_until = 0.0
+        self._redis_lost_at = None
         return result
 
     def _db_may_hold_items(self) -> bool:

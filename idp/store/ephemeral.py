@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 from typing import TypeVar
 from typing import cast
@@ -76,6 +77,11 @@ class EphemeralStore(Protocol):
     @property
     def has_durable_fallback(self) -> bool:
         """True when the database takes over while Redis is unreachable."""
+        ...
+
+    def markers_unseen_before(self) -> datetime | None:
+        """While single-use markers set before some moment are out of sight (Redis is
+        unreachable and the database has taken over), that moment; otherwise None."""
         ...
 
 
@@ -178,6 +184,9 @@ class RedisStore:
     @property
     def has_durable_fallback(self) -> bool:
         return False
+
+    def markers_unseen_before(self) -> datetime | None:
+        return None  # every marker this store ever set is in sight while it answers
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -293,6 +302,9 @@ class MemoryStore:
     @property
     def has_durable_fallback(self) -> bool:
         return False
+
+    def markers_unseen_before(self) -> datetime | None:
+        return None  # every marker this store ever set is in sight while it answers
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)

@@ -19,6 +19,7 @@ from idp.deps import build_deps
 from idp.store.durable import FallbackStore
 from idp.store.ephemeral import Keys
 from tests.conftest import NAMESPACE
+from tests.factories import add_client
 from tests.factories import seed
 from tests.functional.test_dpop import CONFIDENTIAL
 from tests.functional.test_dpop import SERVICE
@@ -26,7 +27,10 @@ from tests.functional.test_dpop import Site
 from tests.functional.test_dpop import assert_dpop_refused
 from tests.functional.test_dpop import make_site  # noqa: F401 - the fixture
 from tests.functional.test_dpop import service_token
+from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
 from tests.functional.test_revocation_resilience import FlakyStore
+from tests.portal_stack import CLIENT_ID as PORTAL_CLIENT
+from tests.portal_stack import SECRET as PORTAL_SECRET
 from tests.rp import CALLBACK
 from tests.rp import pkce_pair
 from tests.servers import free_port
@@ -103,7 +107,8 @@ def test_two_dpop_jkt_parameters_are_refused(site, key):
 def outage_site(settings, pg_engine, redis_store, clock, clean_state) -> Iterator[tuple]:
     """The IdP on Redis with its database fallback, Redis made to fail on demand."""
     flaky = FlakyStore(redis_store)
-    store = FallbackStore(flaky, pg_engine, shared_prefix=Keys(NAMESPACE).revocations_prefix)
+    store = FallbackStore(flaky, pg_engine, shared_prefix=Keys(NAMESPACE).revocations_prefix,
+                          now=clock.now)  # fmt: skip
     port = free_port()
     local = build_deps(settings.model_copy(update={"issuer": f"http://127.0.0.1:{port}"}),
                        clock=clock, store=store, engine=pg_engine)  # fmt: skip
@@ -124,6 +129,7 @@ def test_a_proof_used_before_redis_fails_is_not_accepted_again_during_the_outage
         "DPoP": idp.proof(holder, "GET", "/api/admin/v1/cases", access_token=access),
     }
     assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    idp.deps.clock.advance(1)
     redis.fail()
     replayed = requests.get(url, headers=headers, timeout=10)
     assert replayed.status_code == 401, replayed.text
@@ -133,3 +139,22 @@ def test_a_proof_used_before_redis_fails_is_not_accepted_again_during_the_outage
                                            access_token=access)}  # fmt: skip
     assert requests.get(url, headers=fresh, timeout=10).status_code == 200
     assert requests.get(url, headers=fresh, timeout=10).status_code == 401
+
+
+def test_the_portals_bearer_api_refuses_a_dpop_bound_token(portal):  # noqa: F811
+    # The portal's API is a resource of ours that takes bearer tokens only: a token bound to a
+    # key (one of its audience, stolen without the key) must not pass there as a bearer token.
+    stack = portal.stack
+    add_client(stack.deps, PORTAL_CLIENT, secret=PORTAL_SECRET, redirect_uris=[],
+               grant_types=["client_credentials"], scope="openid")  # fmt: skip
+    holder = ECKey.generate_key("P-256")
+    idp = Site(stack.idp, stack.deps)
+    issued = requests.post(f"{stack.idp}/token", data={"grant_type": "client_credentials"},
+                           auth=(PORTAL_CLIENT, PORTAL_SECRET),
+                           headers={"DPoP": idp.proof(holder)}, timeout=10)  # fmt: skip
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    answer = requests.get(f"{portal.url}/api/documents", headers=bearer, timeout=10)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "invalid_token"

@@ -25,7 +25,8 @@ from tests.push_stack import push_stack
 @pytest.fixture
 def outage(settings, pg_engine, redis_store, clock, clean_state, tmp_path) -> Iterator:
     flaky = FlakyStore(redis_store)
-    store = FallbackStore(flaky, pg_engine, shared_prefix=Keys(NAMESPACE).revocations_prefix)
+    store = FallbackStore(flaky, pg_engine, shared_prefix=Keys(NAMESPACE).revocations_prefix,
+                          now=clock.now)  # fmt: skip
     deps = build_deps(settings, clock=clock, store=store, engine=pg_engine)
     with push_stack(settings, deps, tmp_path, users=("somchai", "malee")) as stack:
         yield stack, flaky

@@ -106,3 +106,32 @@ def test_nonces_are_good_for_their_window_and_the_next_only(cipher: DataCipher):
     with pytest.raises(DpopNonceError):
         verify(proof(key), nonces=nonces)
     assert verify(proof(key, nonce=nonce), nonces=nonces)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"iat": 10**400}, {"iat": -(10**400)}, {"htu": "https://[::1/token"}, {"htu": "https://i:x/"}],
+)
+def test_a_crafted_proof_is_refused_as_a_proof_error(claims):
+    # Self-signed by anyone: an absurd iat or URL must be a refusal, never another exception.
+    with pytest.raises(DpopProofError):
+        verify(proof(ECKey.generate_key("P-256"), **claims), algorithms=("ES256",))
+
+
+class _ForgetfulStore(MemoryStore):
+    """A store whose markers set before ``lost_at`` are out of sight (a Redis outage)."""
+
+    def __init__(self, lost_at: datetime) -> None:
+        super().__init__()
+        self.lost_at = lost_at
+
+    def markers_unseen_before(self) -> datetime | None:
+        return self.lost_at
+
+
+def test_while_markers_are_out_of_sight_only_proofs_made_since_are_accepted():
+    key = ECKey.generate_key("P-256")
+    store = _ForgetfulStore(NOW)
+    with pytest.raises(DpopProofError):
+        verify(proof(key, iat=int(NOW.timestamp()) - 1), store=store)
+    assert verify(proof(key, jti="k" * 16), store=store).thumbprint == key.thumbprint()
