@@ -1,6 +1,7 @@
 """An independent FAPI 2.0 client: openid-client (Node), installed with npm into a scratch
-folder at test time, pushes its request and authenticates with private_key_jwt, using the
-key the demo seed writes for demo-fapi (the contract outside relying parties rely on)."""
+folder at test time, pushes a signed request object, authenticates with private_key_jwt and
+gets DPoP-bound tokens it uses at userinfo, with the key the demo seed writes for demo-fapi
+(the contract outside relying parties rely on)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def node(script: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_openid_client_pushes_and_authenticates_with_its_key(node_client, issuer, tmp_path):
+def test_openid_client_pushes_a_signed_request_and_gets_bound_tokens(node_client, issuer, tmp_path):
     state_file = str(tmp_path / "state.json")
     common = (issuer, "demo-fapi", str(KEY_FILE))
     authorization_url = node(node_client, "start", *common, CALLBACK, state_file)
@@ -82,9 +83,14 @@ def test_openid_client_pushes_and_authenticates_with_its_key(node_client, issuer
 
     callback = sign_in(authorization_url, "somchai", CALLBACK)
     result = json.loads(node(node_client, "finish", *common, callback, state_file))
-    assert result["tokens"]["token_type"].lower() == "bearer"
+    assert result["tokens"]["token_type"].lower() == "dpop"
     assert result["claims"]["iss"] == issuer
     assert result["claims"]["aud"] == "demo-fapi"
+    assert result["userinfo"]["sub"] == result["claims"]["sub"]
+    # The access token is bound to the client's DPoP key: as a bearer token it is refused.
+    bearer = requests.get(f"{issuer}/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {result['tokens']['access_token']}"})  # fmt: skip
+    assert bearer.status_code == 401
 
     # The request_uri was used up.
     again = requests.get(authorization_url, allow_redirects=False, timeout=10)
