@@ -1,6 +1,6 @@
 """Real Chromium on the demo: the pages a Thai civil servant reads, in Thai, drawn with the
 shipped Sarabun font (the machine has no Thai font of its own), kept as screenshots under
-docs/screenshots/ for the README."""
+docs/screenshots/ for docs/features.md."""
 
 from __future__ import annotations
 
