@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check lint typecheck serve bench translations chromium clean
+.PHONY: help install demo test check lint typecheck serve bench translations chromium services clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,6 +32,18 @@ chromium: ## install Debian's chromium for the browser tests when missing (as ro
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-tlwg-loma-otf; \
 	fi
 
+services: ## install Debian's postgresql and redis-server for the tests when missing (as root)
+	@# The tests start throwaway servers from these when none answers at the configured URLs
+	@# (tests/services.py), and the fault suite always does.
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "$$missing missing and we are not root: tests needing them run only against servers that answer"; fi; \
+	fi
+
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
 	$(BIN)/ruff format --check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
@@ -39,7 +51,7 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict on idp/ and the mocks
 	$(BIN)/mypy
 
-test: install chromium lint typecheck ## install what tests need, then lint, type-check and run every test
+test: install chromium services lint typecheck ## install what tests need, then lint, type-check and run every test
 	$(BIN)/pytest $(T)
 
 check: test ## everything CI runs
