@@ -17,6 +17,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
@@ -39,6 +40,7 @@ from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
+from idp.audit.catalogue import EventName
 from idp.audit.service import record
 from idp.mfa.models import TransactionEvidence
 from idp.oidc.claims import requested_id_token_claims
@@ -63,6 +65,12 @@ if TYPE_CHECKING:
     from idp.oidc.server import IdpAuthorizationServer
 
 SECRET_AUTH = ["client_secret_basic", "client_secret_post"]
+# A credential presented again: RFC 6749 §4.1.2 (a code), RFC 9700 §4.14.2 (a refresh token).
+ReuseReason = Literal["code_reused", "refresh_reused"]
+_REUSE_EVENTS: dict[ReuseReason, EventName] = {
+    "code_reused": "token.code_reused",
+    "refresh_reused": "token.refresh_reused",
+}
 
 
 @dataclass(frozen=True)
@@ -247,7 +255,7 @@ class _IdpGrant:
         self.server.count_token(grant_type)
 
     def _revoke_family_and_fail(
-        self, grant_id: str | None, reason: str, client_id: str
+        self, grant_id: str | None, reason: ReuseReason, client_id: str
     ) -> InvalidGrantError:
         """Revoke what a replayed credential issued, durably, and return the error to raise."""
         now = self.now
@@ -262,7 +270,7 @@ class _IdpGrant:
             )
         record(
             self.db,
-            f"token.{reason}",
+            _REUSE_EVENTS[reason],
             now=now,
             outcome="failure",
             client_id=client_id,
