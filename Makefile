@@ -2,21 +2,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check lint typecheck serve bench translations chromium services clean
+.PHONY: help install demo test coverage check lint typecheck serve bench translations chromium services lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every dependency comes from requirements.lock, pinned with its hashes: pip refuses a file
+# whose hash is not there. The project itself is installed on top, without dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its test tools
+install: $(STAMP) ## create .venv and install the locked dependencies, the project and its test tools
+
+lock: ## resolve requirements.lock again from pyproject.toml (pip-compile, with hashes)
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet pip-tools
+	build/lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --extra test \
+	  --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.lock pyproject.toml
 
 demo: install ## run everything on the embedded default (SQLite, no Redis); Ctrl-C stops it
 	$(BIN)/idp demo up
@@ -53,6 +62,9 @@ typecheck: install ## mypy --strict on idp/ and the mocks
 
 test: install chromium services lint typecheck ## install what tests need, then lint, type-check and run every test
 	$(BIN)/pytest $(T)
+
+coverage: install chromium services ## the tests with branch coverage, and its total (slower: docs/testing.md)
+	$(BIN)/pytest --cov --cov-report=term $(T)
 
 check: test ## everything CI runs
 
