@@ -35,6 +35,7 @@ from idp.store.migrate import upgrade
 from idp.store.models import Base
 from idp.store.secrets import DataCipher
 from tests.fakes import FakeClock
+from tests.services import CONFIGURED_PG_URL
 from tests.services import CONFIGURED_REDIS_URL
 from tests.services import SERVICES
 from tests.services import ServiceUnavailableError
@@ -68,6 +69,21 @@ def redis_server_url() -> str:
         return SERVICES.redis_url()
     except ServiceUnavailableError as exc:
         unavailable("Redis", exc)
+
+
+def __getattr__(name: str) -> str:
+    """``PG_URL`` and ``REDIS_URL`` for tests that import them: the server of this run, found
+    (or started) on first import; the configured URL when there is none, so that the fixtures,
+    not an import, skip or fail."""
+    finders = {"PG_URL": (SERVICES.postgres_url, CONFIGURED_PG_URL),
+               "REDIS_URL": (SERVICES.redis_url, CONFIGURED_REDIS_URL)}  # fmt: skip
+    if name not in finders:
+        raise AttributeError(name)
+    find, configured = finders[name]
+    try:
+        return find()
+    except ServiceUnavailableError:
+        return configured
 
 
 def pytest_sessionfinish() -> None:
