@@ -2,21 +2,30 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test check lint typecheck serve bench translations chromium clean
+.PHONY: help install demo test coverage check lint typecheck serve bench translations chromium services lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every dependency comes from requirements.lock, pinned with its hashes: pip refuses a file
+# whose hash is not there. The project itself is installed on top, without dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its test tools
+install: $(STAMP) ## create .venv and install the locked dependencies, the project and its test tools
+
+lock: ## resolve requirements.lock again from pyproject.toml (pip-compile, with hashes)
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet pip-tools
+	build/lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --extra test \
+	  --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.lock pyproject.toml
 
 demo: install ## run everything on the embedded default (SQLite, no Redis); Ctrl-C stops it
 	$(BIN)/idp demo up
@@ -32,6 +41,18 @@ chromium: ## install Debian's chromium for the browser tests when missing (as ro
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-tlwg-loma-otf; \
 	fi
 
+services: ## install Debian's postgresql and redis-server for the tests when missing (as root)
+	@# The tests start throwaway servers from these when none answers at the configured URLs
+	@# (tests/services.py), and the fault suite always does.
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "$$missing missing and we are not root: tests needing them run only against servers that answer"; fi; \
+	fi
+
 lint: install ## ruff (lint and format check)
 	$(BIN)/ruff check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
 	$(BIN)/ruff format --check idp mock_paotang mock_nexus gfms_portal thai_format tests bench
@@ -39,8 +60,11 @@ lint: install ## ruff (lint and format check)
 typecheck: install ## mypy --strict on idp/ and the mocks
 	$(BIN)/mypy
 
-test: install chromium lint typecheck ## install what tests need, then lint, type-check and run every test
+test: install chromium services lint typecheck ## install what tests need, then lint, type-check and run every test
 	$(BIN)/pytest $(T)
+
+coverage: install chromium services ## the tests with branch coverage, and its total (slower: docs/testing.md)
+	$(BIN)/pytest --cov --cov-report=term $(T)
 
 check: test ## everything CI runs
 

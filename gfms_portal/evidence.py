@@ -20,7 +20,7 @@ ANSWER_TYP = "nexus-answer+jwt"
 
 
 def canonical_json(value: object) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the form the IdP hashes (README, transaction
+    """Sorted keys, no spaces, UTF-8: the form the IdP hashes (docs/features.md, transaction
     confirmation)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

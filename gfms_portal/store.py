@@ -23,6 +23,6 @@ def make_engine(url: str) -> Engine:
 
 
 def prepare(engine: Engine) -> sessionmaker[Session]:
-    """A simulator makes its tables with ``create_all`` (no migrations; README says so)."""
+    """A simulator makes its tables with ``create_all`` (no migrations; docs/portal.md says so)."""
     Base.metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)

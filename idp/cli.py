@@ -532,7 +532,7 @@ def demo() -> None:
 
 @demo.command("seed")
 def demo_seed() -> None:
-    """Create the demo users and clients (the README lists them). Safe to run again."""
+    """Create the demo users and clients (docs/demo.md lists them). Safe to run again."""
     from idp.demo import seed
 
     deps = _deps()

@@ -1,4 +1,4 @@
-"""Demo data (the accounts and clients the README lists) and the all-in-one demo launcher
+"""Demo data (the accounts and clients docs/demo.md lists) and the all-in-one demo launcher
 behind ``make demo``."""
 
 from __future__ import annotations

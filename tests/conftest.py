@@ -1,8 +1,10 @@
 """Fixtures: a PostgreSQL schema and a Redis namespace of this run's own, a fake clock, the
 app and its test client.
 
-Tests that need PostgreSQL, Redis or Chromium skip when the service is missing on a
-developer's machine, and fail under CI=true.
+PostgreSQL and Redis are the configured ones (``IDP_TEST_DATABASE_URL``, ``IDP_TEST_REDIS_URL``)
+when they answer, else throwaway ones this run starts and stops (tests/services.py). Tests that
+need a service that neither answers nor starts (or Chromium) skip on a developer's machine, and
+fail under CI=true.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import pytest
 from flask import Flask
@@ -32,12 +35,12 @@ from idp.store.migrate import upgrade
 from idp.store.models import Base
 from idp.store.secrets import DataCipher
 from tests.fakes import FakeClock
+from tests.services import CONFIGURED_PG_URL
+from tests.services import CONFIGURED_REDIS_URL
+from tests.services import SERVICES
+from tests.services import ServiceUnavailableError
 
 CI = os.environ.get("CI") == "true"
-PG_URL = os.environ.get(
-    "IDP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
 NAMESPACE = f"test{RUN_ID}:"
 # Kept across tests: generating RSA keys for every test would dominate the run time; the
@@ -45,11 +48,51 @@ NAMESPACE = f"test{RUN_ID}:"
 KEEP_TABLES = {"signing_keys", "alembic_version", "exclusive_role_pairs"}
 
 
-def unavailable(what: str, why: object) -> None:
+def unavailable(what: str, why: object) -> NoReturn:
     message = f"{what} is not reachable: {why}"
     if CI:
         pytest.fail(f"{message} (required under CI=true)")
     pytest.skip(message)
+
+
+def postgres_server_url() -> str:
+    """The PostgreSQL server of this run (configured or throwaway); skips or fails without one."""
+    try:
+        return SERVICES.postgres_url()
+    except ServiceUnavailableError as exc:
+        unavailable("PostgreSQL", exc)
+
+
+def redis_server_url() -> str:
+    """The Redis server of this run (configured or throwaway); skips or fails without one."""
+    try:
+        return SERVICES.redis_url()
+    except ServiceUnavailableError as exc:
+        unavailable("Redis", exc)
+
+
+def __getattr__(name: str) -> str:
+    """``PG_URL`` and ``REDIS_URL`` for tests that import them: the server of this run, found
+    (or started) on first import; the configured URL when there is none, so that the fixtures,
+    not an import, skip or fail."""
+    finders = {"PG_URL": (SERVICES.postgres_url, CONFIGURED_PG_URL),
+               "REDIS_URL": (SERVICES.redis_url, CONFIGURED_REDIS_URL)}  # fmt: skip
+    if name not in finders:
+        raise AttributeError(name)
+    find, configured = finders[name]
+    try:
+        return find()
+    except ServiceUnavailableError:
+        return configured
+
+
+def pytest_sessionfinish() -> None:
+    SERVICES.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SERVICES.started:
+        terminalreporter.write_line(f"tests used {line}")
 
 
 def with_search_path(url: str, schema: str) -> str:
@@ -60,14 +103,15 @@ def with_search_path(url: str, schema: str) -> str:
 @contextmanager
 def own_schema(name: str) -> Iterator[str]:
     """A PostgreSQL schema for this run only; yields a URL whose search path is that schema."""
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    server = postgres_server_url()
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{name}"'))
     except OperationalError as exc:
         unavailable("PostgreSQL", exc.orig)
     try:
-        yield with_search_path(PG_URL, name)
+        yield with_search_path(server, name)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
@@ -101,12 +145,13 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 def redis_store() -> Iterator[RedisStore]:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    url = redis_server_url()
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
         unavailable("Redis", exc)
-    yield RedisStore(REDIS_URL)
+    yield RedisStore(url)
     _delete_namespace(client)
 
 
@@ -125,7 +170,7 @@ def clean_state(pg_engine: Engine, redis_store: RedisStore) -> None:
         # The audit table refuses TRUNCATE; a superuser's replica role skips its triggers.
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         connection.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
-    _delete_namespace(redis.Redis.from_url(REDIS_URL))
+    _delete_namespace(redis.Redis.from_url(redis_server_url()))
 
 
 @pytest.fixture
@@ -135,9 +180,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings(pg_url: str) -> Settings:
+    try:
+        redis_url = SERVICES.redis_url()
+    except ServiceUnavailableError:
+        # Settings alone need no Redis: a test that uses it asks for redis_store, which skips.
+        redis_url = CONFIGURED_REDIS_URL
     return Settings(
         database_url=pg_url,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         redis_namespace=NAMESPACE,
         log_level="WARNING",
         # Most tests drive the protocol with users who have no phone, as during a registration

@@ -60,7 +60,7 @@ def make_user(
 
 
 def seed(deps: Deps, *usernames: str, temporary: tuple[str, ...] = ()) -> None:
-    """The demo clients (as the README lists them) and the given users, committed."""
+    """The demo clients (as docs/demo.md lists them) and the given users, committed."""
     with deps.sessions.begin() as session:
         for client in demo_clients():
             register_client(session, deps.cipher, now=deps.clock.now(), **client)

@@ -32,7 +32,9 @@ def repository_files() -> list[Path]:
         # A worktree's .git is a file naming where the repository lives: skipped like the folder.
         if any(part in SKIPPED_DIRS or part.endswith((".egg-info", "_cache")) for part in parts):
             continue
-        if path.is_file() and path.name not in SKIPPED_FILES and path.suffix != ".pyc":
+        # Coverage data (make coverage) names the folder it was measured in.
+        made = path.suffix == ".pyc" or path.name.startswith(".coverage")
+        if path.is_file() and path.name not in SKIPPED_FILES and not made:
             files.append(path)
     return files
 

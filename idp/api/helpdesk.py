@@ -1,6 +1,7 @@
-"""The helpdesk part of the admin API: suspending a lost phone (a fixed contract: see the README),
-suspending and lifting accounts, lost-device cases and their letters, Temporary Access Passes.
-A ticketing system's client with the ``helpdesk`` scope may call what the helpdesk may do."""
+"""The helpdesk part of the admin API: suspending a lost phone (a fixed contract: see
+docs/lost-phone.md), suspending and lifting accounts, lost-device cases and their letters,
+Temporary Access Passes. A ticketing system's client with the ``helpdesk`` scope may call what
+the helpdesk may do."""
 
 from __future__ import annotations
 

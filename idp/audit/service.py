@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from idp.audit.catalogue import EventName
 from idp.audit.models import AuditEvent
 from idp.store.db import is_postgresql
 
@@ -58,7 +59,7 @@ _INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 def record(
     session: Session,
-    event: str,
+    event: EventName,
     *,
     now: datetime,
     outcome: str = "success",

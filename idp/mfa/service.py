@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.audit.alerts import raise_alert
+from idp.audit.catalogue import EventName
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.mfa.answers import read_challenge_id
@@ -43,6 +44,14 @@ from idp.store.ephemeral import Keys
 
 # Outcomes are kept a little longer than their challenge, for the page that waits on them.
 _OUTCOME_GRACE = 60.0
+# The audit event of each answer a challenge can end with; only an approval is a success.
+_ANSWER_EVENTS: dict[Outcome, EventName] = {
+    Outcome.APPROVED: "mfa.push_approved",
+    Outcome.DENIED: "mfa.push_denied",
+    Outcome.REPORTED: "mfa.push_reported",
+    Outcome.WRONG_NUMBER: "mfa.push_wrong_number",
+    Outcome.EXPIRED: "mfa.push_expired",
+}
 
 
 def active_device(session: Session, user_id: str) -> Device | None:
@@ -188,7 +197,7 @@ def accept_answer(
     user_sub = session.scalar(select(User.sub).where(User.id == challenge.user_id))
     record(
         session,
-        f"mfa.push_{outcome.value}",
+        _ANSWER_EVENTS[outcome],
         now=now,
         outcome="success" if outcome == Outcome.APPROVED else "failure",
         actor=user_sub,

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from idp.audit.alerts import raise_alert
+from idp.audit.catalogue import EventName
 from idp.audit.service import record
 from idp.clock import Clock
 from idp.oidc.clients import ClientRegistry
@@ -64,7 +65,7 @@ _PER_DESTINATION = 2
 _RECLAIM_EVERY = 0.1
 _ERROR_BODY_LIMIT = 4096
 # What the audit trail calls each kind's outcome.
-_AUDIT_EVENTS = {
+_AUDIT_EVENTS: dict[NoticeKind, tuple[EventName, EventName]] = {
     NoticeKind.LOGOUT: ("session.logout_delivered", "session.logout_undeliverable"),
     NoticeKind.SECURITY_EVENT: ("security_event.delivered", "security_event.undeliverable"),
     NoticeKind.CIBA_PING: ("ciba.ping_delivered", "ciba.ping_undeliverable"),

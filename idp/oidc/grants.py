@@ -20,6 +20,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import Literal
 
 from authlib.consts import default_json_headers
 from authlib.oauth2.rfc6749 import grants
@@ -43,6 +44,7 @@ from idp.accounts.models import User
 from idp.accounts.models import UserSession
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.sessions import is_live
+from idp.audit.catalogue import EventName
 from idp.audit.service import record
 from idp.dpop import DpopProof
 from idp.mfa.models import TransactionEvidence
@@ -73,6 +75,12 @@ if TYPE_CHECKING:
 
 # Confidential clients: a secret, or a JWT signed with their key (RFC 7523).
 SECRET_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# A credential presented again: RFC 6749 §4.1.2 (a code), RFC 9700 §4.14.2 (a refresh token).
+ReuseReason = Literal["code_reused", "refresh_reused"]
+_REUSE_EVENTS: dict[ReuseReason, EventName] = {
+    "code_reused": "token.code_reused",
+    "refresh_reused": "token.refresh_reused",
+}
 
 
 @dataclass(frozen=True)
@@ -287,7 +295,7 @@ class _IdpGrant:
         self.server.count_token(grant_type)
 
     def _revoke_family_and_fail(
-        self, grant_id: str | None, reason: str, client_id: str
+        self, grant_id: str | None, reason: ReuseReason, client_id: str
     ) -> InvalidGrantError:
         """Revoke what a replayed credential issued, durably, and return the error to raise."""
         now = self.now
@@ -302,7 +310,7 @@ class _IdpGrant:
             )
         record(
             self.db,
-            f"token.{reason}",
+            _REUSE_EVENTS[reason],
             now=now,
             outcome="failure",
             client_id=client_id,

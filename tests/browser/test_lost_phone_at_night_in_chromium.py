@@ -112,7 +112,7 @@ def test_a_night_suspension_in_one_step_and_the_letter_in_the_morning(browser, s
     head.wait_for_selector("#letter-pdf")
     assert "น." in head.inner_text("#case")  # the report's Thai time
     assert "gfmiscc@gfmis.go.th" in head.inner_text("#send-channels")
-    keep(head, "case")  # the case page in Thai, for the README
+    keep(head, "case")  # the case page in Thai, for docs/features.md
     with head.expect_download() as download:
         head.click("#letter-pdf")
     saved = tmp_path / "letter.pdf"

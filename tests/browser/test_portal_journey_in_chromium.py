@@ -7,7 +7,7 @@ the helpdesk suspends malee's phone and her portal session ends.
 What people read on the way (issue 18) is checked by the helpers at the end of this file:
 names on every page and in the bundle, the Thai attachment name, the document's description on
 the confirmation page and the phone, and the message after the suspension. With
-``UPDATE_SCREENSHOTS=1`` those pages are also saved under docs/screenshots/ for the README."""
+``UPDATE_SCREENSHOTS=1`` those pages are also saved under docs/screenshots/ for docs/portal.md."""
 
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ NARROW = {"width": 360, "height": 740}  # a small phone
 
 
 def screenshot(page, name: str) -> None:
-    """Kept for the README when asked (``UPDATE_SCREENSHOTS=1``); taken every run regardless,
+    """Kept for docs/portal.md when asked (``UPDATE_SCREENSHOTS=1``); taken every run regardless,
     so a page that cannot be drawn fails here too."""
     shot = page.screenshot(full_page=True)
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":

@@ -1,6 +1,6 @@
 """Real Chromium on the demo: the pages a Thai civil servant reads, in Thai, drawn with the
 shipped Sarabun font (the machine has no Thai font of its own); with ``UPDATE_SCREENSHOTS=1``
-kept as screenshots under docs/screenshots/ for the README."""
+kept as screenshots under docs/screenshots/ for docs/features.md."""
 
 from __future__ import annotations
 

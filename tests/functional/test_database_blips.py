@@ -14,7 +14,7 @@ from sqlalchemy import text
 from idp import create_app
 from idp.deps import build_deps
 from idp.store.db import make_engine
-from tests.conftest import PG_URL
+from tests.conftest import postgres_server_url
 from tests.factories import seed
 from tests.rp import RP
 from tests.rp import basic
@@ -33,7 +33,7 @@ def blip(settings, pg_url, redis_store, clock, clean_state) -> Iterator:
     seed(deps, "somchai")
 
     def drop_connections() -> int:
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(postgres_server_url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             dropped = connection.execute(
                 text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

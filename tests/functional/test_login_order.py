@@ -321,8 +321,8 @@ def test_parallel_wrong_passwords_lock_exactly_as_the_readme_says(stack):
         assert all('id="login-error"' in page for page in pages)
         return pages
 
-    # README, "Brute-force protection": five failures, then every attempt waits; those made
-    # while waiting are neither checked nor counted.
+    # docs/features.md, "Brute-force protection": five failures, then every attempt waits;
+    # those made while waiting are neither checked nor counted.
     burst(100)
     assert failures(stack) == settings.login_throttle_after
     assert failed_for(stack, "bad_credentials") == settings.login_throttle_after

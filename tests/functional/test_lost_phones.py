@@ -26,7 +26,7 @@ from idp.revocation.service import end_session
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
 from tests.conftest import NAMESPACE
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_server_url
 from tests.factories import PASSWORD
 from tests.factories import make_user
 from tests.functional.test_admin_api import call
@@ -286,7 +286,7 @@ def test_with_redis_flushed_nothing_revoked_comes_back(stack):
     tokens = signed_in(stack, "malee", scope="openid")
     call(stack, helpdesk_token(stack), "POST", "/users/malee/suspend-phone",
          json={"reason": "lost"})  # fmt: skip
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_server_url())
     keys = list(client.scan_iter(match=f"{NAMESPACE}*", count=1000))
     assert keys
     client.delete(*keys)

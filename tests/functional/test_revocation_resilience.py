@@ -13,8 +13,8 @@ from idp import create_app
 from idp.deps import build_deps
 from idp.revocation.models import RevokedKind
 from idp.store.ephemeral import EphemeralStoreError
-from tests.conftest import REDIS_URL
 from tests.conftest import _delete_namespace
+from tests.conftest import redis_server_url
 from tests.factories import seed
 from tests.rp import RP
 from tests.rp import basic
@@ -92,7 +92,7 @@ def test_a_failed_rebuild_is_not_trusted(flaky):
     token = RP(client).login_and_exchange()["access_token"]
     client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL)
     assert not active(client, token)
-    _delete_namespace(redis.Redis.from_url(REDIS_URL))  # Redis restarts empty
+    _delete_namespace(redis.Redis.from_url(redis_server_url()))  # Redis restarts empty
     store.fail("set_many")  # ... and the rebuild's write fails once
     assert not active(client, token)
     store.heal()
@@ -148,7 +148,7 @@ def test_a_stale_mirror_is_repaired_by_the_next_reconcile(flaky):
     client.post("/revoke", data={"token": token}, headers=CONFIDENTIAL)
     assert not active(client, token)
     # A replica that never got the write: the key is gone, the marker is not.
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_server_url())
     r.delete(*[k for k in r.scan_iter(match=f"{deps.keys.prefix}revocation:jti:*")])
     deps.clock.advance(61)
     reconcile(deps)
@@ -184,7 +184,7 @@ def test_simultaneous_failed_mirrors_both_keep_their_revocation(flaky):
 
 def flush_namespace() -> None:
     """What FLUSHDB does to this run's keys (the shared test Redis serves other runs too)."""
-    _delete_namespace(redis.Redis.from_url(REDIS_URL))
+    _delete_namespace(redis.Redis.from_url(redis_server_url()))
 
 
 def revoked(deps, jti: str) -> bool:

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import REDIS_URL
 from tests.conftest import own_schema
-from tests.conftest import unavailable
+from tests.conftest import redis_server_url
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +19,4 @@ def fresh_database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except (redis.RedisError, OSError) as exc:
-        unavailable("Redis", exc)
-    return REDIS_URL
+    return redis_server_url()
