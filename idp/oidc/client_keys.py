@@ -8,6 +8,7 @@ Keys given by URI are fetched with a short timeout and cached in process; a toke
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -113,16 +114,33 @@ class ClientKeys:
 
     def _fetch(self, uri: str) -> KeySet:
         try:
-            response = requests.get(
+            with requests.get(
                 uri,
                 timeout=_FETCH_TIMEOUT,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
-            )
-            response.raise_for_status()
-            if len(response.content) > _MAX_BODY:
-                raise InvalidClientKeysError("The client's JWK Set is too large.")
-            body = response.json()
+                stream=True,
+            ) as response:
+                response.raise_for_status()
+                body = json.loads(_read_capped(response))
         except (requests.RequestException, ValueError) as exc:
             raise InvalidClientKeysError("The client's jwks_uri could not be read.") from exc
         return import_public_jwks(body)
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    """The body, read as it arrives: requests' timeout bounds each read, not the whole, so a
+    server dripping bytes (or sending without end) would hold this worker and its memory.
+
+    Raises:
+        InvalidClientKeysError: too large or too slow.
+    """
+    deadline = time.monotonic() + _FETCH_TIMEOUT
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=8192):
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise InvalidClientKeysError("The client's JWK Set is too large.")
+        if time.monotonic() > deadline:
+            raise InvalidClientKeysError("The client's jwks_uri answers too slowly.")
+    return bytes(body)
