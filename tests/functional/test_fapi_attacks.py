@@ -7,8 +7,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +18,7 @@ import pytest
 from werkzeug.wrappers import Request
 from werkzeug.wrappers import Response
 
+from idp.demo import seed as demo_seed
 from tests.factories import PASSWORD
 from tests.factories import add_client
 from tests.factories import seed
@@ -319,3 +322,28 @@ def test_a_huge_jwks_uri_answer_is_not_read_whole(client, deps, clock):
     refused_client(assertion_with_keys_served_by(huge, client, deps, clock))
     # Socket buffers take some, but not the whole answer: the reader stopped early.
     assert sent["bytes"] < 32 * 1024 * 1024, sent
+
+
+# --- the demo client's key -----------------------------------------------------------------
+
+
+def test_demo_fapi_private_key_is_never_readable_by_others(deps, tmp_path, monkeypatch):
+    """Private from its creation, not by a chmod after writing (Path.chmod does nothing here,
+    so a file made with the usual umask and restricted afterwards would stay 0644)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Path, "chmod", lambda self, mode: None)
+    old_umask = os.umask(0o022)
+    try:
+        with deps.sessions.begin() as session:
+            demo_seed(session, deps)
+    finally:
+        os.umask(old_umask)
+    path = tmp_path / "instance" / "demo-fapi.private.jwk.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.undo()
+    # A key file copied in with loose permissions is restricted when the seed reads it.
+    monkeypatch.chdir(tmp_path)
+    path.chmod(0o644)
+    with deps.sessions.begin() as session:
+        demo_seed(session, deps)
+    assert path.stat().st_mode & 0o777 == 0o600
