@@ -235,6 +235,21 @@ def test_assertion_claim_attacks_are_refused(service, client):
         refused_client(token_with(client, service.assertion(**overrides)))
 
 
+def test_assertion_for_an_endpoint_url_is_refused(service, client):
+    """Audience injection (draft-ietf-oauth-rfc7523bis): a malicious authorization server the
+    client also uses names our token endpoint as one of its own endpoints, and replays here
+    the assertion the client made for it. Only our issuer, as the sole audience, is ours."""
+    for aud in (
+        ISSUER + "/token",
+        ISSUER + "/par",
+        [ISSUER, "https://attacker-as.example"],
+        [ISSUER + "/token", "https://attacker-as.example/token"],
+    ):
+        refused_client(token_with(client, service.assertion(aud=aud)))
+    assert token_with(client, service.assertion(aud=ISSUER)).status_code == 200
+    assert token_with(client, service.assertion(aud=[ISSUER])).status_code == 200
+
+
 def test_assertion_for_one_client_with_another_client_id_is_refused(service, client):
     refused_client(token_with(client, service.assertion(), client_id="demo-service"))
 
