@@ -78,7 +78,12 @@ def build_deps(
     if store is None:
         store = make_store(settings.redis_url)
         if store.is_shared and engine.dialect.name == "postgresql":
-            store = FallbackStore(store, engine, shared_prefix=keys.revocations_prefix)
+            store = FallbackStore(
+                store,
+                engine,
+                shared_prefix=keys.revocations_prefix,
+                database_prefixes=(keys.client_assertion_jti_prefix,),
+            )
     cipher = DataCipher(settings.data_key_bytes)
     clock = clock or SystemClock()
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)

@@ -27,6 +27,7 @@ from tests.fapi import FapiClient
 from tests.fapi import new_key
 from tests.fapi import public_jwks
 from tests.fapi import unsigned
+from tests.functional.test_fapi_during_redis_outage import outage
 from tests.rp import CALLBACK
 from tests.rp import ISSUER
 from tests.rp import RP
@@ -362,3 +363,38 @@ def test_demo_fapi_private_key_is_never_readable_by_others(deps, tmp_path, monke
     with deps.sessions.begin() as session:
         demo_seed(session, deps)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+# --- through a Redis outage ----------------------------------------------------------------
+
+
+# The outage fixture: an instance whose Redis can fail, the database fallback as in service.
+through_outage = outage
+
+
+def test_assertion_used_before_a_redis_outage_stays_used_during_it(through_outage):
+    """A jti marked while Redis was up must not be new to the database during an outage."""
+    fapi, redis = through_outage
+    params = fapi.rp.authorize_params()
+    assertion = fapi.assertion()
+    assert fapi.push(params, **fapi.auth(assertion)).status_code == 201
+    redis.fail()
+    refused_client(fapi.push(params, **fapi.auth(assertion)))
+    redis.heal()
+    refused_client(fapi.push(params, **fapi.auth(assertion)))
+
+
+def test_parallel_replay_during_a_redis_outage_gets_one_request_uri(through_outage):
+    fapi, redis = through_outage
+    redis.fail()
+    params = fapi.rp.authorize_params()
+    assertion = fapi.assertion()
+    app = fapi.rp.client.application
+    callers = [app.test_client() for _ in range(6)]
+
+    def push(caller):
+        return caller.post("/par", data={**params, **fapi.auth(assertion)}).status_code
+
+    with ThreadPoolExecutor(len(callers)) as pool:
+        statuses = list(pool.map(push, callers))
+    assert sorted(statuses).count(201) == 1, statuses
