@@ -294,9 +294,9 @@ def test_attempt_id_cannot_be_sent_by_the_caller(service, client):
         refused_client(replay)
 
 
-def assertion_with_keys_served_by(chunks, client, deps, clock):
+def assertion_with_keys_served_by(chunks, client, deps, clock, then=None):
     """The token endpoint's answer to an assertion of a client whose jwks_uri streams
-    ``chunks`` (a generator function) as its answer."""
+    ``chunks`` (a generator function) as its answer; ``then`` runs while it still serves."""
 
     @Request.application
     def jwks_endpoint(request: Request) -> Response:
@@ -308,6 +308,8 @@ def assertion_with_keys_served_by(chunks, client, deps, clock):
                    scope="helpdesk")  # fmt: skip
         rp = FapiClient(RP(client, client_id="keys-by-uri", secret=None), new_key(), clock.now)
         response = token_with(client, rp.assertion())
+        if then is not None:
+            then(rp)
         time.sleep(0.5)  # what the server still manages to send
         return response
 
@@ -338,6 +340,26 @@ def test_a_huge_jwks_uri_answer_is_not_read_whole(client, deps, clock):
     refused_client(assertion_with_keys_served_by(huge, client, deps, clock))
     # Socket buffers take some, but not the whole answer: the reader stopped early.
     assert sent["bytes"] < 32 * 1024 * 1024, sent
+
+
+def test_a_failing_jwks_uri_is_not_asked_again_for_each_assertion(client, deps, clock):
+    """Anyone may send assertions naming a client: while its jwks_uri fails, each one must not
+    cost an outgoing request and a worker waiting for it."""
+    hits = {"count": 0}
+
+    def failing():
+        hits["count"] += 1
+        time.sleep(1)
+        yield b"not json"
+
+    def three_more(rp: FapiClient) -> None:
+        for _ in range(3):
+            started = time.monotonic()
+            refused_client(token_with(client, rp.assertion(key=new_key())))
+            assert time.monotonic() - started < 0.5
+
+    refused_client(assertion_with_keys_served_by(failing, client, deps, clock, then=three_more))
+    assert hits["count"] == 1
 
 
 # --- the demo client's key -----------------------------------------------------------------
