@@ -251,6 +251,23 @@ def test_assertion_for_an_endpoint_url_is_refused(service, client):
     assert token_with(client, service.assertion(aud=[ISSUER])).status_code == 200
 
 
+def test_malformed_assertions_are_refused_without_a_server_error(service, client):
+    for overrides in (
+        {"sub": ["pkj-only"], "iss": ["pkj-only"]},
+        {"sub": 7, "iss": 7},
+        {"sub": None},
+        {"sub": "nobody", "iss": "nobody"},
+        {"sub": "x" * 5000, "iss": "x" * 5000},
+        {"jti": 12345678901},
+        {"aud": [ISSUER, 7]},
+        {"aud": {}},
+    ):
+        refused_client(token_with(client, service.assertion(**overrides)))
+    for garbage in ("", "a.b.c", "e30.e30.", "x" * 20000, service.assertion() + "x"):
+        response = token_with(client, garbage)
+        assert response.status_code in (400, 401), (garbage[:20], response.status_code)
+
+
 def test_assertion_for_one_client_with_another_client_id_is_refused(service, client):
     refused_client(token_with(client, service.assertion(), client_id="demo-service"))
 
