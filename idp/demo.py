@@ -151,6 +151,8 @@ def demo_fapi_key(path: Path) -> ECKey:
     written there (for the demo's relying party, and for tests outside this repository)."""
     existing = _read_private_key(path)
     if existing is not None:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # a copy put there by hand: readable by its owner only
         return existing
     key = ECKey.generate_key(
         "P-256",
@@ -159,8 +161,11 @@ def demo_fapi_key(path: Path) -> ECKey:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    staged.write_text(json.dumps(key.as_dict(private=True), indent=2) + "\n")
-    staged.chmod(0o600)
+    # Created readable by its owner only: written first and restricted later, the private
+    # key would be readable by every local user in between (with the usual umask).
+    descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(key.as_dict(private=True), indent=2) + "\n")
     try:
         # Atomic and refusing to replace: of two seeds at once, one key is kept, read by both.
         os.link(staged, path)

@@ -79,8 +79,13 @@ def build_deps(
     if store is None:
         store = make_store(settings.redis_url)
         if store.is_shared and engine.dialect.name == "postgresql":
-            store = FallbackStore(store, engine, shared_prefix=keys.revocations_prefix,
-                                  now=clock.now)  # fmt: skip
+            store = FallbackStore(
+                store,
+                engine,
+                shared_prefix=keys.revocations_prefix,
+                database_prefixes=(keys.client_assertion_jti_prefix,),
+                now=clock.now,
+            )
     cipher = DataCipher(settings.data_key_bytes)
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
     return Deps(

@@ -7,8 +7,10 @@ What Authlib leaves to us, and what we tighten:
 - the algorithms: ES256 and PS256 only (FAPI 2.0 §5.4), so neither "none" nor an HMAC made
   with the client's secret passes;
 - the time: our clock, a little leeway, and an ``exp`` at most ``MAX_LIFETIME`` ahead;
-- the audience: our issuer (FAPI 2.0 §5.3.2.1) or the URL of one of our endpoints that
-  authenticate clients (RFC 7523 §3, as node-oidc-provider accepts);
+- the audience: our issuer, as the sole audience (FAPI 2.0 §5.3.2.1, draft-ietf-oauth-
+  rfc7523bis). Endpoint URLs, which RFC 7523 §3 allowed, let a malicious authorization server
+  the client also uses name our token endpoint as one of its own and replay here what the
+  client signed for it ("audience injection");
 - ``jti``: single use across every instance, through the shared ephemeral store.
 """
 
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 
 MAX_LIFETIME = 600  # seconds from now to exp; clients commonly use 60 to 300
 LEEWAY = 30
-# Paths of our endpoints that take client assertions (the CIBA endpoint adds its own).
-ASSERTION_ENDPOINTS = ["/token", "/par", "/bc-authorize", "/introspect", "/revoke"]
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
@@ -52,8 +52,7 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return client  # type: ignore[no-any-return]
 
     def get_audiences(self) -> list[str]:
-        issuer = self.server.deps.settings.issuer
-        return [issuer, *(issuer + path for path in ASSERTION_ENDPOINTS)]
+        return [self.server.deps.settings.issuer]
 
     def resolve_client_public_key(self, client: RegisteredClient) -> Any:
         return self.server.client_keys.resolver(client)
@@ -84,6 +83,10 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
             registry.validate(claims)
         except JoseError as exc:
             raise InvalidClientError(description=f"Client assertion refused: {exc.error}.") from exc
+        aud = claims["aud"]
+        # The registry is content with our issuer among others: it must be the only one.
+        if ([aud] if isinstance(aud, str) else aud) != self.get_audiences():
+            raise InvalidClientError(description="The assertion's aud must be the issuer alone.")
         if claims["sub"] != claims["iss"]:
             raise InvalidClientError(description="The assertion's iss and sub differ.")
         if claims["exp"] - now > MAX_LIFETIME:

@@ -3,11 +3,13 @@ assertions (private_key_jwt) and its request objects (RFC 9101).
 
 Keys given by URI are fetched with a short timeout and cached in process; a token naming a
 ``kid`` the cache does not know triggers one early refetch (the client rotated), at most every
-``_REFETCH_AFTER`` seconds, so unknown ``kid`` values cannot make us hammer its server.
+``_REFETCH_AFTER`` seconds, so unknown ``kid`` values cannot make us hammer its server; a
+failed fetch is not tried again for as long.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +70,9 @@ class ClientKeys:
     def __init__(self, *, refetch_after: float = _REFETCH_AFTER) -> None:
         self._refetch_after = refetch_after
         self._cache: dict[str, tuple[KeySet, float, float]] = {}
+        # When each failing jwks_uri last failed: anyone can send an assertion naming a
+        # client, and each would otherwise cost an outgoing request and a worker waiting.
+        self._failed: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def of(self, client: RegisteredClient, *, refresh: bool = False) -> KeySet:
@@ -88,11 +93,24 @@ class ClientKeys:
             fresh_enough = not refresh or now - fetched < self._refetch_after
             if expires > now and fresh_enough:
                 return keys
-        keys = self._fetch(uri)
+        failed = self._failed.get(uri)
+        if failed is not None and now - failed < self._refetch_after:
+            if cached is not None and cached[1] > now:
+                return cached[0]
+            raise InvalidClientKeysError("The client's jwks_uri failed a moment ago.")
+        try:
+            keys = self._fetch(uri)
+        except InvalidClientKeysError:
+            with self._lock:
+                if len(self._failed) > 1000:
+                    self._failed.clear()
+                self._failed[uri] = now
+            raise
         with self._lock:
             if len(self._cache) > 1000:
                 self._cache.clear()
             self._cache[uri] = (keys, now + _CACHE_FOR, now)
+            self._failed.pop(uri, None)
         return keys
 
     def resolver(self, client: RegisteredClient) -> Callable[[GuestProtocol], KeySet]:
@@ -113,16 +131,33 @@ class ClientKeys:
 
     def _fetch(self, uri: str) -> KeySet:
         try:
-            response = requests.get(
+            with requests.get(
                 uri,
                 timeout=_FETCH_TIMEOUT,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
-            )
-            response.raise_for_status()
-            if len(response.content) > _MAX_BODY:
-                raise InvalidClientKeysError("The client's JWK Set is too large.")
-            body = response.json()
+                stream=True,
+            ) as response:
+                response.raise_for_status()
+                body = json.loads(_read_capped(response))
         except (requests.RequestException, ValueError) as exc:
             raise InvalidClientKeysError("The client's jwks_uri could not be read.") from exc
         return import_public_jwks(body)
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    """The body, read as it arrives: requests' timeout bounds each read, not the whole, so a
+    server dripping bytes (or sending without end) would hold this worker and its memory.
+
+    Raises:
+        InvalidClientKeysError: too large or too slow.
+    """
+    deadline = time.monotonic() + _FETCH_TIMEOUT
+    body = bytearray()
+    for chunk in response.iter_content(chunk_size=8192):
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise InvalidClientKeysError("The client's JWK Set is too large.")
+        if time.monotonic() > deadline:
+            raise InvalidClientKeysError("The client's jwks_uri answers too slowly.")
+    return bytes(body)

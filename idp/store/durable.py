@@ -7,7 +7,9 @@ Why the database rather than state sealed into the browser: single-use markers (
 a DPoP or assertion ``jti``) and rate-limit counters must be shared by every instance and
 consumed atomically, which a cookie cannot do without becoming replayable; the database is
 already shared, consistent and durable, and is only asked while Redis is away (or while it
-still holds items written during an outage).
+still holds items written during an outage). Keys under ``database_prefixes`` (client
+assertion ``jti`` marks) always live here: a mark made in Redis cannot be seen during an
+outage, and the assertion it guards would be accepted once more.
 
 The revocation mirror never falls back here: its keys go to Redis only, and revocation
 checks answer from the revocation table itself while Redis is away.
@@ -115,7 +117,9 @@ class DatabaseStore:
             where=(table.c.expires_at <= now) if only_if_new else None,
         )
         with self._engine.begin() as connection:
-            return bool(connection.execute(upsert).rowcount)
+            # A row comes back only when one was written: the rowcount is 1 even when the
+            # WHERE kept the existing item (psycopg), so it cannot say "already set".
+            return connection.execute(upsert.returning(table.c.key)).first() is not None
 
     def consume(self, key: str) -> bytes | None:
         table = _TABLE
@@ -166,9 +170,14 @@ class FallbackStore:
     while the database still holds items written during an outage."""
 
     def __init__(
-        self, redis: EphemeralStore, engine: Engine, *, shared_prefix: str,
+        self,
+        redis: EphemeralStore,
+        engine: Engine,
+        *,
+        shared_prefix: str,
+        database_prefixes: tuple[str, ...] = (),
         now: Callable[[], datetime] = _now,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._redis = redis
         # The application's clock: the outage's start is compared with times it gave out.
         self._clock = now
@@ -178,6 +187,9 @@ class FallbackStore:
         # Keys under this prefix never fall back (the revocation mirror checks the database
         # itself when Redis is away).
         self._redis_only = shared_prefix
+        # Keys under these live in the database only: single-use marks that an attacker could
+        # otherwise use again during an outage, when the marks made in Redis cannot be seen.
+        self._database_only = database_prefixes
         self._redis_down_until = 0.0
         self._warned_at = -10.0
         self._probe = threading.Lock()
@@ -203,6 +215,9 @@ class FallbackStore:
 
     def _durable(self, key: str) -> bool:
         return not key.startswith(self._redis_only)
+
+    def _in_database_only(self, key: str) -> bool:
+        return key.startswith(self._database_only) if self._database_only else False
 
     def _redis_call(self, fn: Callable[[], T]) -> T | None:
         """Run a Redis call; None when Redis is away (or being tried by another call)."""
@@ -256,6 +271,12 @@ class FallbackStore:
         return self.mget([key])[0]
 
     def mget(self, keys: list[str]) -> list[bytes | None]:
+        in_database = [key for key in keys if self._in_database_only(key)]
+        if in_database:
+            found = dict(zip(in_database, self._db.mget(in_database), strict=True))
+            rest = [key for key in keys if key not in found]
+            others = dict(zip(rest, self.mget(rest), strict=True)) if rest else {}
+            return [found[key] if key in found else others[key] for key in keys]
         if not any(self._durable(key) for key in keys):
             return self._redis.mget(keys)
         values = self._redis_call(lambda: self._redis.mget(keys))
@@ -273,6 +294,8 @@ class FallbackStore:
         return values
 
     def set(self, key: str, value: bytes, *, ttl: float, only_if_new: bool = False) -> bool:
+        if self._in_database_only(key):
+            return self._db.set(key, value, ttl=ttl, only_if_new=only_if_new)
         if not self._durable(key):
             return self._redis.set(key, value, ttl=ttl, only_if_new=only_if_new)
         in_db = self._db_may_hold_items()
@@ -294,6 +317,8 @@ class FallbackStore:
         return self._redis.set_many(items, guard=guard)
 
     def consume(self, key: str) -> bytes | None:
+        if self._in_database_only(key):
+            return self._db.consume(key)
         if not self._durable(key):
             return self._redis.consume(key)
         from_redis = self._redis_call(lambda: self._redis.consume(key))
@@ -305,6 +330,11 @@ class FallbackStore:
         return time.monotonic() < self._redis_down_until or self._db_may_hold_items()
 
     def delete(self, *keys: str) -> None:
+        if in_database := [key for key in keys if self._in_database_only(key)]:
+            self._db.delete(*in_database)
+            keys = tuple(key for key in keys if not self._in_database_only(key))
+            if not keys:
+                return
         shared = [key for key in keys if not self._durable(key)]
         if shared:
             self._redis.delete(*shared)

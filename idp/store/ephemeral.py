@@ -116,7 +116,11 @@ class Keys:
         return f"{self._prefix}oidc:par:{handle_hash}"
 
     def client_assertion_jti(self, client_id_hash: str, jti_hash: str) -> str:
-        return f"{self._prefix}oidc:assertion-jti:{client_id_hash}:{jti_hash}"
+        return f"{self.client_assertion_jti_prefix}{client_id_hash}:{jti_hash}"
+
+    @property
+    def client_assertion_jti_prefix(self) -> str:
+        return f"{self._prefix}oidc:assertion-jti:"
 
     def oauth_dpop_jti(self, thumbprint: str, jti: str) -> str:
         return f"{self._prefix}oauth:dpop-jti:{thumbprint}:{jti}"

@@ -24,7 +24,9 @@ from tests.rp import callback_params
 @pytest.fixture
 def outage(settings, pg_engine, redis_store, clock, clean_state):
     flaky = FlakyStore(redis_store)
-    store = FallbackStore(flaky, pg_engine, shared_prefix=Keys(NAMESPACE).revocations_prefix)
+    keys = Keys(NAMESPACE)
+    store = FallbackStore(flaky, pg_engine, shared_prefix=keys.revocations_prefix,
+                          database_prefixes=(keys.client_assertion_jti_prefix,))  # fmt: skip
     deps = build_deps(settings, clock=clock, store=store, engine=pg_engine)
     client = create_app(deps=deps, background=False).test_client()
     seed(deps, "somchai")

@@ -61,9 +61,9 @@ def test_valid_assertion_gets_a_token(service, client):
     assert response.get_json()["scope"] == "helpdesk"
 
 
-def test_token_endpoint_url_is_an_accepted_audience(service, client):
-    assert token_with(client, service.assertion(aud=ISSUER + "/token")).status_code == 200
+def test_the_issuer_alone_is_the_accepted_audience(service, client):
     assert token_with(client, service.assertion(aud=[ISSUER])).status_code == 200
+    refused(token_with(client, service.assertion(aud=ISSUER + "/token")))
 
 
 def test_replayed_assertion_is_refused(service, client):

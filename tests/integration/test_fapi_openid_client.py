@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.conftest import unavailable
 from tests.servers import ROOT
 from tests.servers import free_port
 from tests.servers import production_env
@@ -32,7 +33,7 @@ KEY_FILE = ROOT / "instance" / "demo-fapi.private.jwk.json"
 def node_client(tmp_path_factory) -> Path:
     """openid-client in a scratch folder (never in the repository), beside our script."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the openid-client test")
+        unavailable("node (with npm)", "not on PATH")
     folder = tmp_path_factory.mktemp("openid-client")
     install = subprocess.run(
         ["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--silent",
@@ -40,7 +41,7 @@ def node_client(tmp_path_factory) -> Path:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     if install.returncode != 0:
-        pytest.skip(f"npm could not install openid-client: {install.stderr[-300:]}")
+        unavailable("openid-client (npm install)", install.stderr[-300:])
     shutil.copy(SCRIPT, folder / SCRIPT.name)
     return folder / SCRIPT.name
 
