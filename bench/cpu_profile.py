@@ -35,6 +35,9 @@ ISSUER = "http://127.0.0.1:8000"
 STAGES = (
     ("the whole WSGI call", "flask/app.py", "__call__"),
     ("the fast-path layer (discovery, JWKS)", "idp/web/fastpath.py", "_answer"),
+    ("the token fast path", "idp/web/fast_token.py", "answer"),
+    ("the introspection fast path", "idp/web/fast_introspection.py", "answer"),
+    ("audit row by group commit (INSERT and COMMIT)", "idp/audit/group_commit.py", "append"),
     ("before_request hooks", "flask/app.py", "preprocess_request"),
     ("view (Authlib and the domain)", "flask/app.py", "dispatch_request"),
     ("after_request hooks", "flask/app.py", "process_response"),

@@ -54,7 +54,7 @@ class AuditContext:
 
 
 NO_CONTEXT = AuditContext()
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 
 def record(
@@ -72,18 +72,41 @@ def record(
     # One prepared Core INSERT, not the ORM's unit of work: this runs on every token request
     # and the ORM path cost more than signing the token.
     session.connection().execute(
-        _INSERT_EVENT,
-        {
-            "occurred_at": now,
-            "event": event,
-            "outcome": outcome,
-            "actor": actor,
-            "client_id": client_id or context.client_id,
-            "client_ip": context.client_ip,
-            "request_id": context.request_id,
-            "details": details,
-        },
+        INSERT_EVENT,
+        event_row(
+            event,
+            now=now,
+            outcome=outcome,
+            actor=actor,
+            client_id=client_id,
+            context=context,
+            **details,
+        ),
     )
+
+
+def event_row(
+    event: str,
+    *,
+    now: datetime,
+    outcome: str = "success",
+    actor: str | None = None,
+    client_id: str | None = None,
+    context: AuditContext = NO_CONTEXT,
+    **details: Any,
+) -> dict[str, Any]:
+    """The parameters of ``INSERT_EVENT`` for one event: what ``record`` writes, for writers
+    that commit events themselves (``idp.audit.group_commit``)."""
+    return {
+        "occurred_at": now,
+        "event": event,
+        "outcome": outcome,
+        "actor": actor,
+        "client_id": client_id or context.client_id,
+        "client_ip": context.client_ip,
+        "request_id": context.request_id,
+        "details": details,
+    }
 
 
 def link_hash(previous: str, row: AuditEvent) -> str:

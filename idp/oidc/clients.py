@@ -152,6 +152,17 @@ class RegisteredClient:
         return grant_type in self.grant_types
 
 
+def client_credentials_scope(client: RegisteredClient, requested: str | None) -> str | None:
+    """The scope of a ``client_credentials`` token: what was asked for, or without a request
+    every scope the client may have without a user; None when it asks for one it may not have
+    (RFC 6749 §5.2: an error, not a silent drop). User scopes never go to a client alone."""
+    wanted = set((requested or "").split())
+    allowed = {s for s in client.scopes if s not in USER_SCOPES}
+    if wanted - allowed:
+        return None
+    return " ".join(sorted(wanted or allowed))
+
+
 class ClientRegistry:
     """Clients by id, cached in process; ``invalidate`` is called on change notices."""
 

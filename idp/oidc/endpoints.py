@@ -41,15 +41,16 @@ from idp.revocation.service import revoke_grant
 from idp.store.secrets import sha256_hex
 
 if TYPE_CHECKING:
+    from idp.deps import Deps
     from idp.oidc.server import IdpAuthorizationServer
 
-_INACTIVE = {"active": False}
-_MAX_TOKEN_LENGTH = 8192
+INACTIVE = {"active": False}
+MAX_TOKEN_LENGTH = 8192
 
 
 def _token_param(request: Any) -> str:
     token = request.form.get("token")
-    if not token or len(token) > _MAX_TOKEN_LENGTH:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidRequestError("Missing or oversized 'token' parameter.")
     return str(token)
 
@@ -70,24 +71,10 @@ class Introspection(IntrospectionEndpoint):
             payload = self._refresh_token(token, client) or self._access_token(token, client)
         else:
             payload = self._access_token(token, client) or self._refresh_token(token, client)
-        return 200, payload or _INACTIVE, default_json_headers
+        return 200, payload or INACTIVE, default_json_headers
 
     def _access_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
-        deps = self.server.deps
-        now = deps.clock.now()
-        try:
-            claims = deps.signer.verify_access_token(token, now=now)
-        except InvalidAccessTokenError:
-            return None
-        if not client.may_introspect and claims["client_id"] != client.client_id:
-            return None
-        if deps.revocations.is_revoked(
-            jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
-        ):
-            return None
-        # RFC 9449 §6.2: a bound token is a DPoP token, and its cnf.jkt is among the claims.
-        token_type = DPOP_TOKEN_TYPE if bound_jkt(claims) else "Bearer"
-        return {"active": True, "token_type": token_type, **claims}
+        return introspect_access_token(self.server.deps, token, client)
 
     def _refresh_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
         if token.count(".") == 2:
@@ -116,6 +103,27 @@ class Introspection(IntrospectionEndpoint):
             "iat": int(row.issued_at.timestamp()),
             "iss": self.server.deps.settings.issuer,
         }
+
+
+def introspect_access_token(
+    deps: Deps, token: str, client: RegisteredClient
+) -> dict[str, Any] | None:
+    """RFC 7662 §2.2 for one of our access tokens: its claims when it is valid, unexpired,
+    unrevoked (its ``jti`` and its session) and ``client`` may see it; else None."""
+    now = deps.clock.now()
+    try:
+        claims = deps.signer.verify_access_token(token, now=now)
+    except InvalidAccessTokenError:
+        return None
+    if not client.may_introspect and claims["client_id"] != client.client_id:
+        return None
+    if deps.revocations.is_revoked(
+        jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
+    ):
+        return None
+    # RFC 9449 §6.2: a bound token is a DPoP token, and its cnf.jkt is among the claims.
+    token_type = DPOP_TOKEN_TYPE if bound_jkt(claims) else "Bearer"
+    return {"active": True, "token_type": token_type, **claims}
 
 
 class TokenRevocation(RevocationEndpoint):

@@ -52,8 +52,8 @@ from idp.oidc.claims import requested_id_token_claims
 from idp.oidc.claims import requested_verified_claims
 from idp.oidc.claims import user_claims
 from idp.oidc.clients import ADMIN_SCOPE
-from idp.oidc.clients import USER_SCOPES
 from idp.oidc.clients import RegisteredClient
+from idp.oidc.clients import client_credentials_scope
 from idp.oidc.dpop import DPOP_TOKEN_TYPE
 from idp.oidc.dpop import proofs_in
 from idp.oidc.dpop import validate_proof_binding
@@ -537,12 +537,9 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
 
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         client: RegisteredClient = self.request.client
-        requested = set((self.request.payload.scope or "").split())
-        allowed = {s for s in client.scopes if s not in USER_SCOPES}
-        if requested - allowed:
-            # RFC 6749 §5.2: a scope the client may not have is an error, not a silent drop.
+        scope = client_credentials_scope(client, self.request.payload.scope)
+        if scope is None:
             raise InvalidScopeError()
-        scope = " ".join(sorted(requested or allowed))
         proof = self._verify_dpop(client, bound_jkt=None)
         deps = self.server.deps
         now = self.now

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -72,8 +75,9 @@ class TokenSigner:
         self._issuer = issuer
         self._access_ttl = access_ttl
         self._id_ttl = id_ttl
-        self._verified: dict[str, dict[str, Any]] = {}
+        self._verified: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
         self._verified_under: object = None
+        self._verified_lock = threading.Lock()
 
     @property
     def access_ttl(self) -> int:
@@ -232,18 +236,26 @@ class TokenSigner:
         return claims
 
     def _signature_checked(self, token: str) -> dict[str, Any]:
-        """Claims of a token whose signature and type were verified, remembered per key set
-        (a key leaving the JWKS forgets everything it vouched for)."""
+        """Claims of a token whose signature and type were verified, remembered by the
+        token's SHA-256 per key set (a key leaving the JWKS forgets everything it vouched
+        for), the most recently used first kept. Expiry is checked by the caller on every
+        use, so an entry serves for the token's remaining life at most."""
         snapshot = self._keyring.snapshot
-        if self._verified_under is not snapshot:
-            self._verified = {}
-            self._verified_under = snapshot
-        claims = self._verified.get(token)
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._verified_lock:
+            if self._verified_under is not snapshot:
+                self._verified = OrderedDict()
+                self._verified_under = snapshot
+            claims = self._verified.get(digest)
+            if claims is not None:
+                self._verified.move_to_end(digest)
         if claims is None:
             claims = decode_verified(token, snapshot.verifying, expected_typ=ACCESS_TOKEN_TYP)
-            if len(self._verified) >= _VERIFIED_CACHE_SIZE:
-                self._verified = {}
-            self._verified[token] = claims
+            with self._verified_lock:
+                if self._verified_under is snapshot:
+                    self._verified[digest] = claims
+                    if len(self._verified) > _VERIFIED_CACHE_SIZE:
+                        self._verified.popitem(last=False)
         return dict(claims)  # callers may add to it; the cached one stays as verified
 
     def verify_own_id_token(self, token: str) -> dict[str, Any]:

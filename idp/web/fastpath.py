@@ -1,4 +1,5 @@
-"""Fast paths: a small WSGI layer in front of Flask for the constant documents.
+"""Fast paths: a small WSGI layer in front of Flask for the constant documents and, through
+``fast_token`` and ``fast_introspection``, the plainest token and introspection requests.
 
 Discovery and the JWKS are bytes prepared once (at start and at each key rotation, see
 ``jsondoc``); answering them through Flask's request context, routing, hooks and response
@@ -20,6 +21,10 @@ from idp.deps import Deps
 from idp.oidc.keys import JWKS_MAX_AGE
 from idp.oidc.keys import KeySnapshot
 from idp.web.context import request_id_from
+from idp.web.fast_introspection import INTROSPECTION_PATH
+from idp.web.fast_introspection import IntrospectionFastPath
+from idp.web.fast_token import TOKEN_PATH
+from idp.web.fast_token import TokenFastPath
 from idp.web.hygiene import headers_are_clean
 from idp.web.ops import REQUEST_LATENCY
 from idp.web.ops import access_log
@@ -73,6 +78,8 @@ class FastPaths:
         self._production = deps.settings.is_production
         self._discovery = _Document("oidc.discovery", *discovery, production=self._production)
         self._jwks: tuple[KeySnapshot, _Document] | None = None
+        self.token = TokenFastPath(behind, deps)
+        self.introspection = IntrospectionFastPath(behind, deps)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if "HTTP_DPOP" in environ:
@@ -80,7 +87,15 @@ class FastPaths:
             # which checks the proof and binds what it issues; no fast path may answer it
             # while ignoring the proof (a bearer token where a bound one was asked for).
             return self.behind(environ, start_response)
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST":
+            path = environ.get("PATH_INFO")
+            if path == TOKEN_PATH:
+                return self.token(environ, start_response)
+            if path == INTROSPECTION_PATH:
+                return self.introspection(environ, start_response)
+            return self.behind(environ, start_response)
+        if method != "GET" or environ.get("QUERY_STRING"):
             return self.behind(environ, start_response)
         path = environ.get("PATH_INFO")
         if path == JWKS_PATH:

@@ -13,6 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey
 from sqlalchemy import select
 
+from idp.oidc import tokens as tokens_module
 from idp.oidc.keys import KeyRetirementError
 from idp.oidc.keys import KeyRing
 from idp.oidc.keys import KeyRotationError
@@ -181,3 +182,29 @@ def test_retiring_the_next_key_publishes_a_fresh_one(sessions, cipher, keyring):
         rotate_keys(
             session, cipher, now=LATER + timedelta(seconds=1), overlap=3600, algs=("ES256",)
         )
+
+
+def test_verified_tokens_are_remembered_by_hash_most_recently_used_first(signer, monkeypatch):
+    monkeypatch.setattr("idp.oidc.tokens._VERIFIED_CACHE_SIZE", 2)
+    calls: list[str] = []
+    real = tokens_module.decode_verified
+
+    def counting(token, keys, *, expected_typ):
+        calls.append(token)
+        return real(token, keys, expected_typ=expected_typ)
+
+    monkeypatch.setattr(tokens_module, "decode_verified", counting)
+    first, second, third = (
+        signer.issue_access_token(client_id="c", scope=f"s{n}", now=NOW, auth=None).token
+        for n in range(3)
+    )
+    for token in (first, second, first, third):  # third pushes out second, used longest ago
+        signer.verify_access_token(token, now=NOW)
+    assert calls == [first, second, third]
+    assert first not in str(list(signer._verified))  # kept by hash, not as the token
+    signer.verify_access_token(first, now=NOW)
+    signer.verify_access_token(second, now=NOW)
+    assert calls == [first, second, third, second]
+    # A remembered token is still refused once it has expired.
+    with pytest.raises(InvalidAccessTokenError):
+        signer.verify_access_token(first, now=NOW + timedelta(seconds=300))
