@@ -82,20 +82,19 @@ class FastPaths:
         self.introspection = IntrospectionFastPath(behind, deps)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if "HTTP_DPOP" in environ:
-            # SECURITY: a request carrying a DPoP proof (RFC 9449) goes to the protocol path,
-            # which checks the proof and binds what it issues; no fast path may answer it
-            # while ignoring the proof (a bearer token where a bound one was asked for).
-            return self.behind(environ, start_response)
         method = environ.get("REQUEST_METHOD")
         if method == "POST":
+            # The token and introspection layers hand a request with a DPoP proof to Flask
+            # themselves (``plain_request``).
             path = environ.get("PATH_INFO")
             if path == TOKEN_PATH:
                 return self.token(environ, start_response)
             if path == INTROSPECTION_PATH:
                 return self.introspection(environ, start_response)
             return self.behind(environ, start_response)
-        if method != "GET" or environ.get("QUERY_STRING"):
+        if method != "GET" or environ.get("QUERY_STRING") or "HTTP_DPOP" in environ:
+            # SECURITY: a request carrying a DPoP proof (RFC 9449) goes to the protocol path,
+            # which checks the proof; no fast path may answer it while ignoring the proof.
             return self.behind(environ, start_response)
         path = environ.get("PATH_INFO")
         if path == JWKS_PATH:
