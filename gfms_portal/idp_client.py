@@ -117,6 +117,9 @@ class IdpClient:
         # after it is issued (userinfo, introspection), never after a restart: one key per
         # process is enough, and it never leaves memory.
         self.dpop_key = ECKey.generate_key("P-256", parameters={"alg": "ES256"}, private=True)
+        # RFC 9449 §8-9: the IdP's latest DPoP nonce, when it requires them (a stale one only
+        # costs a retry).
+        self._dpop_nonce: str | None = None
         self.redirect_uri = redirect_uri
         self._timeout = timeout
         self._leeway = leeway
@@ -193,20 +196,37 @@ class IdpClient:
             "htu": url.split("?")[0].split("#")[0],
             "iat": int(time.time()),
         }
+        if self._dpop_nonce is not None:
+            claims["nonce"] = self._dpop_nonce
         if access_token is not None:
             digest = hashlib.sha256(access_token.encode("ascii")).digest()
             claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
         header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.dpop_key.as_dict(private=False)}
         return jwt.encode(header, claims, self.dpop_key, algorithms=["ES256"])
 
+    def _remember_nonce(self, answer: requests.Response) -> requests.Response:
+        nonce = answer.headers.get("DPoP-Nonce")
+        if nonce:
+            self._dpop_nonce = nonce
+        return answer
+
     def _fetch_token(self, **data: str) -> dict[str, Any]:
         """The token endpoint with private_key_jwt and a DPoP proof; the access token must come
         back bound to our key (``token_type`` DPoP)."""
         endpoint = self.metadata()["token_endpoint"]
-        headers = {"Accept": "application/json",
-                   "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
-                   "DPoP": self.dpop_proof("POST", endpoint)}  # fmt: skip
-        token = self._oauth().fetch_token(endpoint, headers=headers, **data)
+        for retry in (False, True):
+            session = self._oauth()
+            session.register_compliance_hook("access_token_response", self._remember_nonce)
+            headers = {"Accept": "application/json",
+                       "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
+                       "DPoP": self.dpop_proof("POST", endpoint)}  # fmt: skip
+            try:
+                token = session.fetch_token(endpoint, headers=headers, **data)
+                break
+            except OAuthError as exc:
+                # RFC 9449 §8: the IdP wants its nonce in the proof: once more, with it.
+                if exc.error != "use_dpop_nonce" or retry:
+                    raise
         if str(token.get("token_type", "")).lower() != "dpop":
             raise InvalidTokenError("the access token is not bound to our key")
         return dict(token)
@@ -326,10 +346,16 @@ class IdpClient:
             IdpUnavailableError, InvalidTokenError
         """
         endpoint = self.metadata()["userinfo_endpoint"]
-        # RFC 9449 §7.1: the bound token with a proof of our key for this request.
-        proof = self.dpop_proof("GET", endpoint, access_token=access_token)
-        answer = self._get(endpoint, headers={"Authorization": f"DPoP {access_token}",
-                                              "DPoP": proof})  # fmt: skip
+        for retry in (False, True):
+            # RFC 9449 §7.1: the bound token with a proof of our key for this request.
+            proof = self.dpop_proof("GET", endpoint, access_token=access_token)
+            answer = self._get(endpoint, headers={"Authorization": f"DPoP {access_token}",
+                                                  "DPoP": proof})  # fmt: skip
+            self._remember_nonce(answer)
+            # RFC 9449 §9: a resource asking for its nonce: once more, with it.
+            challenge = answer.headers.get("WWW-Authenticate", "")
+            if retry or answer.status_code != 401 or "use_dpop_nonce" not in challenge:
+                break
         if answer.status_code == 401:
             raise InvalidTokenError("userinfo refused the token")
         if answer.status_code != 200:

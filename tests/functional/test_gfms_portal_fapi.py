@@ -22,8 +22,12 @@ from gfms_portal.models import PhoneApproval
 from gfms_portal.models import Signature
 from gfms_portal.names import UNKNOWN
 from idp.audit.models import AuditEvent
+from idp.deps import build_deps
+from tests.functional.test_gfms_portal import CLAIMANT
+from tests.functional.test_gfms_portal import ROLES
 from tests.functional.test_gfms_portal import checked
 from tests.functional.test_gfms_portal import portal  # noqa: F401 - the fixture
+from tests.functional.test_gfms_portal import portal_with
 from tests.functional.test_gfms_portal import stored
 from tests.functional.test_gfms_portal import user
 from tests.functional.test_gfms_portal_archive import verify_exported
@@ -185,3 +189,19 @@ def test_someone_elses_waiting_page_is_not_found(portal):  # noqa: F811
     prasert = user(portal, "prasert")
     prasert.go(malee.url)
     assert prasert.page.status_code == 404
+
+
+def test_the_portal_follows_the_idps_dpop_nonces(
+    settings, pg_engine, redis_store, clock, clean_state, tmp_path
+):
+    # RFC 9449 §8-9: with nonces required, the first proof is refused with use_dpop_nonce
+    # and the nonce to use; the portal tries once more with it, at /token and at userinfo.
+    strict = settings.model_copy(update={"dpop_nonce_required": True})
+    deps = build_deps(strict, clock=clock, store=redis_store, engine=pg_engine)
+    with portal_with(strict, deps, tmp_path, (*ROLES, CLAIMANT)) as running:
+        idp = running.app.extensions["portal"].idp
+        assert idp._dpop_nonce is None  # nothing asked of the IdP yet
+        claimant = user(running, CLAIMANT)  # no sign-in without the nonce in the proofs
+        assert 'id="who"' in claimant.page.text, claimant.page.text[:500]
+        assert len(audit(running, "token.issued")) == 1
+        assert idp._dpop_nonce is not None
