@@ -147,6 +147,8 @@ def test_an_approval_sent_to_the_phone_is_signed_kept_and_verifies(
     code, out = verify_exported(portal, exported.content, tmp_path, capsys)
     assert code == 0, out
     assert f"{number} approve-1 by" in out
+    # The verifier records the key each token was bound to (cnf.jkt).
+    assert f"token bound to key {access['cnf']['jkt']})" in out
 
 
 def test_a_phone_that_declines_signs_nothing(portal):  # noqa: F811
