@@ -44,6 +44,7 @@ def create_app(settings: PortalSettings | None = None, *, engine: Engine | None 
         idp=IdpClient(
             issuer=settings.issuer,
             client_id=settings.client_id,
+            client_key=settings.client_key(),
             client_secret=settings.client_secret,
             redirect_uri=settings.redirect_uri,
             timeout=settings.timeout,

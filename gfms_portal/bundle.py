@@ -368,9 +368,14 @@ def _check_signature(
         return None
     name = id_claims.get("name") or "(no name in the ID token)"
     acting = f" as substitute for {held['substitute_for']}" if held.get("substitute_for") else ""
+    # RFC 9449 §6.1: a DPoP-bound token names the key of the client it was issued to; said
+    # for the record (who held the token then), not checked (no key of the client is trusted).
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    bound = f"; token bound to key {jkt}" if isinstance(jkt, str) else ""
     report.good(
         f"{action} by {name} ({claims.get('sub')}){acting}, confirmed on the phone at"
-        f" {evidence['confirmed_at']} (txn {evidence.get('txn')}; {rule.reason})"
+        f" {evidence['confirmed_at']} (txn {evidence.get('txn')}; {rule.reason}{bound})"
     )
     return (str(claims.get("sub")), *([held["substitute_for"]] if acting else []))
 

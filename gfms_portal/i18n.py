@@ -131,6 +131,32 @@ TEXT: dict[str, tuple[str, str]] = {
     ),
     "err:denied": ("การยืนยันถูกปฏิเสธหรือยกเลิก", "The confirmation was denied or cancelled."),
     "err:session": ("กรุณาเข้าสู่ระบบ", "Please sign in."),
+    "send_to_phone": ("ส่งไปยืนยันบนโทรศัพท์", "Send to my phone"),
+    "phone_waiting": ("รอการยืนยันบนโทรศัพท์", "Waiting for your phone"),
+    "phone_waiting_hint": (
+        "เปิดแอปบนโทรศัพท์ของท่าน ตรวจสอบว่าข้อความตรงกับด้านล่าง แล้วกดอนุมัติ หน้านี้จะดำเนินการต่อเอง",
+        "Open the app on your phone, check that it shows the message below, and approve. "
+        "This page carries on by itself.",
+    ),
+    "binding_message": ("ข้อความยืนยัน", "Message on the phone"),
+    "err:phone:denied": (
+        "การยืนยันบนโทรศัพท์ถูกปฏิเสธ ไม่มีการลงนาม",
+        "The approval was declined on the phone; nothing was signed.",
+    ),
+    "err:phone:expired": (
+        "หมดเวลารอการยืนยันบนโทรศัพท์ ไม่มีการลงนาม กรุณาลองใหม่",
+        "The phone was not answered in time; nothing was signed. Please try again.",
+    ),
+    "err:phone:refused": (
+        "ส่งไปยังโทรศัพท์ไม่ได้ (ไม่มีโทรศัพท์ที่ใช้งานได้ หรือมีคำขอรอยืนยันอยู่) "
+        "กรุณาลองใหม่ภายหลัง หรือยืนยันผ่านหน้าเข้าสู่ระบบ",
+        "The request could not be sent to your phone (no active phone, or another request is "
+        "waiting). Try again later, or confirm through the sign-in page.",
+    ),
+    "err:phone:failed": (
+        "การยืนยันบนโทรศัพท์ไม่สำเร็จ ไม่มีการลงนาม",
+        "The approval on the phone did not complete; nothing was signed.",
+    ),
     "err:session:suspended": (
         "ท่านออกจากระบบแล้ว เนื่องจาก Soft Token ของท่านถูกระงับการใช้งาน "
         "หากท่านไม่ได้แจ้งระงับ กรุณาติดต่อเจ้าหน้าที่ช่วยเหลือ (helpdesk)",

@@ -172,6 +172,29 @@ class AuthRequest(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class PhoneApproval(Base):
+    """One approval sent to the approver's phone through CIBA (poll mode): the portal polls the
+    IdP's token endpoint for it, no more often than the IdP's interval, while the approver's
+    browser shows the waiting page. ``outcome`` is set once: signed, denied, expired or
+    failed."""
+
+    __tablename__ = "phone_approvals"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auth_req_id: Mapped[str] = mapped_column(String(255))
+    session_id: Mapped[str] = mapped_column(String(64))
+    document_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    authorization_details: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    binding_message: Mapped[str] = mapped_column(String(64))
+    interval: Mapped[int] = mapped_column(Integer)
+    next_poll_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+
 class KnownPerson(Base):
     """A person's names as the IdP last released them (userinfo with ``profile``), so pages
     show people by name in the page's language, never by ``sub``."""

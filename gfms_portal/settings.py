@@ -3,6 +3,11 @@ environment in this process)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from pydantic import Field
 from pydantic import model_validator
 from pydantic_settings import BaseSettings
@@ -20,6 +25,10 @@ class PortalSettings(BaseSettings):
     base_url: str = "http://127.0.0.1:8200"
     issuer: str = "http://127.0.0.1:8000"
     client_id: str = "gfms-portal"
+    # The client's private P-256 JWK (FAPI 2.0: private_key_jwt); the demo seed writes it.
+    client_key_file: str = "instance/gfms-portal.private.jwk.json"
+    # Only for fetching the evidence of a confirmed transaction (the IdP's /evidence takes
+    # client_secret_basic alone); every OAuth request authenticates with the key.
     client_secret: str = DEMO_CLIENT_SECRET
     # create_all adds no column to an older file: a new schema gets a new file name.
     database_url: str = "sqlite:///instance/gfms-portal-2.sqlite3"
@@ -57,6 +66,20 @@ class PortalSettings(BaseSettings):
         if not auditors and not self.production:
             auditors = {"auditor1": [DEMO_UNIT]}
         return set(auditors.get(username, [])) if username else set()
+
+    def client_key(self) -> ECKey:
+        """The private key of ``client_key_file``.
+
+        Raises:
+            ValueError: missing, unreadable, or not a private P-256 key with a kid.
+        """
+        try:
+            key = ECKey.import_key(json.loads(Path(self.client_key_file).read_text()))
+        except (OSError, ValueError, JoseError) as exc:
+            raise ValueError(f"PORTAL_CLIENT_KEY_FILE: no usable key ({exc})") from exc
+        if key.curve_name != "P-256" or not key.is_private or not key.kid:
+            raise ValueError("PORTAL_CLIENT_KEY_FILE: not a private P-256 key with a kid")
+        return key
 
     @property
     def redirect_uri(self) -> str:

@@ -54,9 +54,12 @@ from gfms_portal.i18n import format_amount
 from gfms_portal.i18n import format_date
 from gfms_portal.i18n import translate
 from gfms_portal.idp_client import CAEP
+from gfms_portal.idp_client import CibaEnded
+from gfms_portal.idp_client import CibaPending
 from gfms_portal.models import Attachment
 from gfms_portal.models import AuthRequest
 from gfms_portal.models import Document
+from gfms_portal.models import PhoneApproval
 from gfms_portal.models import PortalSession
 from gfms_portal.models import RevokedSid
 from gfms_portal.models import Status
@@ -578,8 +581,13 @@ def approve(document_id: int) -> BaseResponse:
 
 
 def _complete_approval(
-    pending: AuthRequest, tokens: dict[str, Any], id_claims: dict[str, Any]
-) -> BaseResponse:
+    pending: AuthRequest | PhoneApproval, tokens: dict[str, Any], id_claims: dict[str, Any],
+    *, named: dict[str, Any] | None = None,
+) -> BaseResponse:  # fmt: skip
+    """Keep the signature of a confirmed approval, the same whichever way it was confirmed
+    (the browser's step-up or the phone through CIBA). ``named``: where the signer's name
+    comes from when the ID token has none (CIBA takes no ``claims`` request: userinfo's,
+    fetched with the new token)."""
     row: PortalSession | None = g.portal_session
     # SECURITY: only the approver who asked, in the portal session that asked (login CSRF,
     # a code injected into another user's browser).
@@ -594,6 +602,10 @@ def _complete_approval(
     introspected = idp.introspect(access_token)
     if not introspected.get("active") or introspected.get("txn") != claims.get("txn"):
         raise InvalidTokenError("inactive")
+    # RFC 9449: the token must be bound to the key our proof showed (a token bound to another
+    # key, or to none, was not issued for this request).
+    if claims.get("cnf", {}).get("jkt") != idp.dpop_key.thumbprint():
+        raise InvalidTokenError("not bound to our key")
     evidence = idp.get_evidence(str(claims.get("txn", "")))
     if evidence.get("client_id") != idp.client_id:
         raise InvalidTokenError("evidence of another client")
@@ -606,10 +618,138 @@ def _complete_approval(
         requested_details=list(pending.authorization_details or []),
         access_claims=claims, access_token=access_token, id_token=str(tokens["id_token"]),
         id_claims=id_claims, evidence=evidence,
-        signer_name=_name(id_claims), now=now(),
+        signer_name=_name(named or id_claims), now=now(),
     )  # fmt: skip
     db().commit()
     return redirect(url_for("portal.show", document_id=document.id, notice="signed_notice"))
+
+
+# --- approvals sent to the phone (CIBA, poll mode) ---------------------------------------
+
+_PHONE_OUTCOMES = {"access_denied": "denied", "expired_token": "expired"}
+# How often the waiting page asks the portal; the portal asks the IdP only as often as the
+# IdP's interval allows (CIBA Core §7.3).
+WAITING_PAGE_REFRESH = 2
+
+
+@bp.post("/documents/<int:document_id>/phone")
+@signed_in
+def send_to_phone(document_id: int) -> BaseResponse:
+    """Start one signature on the approver's phone without the sign-in page (CIBA Core §7.1):
+    the IdP pushes the details and a binding message (the document number, also on the
+    waiting page) to the phone of the approver signed in here."""
+    document = _visible(document_id)
+    me, action = person(), request.form.get("action", "")
+    documents.check_may_sign(document, me, action)
+    if not me.username:
+        return error_page("not_allowed", 403)
+    content = documents.document_content(document)
+    details = documents.build_authorization_details(content, action)
+    role = documents.RULES[action].role
+    scope = "openid profile" if role == documents.CLAIMANT else f"openid profile role:{role}"
+    # CIBA Core §7.1: short, shown on both screens: the document's number (digits and "-").
+    binding = str(document.number)
+    try:
+        started = portal().idp.backchannel_authorize(
+            scope=scope, login_hint=me.username, binding_message=binding,
+            authorization_details=details,
+        )  # fmt: skip
+    except CibaEnded:
+        return redirect(url_for("portal.show", document_id=document.id,
+                                notice="err:phone:refused"))  # fmt: skip
+    moment = now()
+    row = PhoneApproval(
+        ref=secrets.token_urlsafe(24), auth_req_id=started.auth_req_id,
+        session_id=g.portal_session.id, document_id=document.id, action=action,
+        document_sha256=documents.document_sha256(content), authorization_details=details,
+        binding_message=binding, interval=started.interval,
+        next_poll_at=moment + timedelta(seconds=started.interval),
+        expires_at=moment + timedelta(seconds=started.expires_in), created_at=moment,
+    )  # fmt: skip
+    db().add(row)
+    db().commit()
+    return redirect(url_for("portal.phone_waiting", document_id=document.id, ref=row.ref))
+
+
+@bp.get("/documents/<int:document_id>/phone/<ref>")
+@signed_in
+def phone_waiting(document_id: int, ref: str) -> BaseResponse:
+    """The waiting page: asks the IdP's token endpoint when the interval allows, and moves on
+    to the document once the phone answered."""
+    row = db().get(PhoneApproval, ref[:64])
+    # Only the portal session that sent it sees it (or learns that it exists).
+    if row is None or row.session_id != g.portal_session.id or row.document_id != document_id:
+        abort(404)
+    if row.outcome is None and _aware(row.expires_at) <= now():
+        _finish(row, "expired")
+    if row.outcome is None and _claim_poll(row):
+        tokens = _poll(row)
+        if tokens is not None:
+            return _complete_phone_approval(row, tokens)
+    if row.outcome is not None:
+        notice = "signed_notice" if row.outcome == "signed" else f"err:phone:{row.outcome}"
+        return redirect(url_for("portal.show", document_id=document_id, notice=notice))
+    response = page("phone.html", document=_visible(document_id), approval=row)
+    response.headers["Refresh"] = str(WAITING_PAGE_REFRESH)
+    return response
+
+
+def _claim_poll(row: PhoneApproval) -> bool:
+    """This request polls the IdP if the interval has passed and no other request (a second
+    tab, a reload) took this turn: one poll per interval, never slow_down by ourselves."""
+    moment = now()
+    claimed = db().execute(
+        update(PhoneApproval)
+        .where(PhoneApproval.ref == row.ref, PhoneApproval.outcome.is_(None),
+               PhoneApproval.next_poll_at <= moment)
+        .values(next_poll_at=moment + timedelta(seconds=row.interval))
+        .execution_options(synchronize_session=False)  # refreshed below
+    )  # fmt: skip
+    db().commit()
+    db().refresh(row)
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _poll(row: PhoneApproval) -> dict[str, Any] | None:
+    try:
+        return portal().idp.poll_ciba(row.auth_req_id)
+    except CibaPending as pending:
+        if pending.slow_down:
+            # CIBA Core §11: the interval grows by 5 seconds, for good.
+            row.interval += 5
+            row.next_poll_at = now() + timedelta(seconds=row.interval)
+            db().commit()
+        return None
+    except CibaEnded as ended:
+        _finish(row, _PHONE_OUTCOMES.get(ended.error, "failed"))
+        return None
+
+
+def _finish(row: PhoneApproval, outcome: str) -> None:
+    db().execute(
+        update(PhoneApproval)
+        .where(PhoneApproval.ref == row.ref, PhoneApproval.outcome.is_(None))
+        .values(outcome=outcome)
+        .execution_options(synchronize_session=False)  # refreshed below
+    )
+    db().commit()
+    db().refresh(row)
+
+
+def _complete_phone_approval(row: PhoneApproval, tokens: dict[str, Any]) -> BaseResponse:
+    try:
+        id_claims = portal().idp.validate_id_token(
+            str(tokens.get("id_token", "")), nonce=None, now=time.time()
+        )
+        # The names for the pages, as after a browser confirmation (DPoP at userinfo too).
+        response = _complete_approval(row, tokens, id_claims,
+                                      named=_with_names(tokens, id_claims))  # fmt: skip
+    except PortalError:
+        db().rollback()
+        _finish(row, "failed")
+        raise
+    _finish(row, "signed")
+    return response
 
 
 @bp.post("/documents/<int:document_id>/return")

@@ -46,6 +46,9 @@ ROLES = "role:recorder role:approve-1 role:approve-2"
 PORTAL_SECRET = "gfms-portal-demo-secret-not-for-production"
 FAPI_CLIENT_ID = "demo-fapi"
 FAPI_KEY_FILE = "demo-fapi.private.jwk.json"
+PORTAL_CLIENT_ID = "gfms-portal"
+# The portal's private key (private_key_jwt), read by the portal (PORTAL_CLIENT_KEY_FILE).
+PORTAL_KEY_FILE = "gfms-portal.private.jwk.json"
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,14 @@ def seed(session: Session, deps: Deps) -> list[str]:
     lines += _seed_roles(session, deps)
     key_file = instance_dir(settings) / FAPI_KEY_FILE
     fapi_key = demo_fapi_key(key_file)
-    for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False)):
+    portal_key_file = instance_dir(settings) / PORTAL_KEY_FILE
+    portal_key = demo_client_key(portal_key_file, PORTAL_CLIENT_ID)
+    for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False),
+                               portal_public_jwk=portal_key.as_dict(private=False)):  # fmt: skip
         register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
+    lines.append(f"{PORTAL_CLIENT_ID}'s private key: {portal_key_file}")
     return lines
 
 
@@ -149,6 +156,12 @@ def instance_dir(settings: Settings) -> Path:
 def demo_fapi_key(path: Path) -> ECKey:
     """demo-fapi's P-256 signing key: the one in ``path`` when it holds one, else a new one
     written there (for the demo's relying party, and for tests outside this repository)."""
+    return demo_client_key(path, FAPI_CLIENT_ID)
+
+
+def demo_client_key(path: Path, client_id: str) -> ECKey:
+    """A demo client's P-256 signing key: the one in ``path`` when it holds one, else a new
+    one written there (read by the client: demo-fapi's relying party, the GFMS portal)."""
     existing = _read_private_key(path)
     if existing is not None:
         if path.stat().st_mode & 0o077:
@@ -156,7 +169,7 @@ def demo_fapi_key(path: Path) -> ECKey:
         return existing
     key = ECKey.generate_key(
         "P-256",
-        parameters={"kid": f"demo-fapi-{secrets.token_hex(4)}", "alg": "ES256", "use": "sig"},
+        parameters={"kid": f"{client_id}-{secrets.token_hex(4)}", "alg": "ES256", "use": "sig"},
         private=True,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,21 +239,12 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
     return lines
 
 
-def demo_clients(fapi_public_jwk: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The demo clients; demo-fapi too when its public key is given."""
+def demo_clients(
+    fapi_public_jwk: dict[str, Any] | None = None,
+    portal_public_jwk: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """The demo clients; demo-fapi and the GFMS portal too when their public keys are given."""
     clients: list[dict[str, Any]] = [
-        {
-            "client_id": "gfms-portal",
-            "client_name": "GFMS Portal",
-            "secret": PORTAL_SECRET,
-            "auth_methods": ["client_secret_basic", "client_secret_post"],
-            "redirect_uris": ["http://127.0.0.1:8200/auth/callback"],
-            "post_logout_redirect_uris": ["http://127.0.0.1:8200/"],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": f"openid profile email {ROLES}",
-            "backchannel_logout_uri": "http://127.0.0.1:8200/auth/backchannel-logout",
-            "security_event_uri": "http://127.0.0.1:8200/auth/security-events",
-        },
         {
             "client_id": "demo-public",
             "client_name": "Demo public client",
@@ -280,9 +284,34 @@ def demo_clients(fapi_public_jwk: dict[str, Any] | None = None) -> list[dict[str
             "allow_weak_secret": True,
         },
     ]
+    if portal_public_jwk is not None:
+        clients.insert(0, portal_client(portal_public_jwk, "http://127.0.0.1:8200"))
     if fapi_public_jwk is not None:
         clients.append(demo_fapi_client(fapi_public_jwk))
     return clients
+
+
+def portal_client(public_jwk: dict[str, Any], url: str) -> dict[str, Any]:
+    """The GFMS portal at ``url``: the FAPI 2.0 profile (every sign-in and approval pushed,
+    private_key_jwt, DPoP-bound tokens) and CIBA poll mode (an approval sent to the phone from
+    the document's page). The secret only fetches transaction evidence (``/evidence`` takes
+    client_secret_basic alone); the OAuth endpoints refuse it."""
+    return apply_profile(
+        "fapi2",
+        with_ciba_poll({
+            "client_id": PORTAL_CLIENT_ID,
+            "client_name": "GFMS Portal",
+            "secret": PORTAL_SECRET,
+            "auth_methods": [],
+            "redirect_uris": [f"{url}/auth/callback"],
+            "post_logout_redirect_uris": [f"{url}/"],
+            "grant_types": ["authorization_code"],
+            "scope": f"openid profile email {ROLES}",
+            "backchannel_logout_uri": f"{url}/auth/backchannel-logout",
+            "security_event_uri": f"{url}/auth/security-events",
+            "jwks": {"keys": [public_jwk]},
+        }),
+    )  # fmt: skip
 
 
 def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
@@ -432,12 +461,14 @@ def _print_banner() -> None:
         "",
         "GFMS portal: http://127.0.0.1:8200 — wichai submits and signs a claim, somchai (the"
         " finance officer) checks and signs it or sends it back, malee approves the withdrawal"
-        " and prasert the payment, each confirming on the phone; the document page exports the"
+        " and prasert the payment, each confirming on the phone (or sent to it alone with"
+        ' "ส่งไปยืนยันบนโทรศัพท์", CIBA); the document page exports the'
         " signed bundle, checked offline with `gfms-portal verify BUNDLE --jwks FILE` (FILE:"
         " http://127.0.0.1:8000/jwks/history.json)."
         " suda, malee's substitute, may approve a claim somchai checked but not her own claim.",
         "",
-        "Demo clients: gfms-portal, demo-public (PKCE), "
+        "Demo clients: gfms-portal (FAPI 2.0 and CIBA poll, instance/gfms-portal.private.jwk.json),"
+        " demo-public (PKCE), "
         "demo-confidential (secret demo-confidential-secret), "
         "demo-service (secret demo-service-secret), "
         "demo-fapi (FAPI 2.0: PAR, private_key_jwt with instance/demo-fapi.private.jwk.json, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from idp.accounts.models import User
@@ -62,7 +63,10 @@ def make_user(
 def seed(deps: Deps, *usernames: str, temporary: tuple[str, ...] = ()) -> None:
     """The demo clients (as docs/demo.md lists them) and the given users, committed."""
     with deps.sessions.begin() as session:
-        for client in demo_clients():
+        # The portal's key: its registration needs one (fapi2); no test here signs with it.
+        portal_key = ECKey.generate_key("P-256", parameters={"kid": "gfms-portal-test"},
+                                        private=True)  # fmt: skip
+        for client in demo_clients(portal_public_jwk=portal_key.as_dict(private=False)):
             register_client(session, deps.cipher, now=deps.clock.now(), **client)
         for username in usernames:
             make_user(session, deps, username, temporary=username in temporary)

@@ -1,9 +1,11 @@
 """The GFMS portal served on a loopback port next to the IdP and the mock Nexus (push_stack),
-registered at the IdP as a confidential client, and a browser that works in it: signs in,
+registered at the IdP under the FAPI 2.0 profile with CIBA poll mode (its private key in the
+test's folder), and a browser that works in it: signs in,
 records, approves on the phone."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +19,12 @@ import requests
 from gfms_portal import create_app as create_portal
 from gfms_portal.settings import PortalSettings
 from idp.oidc.backchannel import NoticeSender
+from idp.oidc.clients import apply_profile
+from idp.oidc.clients import with_ciba_poll
 from tests.factories import PASSWORD
 from tests.factories import add_client
+from tests.fapi import new_key
+from tests.fapi import public_jwks
 from tests.nexus_server import match_number
 from tests.push_stack import Stack
 from tests.rp import form_action
@@ -51,17 +57,21 @@ class PortalStack:
 def portal_stack(stack: Stack, folder: Path, **changes: Any) -> Iterator[PortalStack]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    add_client(
-        stack.deps, CLIENT_ID, client_name="GFMS Portal (test)", secret=SECRET,
-        auth_methods=["client_secret_basic"], redirect_uris=[f"{url}/auth/callback"],
-        post_logout_redirect_uris=[f"{url}/"], grant_types=["authorization_code"],
-        scope=f"openid profile email {ROLE_SCOPES}",
-        backchannel_logout_uri=f"{url}/auth/backchannel-logout",
-        security_event_uri=f"{url}/auth/security-events",
-    )  # fmt: skip
+    key = new_key(f"{CLIENT_ID}-key")
+    key_file = folder / "portal.private.jwk.json"
+    key_file.write_text(json.dumps(key.as_dict(private=True)))
+    add_client(stack.deps, CLIENT_ID, **apply_profile("fapi2", with_ciba_poll({
+        "client_name": "GFMS Portal (test)", "secret": SECRET,
+        "redirect_uris": [f"{url}/auth/callback"], "post_logout_redirect_uris": [f"{url}/"],
+        "grant_types": ["authorization_code"], "scope": f"openid profile email {ROLE_SCOPES}",
+        "backchannel_logout_uri": f"{url}/auth/backchannel-logout",
+        "security_event_uri": f"{url}/auth/security-events",
+        "jwks": public_jwks(key),
+    })))  # fmt: skip
     settings = PortalSettings(
         base_url=url, issuer=stack.idp, client_id=CLIENT_ID, client_secret=SECRET,
-        database_url=f"sqlite:///{folder / 'portal.sqlite3'}", timeout=5.0, **changes,
+        client_key_file=str(key_file), database_url=f"sqlite:///{folder / 'portal.sqlite3'}",
+        timeout=5.0, **changes,
     )  # fmt: skip
     app = create_portal(settings)
     with serving(app, port):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import sys
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from idp.oidc.clients import CIBA_GRANT_TYPE
 from tests.browser.demo_stack import ROLE_SCOPES
 from tests.browser.demo_stack import Callback
 from tests.conftest import unavailable
@@ -77,6 +79,7 @@ def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
         "PORTAL_BASE_URL": portal,
         "PORTAL_ISSUER": idp,
         "PORTAL_DATABASE_URL": f"sqlite:///{folder / 'portal.sqlite3'}",
+        "PORTAL_CLIENT_KEY_FILE": str(folder / "gfms-portal.private.jwk.json"),
     }
     env.pop("IDP_REDIS_URL", None)
     run_cli(env, "db", "upgrade")
@@ -86,10 +89,16 @@ def demo(tmp_path_factory, rp_server) -> Iterator[dict[str, str]]:
         "--public", "--redirect-uri", f"{rp_server}/callback",
         "--scope", f"openid profile {ROLE_SCOPES}",
     )  # fmt: skip
-    # The demo's gfms-portal client, at the port this run's portal listens on.
+    # The demo's gfms-portal client, at the port this run's portal listens on: FAPI 2.0 with
+    # the key the seed wrote, and CIBA poll mode.
+    private = json.loads((folder / "gfms-portal.private.jwk.json").read_text())
+    public = {k: v for k, v in private.items() if k != "d"}
+    (folder / "gfms-portal.jwks.json").write_text(json.dumps({"keys": [public]}))
     run_cli(
-        env, "clients", "add", "gfms-portal", "--name", "GFMS Portal",
-        "--secret", PORTAL_SECRET, "--auth-method", "client_secret_basic",
+        env, "clients", "add", "gfms-portal", "--name", "GFMS Portal", "--profile", "fapi2",
+        "--jwks", str(folder / "gfms-portal.jwks.json"), "--secret", PORTAL_SECRET,
+        "--grant-type", "authorization_code", "--grant-type", CIBA_GRANT_TYPE,
+        "--backchannel-token-delivery-mode", "poll",
         "--redirect-uri", f"{portal}/auth/callback", "--post-logout-redirect-uri", f"{portal}/",
         "--scope", f"openid profile email {ROLE_SCOPES}",
         "--backchannel-logout-uri", f"{portal}/auth/backchannel-logout",

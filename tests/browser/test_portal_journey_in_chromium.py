@@ -1,8 +1,9 @@
 """Real Chromium on the demo (issues 7 and 13, "Done when"): wichai submits a travel-expense
 claim in the GFMS portal and signs it on his phone; somchai, the finance officer, sends it back
 once, then signs it as checked; malee approves the withdrawal confirming on her phone, prasert
-the payment on his; the exported bundle verifies offline against the IdP's key history; then
-the helpdesk suspends malee's phone and her portal session ends.
+the payment on his, sent there from the portal without the sign-in page (CIBA); the exported
+bundle verifies offline against the IdP's key history; then the helpdesk suspends malee's phone
+and her portal session ends.
 
 What people read on the way (issue 18) is checked by the helpers at the end of this file:
 names on every page and in the bundle, the Thai attachment name, the document's description on
@@ -131,15 +132,23 @@ def test_a_claim_signed_checked_approved_twice_on_the_phones_and_archived(
     assert details["amount"]["value"] == "18450.50"
     assert malee_page.get_attribute("#status", "data-status") == "withdrawal_approved"
 
+    # prasert approves the payment from his phone alone (CIBA): the portal has the IdP push
+    # the request there and waits, showing the message the phone shows.
     prasert, prasert_page = sign_in_to_portal(browser, demo, relay, "prasert")
-    approve(
-        prasert_page,
-        relay,
-        "prasert",
-        document_url,
-        "approve-2",
-        lambda page: assert_description_shown(browser, demo, relay, page, "prasert"),
+    prasert_page.goto(document_url)
+    prasert_page.click("#approve-2-phone")
+    prasert_page.wait_for_selector("#phone-waiting")
+    assert prasert_page.inner_text("#binding-message") == number
+    pushed = relay.wait_for_push("phone-prasert")
+    assert pushed["binding_message"] == number
+    assert pushed["authorization_details"][0]["actions"] == ["approve-2"]
+    answered = requests.post(
+        f"{demo['nexus']}/phones/phone-prasert/challenges/{pushed['id']}/approve",
+        json={},
+        timeout=15,
     )
+    assert answered.status_code == 200, answered.text
+    prasert_page.wait_for_selector("#status", timeout=30_000)  # the waiting page carries on
     assert prasert_page.get_attribute("#status", "data-status") == "payment_approved"
     assert prasert_page.locator("#signatures li").count() == 4
     assert_document_names(prasert_page, recorder="wichai",

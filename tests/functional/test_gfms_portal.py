@@ -15,11 +15,13 @@ from sqlalchemy import update
 
 from idp.accounts.models import User
 from tests.factories import PASSWORD
+from tests.factories import add_client
 from tests.functional.test_role_tokens import UNIT
 from tests.functional.test_role_tokens import add_unit
 from tests.functional.test_role_tokens import assign
 from tests.nexus_server import match_number
 from tests.portal_stack import CLIENT_ID
+from tests.portal_stack import SECRET
 from tests.portal_stack import PortalStack
 from tests.portal_stack import PortalUser
 from tests.portal_stack import error_code
@@ -386,10 +388,19 @@ def test_the_api_takes_the_idps_access_tokens_and_nothing_else(portal, monkeypat
 
     url = checked(portal)
     user(portal, "malee").approve(url, "approve-1")
-    access_token = stored(portal, Signature, action="approve-1").access_token
+    # The portal's own tokens are DPoP-bound (fapi2): no bearer tokens, even at its own API.
+    bound = stored(portal, Signature, action="approve-1").access_token
+    assert api(portal, bound).status_code == 401
+    # An unbound access token for the portal's audience (the client registered for
+    # client_credentials meanwhile) is a bearer token.
+    add_client(portal.stack.deps, CLIENT_ID, secret=SECRET, redirect_uris=[],
+               grant_types=["client_credentials"], scope="openid")  # fmt: skip
+    issued = requests.post(f"{portal.stack.idp}/token", auth=(CLIENT_ID, SECRET), timeout=10,
+                           data={"grant_type": "client_credentials"})  # fmt: skip
+    access_token = issued.json()["access_token"]
     answer = api(portal, access_token)
-    assert answer.status_code == 200
-    assert answer.json()["documents"][0]["status"] == "withdrawal_approved"
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"documents": []}  # no roles in a client's own token
     # An ID token is not an access token (typ), even with the right audience.
     assert api(portal, stored(portal, PortalSession, ended_at=None).id_token).status_code == 401
     # A token for another client.

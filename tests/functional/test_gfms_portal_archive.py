@@ -62,6 +62,20 @@ def verify(
     return int(exited.value.code or 0), capsys.readouterr().out
 
 
+def verify_exported(
+    running: PortalStack, content: bytes, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """Write an exported file, the IdP's key history (from the IdP itself, never the copy in
+    the file) and its issuer, and run ``gfms-portal verify`` on them."""
+    path = folder / "bundle.json"
+    path.write_bytes(content)
+    (folder / "jwks.json").write_text(
+        requests.get(f"{running.stack.idp}/jwks/history.json", timeout=10).text
+    )
+    (folder / "issuer").write_text(running.stack.idp)
+    return verify(path, capsys)
+
+
 def trust_of(path: Path) -> TrustAnchor:
     keys = load_key_history(json.loads((path.parent / "jwks.json").read_text()))
     return TrustAnchor(issuer=(path.parent / "issuer").read_text(), client_id=CLIENT_ID,

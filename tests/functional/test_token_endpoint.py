@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from idp.audit.models import AuditEvent
+from tests.factories import add_client
 from tests.factories import seed
 from tests.rp import RP
 from tests.rp import basic
@@ -73,7 +74,8 @@ def test_expired_code_is_refused(rp, clock):
 
 def test_code_issued_to_another_client_is_refused(rp, client, deps):
     params = rp.login()
-    other = RP(client, client_id="gfms-portal", secret="gfms-portal-demo-secret-not-for-production")
+    add_client(deps, "other-rp", redirect_uris=[rp.redirect_uri])
+    other = RP(client, client_id="other-rp", secret="s" * 40)
     other.verifier = rp.verifier
     response = other.token(
         grant_type="authorization_code",

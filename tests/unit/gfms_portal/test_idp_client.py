@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import requests
+from joserfc import jwt
+from joserfc.jwk import ECKey
 
 from gfms_portal.errors import IdpUnavailableError
 from gfms_portal.errors import InvalidTokenError
@@ -11,15 +13,27 @@ from gfms_portal.idp_client import IdpClient
 
 
 def answering(monkeypatch, status: int, body: dict) -> IdpClient:
-    client = IdpClient(issuer="https://idp.example", client_id="portal", client_secret="s" * 40,
-                       redirect_uri="https://portal.example/cb", timeout=1, leeway=0)  # fmt: skip
+    key = ECKey.generate_key("P-256", parameters={"kid": "k"}, private=True)
+    client = IdpClient(issuer="https://idp.example", client_id="portal", client_key=key,
+                       client_secret="s" * 40, redirect_uri="https://portal.example/cb",
+                       timeout=1, leeway=0)  # fmt: skip
     client._metadata = {"userinfo_endpoint": "https://idp.example/userinfo"}
     answer = requests.Response()
     answer.status_code = status
     answer._content = requests.compat.json.dumps(body).encode()
 
     def get(url: str, **kwargs: object) -> requests.Response:
-        assert kwargs["headers"] == {"Authorization": "Bearer at"}
+        # RFC 9449 §7.1: the bound token, and a proof for this request made with the
+        # process's DPoP key, carrying the token's hash.
+        headers = kwargs["headers"]
+        assert headers["Authorization"] == "DPoP at"
+        proof = jwt.decode(headers["DPoP"], client.dpop_key, algorithms=["ES256"])
+        assert proof.header["typ"] == "dpop+jwt"
+        assert proof.header["jwk"] == client.dpop_key.as_dict(private=False)
+        assert "d" not in proof.header["jwk"]
+        assert proof.claims["htm"] == "GET"
+        assert proof.claims["htu"] == "https://idp.example/userinfo"
+        assert proof.claims["ath"] == "sda5G2fCr6XjIpiNlGJjjTVN34oe9526mH-BXCK0uu4"  # SHA-256("at")
         return answer
 
     monkeypatch.setattr(requests, "get", get)
