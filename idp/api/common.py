@@ -20,7 +20,7 @@ from idp.accounts import flow
 from idp.accounts import issuance
 from idp.api.auth import AuthError
 from idp.api.auth import InvalidOnBehalfOfError
-from idp.api.schemas import DOMAIN_REFUSAL
+from idp.api.schemas import DomainRefusal
 from idp.api.schemas import Sparse
 from idp.errors import IdpError
 from idp.revocation import loss
@@ -146,7 +146,8 @@ def parse(model: type[Model]) -> Model:
         return model.model_validate(json_body())
     except ValidationError as exc:
         first = exc.errors()[0]
-        if first["type"] == DOMAIN_REFUSAL:
-            raise first["ctx"]["refusal"] from None
+        carried = first.get("ctx", {}).get("error")
+        if isinstance(carried, DomainRefusal):
+            raise carried.refusal from None
         field = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidBodyError(f"'{field}': {first['msg']}.") from None

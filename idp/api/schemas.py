@@ -24,7 +24,6 @@ from pydantic import StrictBool
 from pydantic import StrictStr
 from pydantic import WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
 
 from idp.errors import IdpError
 from idp.revocation.loss import InvalidLossTimeError
@@ -38,21 +37,24 @@ from idp.roles.models import OrderKind
 from idp.roles.models import RequestStatus
 from idp.roles.models import Role
 
-# The key under which a field's domain refusal travels inside pydantic's ValidationError.
-DOMAIN_REFUSAL = "idp_refusal"
+
+class DomainRefusal(ValueError):  # noqa: N818  (it carries a refusal, it is not one)
+    """A field's domain refusal, carried through pydantic's ValidationError to ``parse``."""
+
+    def __init__(self, refusal: IdpError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 def _domain(check: Callable[[Any], Any]) -> BeforeValidator:
     """Run the domain's own check of a field; its refusal (with its code) is what the caller
-    gets, carried through pydantic as a custom error."""
+    gets."""
 
     def validate(value: Any) -> Any:
         try:
             return check(value)
         except IdpError as refusal:
-            raise PydanticCustomError(
-                DOMAIN_REFUSAL, refusal.message, {"refusal": refusal}
-            ) from refusal
+            raise DomainRefusal(refusal) from refusal
 
     return BeforeValidator(validate)
 
