@@ -21,7 +21,7 @@ OUTSIDE = tuple(
     )
 )
 # What a checkout makes or installs, never part of the repository itself.
-SKIPPED_DIRS = {".git", ".venv", "instance", "__pycache__", "build", "node_modules"}
+SKIPPED_DIRS = {".git", ".venv", "instance", "__pycache__", "build", "node_modules", ".hypothesis"}
 SKIPPED_FILES = {"CHANGELOG.md"}
 
 

@@ -16,13 +16,13 @@ from idp.accounts.issuance import NewAccount
 from idp.accounts.issuance import import_accounts
 from idp.accounts.issuance import issue_account
 from idp.accounts.service import get_user_by_username
+from idp.api import schemas
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
 from idp.api.common import InvalidBodyError
+from idp.api.common import answer
 from idp.api.common import bp
-from idp.api.common import json_answer
-from idp.api.common import json_body
-from idp.api.common import text_field as _text
+from idp.api.common import parse
 from idp.api.openapi import document
 from idp.roles import errors
 from idp.roles.assignments import held_roles
@@ -32,8 +32,8 @@ from idp.roles.designations import approve_request
 from idp.roles.designations import order_file
 from idp.roles.designations import reject_request
 from idp.roles.designations import submit_request
-from idp.roles.models import AdminRole
 from idp.roles.models import DesignationRequest
+from idp.roles.models import RequestStatus
 from idp.roles.models import RoleAssignment
 from idp.roles.models import Unit
 from idp.roles.orders import accept_order
@@ -75,28 +75,29 @@ def openapi() -> Response:
 # --- units ----------------------------------------------------------------------------------
 
 
-def _unit(unit: Unit) -> dict[str, Any]:
-    return {"code": unit.code, "name_th": unit.name_th, "name_en": unit.name_en,
-            "province": unit.province, "treasury_office": unit.treasury_office}  # fmt: skip
+def _unit(unit: Unit) -> schemas.Unit:
+    return schemas.Unit.model_validate(unit, from_attributes=True)
 
 
 @bp.get("/units")
 def list_units() -> Response:
     caller = authenticate()
-    return json_answer({"units": [_unit(u) for u in units_for(context.db(), caller.authority)]})
+    return answer(
+        schemas.Units(units=[_unit(u) for u in units_for(context.db(), caller.authority)])
+    )
 
 
 @bp.post("/units")
 def add_unit() -> Response:
     caller = authenticate()
-    body = json_body()
+    body = parse(schemas.NewUnit)
     unit = create_unit(
-        context.db(), caller.authority, code=_text(body, "code"), name_th=_text(body, "name_th"),
-        name_en=_text(body, "name_en", required=False), province=_text(body, "province"),
-        treasury_office=_text(body, "treasury_office"), now=context.now(), actor=caller.actor,
+        context.db(), caller.authority, code=body.code, name_th=body.name_th,
+        name_en=body.name_en or "", province=body.province,
+        treasury_office=body.treasury_office, now=context.now(), actor=caller.actor,
         audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer(_unit(unit), 201)
+    return answer(_unit(unit), 201)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -105,27 +106,22 @@ def add_unit() -> Response:
 @bp.post("/users")
 def issue_user() -> Response:
     caller = authenticate()
-    body = json_body()
-    legacy = body.get("legacy_token_key", False)
-    if not isinstance(legacy, bool):
-        raise InvalidBodyError("'legacy_token_key' must be true or false.")
+    body = parse(schemas.NewAccount)
     settings = context.deps().settings
     issued = issue_account(
         context.db(), context.deps().cipher, caller.authority,
         NewAccount(
-            citizen_id=_text(body, "citizen_id"), given_name_th=_text(body, "given_name_th"),
-            family_name_th=_text(body, "family_name_th"), unit_code=_text(body, "unit_code"),
-            given_name_en=_text(body, "given_name_en", required=False),
-            family_name_en=_text(body, "family_name_en", required=False),
-            email=_text(body, "email", required=False) or None, legacy_token_key=legacy,
-            username=_text(body, "username", required=False) or None,
+            citizen_id=body.citizen_id, given_name_th=body.given_name_th,
+            family_name_th=body.family_name_th, unit_code=body.unit_code,
+            given_name_en=body.given_name_en or "", family_name_en=body.family_name_en or "",
+            email=body.email or None, legacy_token_key=body.legacy_token_key,
+            username=body.username or None,
         ),
         now=context.now(), temporary_ttl=settings.temporary_password_ttl,
         min_length=settings.password_min_length, actor=caller.actor,
         audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer({"username": issued.username, "sub": issued.sub,
-                  "temporary_password": issued.temporary_password}, 201)  # fmt: skip
+    return answer(schemas.IssuedAccount.model_validate(issued, from_attributes=True), 201)
 
 
 @bp.post("/users/import")
@@ -140,12 +136,13 @@ def import_users() -> Response:
         audit=context.audit_context(),
     )  # fmt: skip
     rows = [
-        {"row": r.row, "issued": r.issued is not None,
-         **({"username": r.issued.username, "temporary_password": r.issued.temporary_password}
-            if r.issued else {"error": r.error, "error_description": r.message})}
+        schemas.ImportRow(row=r.row, issued=True, username=r.issued.username,
+                          temporary_password=r.issued.temporary_password) if r.issued
+        else schemas.ImportRow(row=r.row, issued=False, error=r.error,
+                               error_description=r.message)
         for r in reports
     ]  # fmt: skip
-    return json_answer({"rows": rows, "issued": sum(1 for r in reports if r.issued)})
+    return answer(schemas.ImportReport(rows=rows, issued=sum(1 for r in reports if r.issued)))
 
 
 @bp.get("/users/<username>/roles")
@@ -157,30 +154,17 @@ def user_roles(username: str) -> Response:
         raise errors.UnknownPersonError()
     readable = {u.code for u in units_for(db, caller.authority)}
     roles = held_roles(db, user.id, thai_date(context.now()))
-    held = [h.claim() for h in roles if h.unit in readable]
+    held = [schemas.GfmsRole.model_validate(h.claim()) for h in roles if h.unit in readable]
     if not caller.authority.may_read_everything() and not held and user.unit_code not in readable:
         raise errors.UnknownPersonError()  # outside the caller's remit: not even the sub
-    return json_answer({"username": user.username, "sub": user.sub, "gfms_roles": held})
+    return answer(schemas.UserRoles(username=user.username, sub=user.sub, gfms_roles=held))
 
 
 # --- designation requests -------------------------------------------------------------------
 
 
-def _request(item: DesignationRequest) -> dict[str, Any]:
-    return {
-        "id": item.id, "unit_code": item.unit_code, "user_id": item.user_id, "kind": item.kind,
-        "role": item.role, "ends_role": item.ends_role,
-        "valid_from": item.valid_from.isoformat(),
-        "valid_until": item.valid_until.isoformat() if item.valid_until else None,
-        "substitute_for": item.substitute_for, "order_number": item.order_number,
-        "order_date": item.order_date.isoformat(), "order_filename": item.order_filename,
-        "order_media_type": item.order_media_type, "order_size": item.order_size,
-        "order_sha256": item.order_sha256, "note": item.note, "status": item.status,
-        "submitted_by": item.submitted_by, "submitted_at": item.submitted_at.isoformat(),
-        "decided_by": item.decided_by,
-        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
-        "decision_reason": item.decision_reason,
-    }  # fmt: skip
+def _request(item: DesignationRequest) -> schemas.DesignationRequest:
+    return schemas.DesignationRequest.model_validate(item, from_attributes=True)
 
 
 def _readable(caller: Caller, request_id: str) -> DesignationRequest:
@@ -192,7 +176,9 @@ def list_designations() -> Response:
     caller = authenticate()
     status = request.args.get("status")
     items = readable_requests(context.db(), caller.authority)
-    return json_answer({"designations": [_request(i) for i in items if status in (None, i.status)]})
+    return answer(schemas.Designations(
+        designations=[_request(i) for i in items if status in (None, i.status)]
+    ))  # fmt: skip
 
 
 @bp.post("/designations")
@@ -220,12 +206,12 @@ def submit_designation() -> Response:
     created = submit_request(context.db(), caller.authority, designation, order,
                              submitter=submitter, now=context.now(),
                              audit=context.audit_context())  # fmt: skip
-    return json_answer(_request(created), 201)
+    return answer(_request(created), 201)
 
 
 @bp.get("/designations/<request_id>")
 def get_designation(request_id: str) -> Response:
-    return json_answer(_request(_readable(authenticate(), request_id)))
+    return answer(_request(_readable(authenticate(), request_id)))
 
 
 @bp.get("/designations/<request_id>/order")
@@ -234,39 +220,36 @@ def get_order(request_id: str) -> Response:
     return Response(order_file(context.db(), item.id) or b"", headers=order_headers(item))
 
 
-def _assignment(item: RoleAssignment) -> dict[str, Any]:
-    return {"id": item.id, "unit_code": item.unit_code, "role": item.role,
-            "valid_from": item.valid_from.isoformat(),
-            "valid_until": item.valid_until.isoformat() if item.valid_until else None,
-            "substitute_for": item.substitute_for, "request_id": item.request_id}  # fmt: skip
+def _assignment(item: RoleAssignment) -> schemas.Assignment:
+    return schemas.Assignment.model_validate(item, from_attributes=True)
 
 
 @bp.post("/designations/<request_id>/approve")
 def approve(request_id: str) -> Response:
     caller = authenticate()
     decider = _person(caller)
-    body = json_body()
+    body = parse(schemas.Decision)
     done = approve_request(
         context.db(), caller.authority, request_id, decider=decider,
-        reason=_text(body, "reason", required=False), now=context.now(),
+        reason=body.reason or "", now=context.now(),
         audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer({
-        "status": "approved",
-        "assignment": _assignment(done.assignment) if done.assignment else None,
-        "ended": [_assignment(a) for a in done.ended],
-    })  # fmt: skip
+    return answer(schemas.Approval(
+        status=RequestStatus.APPROVED,
+        assignment=_assignment(done.assignment) if done.assignment else None,
+        ended=[_assignment(a) for a in done.ended],
+    ))  # fmt: skip
 
 
 @bp.post("/designations/<request_id>/reject")
 def reject(request_id: str) -> Response:
     caller = authenticate()
     decider = _person(caller)
-    body = json_body()
+    body = parse(schemas.Decision)
     item = reject_request(context.db(), caller.authority, request_id, decider=decider,
-                          reason=_text(body, "reason", required=False), now=context.now(),
+                          reason=body.reason or "", now=context.now(),
                           audit=context.audit_context())  # fmt: skip
-    return json_answer(_request(item))
+    return answer(_request(item))
 
 
 # --- administrative roles -------------------------------------------------------------------
@@ -275,19 +258,16 @@ def reject(request_id: str) -> Response:
 @bp.post("/admin-grants")
 def grant() -> Response:
     caller = authenticate()
-    body = json_body()
+    body = parse(schemas.NewAdminGrant)
     db = context.db()
-    user = get_user_by_username(db, _text(body, "username"))
+    user = get_user_by_username(db, body.username)
     if user is None:
         raise errors.UnknownPersonError()
-    try:
-        role = AdminRole(_text(body, "role"))
-    except ValueError as exc:
-        raise InvalidBodyError("'role' must be one of " + ", ".join(AdminRole) + ".") from exc
     made = grant_admin_role(
-        db, caller.authority, user, role, now=context.now(), actor=caller.actor,
-        audit=context.audit_context(), province=_text(body, "province", required=False) or None,
-        unit_code=_text(body, "unit_code", required=False) or None,
+        db, caller.authority, user, body.role, now=context.now(), actor=caller.actor,
+        audit=context.audit_context(), province=body.province or None,
+        unit_code=body.unit_code or None,
     )  # fmt: skip
-    return json_answer({"id": made.id, "username": user.username, "role": made.role,
-                  "province": made.province, "unit_code": made.unit_code}, 201)  # fmt: skip
+    granted = schemas.AdminGrant(id=made.id, username=user.username, role=made.role,
+                                 province=made.province, unit_code=made.unit_code)  # fmt: skip
+    return answer(granted, 201)

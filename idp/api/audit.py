@@ -9,10 +9,10 @@ from typing import Any
 from flask import Response
 from flask import request
 
+from idp.api import schemas
 from idp.api.auth import authenticate
+from idp.api.common import answer
 from idp.api.common import bp
-from idp.api.common import json_answer
-from idp.audit.models import AuditEvent
 from idp.audit.trail import PAGE_SIZE
 from idp.audit.trail import read_events
 from idp.roles import errors
@@ -22,14 +22,6 @@ from idp.web.trail import csv_response
 from idp.web.trail import record_export
 from idp.web.trail import stream_export
 from idp.web.trail import trail_request
-
-
-def _event(row: AuditEvent) -> dict[str, Any]:
-    return {"id": row.id, "seq": row.seq, "occurred_at": row.occurred_at.isoformat(),
-            "event": row.event, "outcome": row.outcome, "actor": row.actor,
-            "client_id": row.client_id, "client_ip": row.client_ip,
-            "request_id": row.request_id, "details": row.details,
-            "chain_hash": row.chain_hash}  # fmt: skip
 
 
 def _reader() -> Any:
@@ -46,15 +38,15 @@ def audit_events() -> Response:
     req = trail_request(db, caller.authority, request.args)
     found = read_events(db, req.filter, scope=req.scope)
     chain = chain_status(db)
-    return json_answer({
-        "events": [_event(e) for e in found],
-        "next_before": found[-1].id if len(found) == PAGE_SIZE else None,
-        "scope": sorted(req.scope.codes) if req.scope is not None else None,
-        "chain": {"intact": chain.is_intact, "checked": chain.checked,
-                  "unsealed": chain.unsealed, "broken_at_seq": chain.broken_at_seq,
-                  "reason": chain.reason, "head_seq": chain.head_seq,
-                  "head_hash": chain.head_hash},
-    })  # fmt: skip
+    return answer(schemas.AuditPage(
+        events=[schemas.AuditEvent.model_validate(e, from_attributes=True) for e in found],
+        next_before=found[-1].id if len(found) == PAGE_SIZE else None,
+        scope=sorted(req.scope.codes) if req.scope is not None else None,
+        chain=schemas.ChainStatus(intact=chain.is_intact, checked=chain.checked,
+                                  unsealed=chain.unsealed, broken_at_seq=chain.broken_at_seq,
+                                  reason=chain.reason, head_seq=chain.head_seq,
+                                  head_hash=chain.head_hash),
+    ))  # fmt: skip
 
 
 @bp.get("/audit/events.csv")

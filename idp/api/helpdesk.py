@@ -13,12 +13,12 @@ from flask import request
 
 from idp.accounts.models import User
 from idp.accounts.service import get_user_by_username
+from idp.api import schemas
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
+from idp.api.common import answer
 from idp.api.common import bp
-from idp.api.common import json_answer
-from idp.api.common import json_body
-from idp.api.common import text_field
+from idp.api.common import parse
 from idp.revocation.loss import validate_lost_at
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.suspension import cases_for
@@ -28,11 +28,9 @@ from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import issue_access_pass
 from idp.revocation.suspension import lift_account_suspension
 from idp.revocation.suspension import overdue_when_reported
-from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
 from idp.revocation.suspension import suspend_phone
-from idp.revocation.suspension import validate_checks
 from idp.roles import errors
 from idp.roles.orders import accept_order
 from idp.web import context
@@ -40,21 +38,22 @@ from idp.web.hygiene import large_body
 from thai_format import in_thailand
 
 
-def case_json(case: LostDeviceCase, *, username: str | None = None) -> dict[str, Any]:
+def case_json(case: LostDeviceCase, *, username: str | None = None) -> schemas.Case:
+    return schemas.Case(**_case_fields(case, username))
+
+
+def _case_fields(case: LostDeviceCase, username: str | None) -> dict[str, Any]:
     return {
         "id": case.id, "username": username, "reason": case.reason, "kind": case.kind,
         "channel": case.channel, "verified": case.verified or [],
-        "reported_at": case.reported_at.isoformat(),
+        "reported_at": case.reported_at,
         # The moment in Thai time when it is known, else the day.
         "lost_at": in_thailand(case.lost_at).isoformat() if case.lost_at
         else case.lost_on.isoformat(),
-        "letter_due": case.letter_due.isoformat() if case.letter_due else None,
-        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "letter_due": case.letter_due, "closed_at": case.closed_at,
         "overdue": is_overdue(case, context.now()),
         "overdue_when_reported": overdue_when_reported(case),
-        "letter_received_at": case.letter_received_at.isoformat()
-        if case.letter_received_at else None,
-        "letter_sha256": case.letter_sha256,
+        "letter_received_at": case.letter_received_at, "letter_sha256": case.letter_sha256,
     }  # fmt: skip
 
 
@@ -76,47 +75,45 @@ def _committed_and_announced() -> None:
 def suspend_users_phone(username: str) -> Response:
     caller = authenticate()
     caller.authority.require(caller.authority.may_suspend())
-    body = json_body()
-    reason = reason_of(text_field(body, "reason"))
-    loss = validate_lost_at(body.get("lost_at"), now=context.now())
-    verified = validate_checks(body.get("verified"))
+    body = parse(schemas.PhoneSuspension)
+    loss = validate_lost_at(body.lost_at, now=context.now())
     user = _user(username)
     deps = context.deps()
     done = suspend_phone(
-        context.db(), user, reason=reason, loss=loss, channel="api",
+        context.db(), user, reason=body.reason, loss=loss, channel="api",
         actor=caller.actor, revoker=deps.revoker, calendar=deps.calendar,
         letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-        audit=context.audit_context(), verified=verified,
+        audit=context.audit_context(), verified=[check.value for check in body.verified],
     )  # fmt: skip
-    answer = case_json(done.case, username=user.username)
+    suspended = schemas.SuspendedPhone(**_case_fields(done.case, user.username),
+                                       already_suspended=done.already_suspended,
+                                       sessions_ended=done.sessions_ended)  # fmt: skip
     _committed_and_announced()
-    return json_answer({**answer, "already_suspended": done.already_suspended,
-                        "sessions_ended": done.sessions_ended},
-                       200 if done.already_suspended else 201)  # fmt: skip
+    return answer(suspended, 200 if done.already_suspended else 201)
 
 
 @bp.post("/users/<username>/suspend")
 def suspend_user(username: str) -> Response:
     caller = authenticate()
-    body = json_body()
+    body = parse(schemas.Reason)
     changed = suspend_account(
-        context.db(), _user(username), by=caller.authority, reason=text_field(body, "reason"),
+        context.db(), _user(username), by=caller.authority, reason=body.reason,
         actor=caller.actor, revoker=context.deps().revoker, now=context.now(),
         audit=context.audit_context(),
     )  # fmt: skip
     _committed_and_announced()
-    return json_answer({"status": "suspended", "already_suspended": not changed})
+    return answer(schemas.AccountSuspended(status="suspended", already_suspended=not changed))
 
 
 @bp.post("/users/<username>/lift-suspension")
 def lift_suspension(username: str) -> Response:
     caller = authenticate()
-    body = json_body()
+    body = parse(schemas.Reason)
     lift_account_suspension(
-        context.db(), _user(username), by=caller.authority, reason=text_field(body, "reason"),
+        context.db(), _user(username), by=caller.authority, reason=body.reason,
         actor=caller.actor, now=context.now(), audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer({"status": "active"})
+    return answer(schemas.SuspensionLifted(status="active"))
 
 
 @bp.post("/users/<username>/access-pass")
@@ -128,7 +125,7 @@ def access_pass(username: str) -> Response:
         ttl=timedelta(seconds=settings.access_pass_ttl), now=context.now(),
         audit=context.audit_context(),
     )  # fmt: skip
-    return json_answer({"access_pass": code, "expires_in": settings.access_pass_ttl}, 201)
+    return answer(schemas.AccessPass(access_pass=code, expires_in=settings.access_pass_ttl), 201)
 
 
 @bp.get("/cases")
@@ -142,8 +139,8 @@ def list_cases() -> Response:
     }
     items = [case_json(c, username=names.get(c.user_id)) for c in cases]
     if request.args.get("overdue") is not None:
-        items = [i for i in items if i["overdue"]]
-    return json_answer({"cases": items})
+        items = [i for i in items if i.overdue]
+    return answer(schemas.Cases(cases=items))
 
 
 @bp.post("/cases/<case_id>/letter")
@@ -159,32 +156,32 @@ def case_letter(case_id: str) -> Response:
     case = receive_letter(context.db(), case_id, letter, by=caller.authority,
                           actor=caller.actor, now=context.now(),
                           audit=context.audit_context())  # fmt: skip
-    return json_answer(case_json(case))
+    return answer(case_json(case))
 
 
 @bp.post("/cases/<case_id>/declare-lost")
 def case_declared_lost(case_id: str) -> Response:
     """The head of unit says an investigated phone was lost: the letter becomes due."""
     caller = _case_reader()
-    body = json_body()
-    loss = validate_lost_at(body.get("lost_at"), now=context.now())
+    body = parse(schemas.LossDeclaration)
+    loss = validate_lost_at(body.lost_at, now=context.now())
     deps = context.deps()
     case = declare_lost(context.db(), case_id[:32], loss, by=caller.authority,
                         actor=caller.actor, calendar=deps.calendar,
                         letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
                         audit=context.audit_context())  # fmt: skip
-    return json_answer(case_json(case))
+    return answer(case_json(case))
 
 
 @bp.post("/cases/<case_id>/close")
 def case_closed(case_id: str) -> Response:
     """The helpdesk closes an investigation with its finding."""
     caller = authenticate()
-    body = json_body()
-    case = close_investigation(context.db(), case_id[:32], text_field(body, "finding"),
+    body = parse(schemas.Finding)
+    case = close_investigation(context.db(), case_id[:32], body.finding,
                                by=caller.authority, actor=caller.actor, now=context.now(),
                                audit=context.audit_context())  # fmt: skip
-    return json_answer(case_json(case))
+    return answer(case_json(case))
 
 
 def _case_reader() -> Caller:

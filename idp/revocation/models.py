@@ -91,6 +91,16 @@ class SuspensionReason(enum.StrEnum):
     OTHER = "other"
 
 
+class CallerCheck(enum.StrEnum):
+    """What the helpdesk asks a caller before giving access back (an access pass,
+    re-registration); a suspension never waits for these, whatever was checked is recorded."""
+
+    CITIZEN_ID = "citizen_id"
+    UNIT = "unit"
+    CALLBACK = "callback"
+    HEAD_OF_UNIT = "head_of_unit"
+
+
 class CaseKind(enum.StrEnum):
     # Lost or stolen: the head of unit's letter to CGD is due (กค ๐๔๐๒.๒/ว ๒๔ ข้อ ๔).
     LOST = "lost"

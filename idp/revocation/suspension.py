@@ -36,6 +36,7 @@ from idp.oidc.models import Grant
 from idp.revocation.loss import Loss
 from idp.revocation.models import LETTER_REASONS
 from idp.revocation.models import AccessPass
+from idp.revocation.models import CallerCheck
 from idp.revocation.models import CaseKind
 from idp.revocation.models import CaseLetter
 from idp.revocation.models import LostDeviceCase
@@ -97,9 +98,7 @@ class NotSuspendedError(SuspensionError):
     message = "The account is not suspended."
 
 
-# What the helpdesk asks a caller before giving access back (an access pass, re-registration).
-# A suspension never waits for these; whatever was checked is recorded with it.
-CALLER_CHECKS = ("citizen_id", "unit", "callback", "head_of_unit")
+CALLER_CHECKS = tuple(CallerCheck)
 
 
 class UnknownCheckError(SuspensionError):
@@ -115,9 +114,12 @@ def validate_checks(items: object) -> list[str]:
     """
     if items is None:
         return []
-    if not isinstance(items, list) or not set(items) <= set(CALLER_CHECKS):
+    # Each item a string before comparing: a list of objects is a refusal, not a TypeError.
+    if not isinstance(items, list) or not all(
+        isinstance(item, str) and item in CALLER_CHECKS for item in items
+    ):
         raise UnknownCheckError()
-    return [item for item in CALLER_CHECKS if item in items]
+    return [item.value for item in CALLER_CHECKS if item in items]
 
 
 @dataclass(frozen=True)

@@ -158,10 +158,11 @@ def validate_request(req: Request) -> None:
         if mimetype == "application/x-www-form-urlencoded":
             _validate_urlencoded(req.get_data(cache=True))
         if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # A part whose name werkzeug cannot read (a quoted backslash) has the key None.
             for key, value in req.form.items(multi=True):
-                values.extend((key, value))
+                values.extend((key or "", value))
             for key, upload in req.files.items(multi=True):
-                values.extend((key, upload.filename or ""))
+                values.extend((key or "", upload.filename or ""))
         else:
             raw = req.get_data(cache=True)
             if raw and _looks_like_json(req, raw):

@@ -122,7 +122,8 @@ def test_the_helpdesk_and_the_user_give_the_day_on_their_pages(helpdesk_stack): 
 def test_the_openapi_document_describes_lost_at(app):
     document = app.test_client().get("/api/admin/v1/openapi.json").get_json()
     operation = document["paths"]["/users/{username}/suspend-phone"]["post"]
-    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert "lost_at" in body["properties"]
     case = document["components"]["schemas"]["Case"]["properties"]
     assert {"lost_at", "letter_due", "overdue_when_reported"} <= set(case)
