@@ -14,7 +14,6 @@ Push mode is not offered: FAPI-CIBA forbids it, and discovery leaves it out.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import secrets
 import unicodedata
@@ -305,10 +304,17 @@ class BackchannelAuthenticationEndpoint(Endpoint):
                 raise InvalidRequestError("Invalid 'id_token_hint'.") from exc
             user = self._db.scalar(select(User).where(User.sub == claims["sub"]))
         if user is None:
-            with contextlib.suppress(EphemeralStoreError):
-                deps.store.incr(
+            # SECURITY: counted, then compared: requests sent at once all pass the check
+            # above before any is counted, so the count each one gets decides its answer.
+            try:
+                count = deps.store.incr(
                     deps.keys.ciba_unknown_users(client.client_id), ttl=_UNKNOWN_USER_WINDOW
                 )
+            except EphemeralStoreError:
+                count = 0  # counting is lost with the store; push fatigue limits still hold
+            if count > deps.settings.ciba_unknown_user_limit:
+                self._refuse(client, None, "rate_limited")
+                raise TooManyRequestsError("Too many requests for unknown users; try again later.")
             self._refuse(client, None, "unknown_user_id")
             raise UnknownUserIdError("The hint does not name a user of this provider.")
         if not user.is_active:
