@@ -302,6 +302,11 @@ class BackchannelAuthenticationEndpoint(Endpoint):
                 # Not an ID token of ours (expired ones are): a malformed request, as at
                 # the authorization endpoint.
                 raise InvalidRequestError("Invalid 'id_token_hint'.") from exc
+            audience = claims.get("aud")
+            if client.client_id not in (audience if isinstance(audience, list) else [audience]):
+                # §7.1: an ID token "previously issued to the Client"; another application's
+                # (leaked or shared) is not this client's to name a user with.
+                raise InvalidRequestError("Invalid 'id_token_hint'.")
             user = self._db.scalar(select(User).where(User.sub == claims["sub"]))
         if user is None:
             # SECURITY: counted, then compared: requests sent at once all pass the check

@@ -25,6 +25,7 @@ from tests.push_stack import Stack
 from tests.push_stack import push_stack
 
 ROLES = ("ciba-roles", "r" * 40)
+OTHER = ("ciba-other", "o" * 40)
 LIMIT = 3
 
 
@@ -35,14 +36,17 @@ def stack(settings, deps, tmp_path) -> Iterator[Stack]:
         add_client(running.deps, ROLES[0], secret=ROLES[1], redirect_uris=[],
                    grant_types=[CIBA_GRANT_TYPE], scope="openid profile role:approve-1",
                    backchannel_token_delivery_mode="poll")  # fmt: skip
+        add_client(running.deps, OTHER[0], secret=OTHER[1], redirect_uris=[],
+                   grant_types=[CIBA_GRANT_TYPE], scope="openid profile",
+                   backchannel_token_delivery_mode="poll")  # fmt: skip
         add_unit(running.deps)
         assign(running.deps, "somchai", "approve-1")
         yield running
 
 
-def bc_authorize(stack: Stack, **params: str) -> requests.Response:
+def bc_authorize(stack: Stack, client=ROLES, **params: str) -> requests.Response:
     data = {"scope": "openid profile role:approve-1", "login_hint": "somchai", **params}
-    return requests.post(f"{stack.idp}/bc-authorize", data=data, auth=ROLES, timeout=15)
+    return requests.post(f"{stack.idp}/bc-authorize", data=data, auth=client, timeout=15)
 
 
 def test_parallel_probes_get_no_more_unknown_user_answers_than_the_limit(stack):
@@ -74,3 +78,16 @@ def test_a_phone_approval_owing_a_new_password_carries_no_roles(stack):
     tokens = poll(stack, answer.json()["auth_req_id"], client=ROLES).json()
     assert "role:approve-1" not in tokens["scope"].split()
     assert "gfms_roles" not in decode(stack, tokens["access_token"])
+
+
+def test_an_id_token_hint_issued_to_another_client_is_refused(stack):
+    """CIBA Core 1.0 §7.1: ``id_token_hint`` is an ID token previously issued to the client
+    that sends it; another application's token (leaked, or shared) names no one here."""
+    first = bc_authorize(stack)
+    approve_on_phone(stack)
+    id_token = poll(stack, first.json()["auth_req_id"], client=ROLES).json()["id_token"]
+    borrowed = bc_authorize(stack, OTHER, scope="openid", login_hint="", id_token_hint=id_token)
+    assert (borrowed.status_code, error_of(borrowed)) == (400, "invalid_request")
+    assert stack.nexus.inbox("phone-somchai") == []
+    own = bc_authorize(stack, login_hint="", id_token_hint=id_token)
+    assert own.status_code == 200, own.text
