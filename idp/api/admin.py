@@ -259,6 +259,9 @@ def reject(request_id: str) -> Response:
 def grant() -> Response:
     caller = authenticate()
     body = parse(schemas.NewAdminGrant)
+    # SECURITY: refused before the name is looked up, so that a 404 tells no one but a CGD
+    # administrator which usernames exist.
+    caller.authority.require(caller.authority.is_cgd)
     db = context.db()
     user = get_user_by_username(db, body.username)
     if user is None:

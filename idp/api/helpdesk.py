@@ -32,6 +32,7 @@ from idp.revocation.suspension import receive_letter
 from idp.revocation.suspension import suspend_account
 from idp.revocation.suspension import suspend_phone
 from idp.roles import errors
+from idp.roles.models import Unit
 from idp.roles.orders import accept_order
 from idp.web import context
 from idp.web.hygiene import large_body
@@ -58,8 +59,22 @@ def _case_fields(case: LostDeviceCase, username: str | None) -> dict[str, Any]:
 
 
 def _user(username: str) -> User:
+    """SECURITY: called once the caller is known to may act on anyone (the helpdesk, CGD):
+    a 404 here must not tell a less powerful administrator which usernames exist."""
     user = get_user_by_username(context.db(), username)
     if user is None:
+        raise errors.UnknownPersonError()
+    return user
+
+
+def _managed_user(caller: Caller, username: str) -> User:
+    """A person whose unit the caller manages; anyone else is answered as no one (404), as
+    ``GET /users/{username}/roles`` does, so the status tells nothing outside the remit."""
+    authority = caller.authority
+    authority.require(authority.is_cgd or bool(authority.provinces))
+    user = get_user_by_username(context.db(), username)
+    unit = context.db().get(Unit, user.unit_code) if user and user.unit_code else None
+    if user is None or not (authority.is_cgd or (unit is not None and authority.may_manage(unit))):
         raise errors.UnknownPersonError()
     return user
 
@@ -96,6 +111,7 @@ def suspend_users_phone(username: str) -> Response:
 def suspend_user(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
     changed = suspend_account(
         context.db(), _user(username), by=caller.authority, reason=body.reason,
         actor=caller.actor, revoker=context.deps().revoker, now=context.now(),
@@ -110,7 +126,7 @@ def lift_suspension(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
     lift_account_suspension(
-        context.db(), _user(username), by=caller.authority, reason=body.reason,
+        context.db(), _managed_user(caller, username), by=caller.authority, reason=body.reason,
         actor=caller.actor, now=context.now(), audit=context.audit_context(),
     )  # fmt: skip
     return answer(schemas.SuspensionLifted(status="active"))
@@ -119,6 +135,7 @@ def lift_suspension(username: str) -> Response:
 @bp.post("/users/<username>/access-pass")
 def access_pass(username: str) -> Response:
     caller = authenticate()
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
     settings = context.deps().settings
     code = issue_access_pass(
         context.db(), _user(username), by=caller.authority, actor=caller.actor,

@@ -212,7 +212,8 @@ def _paths() -> dict[str, Any]:
                         body=_json_body(s.Reason), errors=("404",)),
         },
         "/users/{username}/lift-suspension": {
-            "post": _op("Lift an account suspension (CGD, or the unit's treasury office)",
+            "post": _op("Lift an account suspension (CGD, or the unit's treasury office); a "
+                        "person outside the caller's units is answered as unknown (404)",
                         _ok(s.SuspensionLifted), parameters=[_USERNAME],
                         body=_json_body(s.Reason), errors=("404", "409")),
         },
