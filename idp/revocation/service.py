@@ -425,20 +425,29 @@ def queue_backchannel_ping(
 
 def end_backchannel_requests(
     session: Session,
-    device_id: str,
+    device_id: str | None = None,
     *,
+    user_id: str | None = None,
     reason: str,
     now: datetime,
     actor: str | None = None,
     context: AuditContext = NO_CONTEXT,
 ) -> int:
-    """End the backchannel (CIBA) requests the phone was asked and that have not given tokens
-    yet: waiting ones, and approved ones not yet fetched. Their clients get ``access_denied``
-    (and a ping, in ping mode). Return how many ended."""
+    """End the backchannel (CIBA) requests the phone (``device_id``) or the account
+    (``user_id``) was asked and that have not given tokens yet: waiting ones, and approved
+    ones not yet fetched. Their clients get ``access_denied`` (and a ping, in ping mode).
+    Return how many ended."""
+    if (device_id is None) == (user_id is None):
+        raise ValueError("end_backchannel_requests: give a device_id or a user_id")
+    whose = (
+        BackchannelRequest.device_id == device_id
+        if device_id is not None
+        else BackchannelRequest.user_id == user_id
+    )
     ending = session.scalars(
         select(BackchannelRequest)
         .where(
-            BackchannelRequest.device_id == device_id,
+            whose,
             BackchannelRequest.status.in_([BackchannelStatus.PENDING, BackchannelStatus.APPROVED]),
         )
         .with_for_update()

@@ -45,6 +45,7 @@ from idp.revocation.security_events import CredentialChange
 from idp.revocation.security_events import SessionRevoked
 from idp.revocation.security_events import queue_security_events
 from idp.revocation.service import RevocationList
+from idp.revocation.service import end_backchannel_requests
 from idp.revocation.service import end_session
 from idp.revocation.service import revoke_grant
 from idp.revocation.working_days import WorkingCalendar
@@ -318,6 +319,10 @@ def suspend_account(
     _revoke_grants(session, revoker, Grant.user_id == user.id, reason="account_suspended",
                    now=now, audit=audit)  # fmt: skip
     _withdraw_pushes(revoker, user, now)
+    # SECURITY: a backchannel request approved but not yet redeemed gives tokens to no one,
+    # not even once the suspension is lifted (as for a suspended phone).
+    end_backchannel_requests(session, user_id=user.id, reason="account_suspended", now=now,
+                             actor=actor, context=audit)  # fmt: skip
     queue_security_events(session, user_sub=user.sub, events=[SessionRevoked(sids=tuple(sids))],
                           now=now, reason="account suspended",
                           initiating_entity="admin")  # fmt: skip

@@ -24,7 +24,8 @@ EVENT_LABELS: dict[str, Any] = {
     ),
     "ciba.answered": _l("An application's request was answered on the phone"),
     "ciba.ended": _l(
-        "An application's request to the phone ended with the suspension of the phone"
+        "An application's request to the phone ended with the suspension of the phone or "
+        "the account"
     ),
     "ciba.ping_delivered": _l("An application was told its request to the phone has an answer"),
     "ciba.ping_undeliverable": _l(

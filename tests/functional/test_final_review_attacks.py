@@ -1,5 +1,6 @@
 """Attacks on the backchannel (CIBA) path over HTTP: account enumeration past the per-client
-limit with parallel requests, and role-bearing tokens for a person who owes a new password."""
+limit with parallel requests, another client's ID token as a hint, role-bearing tokens for a
+person who owes a new password, and an approval outliving the account's suspension."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from sqlalchemy import select
 
 from idp.accounts.models import User
 from idp.accounts.service import require_password_change
+from idp.audit.service import NO_CONTEXT
 from idp.oidc.clients import CIBA_GRANT_TYPE
+from idp.revocation.suspension import lift_account_suspension
+from idp.roles.authority import SYSTEM
 from tests.factories import add_client
+from tests.functional.test_admin_api import call
 from tests.functional.test_ciba import approve_on_phone
 from tests.functional.test_ciba import error_of
 from tests.functional.test_ciba import poll
+from tests.functional.test_lost_phones import helpdesk_token
 from tests.functional.test_role_tokens import add_unit
 from tests.functional.test_role_tokens import assign
 from tests.functional.test_role_tokens import decode
@@ -91,3 +97,20 @@ def test_an_id_token_hint_issued_to_another_client_is_refused(stack):
     assert stack.nexus.inbox("phone-somchai") == []
     own = bc_authorize(stack, login_hint="", id_token_hint=id_token)
     assert own.status_code == 200, own.text
+
+
+def test_an_approval_from_before_an_account_suspension_gives_no_tokens_after_it(stack):
+    """Attack: a request approved on the phone but not yet redeemed outlives the account's
+    suspension (every session and token of the account ends) and is redeemed once the
+    suspension is lifted."""
+    answer = bc_authorize(stack)
+    approve_on_phone(stack)
+    helpdesk = helpdesk_token(stack)
+    suspended = call(stack, helpdesk, "POST", "/users/somchai/suspend", json={"reason": "x"})
+    assert suspended.status_code == 200, suspended.text
+    with stack.deps.sessions.begin() as session:
+        somchai = session.scalar(select(User).where(User.username == "somchai"))
+        lift_account_suspension(session, somchai, by=SYSTEM, reason="checked", actor="test",
+                                now=stack.deps.clock.now(), audit=NO_CONTEXT)  # fmt: skip
+    late = poll(stack, answer.json()["auth_req_id"], client=ROLES)
+    assert error_of(late) == "access_denied", late.text
