@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
@@ -12,12 +13,19 @@ from idp.oidc.models import Client
 from idp.store.db import make_engine
 
 
-def test_clients_add_registers_the_security_event_uri(tmp_path: Path, monkeypatch):
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch) -> tuple[CliRunner, str]:
+    """A runner of the ``idp`` command on a migrated SQLite file, without Redis; its URL."""
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     monkeypatch.setenv("IDP_DATABASE_URL", url)
     monkeypatch.delenv("IDP_REDIS_URL", raising=False)
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    return runner, url
+
+
+def test_clients_add_registers_the_security_event_uri(cli):
+    runner, url = cli
     result = runner.invoke(
         main,
         [
@@ -45,17 +53,13 @@ def test_clients_add_registers_the_security_event_uri(tmp_path: Path, monkeypatc
     engine.dispose()
 
 
-def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
+def test_clients_add_with_the_fapi2_profile(cli, tmp_path: Path):
     import json
 
     from tests.fapi import new_key
     from tests.fapi import public_jwks
 
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    monkeypatch.setenv("IDP_DATABASE_URL", url)
-    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    runner, url = cli
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(public_jwks(new_key())))
     result = runner.invoke(
@@ -93,12 +97,8 @@ def test_clients_add_with_the_fapi2_profile(tmp_path: Path, monkeypatch):
     engine.dispose()
 
 
-def test_clients_add_registers_dpop_bound_access_tokens(tmp_path: Path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    monkeypatch.setenv("IDP_DATABASE_URL", url)
-    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+def test_clients_add_registers_dpop_bound_access_tokens(cli):
+    runner, url = cli
     for client_id, flags in (("bound-rp", ["--dpop-bound-access-tokens"]), ("plain-rp", [])):
         result = runner.invoke(
             main,
@@ -126,12 +126,8 @@ def test_serve_uses_the_configured_metrics_folder_and_empties_only_its_metrics(t
     assert prepare_metrics_dir(None, "8123").endswith("idp-metrics-8123")
 
 
-def test_clients_add_registers_a_ciba_ping_client(tmp_path: Path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    monkeypatch.setenv("IDP_DATABASE_URL", url)
-    monkeypatch.delenv("IDP_REDIS_URL", raising=False)
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+def test_clients_add_registers_a_ciba_ping_client(cli):
+    runner, url = cli
     result = runner.invoke(
         main,
         [
