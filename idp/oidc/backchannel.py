@@ -46,8 +46,8 @@ from idp.clock import Clock
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.models import BackchannelRequest
 from idp.oidc.tokens import TokenSigner
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 from idp.store.secrets import DataCipher
 
 log = logging.getLogger(__name__)
@@ -187,16 +187,16 @@ class NoticeSender:
         now = self._clock.now()
         with self._sessions.begin() as session:
             notice = session.scalar(
-                select(LogoutNotice)
+                select(RelyingPartyNotice)
                 .where(
-                    LogoutNotice.delivered_at.is_(None),
-                    LogoutNotice.abandoned_at.is_(None),
-                    LogoutNotice.next_attempt_at <= now,
-                    LogoutNotice.target_uri.not_in(busy or []),
+                    RelyingPartyNotice.delivered_at.is_(None),
+                    RelyingPartyNotice.abandoned_at.is_(None),
+                    RelyingPartyNotice.next_attempt_at <= now,
+                    RelyingPartyNotice.target_uri.not_in(busy or []),
                 )
                 # First attempts before retries: a subscriber that is down must not hold up
                 # the logouts of everyone else.
-                .order_by(LogoutNotice.attempts, LogoutNotice.next_attempt_at)
+                .order_by(RelyingPartyNotice.attempts, RelyingPartyNotice.next_attempt_at)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
@@ -217,7 +217,7 @@ class NoticeSender:
                 log.exception("idp.notices.unsigned")
                 return replace(claim, unsigned=f"cannot sign: {type(exc).__name__}")
 
-    def _sign(self, notice: LogoutNotice, now: datetime) -> str:
+    def _sign(self, notice: RelyingPartyNotice, now: datetime) -> str:
         """The notice's token, signed afresh for each attempt with the same jti."""
         client = self._clients.get(notice.client_id)
         alg = (client.id_token_signed_response_alg if client else None) or self._default_alg
@@ -240,7 +240,7 @@ class NoticeSender:
             now=now, alg=alg,
         )  # fmt: skip
 
-    def _ping_of(self, session: Session, notice: LogoutNotice) -> tuple[str, bytes]:
+    def _ping_of(self, session: Session, notice: RelyingPartyNotice) -> tuple[str, bytes]:
         """The client notification token and the JSON body of a CIBA ping.
 
         Raises:
@@ -297,7 +297,7 @@ class NoticeSender:
         now = self._clock.now()
         delivered_event, undeliverable_event = _AUDIT_EVENTS[claim.kind]
         with self._sessions.begin() as session:
-            notice = session.get(LogoutNotice, claim.notice_id, with_for_update=True)
+            notice = session.get(RelyingPartyNotice, claim.notice_id, with_for_update=True)
             if notice is None or notice.delivered_at is not None:
                 return
             if notice.attempts != claim.attempt and answer.error is not None:

@@ -51,7 +51,7 @@ class NoticeKind(enum.StrEnum):
     CIBA_PING = "ciba_ping"  # CIBA Core 1.0 §10.2: "your backchannel request has an answer"
 
 
-class LogoutNotice(Base):
+class RelyingPartyNotice(Base):
     """A token owed to a relying party: a back-channel logout token (OIDC Back-Channel Logout
     1.0) or, by ``kind``, a CAEP Security Event Token (RFC 8417) pushed per RFC 8935.
 
@@ -61,7 +61,7 @@ class LogoutNotice(Base):
     is signed at each attempt from what is stored here.
     """
 
-    __tablename__ = "logout_notices"
+    __tablename__ = "relying_party_notices"
 
     # Also the token's jti: every retry carries the same one, so the relying party can
     # recognise a repeat (RFC 8417 §2.2; Back-Channel Logout 1.0 §2.4).

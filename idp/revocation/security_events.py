@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from idp.audit.service import record
 from idp.clock import epoch
 from idp.oidc.models import Client
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 
 CAEP_EVENT_TYPES = "https://schemas.openid.net/secevent/caep/event-type/"
 # CAEP 1.0 §2: who or what caused the event.
@@ -122,7 +122,7 @@ def queue_security_events(
     for client_id, uri in subscribers:
         for event in events:
             session.add(
-                LogoutNotice(
+                RelyingPartyNotice(
                     id=secrets.token_hex(16),
                     kind=NoticeKind.SECURITY_EVENT,
                     client_id=client_id,

@@ -52,9 +52,9 @@ from idp.oidc.models import Client
 from idp.oidc.models import Grant
 from idp.oidc.models import GrantAccessToken
 from idp.oidc.models import GrantKind
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import MirrorState
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 from idp.revocation.models import Revocation
 from idp.revocation.models import RevokedKind
 from idp.store.db import is_postgresql
@@ -380,7 +380,7 @@ def queue_logout_notices(
     sub = session.scalar(select(User.sub).where(User.id == user_session.user_id))
     for client_id, uri in clients:
         session.add(
-            LogoutNotice(
+            RelyingPartyNotice(
                 id=secrets.token_hex(16),
                 client_id=client_id,
                 target_uri=uri,
@@ -409,7 +409,7 @@ def queue_backchannel_ping(
     if uri is None:
         return False
     session.add(
-        LogoutNotice(
+        RelyingPartyNotice(
             id=secrets.token_hex(16),
             kind=NoticeKind.CIBA_PING,
             client_id=request.client_id,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from idp.audit.models import AuditEvent
 from idp.audit.models import SecurityAlert
 from idp.oidc.backchannel import NoticeSender
-from idp.revocation.models import LogoutNotice
+from idp.revocation.models import RelyingPartyNotice
 from tests.factories import add_client
 from tests.factories import seed
 from tests.receivers import ReceiverServer
@@ -96,7 +96,7 @@ def test_failed_delivery_is_retried_later_with_the_same_jti(rp, client, deps, re
     deps.clock.advance(3)
     assert sender.send_due() == 1
     with deps.sessions() as session:
-        notice = session.scalar(select(LogoutNotice))
+        notice = session.scalar(select(RelyingPartyNotice))
     assert notice.attempts == 2
     assert notice.delivered_at is not None
     keys = KeySet.import_key_set(client.get("/jwks.json").get_json())
@@ -124,7 +124,9 @@ def test_unreachable_relying_party_is_given_up_on_and_audited(rp, client, deps, 
         sender.send_due()
         deps.clock.advance(3600)
     with deps.sessions() as session:
-        notice = session.scalar(select(LogoutNotice).where(LogoutNotice.client_id == "gone"))
+        notice = session.scalar(
+            select(RelyingPartyNotice).where(RelyingPartyNotice.client_id == "gone")
+        )
         assert notice.abandoned_at is not None
         assert notice.last_error
         events = session.scalars(select(AuditEvent.event)).all()
@@ -145,7 +147,7 @@ def test_a_redirect_is_not_an_acceptance(rp, client, deps, receiver, sender):
     logout(client, tokens["id_token"])
     assert sender.send_due() == 0
     with deps.sessions() as session:
-        notice = session.scalar(select(LogoutNotice))
+        notice = session.scalar(select(RelyingPartyNotice))
     assert notice.delivered_at is None
     assert notice.last_error == "HTTP 302"
     assert logout_tokens(receiver) == []

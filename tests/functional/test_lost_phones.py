@@ -19,9 +19,9 @@ from idp.accounts.models import UserSession
 from idp.audit.models import AuditEvent
 from idp.mfa.models import Device
 from idp.mfa.models import Passkey
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import LostDeviceCase
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 from idp.revocation.service import end_session
 from idp.revocation.working_days import WorkingCalendar
 from idp.roles.periods import thai_date
@@ -94,12 +94,16 @@ def test_suspending_a_lost_phone_ends_everything_it_confirmed(stack):
         malee = session.scalar(select(User).where(User.username == "malee"))
         statuses = set(session.scalars(select(Device.status).where(Device.user_id == malee.id)))
         assert statuses == {"suspended"}
-        logouts = session.scalars(select(LogoutNotice.client_id).where(
-            LogoutNotice.kind == NoticeKind.LOGOUT)).all()  # fmt: skip
+        logouts = session.scalars(
+            select(RelyingPartyNotice.client_id).where(RelyingPartyNotice.kind == NoticeKind.LOGOUT)
+        ).all()
         assert logouts == ["demo-confidential"]
         # Subscribers hear of it even without a session there (CAEP, RFC 8417 SETs).
-        events = session.execute(select(LogoutNotice.client_id, LogoutNotice.payload).where(
-            LogoutNotice.kind == NoticeKind.SECURITY_EVENT)).all()  # fmt: skip
+        events = session.execute(
+            select(RelyingPartyNotice.client_id, RelyingPartyNotice.payload).where(
+                RelyingPartyNotice.kind == NoticeKind.SECURITY_EVENT
+            )
+        ).all()
         kinds = {(client, payload["event_type"].rsplit("/", 1)[1]) for client, payload in events}
         assert kinds == {(c, e) for c in ("demo-confidential", "gfms-portal")
                          for e in ("session-revoked", "credential-change")}  # fmt: skip

@@ -20,8 +20,8 @@ from idp.audit.models import SecurityAlert
 from idp.clock import epoch
 from idp.deps import build_deps
 from idp.oidc.backchannel import NoticeSender
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 from idp.revocation.security_events import CredentialChange
 from idp.revocation.security_events import SessionRevoked
 from idp.revocation.security_events import queue_security_events
@@ -78,13 +78,13 @@ def suspend(deps, user_sub: str, events=None) -> list[str]:
         )
 
 
-def notices(deps, client_id: str = "caep-rp") -> list[LogoutNotice]:
+def notices(deps, client_id: str = "caep-rp") -> list[RelyingPartyNotice]:
     with deps.sessions() as session:
         return list(
             session.scalars(
-                select(LogoutNotice)
-                .where(LogoutNotice.client_id == client_id)
-                .order_by(LogoutNotice.created_at, LogoutNotice.id)
+                select(RelyingPartyNotice)
+                .where(RelyingPartyNotice.client_id == client_id)
+                .order_by(RelyingPartyNotice.created_at, RelyingPartyNotice.id)
             )
         )
 
@@ -154,7 +154,7 @@ def test_clients_without_a_security_event_uri_get_nothing(deps, receiver, sender
     assert sender.send_due() == 0
     assert receiver.deliveries == []
     with deps.sessions() as session:
-        assert session.scalar(select(LogoutNotice)) is None
+        assert session.scalar(select(RelyingPartyNotice)) is None
 
 
 def test_failed_push_is_retried_later_with_the_same_jti(
@@ -310,7 +310,7 @@ def test_a_notice_that_cannot_be_signed_does_not_block_the_others(
 ):
     with deps.sessions.begin() as session:
         session.add(
-            LogoutNotice(
+            RelyingPartyNotice(
                 id="f" * 32, kind=NoticeKind.SECURITY_EVENT, client_id="caep-rp",
                 target_uri=receiver.url("/security-events"), sub=user_sub, payload={},
                 created_at=deps.clock.now(), next_attempt_at=deps.clock.now(),
@@ -319,7 +319,7 @@ def test_a_notice_that_cannot_be_signed_does_not_block_the_others(
     suspend(deps, user_sub, [SessionRevoked()])
     assert sender.send_due() == 1
     with deps.sessions() as session:
-        broken = session.get(LogoutNotice, "f" * 32)
+        broken = session.get(RelyingPartyNotice, "f" * 32)
     assert broken.last_error == "cannot sign: KeyError"
     assert broken.delivered_at is None
     assert broken.abandoned_at is None

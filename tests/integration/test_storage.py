@@ -3,6 +3,7 @@ sealing, and the revocation list when Redis loses everything or goes away."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import UTC
 from datetime import datetime
@@ -26,6 +27,8 @@ from idp.store.ephemeral import Keys
 from idp.store.ephemeral import RedisStore
 from idp.store.migrate import upgrade
 from idp.store.models import Base
+from tests.conftest import own_schema
+from tests.unit.store.test_migrations import check_outbox_renamed_in_place
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -158,3 +161,12 @@ def test_revocation_written_while_redis_was_away_is_reconciled(pg_sessions, revo
     with pg_sessions() as session:
         revocation_list.reconcile(session, NOW + timedelta(seconds=5))
     assert revocation_list.is_revoked(jti="jti-missed", sid=None, now=NOW, open_session=pg_sessions)
+
+
+def test_the_notice_outbox_is_renamed_in_place_on_postgresql():
+    with own_schema(f"it_{secrets.token_hex(6)}") as url:
+        engine = make_engine(url)
+        try:
+            check_outbox_renamed_in_place(engine)
+        finally:
+            engine.dispose()

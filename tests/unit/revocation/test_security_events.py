@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from idp.oidc.clients import register_client
 from idp.oidc.models import Client
-from idp.revocation.models import LogoutNotice
 from idp.revocation.models import NoticeKind
+from idp.revocation.models import RelyingPartyNotice
 from idp.revocation.security_events import CredentialChange
 from idp.revocation.security_events import SessionRevoked
 from idp.revocation.security_events import queue_security_events
@@ -51,7 +51,7 @@ def test_one_set_per_event_and_subscribed_client_sharing_one_txn(sessions, subsc
         owed = queue(session, [SessionRevoked(), CredentialChange(friendly_name="phone")])
     assert owed == subscribed
     with sessions() as session:
-        rows = session.scalars(select(LogoutNotice)).all()
+        rows = session.scalars(select(RelyingPartyNotice)).all()
     assert sorted((row.client_id, row.payload["event_type"].rsplit("/", 1)[1]) for row in rows) == [
         ("a-rp", "credential-change"),
         ("a-rp", "session-revoked"),
@@ -80,7 +80,7 @@ def test_bad_input_is_refused_and_nothing_queued(sessions, subscribed, events, o
     with sessions.begin() as session, pytest.raises(ValueError, match=message):
         queue(session, events, **overrides)
     with sessions() as session:
-        assert session.scalar(select(LogoutNotice)) is None
+        assert session.scalar(select(RelyingPartyNotice)) is None
 
 
 @pytest.mark.parametrize(
