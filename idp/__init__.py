@@ -154,17 +154,17 @@ def _start_background_jobs(deps: Deps, sender: NoticeSender) -> None:
     from idp.revocation.housekeeping import purge_expired
 
     def reconcile() -> None:
-        with deps.sessions() as session:
-            deps.revocations.reconcile(session, deps.clock.now())
+        with deps.sessions() as db:
+            deps.revocations.reconcile(db, deps.clock.now())
 
     def reload_keys() -> None:
         deps.keyring.reload()
 
     def purge() -> None:
-        with deps.sessions.begin() as session:
-            purge_expired(session, now=deps.clock.now())
-            retire_expired(session, now=deps.clock.now(), overlap=deps.settings.key_overlap)
-            expire_abandoned(session, now=deps.clock.now(), proofing_ttl=timedelta(hours=1))
+        with deps.sessions.begin() as db:
+            purge_expired(db, now=deps.clock.now())
+            retire_expired(db, now=deps.clock.now(), overlap=deps.settings.key_overlap)
+            expire_abandoned(db, now=deps.clock.now(), proofing_ttl=timedelta(hours=1))
 
     stop = threading.Event()
     jobs = (

@@ -52,8 +52,8 @@ def db_upgrade() -> None:
 
     deps = _deps()
     upgrade(deps.engine)
-    with deps.sessions.begin() as session:
-        created = ensure_keys(session, deps.cipher, now=deps.clock.now())
+    with deps.sessions.begin() as db:
+        created = ensure_keys(db, deps.cipher, now=deps.clock.now())
     click.echo(f"database at head; {len(created)} signing key(s) created")
 
 
@@ -93,9 +93,9 @@ def users_create(
     generated = password is None
     password = password or _temporary_password()
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             user = create_user(
-                session,
+                db,
                 deps.cipher,
                 username=username,
                 password=password,
@@ -126,9 +126,9 @@ def users_unlock(username: str) -> None:
     from idp.audit.service import record
 
     deps = _deps()
-    with deps.sessions.begin() as session:
-        reset_login_failures(session, deps.cipher, username)
-        record(session, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
+    with deps.sessions.begin() as db:
+        reset_login_failures(db, deps.cipher, username)
+        record(db, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
     click.echo(f"unlocked {username}")
 
 
@@ -172,9 +172,9 @@ def users_issue(
         email=email, legacy_token_key=legacy_token_key, username=username,
     )  # fmt: skip
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             issued = issue_account(
-                session, deps.cipher, SYSTEM, account, now=deps.clock.now(),
+                db, deps.cipher, SYSTEM, account, now=deps.clock.now(),
                 temporary_ttl=deps.settings.temporary_password_ttl,
                 min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
             )  # fmt: skip
@@ -196,9 +196,9 @@ def users_import(csv_file: BinaryIO) -> None:
 
     deps = _deps()
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             reports = import_accounts(
-                session, deps.cipher, SYSTEM, csv_file.read(), now=deps.clock.now(),
+                db, deps.cipher, SYSTEM, csv_file.read(), now=deps.clock.now(),
                 temporary_ttl=deps.settings.temporary_password_ttl,
                 min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
             )  # fmt: skip
@@ -236,9 +236,9 @@ def units_add(code: str, name_th: str, name_en: str, province: str, treasury_off
 
     deps = _deps()
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             unit = create_unit(
-                session, SYSTEM, code=code, name_th=name_th, name_en=name_en, province=province,
+                db, SYSTEM, code=code, name_th=name_th, name_en=name_en, province=province,
                 treasury_office=treasury_office, now=deps.clock.now(), actor="cli",
                 audit=NO_CONTEXT,
             )  # fmt: skip
@@ -268,11 +268,11 @@ def admins_grant(username: str, role: str, province: str | None, unit_code: str 
 
     deps = _deps()
     try:
-        with deps.sessions.begin() as session:
-            user = get_user_by_username(session, username)
+        with deps.sessions.begin() as db:
+            user = get_user_by_username(db, username)
             if user is None:
                 raise click.ClickException(f"no user {username}")
-            grant_admin_role(session, SYSTEM, user, AdminRole(role), now=deps.clock.now(),
+            grant_admin_role(db, SYSTEM, user, AdminRole(role), now=deps.clock.now(),
                              actor="cli", audit=NO_CONTEXT, province=province,
                              unit_code=unit_code)  # fmt: skip
     except IdpError as exc:
@@ -388,9 +388,9 @@ def clients_add(
     if not public and not keys_only:
         secret = secret or generate_client_secret()
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             register_client(
-                session,
+                db,
                 deps.cipher,
                 client_id=client_id,
                 client_name=name,
@@ -438,16 +438,16 @@ def keys_rotate(alg: tuple[str, ...], force: bool) -> None:
     deps = _deps()
     now = deps.clock.now()
     try:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             kids = rotate_keys(
-                session,
+                db,
                 deps.cipher,
                 now=now,
                 overlap=deps.settings.key_overlap,
                 algs=alg or SUPPORTED_ALGS,
                 force=force,
             )
-            record(session, "keys.rotated", now=now, actor="cli", signing=kids)
+            record(db, "keys.rotated", now=now, actor="cli", signing=kids)
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     _announce(deps, "keys")
@@ -463,9 +463,9 @@ def keys_retire(kid: str) -> None:
 
     deps = _deps()
     try:
-        with deps.sessions.begin() as session:
-            retire_key(session, deps.cipher, kid, now=deps.clock.now())
-            record(session, "keys.retired", now=deps.clock.now(), actor="cli", kid=kid)
+        with deps.sessions.begin() as db:
+            retire_key(db, deps.cipher, kid, now=deps.clock.now())
+            record(db, "keys.retired", now=deps.clock.now(), actor="cli", kid=kid)
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     _announce(deps, "keys")
@@ -497,8 +497,8 @@ def audit_verify(anchors: tuple[str, ...]) -> None:
     except ValueError as exc:
         raise click.BadParameter("anchors look like 1234:<64 hex digits>") from exc
     deps = _deps()
-    with deps.sessions() as session:
-        report = verify_chain(session, anchors=expected)
+    with deps.sessions() as db:
+        report = verify_chain(db, anchors=expected)
     if report.is_intact:
         click.echo(f"intact: {report.checked} sealed events, {report.unsealed} not yet sealed")
         click.echo(f"head: {report.head_seq}:{report.head_hash}")
@@ -517,8 +517,8 @@ def audit_seal() -> None:
     from idp.audit.service import seal_pending
 
     deps = _deps()
-    with deps.sessions.begin() as session:
-        count = seal_pending(session)
+    with deps.sessions.begin() as db:
+        count = seal_pending(db)
     click.echo(f"sealed {count} events")
 
 
@@ -536,8 +536,8 @@ def demo_seed() -> None:
     from idp.demo import seed
 
     deps = _deps()
-    with deps.sessions.begin() as session:
-        lines = seed(session, deps)
+    with deps.sessions.begin() as db:
+        lines = seed(db, deps)
     _announce(deps, "clients")
     for line in lines:
         click.echo(line)

@@ -105,16 +105,16 @@ DEMO_UNITS = (
 )  # fmt: skip
 
 
-def seed(session: Session, deps: Deps) -> list[str]:
+def seed(db: Session, deps: Deps) -> list[str]:
     """Create what is missing of the demo users and clients; return lines to print."""
     now = deps.clock.now()
     settings = deps.settings
     lines = []
     for person in DEMO_USERS:
-        if get_user_by_username(session, person.username) is not None:
+        if get_user_by_username(db, person.username) is not None:
             continue
         create_user(
-            session,
+            db,
             deps.cipher,
             username=person.username,
             password=DEMO_PASSWORD,
@@ -130,14 +130,14 @@ def seed(session: Session, deps: Deps) -> list[str]:
             actor="demo-seed",
         )
         lines.append(f"user {person.username}: {person.what}")
-    lines += _seed_roles(session, deps)
+    lines += _seed_roles(db, deps)
     key_file = instance_dir(settings) / FAPI_KEY_FILE
     fapi_key = demo_fapi_key(key_file)
     portal_key_file = instance_dir(settings) / PORTAL_KEY_FILE
     portal_key = demo_client_key(portal_key_file, PORTAL_CLIENT_ID)
     for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False),
                                portal_public_jwk=portal_key.as_dict(private=False)):  # fmt: skip
-        register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
+        register_client(db, deps.cipher, now=now, actor="demo-seed", **client)
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
     lines.append(f"{PORTAL_CLIENT_ID}'s private key: {portal_key_file}")
@@ -200,38 +200,38 @@ def _read_private_key(path: Path) -> ECKey | None:
     return key
 
 
-def _seed_roles(session: Session, deps: Deps) -> list[str]:
+def _seed_roles(db: Session, deps: Deps) -> list[str]:
     """The demo units, the demo people's roles in the first, and the administrators."""
     now = deps.clock.now()
     lines = []
     for code, name_th, name_en, province, office in DEMO_UNITS:
-        if session.get(Unit, code) is None:
-            create_unit(session, SYSTEM, code=code, name_th=name_th, name_en=name_en,
+        if db.get(Unit, code) is None:
+            create_unit(db, SYSTEM, code=code, name_th=name_th, name_en=name_en,
                         province=province, treasury_office=office, now=now, actor="demo-seed",
                         audit=NO_CONTEXT)  # fmt: skip
             lines.append(f"unit {code}: {name_en}")
     province = DEMO_UNITS[0][3]
     for person in DEMO_USERS:
-        user = get_user_by_username(session, person.username)
+        user = get_user_by_username(db, person.username)
         if user is None:
             continue
         if user.unit_code is None:
             user.unit_code = DEMO_UNIT
-        if person.role and not held_roles(session, user.id, thai_date(now)):
-            assign_directly(session, unit_code=DEMO_UNIT, user=user, role=person.role,
+        if person.role and not held_roles(db, user.id, thai_date(now)):
+            assign_directly(db, unit_code=DEMO_UNIT, user=user, role=person.role,
                             valid_from=thai_date(now), now=now, actor="demo-seed",
                             reason="demo seed", audit=NO_CONTEXT)  # fmt: skip
         if person.admin:
-            grant_admin_role(session, SYSTEM, user, person.admin, now=now, actor="demo-seed",
+            grant_admin_role(db, SYSTEM, user, person.admin, now=now, actor="demo-seed",
                              audit=NO_CONTEXT, province=province, unit_code=DEMO_UNIT)  # fmt: skip
     for username, role, absent_username in DEMO_SUBSTITUTES:
-        user = get_user_by_username(session, username)
-        absent = get_user_by_username(session, absent_username)
+        user = get_user_by_username(db, username)
+        absent = get_user_by_username(db, absent_username)
         if user is None or absent is None:
             continue
-        if any(h.role == role for h in held_roles(session, user.id, thai_date(now))):
+        if any(h.role == role for h in held_roles(db, user.id, thai_date(now))):
             continue
-        assign_directly(session, unit_code=DEMO_UNIT, user=user, role=role,
+        assign_directly(db, unit_code=DEMO_UNIT, user=user, role=role,
                         valid_from=thai_date(now), now=now, actor="demo-seed",
                         reason="demo seed: substitute", audit=NO_CONTEXT,
                         substitute_for=absent)  # fmt: skip
@@ -357,9 +357,9 @@ def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
     from idp.mfa.models import Device
     from idp.mfa.models import DeviceStatus
 
-    with deps.sessions.begin() as session:
-        user = get_user_by_username(session, username)
-        if user is None or session.scalar(
+    with deps.sessions.begin() as db:
+        user = get_user_by_username(db, username)
+        if user is None or db.scalar(
             select(Device.id).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
         ):
             return False
@@ -367,11 +367,11 @@ def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
         # These people registered before the demo starts: their proofing is the seed's.
         user.identity_proofed_at = now
         user.identity_evidence = {"provider": "demo-seed"}
-        enrolment = get_enrolment(session, user, now=now)
+        enrolment = get_enrolment(db, user, now=now)
         if enrolment.state == EnrolmentState.STARTED:
             enrolment.state = EnrolmentState.PROOFED
         code, _ = issue_activation_code(
-            session,
+            db,
             user,
             deps.cipher,
             ttl=300,

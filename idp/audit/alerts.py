@@ -11,9 +11,9 @@ from idp.audit.models import SecurityAlert
 
 
 def raise_alert(
-    session: Session, kind: str, *, user_id: str | None, now: datetime, **details: Any
+    db: Session, kind: str, *, user_id: str | None, now: datetime, **details: Any
 ) -> SecurityAlert:
     alert = SecurityAlert(kind=kind, user_id=user_id, details=details, created_at=now)
-    session.add(alert)
-    session.flush()
+    db.add(alert)
+    db.flush()
     return alert

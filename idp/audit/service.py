@@ -58,7 +58,7 @@ INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 
 def record(
-    session: Session,
+    db: Session,
     event: EventName,
     *,
     now: datetime,
@@ -71,7 +71,7 @@ def record(
     """Add a security event to the trail in the caller's transaction."""
     # One prepared Core INSERT, not the ORM's unit of work: this runs on every token request
     # and the ORM path cost more than signing the token.
-    session.connection().execute(
+    db.connection().execute(
         INSERT_EVENT,
         event_row(
             event,
@@ -127,17 +127,17 @@ def link_hash(previous: str, row: AuditEvent) -> str:
     return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
 
 
-def seal_pending(session: Session, *, limit: int = 5000) -> int:
+def seal_pending(db: Session, *, limit: int = 5000) -> int:
     """Link committed but unsealed events onto the chain; return how many were sealed.
 
     The caller commits. On PostgreSQL a transaction-scoped advisory lock keeps one sealer at
     a time; a sealer that does not get it returns 0 and tries again later.
     """
-    if is_postgresql(session):
-        locked = session.execute(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK_KEY))).scalar()
+    if is_postgresql(db):
+        locked = db.execute(select(func.pg_try_advisory_xact_lock(_SEAL_LOCK_KEY))).scalar()
         if not locked:
             return 0
-    last = session.execute(
+    last = db.execute(
         select(AuditEvent.seq, AuditEvent.chain_hash)
         .where(AuditEvent.seq.is_not(None))
         .order_by(AuditEvent.seq.desc())
@@ -145,14 +145,14 @@ def seal_pending(session: Session, *, limit: int = 5000) -> int:
     ).first()
     seq: int = last[0] if last and last[0] is not None else 0
     previous: str = last[1] if last and last[1] is not None else GENESIS_HASH
-    rows = session.scalars(
+    rows = db.scalars(
         select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(limit)
     ).all()
     for row in rows:
         seq += 1
         row.seq = seq
         previous = row.chain_hash = link_hash(previous, row)
-    session.flush()
+    db.flush()
     if rows:
         log.info("idp.audit.sealed", extra={"seq": seq, "chain_hash": previous, "count": len(rows)})
     return len(rows)
@@ -173,7 +173,7 @@ class ChainReport:
 
 
 def verify_chain(
-    session: Session, *, batch: int = 2000, anchors: dict[int, str] | None = None
+    db: Session, *, batch: int = 2000, anchors: dict[int, str] | None = None
 ) -> ChainReport:
     """Walk the sealed chain from the start and report the first broken link.
 
@@ -185,7 +185,7 @@ def verify_chain(
     expected_seq = 1
     checked = 0
     while True:
-        rows = session.scalars(
+        rows = db.scalars(
             select(AuditEvent)
             .where(AuditEvent.seq >= expected_seq)
             .order_by(AuditEvent.seq)
@@ -195,26 +195,26 @@ def verify_chain(
             break
         for row in rows:
             if row.seq != expected_seq:
-                return ChainReport(checked, _unsealed(session), expected_seq, "missing event")
+                return ChainReport(checked, _unsealed(db), expected_seq, "missing event")
             expected_hash = link_hash(previous, row)
             if row.chain_hash != expected_hash:
-                return ChainReport(checked, _unsealed(session), expected_seq, "altered event")
+                return ChainReport(checked, _unsealed(db), expected_seq, "altered event")
             if anchors.get(expected_seq, expected_hash) != expected_hash:
                 reason = "differs from a recorded anchor"
-                return ChainReport(checked, _unsealed(session), expected_seq, reason)
+                return ChainReport(checked, _unsealed(db), expected_seq, reason)
             previous = expected_hash
             expected_seq += 1
             checked += 1
-        session.expunge_all()
+        db.expunge_all()
     beyond = [seq for seq in anchors if seq >= expected_seq]
     if beyond:
         reason = "shorter than a recorded anchor"
-        return ChainReport(checked, _unsealed(session), min(beyond), reason)
-    return ChainReport(checked, _unsealed(session), None, None, expected_seq - 1, previous)
+        return ChainReport(checked, _unsealed(db), min(beyond), reason)
+    return ChainReport(checked, _unsealed(db), None, None, expected_seq - 1, previous)
 
 
-def _unsealed(session: Session) -> int:
-    return session.scalar(select(func.count()).where(AuditEvent.seq.is_(None))) or 0
+def _unsealed(db: Session) -> int:
+    return db.scalar(select(func.count()).where(AuditEvent.seq.is_(None))) or 0
 
 
 class Sealer:
@@ -235,8 +235,8 @@ class Sealer:
         self._stop.set()
 
     def seal_now(self) -> int:
-        with self._sessions() as session, session.begin():
-            return seal_pending(session)
+        with self._sessions() as db, db.begin():
+            return seal_pending(db)
 
     def _run(self) -> None:
         run_periodically(self._stop, self._interval, self.seal_now, "idp.audit.seal_failed")

@@ -84,14 +84,14 @@ def _query(flt: TrailFilter, scope: Units | None) -> Select[AuditEvent]:
 
 
 def read_events(
-    session: Session, flt: TrailFilter, *, scope: Units | None, limit: int = PAGE_SIZE
+    db: Session, flt: TrailFilter, *, scope: Units | None, limit: int = PAGE_SIZE
 ) -> list[AuditEvent]:
     """The newest events matching ``flt`` within ``scope`` (None: every unit)."""
-    return list(session.scalars(_query(flt, scope).limit(limit)))
+    return list(db.scalars(_query(flt, scope).limit(limit)))
 
 
 def export_csv(
-    session: Session,
+    db: Session,
     flt: TrailFilter,
     *,
     scope: Units | None,
@@ -112,7 +112,7 @@ def export_csv(
 
     writer.writerow(CSV_COLUMNS)
     yield "\ufeff" + flush()
-    rows = session.scalars(_query(flt, scope).limit(EXPORT_LIMIT).execution_options(yield_per=500))
+    rows = db.scalars(_query(flt, scope).limit(EXPORT_LIMIT).execution_options(yield_per=500))
     for count, row in enumerate(rows, start=1):
         writer.writerow([_cell(value) for value in (
             row.id, row.seq, row.occurred_at.isoformat(), thai_time(row.occurred_at), row.event,

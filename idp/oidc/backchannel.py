@@ -185,8 +185,8 @@ class NoticeSender:
 
     def _claim(self, busy: list[str] | None = None) -> _Claim | None:
         now = self._clock.now()
-        with self._sessions.begin() as session:
-            notice = session.scalar(
+        with self._sessions.begin() as db:
+            notice = db.scalar(
                 select(RelyingPartyNotice)
                 .where(
                     RelyingPartyNotice.delivered_at.is_(None),
@@ -208,7 +208,7 @@ class NoticeSender:
             claim = _Claim(notice.id, kind, notice.target_uri, None, notice.attempts)
             try:
                 if kind == NoticeKind.CIBA_PING:
-                    token, body = self._ping_of(session, notice)
+                    token, body = self._ping_of(db, notice)
                     return replace(claim, token=token, body=body)
                 return replace(claim, token=self._sign(notice, now))
             except (KeyError, ValueError, JoseError) as exc:
@@ -240,14 +240,14 @@ class NoticeSender:
             now=now, alg=alg,
         )  # fmt: skip
 
-    def _ping_of(self, session: Session, notice: RelyingPartyNotice) -> tuple[str, bytes]:
+    def _ping_of(self, db: Session, notice: RelyingPartyNotice) -> tuple[str, bytes]:
         """The client notification token and the JSON body of a CIBA ping.
 
         Raises:
             ValueError: the request or its token is gone, or no cipher was given.
         """
         request_id = (notice.payload or {}).get("request")
-        request = session.get(BackchannelRequest, request_id) if request_id else None
+        request = db.get(BackchannelRequest, request_id) if request_id else None
         if request is None or not request.client_notification_token or self._cipher is None:
             raise ValueError(f"ping {notice.id} has no request to name")
         auth_req_id = derive_auth_req_id(self._cipher, request.id)
@@ -296,8 +296,8 @@ class NoticeSender:
     def _settle(self, claim: _Claim, answer: _Answer) -> None:
         now = self._clock.now()
         delivered_event, undeliverable_event = _AUDIT_EVENTS[claim.kind]
-        with self._sessions.begin() as session:
-            notice = session.get(RelyingPartyNotice, claim.notice_id, with_for_update=True)
+        with self._sessions.begin() as db:
+            notice = db.get(RelyingPartyNotice, claim.notice_id, with_for_update=True)
             if notice is None or notice.delivered_at is not None:
                 return
             if notice.attempts != claim.attempt and answer.error is not None:
@@ -306,7 +306,7 @@ class NoticeSender:
             if answer.error is None:
                 notice.delivered_at = now
                 record(
-                    session, delivered_event, now=now, client_id=client_id, sid=notice.sid,
+                    db, delivered_event, now=now, client_id=client_id, sid=notice.sid,
                     jti=notice.id, attempts=notice.attempts,
                 )  # fmt: skip
                 return
@@ -314,7 +314,7 @@ class NoticeSender:
             if answer.refused or notice.attempts >= _MAX_ATTEMPTS:
                 notice.abandoned_at = now
                 record(
-                    session, undeliverable_event, now=now, outcome="failure",
+                    db, undeliverable_event, now=now, outcome="failure",
                     client_id=client_id, sid=notice.sid, jti=notice.id,
                     error=notice.last_error, refused=answer.refused,
                 )  # fmt: skip
@@ -323,7 +323,7 @@ class NoticeSender:
                 # A relying party that never learned of a logout or a suspension may still
                 # be letting the user in: a person must follow it up.
                 raise_alert(
-                    session, "notice_undeliverable", user_id=None, now=now, client=client_id,
+                    db, "notice_undeliverable", user_id=None, now=now, client=client_id,
                     uri=notice.target_uri, error=notice.last_error, notice=claim.kind.value,
                     jti=notice.id,
                 )  # fmt: skip

@@ -456,7 +456,7 @@ def _seconds_left(row: BackchannelRequest) -> int:
 
 
 def record_phone_answer(
-    session: Session,
+    db: Session,
     challenge: Challenge,
     outcome: Outcome,
     *,
@@ -467,9 +467,9 @@ def record_phone_answer(
     confirmed transaction) or denied. Return True when a ping is owed to the client."""
     # The phone first, then the request: a suspension takes them in that order (no deadlock
     # with "this was not me" reported while the helpdesk suspends the phone).
-    if not device_still_active(session, challenge.device_id):
+    if not device_still_active(db, challenge.device_id):
         return False  # suspended meanwhile: the suspension ended the request
-    row = session.scalar(
+    row = db.scalar(
         select(BackchannelRequest)
         .where(BackchannelRequest.challenge_id == challenge.id)
         .with_for_update()
@@ -477,7 +477,7 @@ def record_phone_answer(
     if row is None or row.status != BackchannelStatus.PENDING:
         return False  # ended already (a suspension), or not a backchannel request
     if outcome == Outcome.APPROVED:
-        evidence = evidence_for(session, challenge.id) if row.authorization_details else None
+        evidence = evidence_for(db, challenge.id) if row.authorization_details else None
         if row.authorization_details and evidence is None:
             return False  # cannot happen: the evidence is kept before "approved" is told
         row.status = BackchannelStatus.APPROVED
@@ -488,9 +488,9 @@ def record_phone_answer(
     else:
         return False
     row.answered_at = now
-    sub = session.scalar(select(User.sub).where(User.id == row.user_id)) or ""
-    pinged = queue_backchannel_ping(session, row, sub=sub, now=now)
-    record(session, "ciba.answered", now=now, outcome="success" if outcome == Outcome.APPROVED
+    sub = db.scalar(select(User.sub).where(User.id == row.user_id)) or ""
+    pinged = queue_backchannel_ping(db, row, sub=sub, now=now)
+    record(db, "ciba.answered", now=now, outcome="success" if outcome == Outcome.APPROVED
            else "failure", actor=sub, client_id=row.client_id, context=audit, request=row.id,
            answer=outcome.value, pinged=pinged)  # fmt: skip
     return pinged

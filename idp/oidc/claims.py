@@ -106,9 +106,7 @@ def requested_id_token_claims(
     return {name: available[name] for name in wanted if name in available and name != "sub"}
 
 
-def directory_claims(
-    session: Session, scope: str, gfms_roles: list[dict[str, str]]
-) -> dict[str, Any]:
+def directory_claims(db: Session, scope: str, gfms_roles: list[dict[str, str]]) -> dict[str, Any]:
     """``gfms_directory`` with ``profile``: the names of the units in ``gfms_roles`` and of the
     people acted for there, so a relying party shows people and units by name, never by
     code or ``sub`` alone (names tagged as in OIDC Core §5.2)."""
@@ -116,8 +114,8 @@ def directory_claims(
         return {}
     codes = sorted({r["unit"] for r in gfms_roles if r.get("unit")})
     subs = sorted({r["substitute_for"] for r in gfms_roles if r.get("substitute_for")})
-    units = list(session.scalars(select(Unit).where(Unit.code.in_(codes))))
-    people = list(session.scalars(select(User).where(User.sub.in_(subs)))) if subs else []
+    units = list(db.scalars(select(Unit).where(Unit.code.in_(codes))))
+    people = list(db.scalars(select(User).where(User.sub.in_(subs)))) if subs else []
     return {
         "gfms_directory": {
             "units": {u.code: _tagged(u.name_th, u.name_en) for u in units},

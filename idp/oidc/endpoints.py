@@ -79,20 +79,20 @@ class Introspection(IntrospectionEndpoint):
     def _refresh_token(self, token: str, client: RegisteredClient) -> dict[str, Any] | None:
         if token.count(".") == 2:
             return None
-        session = self.server.db()
-        grant = find_grant_of_refresh_token(session, token)
+        db = self.server.db()
+        grant = find_grant_of_refresh_token(db, token)
         if grant is None:
             return None
         if not client.may_introspect and grant.client_id != client.client_id:
             return None
-        row = session.get(RefreshToken, sha256_hex(token))
+        row = db.get(RefreshToken, sha256_hex(token))
         deps = self.server.deps
         now = deps.clock.now()
         if row is None or not refresh_token_is_live(
-            session, row, grant, now=now, policy=deps.session_policy
+            db, row, grant, now=now, policy=deps.session_policy
         ):
             return None
-        user = session.get(User, grant.user_id)
+        user = db.get(User, grant.user_id)
         return {
             "active": True,
             "token_type": "refresh_token",
@@ -172,12 +172,12 @@ class TokenRevocation(RevocationEndpoint):
         )
 
     def _revoke_refresh_token(self, token: str, client: RegisteredClient) -> None:
-        session = self.server.db()
-        grant: Grant | None = find_grant_of_refresh_token(session, token)
+        db = self.server.db()
+        grant: Grant | None = find_grant_of_refresh_token(db, token)
         if grant is None or grant.client_id != client.client_id:
             return
         revoke_grant(
-            session,
+            db,
             self.server.deps.revocations,
             grant,
             reason="client_revoked",

@@ -88,7 +88,7 @@ class AuthenticatedUser:
     """The resource owner at the authorization endpoint: a user in a live session."""
 
     user: User
-    session: UserSession
+    login_session: UserSession
     # A transaction the user has just confirmed on the phone, for this authorization only.
     transaction: TransactionEvidence | None = None
 
@@ -330,7 +330,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
         data = request.payload.data
         now = self.now
         transaction = owner.transaction
-        acr = owner.session.acr
+        acr = owner.login_session.acr
         if transaction is not None:
             acr = acr_uri(self.server.deps.settings.issuer, Assurance.SOFT_TOKEN_TXN)
         self.db.add(
@@ -338,15 +338,15 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
                 code_hash=sha256_hex(code),
                 client_id=request.client.client_id,
                 user_id=owner.user.id,
-                session_id=owner.session.id,
+                session_id=owner.login_session.id,
                 redirect_uri=request.payload.redirect_uri,
                 scope=request.scope,
                 nonce=data.get("nonce"),
                 code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"],
-                auth_time=owner.session.auth_time,
+                auth_time=owner.login_session.auth_time,
                 acr=acr,
-                amr=list(owner.session.amr),
+                amr=list(owner.login_session.amr),
                 expires_at=now
                 + timedelta(seconds=self.server.deps.settings.authorization_code_ttl),
                 claims_request=parse_claims_request(data.get("claims")),
@@ -363,7 +363,7 @@ class AuthorizationCodeGrant(_IdpGrant, grants.AuthorizationCodeGrant):
             actor=owner.user.sub,
             client_id=request.client.client_id,
             context=self.server.audit_context(),
-            sid=owner.session.id,
+            sid=owner.login_session.id,
             scope=request.scope,
         )
 
@@ -558,9 +558,9 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
         return 200, self._token_response(access.token, scope, proof), self._response_headers(proof)
 
 
-def evidence_binding(session: Session, txn: str) -> dict[str, str] | None:
+def evidence_binding(db: Session, txn: str) -> dict[str, str] | None:
     """The key and the signed answer a transaction token stands for (see Authentication)."""
-    evidence = session.get(TransactionEvidence, txn)
+    evidence = db.get(TransactionEvidence, txn)
     if evidence is None:
         return None
     return {
@@ -570,7 +570,7 @@ def evidence_binding(session: Session, txn: str) -> dict[str, str] | None:
 
 
 def refresh_token_is_live(
-    session: Session, row: RefreshToken, grant: Grant, *, now: datetime, policy: SessionPolicy
+    db: Session, row: RefreshToken, grant: Grant, *, now: datetime, policy: SessionPolicy
 ) -> bool:
     """The one answer to "may this refresh token still be used?", for refreshing and for
     introspection alike: unused, unexpired, its grant unrevoked, its user active, and for a
@@ -579,16 +579,16 @@ def refresh_token_is_live(
         return False
     if grant.revoked_at is not None or grant.expires_at <= now:
         return False
-    user = session.get(User, grant.user_id)
+    user = db.get(User, grant.user_id)
     if user is None or not user.is_active:
         return False
     if grant.kind == GrantKind.SESSION:
-        user_session = session.get(UserSession, grant.session_id)
+        user_session = db.get(UserSession, grant.session_id)
         if user_session is None or not is_live(user_session, now=now, policy=policy):
             return False
     return True
 
 
-def find_grant_of_refresh_token(session: Session, value: str) -> Grant | None:
-    row = session.get(RefreshToken, sha256_hex(value))
-    return session.get(Grant, row.grant_id) if row is not None else None
+def find_grant_of_refresh_token(db: Session, value: str) -> Grant | None:
+    row = db.get(RefreshToken, sha256_hex(value))
+    return db.get(Grant, row.grant_id) if row is not None else None

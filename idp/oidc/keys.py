@@ -55,7 +55,7 @@ def _context(kid: str) -> str:
 
 
 def create_key(
-    session: Session, cipher: DataCipher, *, alg: str, status: KeyStatus, now: datetime
+    db: Session, cipher: DataCipher, *, alg: str, status: KeyStatus, now: datetime
 ) -> SigningKey:
     key = _generate(alg)
     # RFC 7638 thumbprint as kid: stable, derived from the key, no counter to coordinate.
@@ -72,17 +72,17 @@ def create_key(
         created_at=now,
         activated_at=now if status == KeyStatus.CURRENT else None,
     )
-    session.add(row)
-    session.flush()
+    db.add(row)
+    db.flush()
     return row
 
 
-def ensure_keys(session: Session, cipher: DataCipher, *, now: datetime) -> list[SigningKey]:
+def ensure_keys(db: Session, cipher: DataCipher, *, now: datetime) -> list[SigningKey]:
     """Make sure each algorithm has a current and a next key; return what was created."""
     created = []
     for alg in SUPPORTED_ALGS:
         statuses = set(
-            session.scalars(
+            db.scalars(
                 select(SigningKey.status).where(
                     SigningKey.alg == alg, SigningKey.status.in_(PUBLISHED)
                 )
@@ -90,12 +90,12 @@ def ensure_keys(session: Session, cipher: DataCipher, *, now: datetime) -> list[
         )
         for status in (KeyStatus.CURRENT, KeyStatus.NEXT):
             if status not in statuses:
-                created.append(create_key(session, cipher, alg=alg, status=status, now=now))
+                created.append(create_key(db, cipher, alg=alg, status=status, now=now))
     return created
 
 
 def rotate_keys(
-    session: Session,
+    db: Session,
     cipher: DataCipher,
     *,
     now: datetime,
@@ -109,9 +109,9 @@ def rotate_keys(
         KeyRotationError: a next key has been published for less than the JWKS cache
             lifetime, so relying parties may not know it yet (``force`` overrides).
     """
-    ensure_keys(session, cipher, now=now)
+    ensure_keys(db, cipher, now=now)
     if not force:
-        fresh = session.scalar(
+        fresh = db.scalar(
             select(SigningKey.kid).where(
                 SigningKey.alg.in_(algs),
                 SigningKey.status == KeyStatus.NEXT,
@@ -124,7 +124,7 @@ def rotate_keys(
     for alg in algs:
         rows = {
             row.status: row
-            for row in session.scalars(
+            for row in db.scalars(
                 select(SigningKey).where(
                     SigningKey.alg == alg,
                     SigningKey.status.in_((KeyStatus.CURRENT, KeyStatus.NEXT)),
@@ -135,15 +135,15 @@ def rotate_keys(
         rows[KeyStatus.CURRENT].superseded_at = now
         rows[KeyStatus.NEXT].status = KeyStatus.CURRENT
         rows[KeyStatus.NEXT].activated_at = now
-        session.flush()
-        create_key(session, cipher, alg=alg, status=KeyStatus.NEXT, now=now)
+        db.flush()
+        create_key(db, cipher, alg=alg, status=KeyStatus.NEXT, now=now)
         signing.append(rows[KeyStatus.NEXT].kid)
-    retire_expired(session, now=now, overlap=overlap)
+    retire_expired(db, now=now, overlap=overlap)
     return signing
 
 
-def retire_expired(session: Session, *, now: datetime, overlap: int) -> None:
-    for row in session.scalars(select(SigningKey).where(SigningKey.status == KeyStatus.PREVIOUS)):
+def retire_expired(db: Session, *, now: datetime, overlap: int) -> None:
+    for row in db.scalars(select(SigningKey).where(SigningKey.status == KeyStatus.PREVIOUS)):
         if not _within_overlap(row, now=now, overlap=overlap):
             row.status = KeyStatus.RETIRED
 
@@ -161,23 +161,23 @@ class KeyRotationError(IdpError):
     )
 
 
-def retire_key(session: Session, cipher: DataCipher, kid: str, *, now: datetime) -> SigningKey:
+def retire_key(db: Session, cipher: DataCipher, kid: str, *, now: datetime) -> SigningKey:
     """Withdraw a key at once (it leaked): nothing it signed verifies any more. A retired
     next key is replaced by a new one, which must then be published a while before use.
 
     Raises:
         KeyRetirementError: the key is signing now, or there is no such key.
     """
-    row = session.get(SigningKey, kid)
+    row = db.get(SigningKey, kid)
     if row is None:
         raise KeyRetirementError("There is no key with that kid.")
     if row.status == KeyStatus.CURRENT:
         raise KeyRetirementError()
     was_next = row.status == KeyStatus.NEXT
     row.status = KeyStatus.RETIRED
-    session.flush()
+    db.flush()
     if was_next:
-        create_key(session, cipher, alg=row.alg, status=KeyStatus.NEXT, now=now)
+        create_key(db, cipher, alg=row.alg, status=KeyStatus.NEXT, now=now)
     return row
 
 
@@ -186,13 +186,13 @@ def retire_key(session: Session, cipher: DataCipher, kid: str, *, now: datetime)
 HISTORY_GRACE = 120
 
 
-def build_key_history(session: Session) -> dict[str, Any]:
+def build_key_history(db: Session) -> dict[str, Any]:
     """The public part of every key that ever signed, with the period it signed in: a JWK
     Set whose keys carry ``signed_from`` and, once superseded, ``signed_until`` (RFC 3339,
     UTC). A retired key stays: what it signed must still verify for as long as the archive
     is kept. Keys that never signed (``next``) are not listed.
     """
-    rows = session.scalars(
+    rows = db.scalars(
         select(SigningKey)
         .where(SigningKey.activated_at.is_not(None))
         .order_by(SigningKey.activated_at, SigningKey.kid)
@@ -253,8 +253,8 @@ class KeyRing:
         return snapshot
 
     def reload(self) -> KeySnapshot:
-        with self._lock, self._sessions() as session:
-            rows = session.scalars(
+        with self._lock, self._sessions() as db:
+            rows = db.scalars(
                 select(SigningKey)
                 .where(SigningKey.status.in_(PUBLISHED))
                 .order_by(SigningKey.alg, SigningKey.created_at)

@@ -169,8 +169,8 @@ class IdpAuthorizationServer(AuthorizationServer):
             self._audit_client_failure(request, error)
         elif error.error == "invalid_dpop_proof":
             # A replayed or misdirected proof may be someone else's token request.
-            with self.deps.sessions.begin() as session:
-                record(session, "token.dpop_proof_refused", now=self.deps.clock.now(),
+            with self.deps.sessions.begin() as db:
+                record(db, "token.dpop_proof_refused", now=self.deps.clock.now(),
                        outcome="failure", context=self.audit_context(),
                        client_id=getattr(getattr(request, "client", None), "client_id", None),
                        endpoint=flask_request.path)  # fmt: skip
@@ -190,9 +190,9 @@ class IdpAuthorizationServer(AuthorizationServer):
                 client_id = client_id or _claimed_subject(request.payload.data)
             if isinstance(client_id, str) and not client_id.isprintable():
                 client_id = "(unprintable)"
-        with self.deps.sessions.begin() as session:
+        with self.deps.sessions.begin() as db:
             record(
-                session,
+                db,
                 "client.authentication_failed",
                 now=self.deps.clock.now(),
                 outcome="failure",

@@ -87,14 +87,14 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def is_postgresql(db: Session) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
 
 
-def one_writer_at_a_time(session: Session) -> None:
+def one_writer_at_a_time(db: Session) -> None:
     """SQLite ignores FOR UPDATE: take its database write lock before reading what a decision
     depends on, so such decisions run one after another there too (the embedded demo).
     PostgreSQL's row locks do this where it matters."""
-    if not is_postgresql(session):
+    if not is_postgresql(db):
         # A write that changes nothing, to a table every migrated database has.
-        session.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0"))
+        db.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 1 = 0"))

@@ -18,7 +18,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask import url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
@@ -281,7 +281,7 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
     # pending push still blocks: one pending challenge per user).
     holder = deps.challenges.pending_for(user.id, now=now)
     if holder is not None and (
-        holder.login_tx in session.get("login_tx", {})
+        holder.login_tx in interaction_session.get("login_tx", {})
         # The owner's live session outranks a login that has only the password so far.
         or (tx.in_session and not holder.in_session)
     ):

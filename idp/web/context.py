@@ -62,17 +62,17 @@ def audit_context() -> AuditContext:
 def init_app(app: Flask) -> None:
     @app.after_request
     def _finish_transaction(response: Response) -> Response:
-        session: Session | None = g.pop("db", None)
-        if session is not None:
+        db: Session | None = g.pop("db", None)
+        if db is not None:
             committed = False
             try:
                 if response.status_code < 400:
-                    session.commit()
+                    db.commit()
                     committed = True
                 else:
-                    session.rollback()
+                    db.rollback()
             finally:
-                session.close()
+                db.close()
             if committed and g.pop("notices_owed", False):
                 announce()
         response.headers["X-Request-Id"] = request_id()
@@ -80,10 +80,10 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _close_on_error(_exc: BaseException | None) -> None:
-        session: Session | None = g.pop("db", None)
-        if session is not None:
-            session.rollback()
-            session.close()
+        db: Session | None = g.pop("db", None)
+        if db is not None:
+            db.rollback()
+            db.close()
 
 
 def announce() -> None:

@@ -194,9 +194,9 @@ def _rejected(error: AnswerRejectedError | DeviceRequestError, *, status: int = 
     except EphemeralStoreError:
         count = 1
     if count <= _AUDITED_REFUSALS:
-        with deps.sessions.begin() as session:
+        with deps.sessions.begin() as db:
             record(
-                session,
+                db,
                 "mfa.answer_rejected",
                 now=context.now(),
                 outcome="failure",
@@ -204,8 +204,8 @@ def _rejected(error: AnswerRejectedError | DeviceRequestError, *, status: int = 
                 path=request.path,
             )
     elif count == _AUDITED_REFUSALS + 1:
-        with deps.sessions.begin() as session:
-            record(session, "mfa.answers_flooded", now=context.now(), outcome="failure",
+        with deps.sessions.begin() as db:
+            record(db, "mfa.answers_flooded", now=context.now(), outcome="failure",
                    context=context.audit_context(), path=request.path)  # fmt: skip
     response = jsonify({"error": error.code, "error_description": error.message})
     response.status_code = status

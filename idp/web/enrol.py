@@ -13,7 +13,7 @@ from flask import jsonify
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask import url_for
 from markupsafe import Markup
 from qrcode.image.svg import SvgPathImage
@@ -86,7 +86,7 @@ _PASS_HOLDER = "access_pass_holder"
 
 def _holds_the_pass(user: User) -> bool:
     """After a loss, only the browser that gave the helpdesk's pass goes on registering."""
-    return not _pass_required(user) or session.get(_PASS_HOLDER) == user.id
+    return not _pass_required(user) or interaction_session.get(_PASS_HOLDER) == user.id
 
 
 def _page(outcome: str | None = None, *, status: int = 200) -> Response:
@@ -138,7 +138,7 @@ def begin_proofing() -> BaseResponse:
             return _page("access_pass_required", status=403)
         # SECURITY: the rest of this registration belongs to this browser: whoever else knows
         # the password cannot take over the proofing or ask for the activation code.
-        session[_PASS_HOLDER] = user.id
+        interaction_session[_PASS_HOLDER] = user.id
     try:
         deps.kyc.check_available()
         state, nonce, verifier = start_proofing(
@@ -281,9 +281,9 @@ def _count_failure(error: IdpError) -> None:
     # Without Redis the codes' length and short life still bound guessing.
     with contextlib.suppress(EphemeralStoreError):
         deps.store.incr(deps.keys.activation_ip_failures(ip), ttl=900)
-    with deps.sessions.begin() as session:
+    with deps.sessions.begin() as db:
         record(
-            session,
+            db,
             "enrol.binding_failed",
             now=context.now(),
             outcome="failure",

@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask
 from flask import g
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask_babel import Babel
 from flask_babel import get_locale
 
@@ -34,7 +34,7 @@ def select_locale() -> str:
 
 
 def _login_transaction_hint() -> str:
-    pending = session.get("login_tx", {}).get(request.args.get("tx", ""), {})
+    pending = interaction_session.get("login_tx", {}).get(request.args.get("tx", ""), {})
     return str(pending.get("params", {}).get("ui_locales", ""))
 
 

@@ -13,7 +13,7 @@ from flask import Response
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask import url_for
 from flask_babel import gettext as _
 from prometheus_client import Counter
@@ -87,7 +87,7 @@ def authenticator() -> PasswordAuthenticator:
 
 
 def transaction() -> LoginTransaction | None:
-    data = session.get("login_tx", {}).get(request.args.get("tx", ""))
+    data = interaction_session.get("login_tx", {}).get(request.args.get("tx", ""))
     if not data:
         return None
     tx = LoginTransaction.from_dict(data)
@@ -100,18 +100,18 @@ _MAX_PENDING_LOGINS = 5
 
 
 def save(tx: LoginTransaction) -> None:
-    pending = dict(session.get("login_tx", {}))
+    pending = dict(interaction_session.get("login_tx", {}))
     while tx.id not in pending and len(pending) >= _MAX_PENDING_LOGINS:
         pending.pop(next(iter(pending)))
     pending[tx.id] = tx.to_dict()
-    session["login_tx"] = pending
+    interaction_session["login_tx"] = pending
 
 
 def drop(tx: LoginTransaction) -> None:
     """End a login attempt: it cannot be resumed, whatever step it had reached."""
-    pending = dict(session.get("login_tx", {}))
+    pending = dict(interaction_session.get("login_tx", {}))
     pending.pop(tx.id, None)
-    session["login_tx"] = pending
+    interaction_session["login_tx"] = pending
 
 
 def login_user(tx: LoginTransaction) -> User | None:
@@ -240,7 +240,7 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
     complete_login(tx, facts_of(tx), session_id=user_session.id)
     save(tx)
     # SECURITY: a new interaction-session id at login defeats session fixation.
-    session.rotate()  # type: ignore[attr-defined]
+    interaction_session.rotate()  # type: ignore[attr-defined]
     if tx.return_to:
         response = redirect(tx.return_to, code=303)
     else:

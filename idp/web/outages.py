@@ -48,9 +48,9 @@ def _retrying(view: Callable[..., Any]) -> Callable[..., Any]:
             log.warning("idp.web.database_connection_dropped_retrying")
             # The failed connection is gone (SQLAlchemy invalidates the pool on a
             # disconnect); the next session checks out a fresh one.
-            session: Session | None = g.pop("db", None)
-            if session is not None:
-                session.close()
+            db: Session | None = g.pop("db", None)
+            if db is not None:
+                db.close()
             return view(*args, **kwargs)
 
     return run

@@ -19,7 +19,7 @@ from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask import url_for
 from sqlalchemy import update
 from werkzeug.wrappers import Response as BaseResponse
@@ -124,7 +124,7 @@ def authorize() -> BaseResponse:
         params = resolved
         stored = StoredAuthorizationRequest(context.deps().settings.issuer, params)
     login = current_login()
-    owner = AuthenticatedUser(user=login[1], session=login[0]) if login else None
+    owner = AuthenticatedUser(user=login[1], login_session=login[0]) if login else None
     try:
         grant = server().get_consent_grant(request=stored, end_user=owner)
         _check_extensions(params, grant.redirect_uri)
@@ -142,12 +142,12 @@ def authorize() -> BaseResponse:
     step_up = False
     if owner is not None and not requires_fresh_login(
         params,
-        auth_time=owner.session.auth_time,
+        auth_time=owner.login_session.auth_time,
         now=now,
         hinted_sub=hinted_sub,
         sub=owner.user.sub,
     ):
-        current = assurance_of(issuer, owner.session.acr)
+        current = assurance_of(issuer, owner.login_session.acr)
         if required is None or (required != Assurance.SOFT_TOKEN_TXN and meets(current, required)):
             return _respond_with_code(grant, owner, stored)
         # Step-up: the session stands, the phone confirms again (and shows the transaction).
@@ -201,13 +201,13 @@ def _front_channel_params(params: dict[str, str]) -> dict[str, str] | None:
 @bp.get("/authorize/resume")
 def resume() -> BaseResponse:
     """Continue an authorization request once its login interaction is complete."""
-    pending = dict(session.get("login_tx", {}))
+    pending = dict(interaction_session.get("login_tx", {}))
     data = pending.pop(request.args.get("tx", ""), None)
     login = current_login()
     if data is None or login is None:
         return _page_error("login_expired", 400)
     # One attempt: resumed or refused, the pending login is over.
-    session["login_tx"] = pending
+    interaction_session["login_tx"] = pending
     tx = LoginTransaction.from_dict(data)
     user_session, user = login
     try:
@@ -227,7 +227,7 @@ def resume() -> BaseResponse:
         transaction = _confirmed_transaction(tx)
         if transaction is None:
             return _page_error("login_expired", 400)
-    owner = AuthenticatedUser(user=user, session=user_session, transaction=transaction)
+    owner = AuthenticatedUser(user=user, login_session=user_session, transaction=transaction)
     stored = StoredAuthorizationRequest(context.deps().settings.issuer, tx.params)
     try:
         grant = server().get_consent_grant(request=stored, end_user=owner)
@@ -410,7 +410,7 @@ def logout() -> BaseResponse:
     mismatched = login is not None and hint_sid is not None and hint_sid != login[0].id
     if login is None or (not validated.needs_confirmation and not mismatched):
         return _finish_logout(validated.redirect_uri, login)
-    session["logout"] = {"redirect_uri": validated.redirect_uri}
+    interaction_session["logout"] = {"redirect_uri": validated.redirect_uri}
     return Response(
         render_template(
             "logout_confirm.html",
@@ -423,7 +423,7 @@ def logout() -> BaseResponse:
 @bp.post("/logout/confirm")
 def logout_confirm() -> BaseResponse:
     verify_csrf()
-    pending = session.pop("logout", None) or {}
+    pending = interaction_session.pop("logout", None) or {}
     if request.form.get("decision") != "logout":
         return redirect(url_for("web.home"), code=303)
     return _finish_logout(pending.get("redirect_uri"), current_login())
@@ -443,7 +443,7 @@ def _finish_logout(redirect_uri: str | None, login: Any) -> BaseResponse:
             context=context.audit_context(),
         )
         context.notices_owed()
-    session.clear()
+    interaction_session.clear()
     if redirect_uri:
         response = redirect(redirect_uri, code=303)
     else:

@@ -84,8 +84,8 @@ def proof_refusal(presented: PresentedToken, claims: dict[str, Any]) -> ProofRef
 
 def _record_refusal(claims: dict[str, Any], now: datetime, *, reason: str) -> None:
     # Recorded in a transaction of its own: the answer is an error.
-    with context.deps().sessions.begin() as session:
-        record(session, "token.dpop_proof_refused", now=now, outcome="failure",
+    with context.deps().sessions.begin() as db:
+        record(db, "token.dpop_proof_refused", now=now, outcome="failure",
                client_id=str(claims.get("client_id")), context=context.audit_context(),
                endpoint=request.path, reason=reason)  # fmt: skip
 

@@ -21,7 +21,7 @@ from flask import Response
 from flask import abort
 from flask import g
 from flask import request
-from flask import session
+from flask import session as interaction_session
 from flask.sessions import SessionInterface
 from flask.sessions import SessionMixin
 from werkzeug.datastructures import CallbackDict
@@ -83,24 +83,24 @@ class EphemeralSessionInterface(SessionInterface):
             return InteractionSession()
         return InteractionSession(json.loads(raw), sid=sid)
 
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        assert isinstance(session, InteractionSession)  # noqa: S101 - ours from open_session
-        if not session.modified:
+    def save_session(self, app: Flask, interaction: Any, response: Response) -> None:
+        assert isinstance(interaction, InteractionSession)  # noqa: S101 - ours from open_session
+        if not interaction.modified:
             return
         secure = self._deps.settings.is_production
-        old_sid = session.sid
-        if not session:
+        old_sid = interaction.sid
+        if not interaction:
             if old_sid:
                 self._deps.store.delete(self._key(old_sid))
                 response.delete_cookie(self._name, secure=secure, httponly=True, samesite="Lax")
             return
         sid = old_sid
-        if sid is None or session.rotate_requested:
+        if sid is None or interaction.rotate_requested:
             sid = secrets.token_urlsafe(32)
             if old_sid:
                 self._deps.store.delete(self._key(old_sid))
         ttl = self._deps.settings.session_idle_timeout
-        self._deps.store.set(self._key(sid), json.dumps(dict(session)).encode(), ttl=ttl)
+        self._deps.store.set(self._key(sid), json.dumps(dict(interaction)).encode(), ttl=ttl)
         response.set_cookie(self._name, sid, httponly=True, secure=secure, samesite="Lax", path="/")
         response.vary.add("Cookie")
 
@@ -142,16 +142,16 @@ def clear_login_cookie(response: BaseResponse) -> None:
 
 
 def csrf_token() -> str:
-    token = session.get("csrf")
+    token = interaction_session.get("csrf")
     if not token:
-        token = session["csrf"] = secrets.token_urlsafe(32)
+        token = interaction_session["csrf"] = secrets.token_urlsafe(32)
     return str(token)
 
 
 def verify_csrf() -> None:
     """Every form post carries the session's token (synchroniser token pattern); a script's
     JSON call carries it in the X-CSRF-Token header."""
-    expected = session.get("csrf")
+    expected = interaction_session.get("csrf")
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(str(expected), given):
         abort(400, description="csrf")
