@@ -167,17 +167,29 @@ def users_issue(
 
     deps = _deps()
     account = NewAccount(
-        citizen_id=citizen_id, given_name_th=given_name_th, family_name_th=family_name_th,
-        unit_code=unit_code, given_name_en=given_name_en, family_name_en=family_name_en,
-        email=email, legacy_token_key=legacy_token_key, username=username,
-    )  # fmt: skip
+        citizen_id=citizen_id,
+        given_name_th=given_name_th,
+        family_name_th=family_name_th,
+        unit_code=unit_code,
+        given_name_en=given_name_en,
+        family_name_en=family_name_en,
+        email=email,
+        legacy_token_key=legacy_token_key,
+        username=username,
+    )
     try:
         with deps.sessions.begin() as db:
             issued = issue_account(
-                db, deps.cipher, SYSTEM, account, now=deps.clock.now(),
+                db,
+                deps.cipher,
+                SYSTEM,
+                account,
+                now=deps.clock.now(),
                 temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
-            )  # fmt: skip
+                min_length=deps.settings.password_min_length,
+                actor="cli",
+                audit=NO_CONTEXT,
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"issued {issued.username}")
@@ -198,16 +210,24 @@ def users_import(csv_file: BinaryIO) -> None:
     try:
         with deps.sessions.begin() as db:
             reports = import_accounts(
-                db, deps.cipher, SYSTEM, csv_file.read(), now=deps.clock.now(),
+                db,
+                deps.cipher,
+                SYSTEM,
+                csv_file.read(),
+                now=deps.clock.now(),
                 temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
-            )  # fmt: skip
+                min_length=deps.settings.password_min_length,
+                actor="cli",
+                audit=NO_CONTEXT,
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     for report in reports:
         if report.issued:
-            click.echo(f"row {report.row}: issued {report.issued.username} "
-                       f"temporary password {report.issued.temporary_password}")  # fmt: skip
+            click.echo(
+                f"row {report.row}: issued {report.issued.username} "
+                f"temporary password {report.issued.temporary_password}"
+            )
         else:
             click.echo(f"row {report.row}: not issued: {report.message}")
     issued = sum(1 for r in reports if r.issued)
@@ -238,10 +258,17 @@ def units_add(code: str, name_th: str, name_en: str, province: str, treasury_off
     try:
         with deps.sessions.begin() as db:
             unit = create_unit(
-                db, SYSTEM, code=code, name_th=name_th, name_en=name_en, province=province,
-                treasury_office=treasury_office, now=deps.clock.now(), actor="cli",
+                db,
+                SYSTEM,
+                code=code,
+                name_th=name_th,
+                name_en=name_en,
+                province=province,
+                treasury_office=treasury_office,
+                now=deps.clock.now(),
+                actor="cli",
                 audit=NO_CONTEXT,
-            )  # fmt: skip
+            )
             click.echo(f"added unit {unit.code} ({unit.province})")
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
@@ -254,8 +281,10 @@ def admins() -> None:
 
 @admins.command("grant")
 @click.argument("username")
-@click.argument("role", type=click.Choice(["cgd-admin", "treasury-admin", "head-of-unit",
-                                           "helpdesk", "auditor"]))  # fmt: skip
+@click.argument(
+    "role",
+    type=click.Choice(["cgd-admin", "treasury-admin", "head-of-unit", "helpdesk", "auditor"]),
+)
 @click.option("--province", help="For a treasury administrator, or an auditor of one province.")
 @click.option("--unit", "unit_code", help="For a head of unit, or an auditor of one unit.")
 def admins_grant(username: str, role: str, province: str | None, unit_code: str | None) -> None:
@@ -272,9 +301,17 @@ def admins_grant(username: str, role: str, province: str | None, unit_code: str 
             user = get_user_by_username(db, username)
             if user is None:
                 raise click.ClickException(f"no user {username}")
-            grant_admin_role(db, SYSTEM, user, AdminRole(role), now=deps.clock.now(),
-                             actor="cli", audit=NO_CONTEXT, province=province,
-                             unit_code=unit_code)  # fmt: skip
+            grant_admin_role(
+                db,
+                SYSTEM,
+                user,
+                AdminRole(role),
+                now=deps.clock.now(),
+                actor="cli",
+                audit=NO_CONTEXT,
+                province=province,
+                unit_code=unit_code,
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"granted {role} to {username}")
@@ -623,16 +660,41 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, IDP_METRICS_DIR=metrics_dir)
     if server_name == "granian":
         command = [
-            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host,
-            "--port", port, "--workers", str(workers), "--blocking-threads", str(threads),
-            "--no-ws", "--log-level", "warning", "idp.wsgi:app",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            host,
+            "--port",
+            port,
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "idp.wsgi:app",
+        ]
     else:
         command = [
-            sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
             "idp.wsgi:app",
-        ]  # fmt: skip
+        ]
     click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")
     os.execve(command[0], command, env)  # noqa: S606 - replaces this process with the server
 

@@ -66,29 +66,109 @@ class DemoUser:
 
 
 DEMO_USERS = (
-    DemoUser("somchai", "1101700230074", "สมชาย", "ใจดี", "Somchai", "Jaidee", "recorder",
-             role=Role.RECORDER),
-    DemoUser("malee", "3100601234565", "มาลี", "ศรีสุข", "Malee", "Srisuk", "approve-1",
-             role=Role.APPROVE_1),
-    DemoUser("prasert", "1409900123454", "ประเสริฐ", "วงศ์ไทย", "Prasert", "Wongthai", "approve-2",
-             role=Role.APPROVE_2),
-    DemoUser("wichai", "1101700456781", "วิชัย", "มีสิทธิ์", "Wichai", "Meesit",
-             "civil servant of the unit, no GFMS role: submits and signs his own claims"),
-    DemoUser("suda", "1560100234562", "สุดา", "รักงาน", "Suda", "Rakngan",
-             "recorder, and approve-1 as malee's substitute", role=Role.RECORDER),
-    DemoUser("newuser", "3501100456783", "นภา", "ใหม่ทอง", "Napa", "Maithong",
-             "issued a password, not yet registered", temporary=True),
-    DemoUser("helpdesk1", "1700800123494", "วิไล", "ช่วยเหลือ", "Wilai", "Chuailuea", "helpdesk",
-             admin=AdminRole.HELPDESK),
-    DemoUser("head1", "3102100678900", "สมศักดิ์", "หัวหน้า", "Somsak", "Huana", "head of unit",
-             admin=AdminRole.HEAD_OF_UNIT),
-    DemoUser("admin", "1103700088121", "อรุณ", "ผู้ดูแล", "Arun", "Phudulae", "CGD administrator",
-             admin=AdminRole.CGD_ADMIN),
-    DemoUser("auditor1", "3560400222191", "ปราณี", "ตรวจสอบ", "Pranee", "Truatsop", "auditor",
-             admin=AdminRole.AUDITOR),
-    DemoUser("treasury1", "1100400765435", "ธนา", "คลังจังหวัด", "Thana", "Khlangchangwat",
-             "treasury administrator (the demo unit's province)", admin=AdminRole.TREASURY_ADMIN),
-)  # fmt: skip
+    DemoUser(
+        "somchai",
+        "1101700230074",
+        "สมชาย",
+        "ใจดี",
+        "Somchai",
+        "Jaidee",
+        "recorder",
+        role=Role.RECORDER,
+    ),
+    DemoUser(
+        "malee", "3100601234565", "มาลี", "ศรีสุข", "Malee", "Srisuk", "approve-1", role=Role.APPROVE_1
+    ),
+    DemoUser(
+        "prasert",
+        "1409900123454",
+        "ประเสริฐ",
+        "วงศ์ไทย",
+        "Prasert",
+        "Wongthai",
+        "approve-2",
+        role=Role.APPROVE_2,
+    ),
+    DemoUser(
+        "wichai",
+        "1101700456781",
+        "วิชัย",
+        "มีสิทธิ์",
+        "Wichai",
+        "Meesit",
+        "civil servant of the unit, no GFMS role: submits and signs his own claims",
+    ),
+    DemoUser(
+        "suda",
+        "1560100234562",
+        "สุดา",
+        "รักงาน",
+        "Suda",
+        "Rakngan",
+        "recorder, and approve-1 as malee's substitute",
+        role=Role.RECORDER,
+    ),
+    DemoUser(
+        "newuser",
+        "3501100456783",
+        "นภา",
+        "ใหม่ทอง",
+        "Napa",
+        "Maithong",
+        "issued a password, not yet registered",
+        temporary=True,
+    ),
+    DemoUser(
+        "helpdesk1",
+        "1700800123494",
+        "วิไล",
+        "ช่วยเหลือ",
+        "Wilai",
+        "Chuailuea",
+        "helpdesk",
+        admin=AdminRole.HELPDESK,
+    ),
+    DemoUser(
+        "head1",
+        "3102100678900",
+        "สมศักดิ์",
+        "หัวหน้า",
+        "Somsak",
+        "Huana",
+        "head of unit",
+        admin=AdminRole.HEAD_OF_UNIT,
+    ),
+    DemoUser(
+        "admin",
+        "1103700088121",
+        "อรุณ",
+        "ผู้ดูแล",
+        "Arun",
+        "Phudulae",
+        "CGD administrator",
+        admin=AdminRole.CGD_ADMIN,
+    ),
+    DemoUser(
+        "auditor1",
+        "3560400222191",
+        "ปราณี",
+        "ตรวจสอบ",
+        "Pranee",
+        "Truatsop",
+        "auditor",
+        admin=AdminRole.AUDITOR,
+    ),
+    DemoUser(
+        "treasury1",
+        "1100400765435",
+        "ธนา",
+        "คลังจังหวัด",
+        "Thana",
+        "Khlangchangwat",
+        "treasury administrator (the demo unit's province)",
+        admin=AdminRole.TREASURY_ADMIN,
+    ),
+)
 
 # Substitute designations (ผู้ปฏิบัติงานแทน) in the demo unit: (who, role, for whom). suda
 # keys requests in and approves withdrawals for malee: the portal refuses her the approval of a
@@ -98,11 +178,21 @@ DEMO_SUBSTITUTES = (("suda", Role.APPROVE_1, "malee"),)
 # The demo's disbursement units: the one the demo people work in, and one in another province
 # (a head of unit or treasury office of the first has no say there).
 DEMO_UNITS = (
-    ("0000000001", "หน่วยเบิกจ่ายทดลอง กรมบัญชีกลาง", "Demo disbursement unit, CGD", "นนทบุรี",
-     "สำนักงานคลังจังหวัดนนทบุรี"),
-    ("0000000002", "หน่วยเบิกจ่ายทดลอง จังหวัดเชียงใหม่", "Demo disbursement unit, Chiang Mai",
-     "เชียงใหม่", "สำนักงานคลังจังหวัดเชียงใหม่"),
-)  # fmt: skip
+    (
+        "0000000001",
+        "หน่วยเบิกจ่ายทดลอง กรมบัญชีกลาง",
+        "Demo disbursement unit, CGD",
+        "นนทบุรี",
+        "สำนักงานคลังจังหวัดนนทบุรี",
+    ),
+    (
+        "0000000002",
+        "หน่วยเบิกจ่ายทดลอง จังหวัดเชียงใหม่",
+        "Demo disbursement unit, Chiang Mai",
+        "เชียงใหม่",
+        "สำนักงานคลังจังหวัดเชียงใหม่",
+    ),
+)
 
 
 def seed(db: Session, deps: Deps) -> list[str]:
@@ -135,8 +225,10 @@ def seed(db: Session, deps: Deps) -> list[str]:
     fapi_key = demo_fapi_key(key_file)
     portal_key_file = instance_dir(settings) / PORTAL_KEY_FILE
     portal_key = demo_client_key(portal_key_file, PORTAL_CLIENT_ID)
-    for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False),
-                               portal_public_jwk=portal_key.as_dict(private=False)):  # fmt: skip
+    for client in demo_clients(
+        fapi_public_jwk=fapi_key.as_dict(private=False),
+        portal_public_jwk=portal_key.as_dict(private=False),
+    ):
         register_client(db, deps.cipher, now=now, actor="demo-seed", **client)
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
@@ -206,9 +298,18 @@ def _seed_roles(db: Session, deps: Deps) -> list[str]:
     lines = []
     for code, name_th, name_en, province, office in DEMO_UNITS:
         if db.get(Unit, code) is None:
-            create_unit(db, SYSTEM, code=code, name_th=name_th, name_en=name_en,
-                        province=province, treasury_office=office, now=now, actor="demo-seed",
-                        audit=NO_CONTEXT)  # fmt: skip
+            create_unit(
+                db,
+                SYSTEM,
+                code=code,
+                name_th=name_th,
+                name_en=name_en,
+                province=province,
+                treasury_office=office,
+                now=now,
+                actor="demo-seed",
+                audit=NO_CONTEXT,
+            )
             lines.append(f"unit {code}: {name_en}")
     province = DEMO_UNITS[0][3]
     for person in DEMO_USERS:
@@ -218,12 +319,29 @@ def _seed_roles(db: Session, deps: Deps) -> list[str]:
         if user.unit_code is None:
             user.unit_code = DEMO_UNIT
         if person.role and not held_roles(db, user.id, thai_date(now)):
-            assign_directly(db, unit_code=DEMO_UNIT, user=user, role=person.role,
-                            valid_from=thai_date(now), now=now, actor="demo-seed",
-                            reason="demo seed", audit=NO_CONTEXT)  # fmt: skip
+            assign_directly(
+                db,
+                unit_code=DEMO_UNIT,
+                user=user,
+                role=person.role,
+                valid_from=thai_date(now),
+                now=now,
+                actor="demo-seed",
+                reason="demo seed",
+                audit=NO_CONTEXT,
+            )
         if person.admin:
-            grant_admin_role(db, SYSTEM, user, person.admin, now=now, actor="demo-seed",
-                             audit=NO_CONTEXT, province=province, unit_code=DEMO_UNIT)  # fmt: skip
+            grant_admin_role(
+                db,
+                SYSTEM,
+                user,
+                person.admin,
+                now=now,
+                actor="demo-seed",
+                audit=NO_CONTEXT,
+                province=province,
+                unit_code=DEMO_UNIT,
+            )
     for username, role, absent_username in DEMO_SUBSTITUTES:
         user = get_user_by_username(db, username)
         absent = get_user_by_username(db, absent_username)
@@ -231,10 +349,18 @@ def _seed_roles(db: Session, deps: Deps) -> list[str]:
             continue
         if any(h.role == role for h in held_roles(db, user.id, thai_date(now))):
             continue
-        assign_directly(db, unit_code=DEMO_UNIT, user=user, role=role,
-                        valid_from=thai_date(now), now=now, actor="demo-seed",
-                        reason="demo seed: substitute", audit=NO_CONTEXT,
-                        substitute_for=absent)  # fmt: skip
+        assign_directly(
+            db,
+            unit_code=DEMO_UNIT,
+            user=user,
+            role=role,
+            valid_from=thai_date(now),
+            now=now,
+            actor="demo-seed",
+            reason="demo seed: substitute",
+            audit=NO_CONTEXT,
+            substitute_for=absent,
+        )
         lines.append(f"{username}: {role} as {absent_username}'s substitute")
     return lines
 
@@ -298,20 +424,22 @@ def portal_client(public_jwk: dict[str, Any], url: str) -> dict[str, Any]:
     client_secret_basic alone); the OAuth endpoints refuse it."""
     return apply_profile(
         "fapi2",
-        with_ciba_poll({
-            "client_id": PORTAL_CLIENT_ID,
-            "client_name": "GFMS Portal",
-            "secret": PORTAL_SECRET,
-            "auth_methods": [],
-            "redirect_uris": [f"{url}/auth/callback"],
-            "post_logout_redirect_uris": [f"{url}/"],
-            "grant_types": ["authorization_code"],
-            "scope": f"openid profile email {ROLES}",
-            "backchannel_logout_uri": f"{url}/auth/backchannel-logout",
-            "security_event_uri": f"{url}/auth/security-events",
-            "jwks": {"keys": [public_jwk]},
-        }),
-    )  # fmt: skip
+        with_ciba_poll(
+            {
+                "client_id": PORTAL_CLIENT_ID,
+                "client_name": "GFMS Portal",
+                "secret": PORTAL_SECRET,
+                "auth_methods": [],
+                "redirect_uris": [f"{url}/auth/callback"],
+                "post_logout_redirect_uris": [f"{url}/"],
+                "grant_types": ["authorization_code"],
+                "scope": f"openid profile email {ROLES}",
+                "backchannel_logout_uri": f"{url}/auth/backchannel-logout",
+                "security_event_uri": f"{url}/auth/security-events",
+                "jwks": {"keys": [public_jwk]},
+            }
+        ),
+    )
 
 
 def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
@@ -319,18 +447,20 @@ def demo_fapi_client(public_jwk: dict[str, Any]) -> dict[str, Any]:
     and CIBA in poll mode: an approval on the phone without a browser."""
     return apply_profile(
         "fapi2",
-        with_ciba_poll({
-            "client_id": FAPI_CLIENT_ID,
-            "client_name": "Demo FAPI 2.0 client",
-            "secret": None,
-            "auth_methods": [],
-            "redirect_uris": ["http://127.0.0.1:9999/callback"],
-            "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid profile email offline_access",
-            "jwks": {"keys": [public_jwk]},
-        }),
-    )  # fmt: skip
+        with_ciba_poll(
+            {
+                "client_id": FAPI_CLIENT_ID,
+                "client_name": "Demo FAPI 2.0 client",
+                "secret": None,
+                "auth_methods": [],
+                "redirect_uris": ["http://127.0.0.1:9999/callback"],
+                "post_logout_redirect_uris": ["http://127.0.0.1:9999/logged-out"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile email offline_access",
+                "jwks": {"keys": [public_jwk]},
+            }
+        ),
+    )
 
 
 # --- demo phones ----------------------------------------------------------------------------

@@ -187,16 +187,19 @@ class Settings(BaseSettings):
 
     # Roles: designation requests carry the head of unit's written order
     order_max_bytes: int = Field(
-        10 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024,
+        10 * 1024 * 1024,
+        ge=1024,
+        le=50 * 1024 * 1024,
         description="Largest order file (PDF, PNG or JPEG) a designation request may attach",
-    )  # fmt: skip
+    )
 
     # Lost phones: the head of unit's letter, counted in Thai civil-service working days
     lost_phone_letter_days: int = Field(3, ge=1, le=30)
     extra_days_off: str = Field(
-        "", description="Days off the cabinet declared after the holidays package was released "
+        "",
+        description="Days off the cabinet declared after the holidays package was released "
         "(comma-separated YYYY-MM-DD)",
-    )  # fmt: skip
+    )
     extra_working_days: str = Field(
         "", description="Listed holidays that are working days after all (YYYY-MM-DD, ...)"
     )
@@ -212,9 +215,10 @@ class Settings(BaseSettings):
         description="Where the head of unit's letter is posted",
     )
     reenrol_needs_access_pass: bool = Field(
-        True, description="After a lost phone, registering a new one starts only with the "
+        True,
+        description="After a lost phone, registering a new one starts only with the "
         "helpdesk's Temporary Access Pass",
-    )  # fmt: skip
+    )
 
     # Pages
     default_locale: Literal["th", "en"] = "th"

@@ -23,9 +23,22 @@ from idp.audit.models import AuditEvent
 
 PAGE_SIZE = 100
 EXPORT_LIMIT = 100_000
-CSV_COLUMNS = ("id", "seq", "occurred_at", "occurred_at_thai", "event", "description",
-               "outcome", "actor", "actor_name", "client_id", "client_ip", "request_id",
-               "details", "chain_hash")  # fmt: skip
+CSV_COLUMNS = (
+    "id",
+    "seq",
+    "occurred_at",
+    "occurred_at_thai",
+    "event",
+    "description",
+    "outcome",
+    "actor",
+    "actor_name",
+    "client_id",
+    "client_ip",
+    "request_id",
+    "details",
+    "chain_hash",
+)
 # OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -114,12 +127,27 @@ def export_csv(
     yield "\ufeff" + flush()
     rows = db.scalars(_query(flt, scope).limit(EXPORT_LIMIT).execution_options(yield_per=500))
     for count, row in enumerate(rows, start=1):
-        writer.writerow([_cell(value) for value in (
-            row.id, row.seq, row.occurred_at.isoformat(), thai_time(row.occurred_at), row.event,
-            describe(row.event), row.outcome, row.actor, name_of(row.actor), row.client_id,
-            row.client_ip, row.request_id,
-            json.dumps(row.details, ensure_ascii=False, sort_keys=True), row.chain_hash,
-        )])  # fmt: skip
+        writer.writerow(
+            [
+                _cell(value)
+                for value in (
+                    row.id,
+                    row.seq,
+                    row.occurred_at.isoformat(),
+                    thai_time(row.occurred_at),
+                    row.event,
+                    describe(row.event),
+                    row.outcome,
+                    row.actor,
+                    name_of(row.actor),
+                    row.client_id,
+                    row.client_ip,
+                    row.request_id,
+                    json.dumps(row.details, ensure_ascii=False, sort_keys=True),
+                    row.chain_hash,
+                )
+            ]
+        )
         if count % 500 == 0:
             yield flush()
     yield flush()

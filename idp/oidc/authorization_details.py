@@ -25,9 +25,18 @@ _UNIT_CODE = re.compile(r"[0-9]{10}")
 # claim and check: the claimant's and the finance officer's e-signatures (กค 0402.2/ว 3).
 _ACTIONS = frozenset({"approve", "approve-1", "approve-2", "claim", "check"})
 _PAYMENT_FIELDS = frozenset(
-    {"type", "actions", "document_number", "amount", "payee", "unit", "kind", "description",
-     "document_sha256"}
-)  # fmt: skip
+    {
+        "type",
+        "actions",
+        "document_number",
+        "amount",
+        "payee",
+        "unit",
+        "kind",
+        "description",
+        "document_sha256",
+    }
+)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_AMOUNT = Decimal("999999999999.99")
 

@@ -236,9 +236,13 @@ class NoticeSender:
         if notice.sid is None:
             raise ValueError(f"logout notice {notice.id} has no sid")
         return self._signer.issue_logout_token(
-            client_id=notice.client_id, sub=notice.sub, sid=notice.sid, jti=notice.id,
-            now=now, alg=alg,
-        )  # fmt: skip
+            client_id=notice.client_id,
+            sub=notice.sub,
+            sid=notice.sid,
+            jti=notice.id,
+            now=now,
+            alg=alg,
+        )
 
     def _ping_of(self, db: Session, notice: RelyingPartyNotice) -> tuple[str, bytes]:
         """The client notification token and the JSON body of a CIBA ping.
@@ -306,27 +310,44 @@ class NoticeSender:
             if answer.error is None:
                 notice.delivered_at = now
                 record(
-                    db, delivered_event, now=now, client_id=client_id, sid=notice.sid,
-                    jti=notice.id, attempts=notice.attempts,
-                )  # fmt: skip
+                    db,
+                    delivered_event,
+                    now=now,
+                    client_id=client_id,
+                    sid=notice.sid,
+                    jti=notice.id,
+                    attempts=notice.attempts,
+                )
                 return
             notice.last_error = answer.error[:200]
             if answer.refused or notice.attempts >= _MAX_ATTEMPTS:
                 notice.abandoned_at = now
                 record(
-                    db, undeliverable_event, now=now, outcome="failure",
-                    client_id=client_id, sid=notice.sid, jti=notice.id,
-                    error=notice.last_error, refused=answer.refused,
-                )  # fmt: skip
+                    db,
+                    undeliverable_event,
+                    now=now,
+                    outcome="failure",
+                    client_id=client_id,
+                    sid=notice.sid,
+                    jti=notice.id,
+                    error=notice.last_error,
+                    refused=answer.refused,
+                )
                 if claim.kind == NoticeKind.CIBA_PING:
                     return  # the client can still poll: nothing for a person to follow up
                 # A relying party that never learned of a logout or a suspension may still
                 # be letting the user in: a person must follow it up.
                 raise_alert(
-                    db, "notice_undeliverable", user_id=None, now=now, client=client_id,
-                    uri=notice.target_uri, error=notice.last_error, notice=claim.kind.value,
+                    db,
+                    "notice_undeliverable",
+                    user_id=None,
+                    now=now,
+                    client=client_id,
+                    uri=notice.target_uri,
+                    error=notice.last_error,
+                    notice=claim.kind.value,
                     jti=notice.id,
-                )  # fmt: skip
+                )
                 log.warning("idp.notices.abandoned")
                 return
             delay = min(timedelta(seconds=2**notice.attempts), _MAX_DELAY)

@@ -346,8 +346,9 @@ class BackchannelAuthenticationEndpoint(Endpoint):
             # A suspended phone, or none bound: nothing can confirm (§13 access_denied).
             self._refuse(client, user, "no_device")
             raise BackchannelAccessDeniedError("No phone can confirm for this user.")
-        ttl = min(validated.requested_expiry or settings.ciba_request_ttl,
-                  settings.ciba_max_request_ttl)  # fmt: skip
+        ttl = min(
+            validated.requested_expiry or settings.ciba_request_ttl, settings.ciba_max_request_ttl
+        )
         request_id = secrets.token_hex(16)
         auth_req_id = derive_auth_req_id(deps.cipher, request_id)
         row = BackchannelRequest(
@@ -435,9 +436,16 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         if row is not None:
             row.status = BackchannelStatus.DENIED
             row.end_reason = reason
-        record(db, "ciba.refused", now=self.server.deps.clock.now(), outcome="failure",
-               actor=user.sub if user else None, client_id=client.client_id,
-               context=self.server.audit_context(), reason=reason)  # fmt: skip
+        record(
+            db,
+            "ciba.refused",
+            now=self.server.deps.clock.now(),
+            outcome="failure",
+            actor=user.sub if user else None,
+            client_id=client.client_id,
+            context=self.server.audit_context(),
+            reason=reason,
+        )
         db.commit()
 
 
@@ -490,9 +498,18 @@ def record_phone_answer(
     row.answered_at = now
     sub = db.scalar(select(User.sub).where(User.id == row.user_id)) or ""
     pinged = queue_backchannel_ping(db, row, sub=sub, now=now)
-    record(db, "ciba.answered", now=now, outcome="success" if outcome == Outcome.APPROVED
-           else "failure", actor=sub, client_id=row.client_id, context=audit, request=row.id,
-           answer=outcome.value, pinged=pinged)  # fmt: skip
+    record(
+        db,
+        "ciba.answered",
+        now=now,
+        outcome="success" if outcome == Outcome.APPROVED else "failure",
+        actor=sub,
+        client_id=row.client_id,
+        context=audit,
+        request=row.id,
+        answer=outcome.value,
+        pinged=pinged,
+    )
     return pinged
 
 

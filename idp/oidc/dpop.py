@@ -78,9 +78,14 @@ class DpopContext:
         self.nonce_required = nonce_required
 
     def verify(
-        self, proofs: Sequence[str], *, htm: str, path: str, now: datetime,
+        self,
+        proofs: Sequence[str],
+        *,
+        htm: str,
+        path: str,
+        now: datetime,
         access_token: str | None = None,
-    ) -> DpopProof:  # fmt: skip
+    ) -> DpopProof:
         """RFC 9449 §4.3 for a request to ``path`` of this issuer.
 
         Raises:
@@ -108,8 +113,13 @@ class DpopContext:
 
 def dpop_context(deps: Deps) -> DpopContext:
     settings = deps.settings
-    return DpopContext(issuer=settings.issuer, store=deps.store, keys=deps.keys,
-                       cipher=deps.cipher, nonce_required=settings.dpop_nonce_required)  # fmt: skip
+    return DpopContext(
+        issuer=settings.issuer,
+        store=deps.store,
+        keys=deps.keys,
+        cipher=deps.cipher,
+        nonce_required=settings.dpop_nonce_required,
+    )
 
 
 def proofs_in(headers: Any) -> list[str]:

@@ -191,11 +191,17 @@ class _IdpGrant:
         # Role scopes narrowed to the roles held today, and only for a login the
         # phone confirmed (password-only logins never do portal work).
         roles = grant_roles(
-            self.db, user, scope=scope, now=now, day=thai_date(now),
-            may_hold_roles=meets(assurance_of(deps.settings.issuer, grant.acr),
-                                 Assurance.SOFT_TOKEN),
-            client_id=client.client_id, audit=self.server.audit_context(),
-        )  # fmt: skip
+            self.db,
+            user,
+            scope=scope,
+            now=now,
+            day=thai_date(now),
+            may_hold_roles=meets(
+                assurance_of(deps.settings.issuer, grant.acr), Assurance.SOFT_TOKEN
+            ),
+            client_id=client.client_id,
+            audit=self.server.audit_context(),
+        )
         scope = roles.scope
         if grant.kind == GrantKind.OFFLINE:
             # Administration needs the login itself: an offline grant never carries it.
@@ -274,9 +280,16 @@ class _IdpGrant:
         return headers
 
     def _record_issued(
-        self, *, actor: str, client_id: str, jti: str, scope: str, now: datetime,
-        proof: DpopProof | None = None, **details: Any,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        actor: str,
+        client_id: str,
+        jti: str,
+        scope: str,
+        now: datetime,
+        proof: DpopProof | None = None,
+        **details: Any,
+    ) -> None:
         grant_type = self.request.payload.grant_type
         if proof is not None:
             details["dpop_jkt"] = proof.thumbprint
@@ -552,9 +565,13 @@ class ClientCredentialsGrant(_IdpGrant, grants.ClientCredentialsGrant):
             jkt=proof.thumbprint if proof else None,
         )
         self._record_issued(
-            actor=client.client_id, client_id=client.client_id, jti=access.jti, scope=scope,
-            now=now, proof=proof,
-        )  # fmt: skip
+            actor=client.client_id,
+            client_id=client.client_id,
+            jti=access.jti,
+            scope=scope,
+            now=now,
+            proof=proof,
+        )
         return 200, self._token_response(access.token, scope, proof), self._response_headers(proof)
 
 

@@ -100,8 +100,10 @@ def validate_parameters(values: dict[str, list[str]]) -> dict[str, str]:
     for key, items in values.items():
         if key in SINGLE_PARAMS and len(items) > 1:
             raise InvalidRequestError(f"Multiple '{key}' in request.")
-        limit = {"authorization_details": MAX_DETAILS_LENGTH,
-                 "request": MAX_REQUEST_OBJECT_LENGTH}.get(key, MAX_PARAM_LENGTH)  # fmt: skip
+        limit = {
+            "authorization_details": MAX_DETAILS_LENGTH,
+            "request": MAX_REQUEST_OBJECT_LENGTH,
+        }.get(key, MAX_PARAM_LENGTH)
         if any(len(item) > limit for item in items) or len(key) > 64:
             raise InvalidRequestError("A request parameter is too long.")
         params[key] = items[0]

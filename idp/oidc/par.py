@@ -115,8 +115,9 @@ def resolve_front_channel_params(
     if "request" in params and "request_uri" in params:
         raise InvalidRequestError("Use 'request' or 'request_uri', not both.")
     if "request_uri" in params:
-        return take(store, keys, request_uri=params["request_uri"], client_id=client.client_id,
-                    now=now)  # fmt: skip
+        return take(
+            store, keys, request_uri=params["request_uri"], client_id=client.client_id, now=now
+        )
     if client.require_pushed_authorization_requests:
         # RFC 9126 §6: a client registered so cannot send its request through the browser.
         raise InvalidRequestError("This client must push its authorization requests (PAR).")

@@ -67,18 +67,23 @@ from idp.oidc.interaction import StoredAuthorizationRequest
 
 # (class, member we override or set, the method of that class that must still use it)
 AUTHLIB_SEAMS: tuple[tuple[str, str, str], ...] = (
-    ("authlib.oauth2.rfc6749.grants:RefreshTokenGrant", "_validate_request_token",
-     "validate_token_request"),
-    ("authlib.oauth2.rfc6749.grants:RefreshTokenGrant", "_validate_token_scope",
-     "validate_token_request"),
-    ("authlib.oidc.rpinitiated:EndSessionEndpoint", "_validate_id_token_hint",
-     "validate_request"),
+    (
+        "authlib.oauth2.rfc6749.grants:RefreshTokenGrant",
+        "_validate_request_token",
+        "validate_token_request",
+    ),
+    (
+        "authlib.oauth2.rfc6749.grants:RefreshTokenGrant",
+        "_validate_token_scope",
+        "validate_token_request",
+    ),
+    ("authlib.oidc.rpinitiated:EndSessionEndpoint", "_validate_id_token_hint", "validate_request"),
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "_request", "__init__"),
     ("authlib.integrations.flask_oauth2.requests:FlaskOAuth2Request", "payload", "__init__"),
     ("authlib.oidc.core:OpenIDCode", "validate_openid_authorization_request", "__call__"),
     ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "process_assertion_claims", "__call__"),
     ("authlib.oauth2.rfc7523:JWTBearerClientAssertion", "resolve_client_public_key", "__call__"),
-)  # fmt: skip
+)
 # The hooks Authlib's OpenIDCode registers; OpenIDAuthorization keeps all but the first.
 AUTHLIB_OPENID_HOOKS = (
     "after_create_token_response",
@@ -170,10 +175,15 @@ class IdpAuthorizationServer(AuthorizationServer):
         elif error.error == "invalid_dpop_proof":
             # A replayed or misdirected proof may be someone else's token request.
             with self.deps.sessions.begin() as db:
-                record(db, "token.dpop_proof_refused", now=self.deps.clock.now(),
-                       outcome="failure", context=self.audit_context(),
-                       client_id=getattr(getattr(request, "client", None), "client_id", None),
-                       endpoint=flask_request.path)  # fmt: skip
+                record(
+                    db,
+                    "token.dpop_proof_refused",
+                    now=self.deps.clock.now(),
+                    outcome="failure",
+                    context=self.audit_context(),
+                    client_id=getattr(getattr(request, "client", None), "client_id", None),
+                    endpoint=flask_request.path,
+                )
         return super().handle_error_response(request, error)
 
     def _audit_client_failure(self, request: Any, error: OAuth2Error) -> None:

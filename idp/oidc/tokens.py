@@ -55,8 +55,10 @@ class Authentication:
     def transaction_claims(self) -> dict[str, Any]:
         if not self.txn:
             return {}
-        claims: dict[str, Any] = {"authorization_details": self.authorization_details,
-                                  "txn": self.txn}  # fmt: skip
+        claims: dict[str, Any] = {
+            "authorization_details": self.authorization_details,
+            "txn": self.txn,
+        }
         if self.txn_evidence:
             claims["txn_evidence"] = self.txn_evidence
         return claims

@@ -14,9 +14,10 @@ REASON_LABELS = {
 
 KIND_LABELS = {
     "lost": _l("Lost or stolen phone: the head of unit's letter to CGD is due"),
-    "investigation": _l("Investigation: no letter is due unless the head of unit says the "
-                        "phone was lost"),
-}  # fmt: skip
+    "investigation": _l(
+        "Investigation: no letter is due unless the head of unit says the phone was lost"
+    ),
+}
 
 CHANNEL_LABELS = {
     "helpdesk": _l("the helpdesk"),
@@ -29,6 +30,7 @@ CHECK_LABELS = {
     "citizen_id": _l("The caller gave the citizen ID on the account"),
     "unit": _l("The caller named their unit and position correctly"),
     "callback": _l("I called back on the unit's official number"),
-    "head_of_unit": _l("The caller knows the head of unit must send a letter within 3 working "
-                       "days"),
-}  # fmt: skip
+    "head_of_unit": _l(
+        "The caller knows the head of unit must send a letter within 3 working days"
+    ),
+}

@@ -254,8 +254,14 @@ def _check_code(tx: LoginTransaction, user: User, code: str) -> str | None:
             db, user, now=now, context=context.audit_context(), reason="wrong_totp"
         )
         return "wrong_code"
-    record(db, "mfa.totp_accepted", now=now, actor=user.sub, context=context.audit_context(),
-           device=device.id)  # fmt: skip
+    record(
+        db,
+        "mfa.totp_accepted",
+        now=now,
+        actor=user.sub,
+        context=context.audit_context(),
+        device=device.id,
+    )
     db.commit()  # the code is used, whatever the rest of this login does
     return None
 

@@ -54,8 +54,9 @@ def staff(allowed: Callable[[Authority], bool]) -> tuple[User, Authority]:
     if login is None:
         raise RefusedError(redirect(url_for("login.signin", next=request.path), code=303))
     user_session, user = login
-    if not meets(assurance_of(context.deps().settings.issuer, user_session.acr),
-                 Assurance.SOFT_TOKEN):  # fmt: skip
+    if not meets(
+        assurance_of(context.deps().settings.issuer, user_session.acr), Assurance.SOFT_TOKEN
+    ):
         raise RefusedError(page("admin_refused.html", 403, reason="phone"))
     authority = authority_of(context.db(), user.id)
     if not allowed(authority):

@@ -85,21 +85,30 @@ def answer() -> Response:
         owner = context.db().get(User, challenge.user_id)
         if deps.settings.mfa_suspend_on_report and owner is not None:
             suspend_phone(
-                context.db(), owner, reason=SuspensionReason.COMPROMISED,
-                loss=loss_now(context.now()), channel="not_me",
-                actor=owner.sub, revoker=deps.revoker, calendar=deps.calendar,
-                letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
+                context.db(),
+                owner,
+                reason=SuspensionReason.COMPROMISED,
+                loss=loss_now(context.now()),
+                channel="not_me",
+                actor=owner.sub,
+                revoker=deps.revoker,
+                calendar=deps.calendar,
+                letter_days=deps.settings.lost_phone_letter_days,
+                now=context.now(),
                 audit=context.audit_context(),
-            )  # fmt: skip
+            )
         context.notices_owed()
     if outcome == Outcome.WRONG_NUMBER:
         user = context.db().get(User, challenge.user_id)
         if user is not None:
             # A wrong number counts as a failed attempt of the account (commits).
             authenticator().count_failure(
-                context.db(), user, now=context.now(), context=context.audit_context(),
+                context.db(),
+                user,
+                now=context.now(),
+                context=context.audit_context(),
                 reason="wrong_number",
-            )  # fmt: skip
+            )
     return _no_store(jsonify({"challenge_id": challenge.id, "outcome": outcome.value}))
 
 
@@ -156,9 +165,13 @@ def push_address() -> Response:
         if not isinstance(address, str):
             raise DeviceRequestError()
         change_push_address(
-            context.db(), device, push_address=address, relay_url=deps.settings.nexus_relay_url,
-            now=context.now(), audit=context.audit_context(),
-        )  # fmt: skip
+            context.db(),
+            device,
+            push_address=address,
+            relay_url=deps.settings.nexus_relay_url,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     except (AnswerRejectedError, DeviceRequestError) as error:
         return _rejected(error)
     return _no_store(jsonify({"device_id": device.id, "push_address": device.push_address}))
@@ -178,9 +191,13 @@ def rotate_key() -> Response:
         if not isinstance(rotation, str) or len(rotation) > 4096:
             raise DeviceRequestError()
         thumbprint = rotate_device_key(
-            context.db(), device, rotation=rotation, issuer=deps.settings.issuer,
-            now=context.now(), audit=context.audit_context(),
-        )  # fmt: skip
+            context.db(),
+            device,
+            rotation=rotation,
+            issuer=deps.settings.issuer,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     except (AnswerRejectedError, DeviceRequestError) as error:
         return _rejected(error)
     return _no_store(jsonify({"device_id": device.id, "key_thumbprint": thumbprint}))
@@ -205,8 +222,14 @@ def _rejected(error: AnswerRejectedError | DeviceRequestError, *, status: int = 
             )
     elif count == _AUDITED_REFUSALS + 1:
         with deps.sessions.begin() as db:
-            record(db, "mfa.answers_flooded", now=context.now(), outcome="failure",
-                   context=context.audit_context(), path=request.path)  # fmt: skip
+            record(
+                db,
+                "mfa.answers_flooded",
+                now=context.now(),
+                outcome="failure",
+                context=context.audit_context(),
+                path=request.path,
+            )
     response = jsonify({"error": error.code, "error_description": error.message})
     response.status_code = status
     if isinstance(error, DpopProofError):

@@ -303,9 +303,11 @@ def device_challenge() -> Response:
     deps = context.deps()
     try:
         nonce = challenge(
-            context.db(), deps.cipher, code=str(body.get("activation_code", ""))[:32],
+            context.db(),
+            deps.cipher,
+            code=str(body.get("activation_code", ""))[:32],
             now=context.now(),
-        )  # fmt: skip
+        )
     except ActivationCodeError as error:
         _count_failure(error)
         return _api_error(error, 400)

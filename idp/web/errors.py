@@ -54,9 +54,11 @@ def database_unavailable() -> Response:
     """The 503 for a database that could not be reached: try again in a moment."""
     if wants_json():
         response = jsonify(
-            {"error": "temporarily_unavailable",
-             "error_description": "The service is briefly unavailable; try again."}
-        )  # fmt: skip
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "The service is briefly unavailable; try again.",
+            }
+        )
     else:
         response = Response(
             render_template("error.html", code="temporarily_unavailable", description=None)

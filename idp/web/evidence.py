@@ -43,8 +43,14 @@ def show(evidence_id: str) -> Response:
         response.status_code = 404
         return response
     sub = db.scalar(select(User.sub).where(User.id == evidence.user_id))
-    record(db, "mfa.evidence_shown", now=context.now(), actor=client.client_id,
-           context=context.audit_context(), evidence=evidence.id)  # fmt: skip
+    record(
+        db,
+        "mfa.evidence_shown",
+        now=context.now(),
+        actor=client.client_id,
+        context=context.audit_context(),
+        evidence=evidence.id,
+    )
     response = jsonify(
         {
             "txn": evidence.id,

@@ -39,8 +39,11 @@ _CREDENTIAL_PARAMS = frozenset({"client_id", "client_secret"})
 # As Authlib's JSON answers (RFC 6749 §5.1, RFC 7662 §2.2) and werkzeug send them; their
 # bodies are what Flask's JSON provider writes (Authlib uses it): ``json.dumps`` with sorted
 # keys.
-_JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                 ("Pragma", "no-cache"))  # fmt: skip
+_JSON_HEADERS = (
+    ("Content-Type", "application/json"),
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+)
 
 Answer = tuple[str, bytes]  # the request id and the JSON body of a 200
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]

@@ -183,8 +183,14 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
     )
     if user is None or not user.is_active:
         db.rollback()  # the counter stays as it was: this login did not succeed
-        record(db, "login.account_suspended", now=now, outcome="failure", actor=known.sub,
-               context=context.audit_context())  # fmt: skip
+        record(
+            db,
+            "login.account_suspended",
+            now=now,
+            outcome="failure",
+            actor=known.sub,
+            context=context.audit_context(),
+        )
         db.commit()  # the answer is an error (rolled back): the trail must keep this
         drop(tx)
         return expired()
@@ -318,8 +324,10 @@ def password() -> BaseResponse:
             )
         except InvalidCredentialsError:
             LOGIN_OUTCOMES.labels("failure").inc()
-            error = _("The username or password is incorrect, or too many attempts were made. "
-                      "Wait a moment and try again, or call the helpdesk.")  # fmt: skip
+            error = _(
+                "The username or password is incorrect, or too many attempts were made. "
+                "Wait a moment and try again, or call the helpdesk."
+            )
         else:
             LOGIN_OUTCOMES.labels("success").inc()
             device = active_device(context.db(), user.id)
@@ -352,8 +360,14 @@ def _needs_phone(tx: LoginTransaction) -> bool:
 
 def _soft_token_needed(tx: LoginTransaction, user: User) -> BaseResponse:
     drop(tx)
-    record(context.db(), "login.soft_token_missing", now=context.now(), outcome="failure",
-           actor=user.sub, context=context.audit_context())  # fmt: skip
+    record(
+        context.db(),
+        "login.soft_token_missing",
+        now=context.now(),
+        outcome="failure",
+        actor=user.sub,
+        context=context.audit_context(),
+    )
     context.db().commit()  # the answer is an error (rolled back): the trail must keep this
     page = render_template("error.html", code="soft_token_required", description=None)
     return Response(page, status=403)
@@ -421,18 +435,24 @@ def change_password_step() -> BaseResponse:
 def _reason_message(reason: str | None) -> str | None:
     """Why the page asks for a new password, in the page's language (None: no reason known)."""
     messages: dict[str, str] = {
-        ChangeReason.ISSUED: _("Your password was issued to you. Choose your own password "
-                               "before you continue."),
-        ChangeReason.RESET: _("Your password was reset. Choose a new password before you "
-                              "continue."),
-        ChangeReason.ROLE_CHANGED: _("Your roles have changed. The rules ask for a new "
-                                     "password right after a role change: choose one before "
-                                     "you continue."),
-        ChangeReason.EXPIRED: _("Your password has expired: it was set more than %(days)d days "
-                                "ago, and the Ministry's rules ask for a new password every 3 "
-                                "months. Choose a new password.",
-                                days=context.deps().settings.password_max_age_days),
-    }  # fmt: skip
+        ChangeReason.ISSUED: _(
+            "Your password was issued to you. Choose your own password before you continue."
+        ),
+        ChangeReason.RESET: _(
+            "Your password was reset. Choose a new password before you continue."
+        ),
+        ChangeReason.ROLE_CHANGED: _(
+            "Your roles have changed. The rules ask for a new "
+            "password right after a role change: choose one before "
+            "you continue."
+        ),
+        ChangeReason.EXPIRED: _(
+            "Your password has expired: it was set more than %(days)d days "
+            "ago, and the Ministry's rules ask for a new password every 3 "
+            "months. Choose a new password.",
+            days=context.deps().settings.password_max_age_days,
+        ),
+    }
     return messages.get(reason) if reason else None
 
 
@@ -442,10 +462,14 @@ def _policy_message(error: PasswordPolicyError) -> str:
         "too_short": _("Use at least %(n)d characters.", n=settings.password_min_length),
         "too_long": _("The password is too long."),
         "contains_username": _("The password may not contain your username."),
-        "common": _("This is a commonly used password that is easy to guess. Choose another "
-                    "password."),
+        "common": _(
+            "This is a commonly used password that is easy to guess. Choose another password."
+        ),
         "unchanged": _("Choose a password different from the current one."),
-        "reused": _("You used this password recently. Choose one that is not among your last "
-                    "%(n)d passwords.", n=settings.password_history),
-    }  # fmt: skip
+        "reused": _(
+            "You used this password recently. Choose one that is not among your last "
+            "%(n)d passwords.",
+            n=settings.password_history,
+        ),
+    }
     return str(messages.get(error.reason, error.message))

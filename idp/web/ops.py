@@ -79,9 +79,16 @@ def metrics() -> Response:
 
 
 _EXTRA_FIELDS = (
-    "request_id", "method", "path", "status", "duration_ms", "client_ip",
-    "seq", "chain_hash", "count",
-)  # fmt: skip
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "client_ip",
+    "seq",
+    "chain_hash",
+    "count",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -34,8 +34,13 @@ def switch_language(code: str) -> BaseResponse:
     # Only a path on this site: the switch must not become an open redirector. Browsers read
     # a backslash as a slash ("/\\evil.example" is "//evil.example"), Python does not.
     parts = urlsplit(target)
-    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
-            or "\\" in target):  # fmt: skip
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         target = "/"
     response = redirect(target, code=303)
     if code in SUPPORTED_LOCALES:

@@ -114,9 +114,15 @@ def authorize() -> BaseResponse:
         resolved = _front_channel_params(params)
     except OAuth2Error as error:
         # A replayed request_uri or a forged request object may be an attack: kept on record.
-        record(context.db(), "authorization.request_refused", now=context.now(),
-               outcome="failure", client_id=params.get("client_id", "")[:64] or None,
-               context=context.audit_context(), error=error.error)  # fmt: skip
+        record(
+            context.db(),
+            "authorization.request_refused",
+            now=context.now(),
+            outcome="failure",
+            client_id=params.get("client_id", "")[:64] or None,
+            context=context.audit_context(),
+            error=error.error,
+        )
         context.db().commit()  # kept, though the answer is an error
         return authorization_error(error)
     stored = None
@@ -164,8 +170,14 @@ def authorize() -> BaseResponse:
     if step_up and owner is not None:
         device = active_device(context.db(), owner.user.id)
         if device is None:
-            record(context.db(), "login.soft_token_missing", now=now, outcome="failure",
-                   actor=owner.user.sub, context=context.audit_context())  # fmt: skip
+            record(
+                context.db(),
+                "login.soft_token_missing",
+                now=now,
+                outcome="failure",
+                actor=owner.user.sub,
+                context=context.audit_context(),
+            )
             context.db().commit()  # kept, though the answer is an error
             return _page_error("soft_token_required", 403)
         start_step_up(tx, user=owner.user, device_id=device.id)

@@ -65,17 +65,25 @@ def proof_refusal(presented: PresentedToken, claims: dict[str, Any]) -> ProofRef
     now = context.now()
     try:
         verify_resource_request(
-            dpop, scheme=presented.scheme, access_token=presented.value, claims=claims,
-            proofs=request.headers.getlist("DPoP"), htm=request.method, path=request.path,
+            dpop,
+            scheme=presented.scheme,
+            access_token=presented.value,
+            claims=claims,
+            proofs=request.headers.getlist("DPoP"),
+            htm=request.method,
+            path=request.path,
             now=now,
-        )  # fmt: skip
+        )
     except BoundTokenAsBearerError:
         # SECURITY: a bound token without its key's proof is what a thief of the token holds.
         _record_refusal(claims, now, reason="bearer_scheme")
         raise
     except DpopNonceError:
-        return ProofRefusal("use_dpop_nonce", "Resource server requires nonce in DPoP proof.",
-                            nonce=dpop.nonces.current(now))  # fmt: skip
+        return ProofRefusal(
+            "use_dpop_nonce",
+            "Resource server requires nonce in DPoP proof.",
+            nonce=dpop.nonces.current(now),
+        )
     except DpopProofError:
         _record_refusal(claims, now, reason="invalid_proof")
         return ProofRefusal("invalid_dpop_proof", "The DPoP proof is not valid for this request.")
@@ -85,9 +93,16 @@ def proof_refusal(presented: PresentedToken, claims: dict[str, Any]) -> ProofRef
 def _record_refusal(claims: dict[str, Any], now: datetime, *, reason: str) -> None:
     # Recorded in a transaction of its own: the answer is an error.
     with context.deps().sessions.begin() as db:
-        record(db, "token.dpop_proof_refused", now=now, outcome="failure",
-               client_id=str(claims.get("client_id")), context=context.audit_context(),
-               endpoint=request.path, reason=reason)  # fmt: skip
+        record(
+            db,
+            "token.dpop_proof_refused",
+            now=now,
+            outcome="failure",
+            client_id=str(claims.get("client_id")),
+            context=context.audit_context(),
+            endpoint=request.path,
+            reason=reason,
+        )
 
 
 def dpop_challenge(realm: str, error: str | None, description: str | None) -> str:

@@ -130,20 +130,31 @@ def stream_export(req: TrailRequest, locale: str) -> Iterator[str]:
             return names[sub]
 
         yield from export_csv(
-            db, req.filter, scope=req.scope, describe=lambda code: str(event_text(code)),
-            name_of=name_of, thai_time=lambda moment: format_datetime(moment, "th"),
-        )  # fmt: skip
+            db,
+            req.filter,
+            scope=req.scope,
+            describe=lambda code: str(event_text(code)),
+            name_of=name_of,
+            thai_time=lambda moment: format_datetime(moment, "th"),
+        )
 
 
 def record_export(db: Session, actor: str | None, req: TrailRequest) -> None:
     """Reading the trail in bulk is itself a security event."""
     flt = req.filter
-    record(db, "audit.trail_exported", now=context.now(), actor=actor,
-           context=context.audit_context(), who=flt.who, what=flt.event,
-           since=flt.since.isoformat() if flt.since else None,
-           until=flt.until.isoformat() if flt.until else None,
-           unit=sorted(flt.unit.codes)[0] if flt.unit else None,
-           scope=sorted(req.scope.codes) if req.scope is not None else "all")  # fmt: skip
+    record(
+        db,
+        "audit.trail_exported",
+        now=context.now(),
+        actor=actor,
+        context=context.audit_context(),
+        who=flt.who,
+        what=flt.event,
+        since=flt.since.isoformat() if flt.since else None,
+        until=flt.until.isoformat() if flt.until else None,
+        unit=sorted(flt.unit.codes)[0] if flt.unit else None,
+        scope=sorted(req.scope.codes) if req.scope is not None else "all",
+    )
 
 
 def csv_response(body: Iterator[str]) -> Response:
@@ -176,9 +187,19 @@ def events() -> BaseResponse:
     try:
         req = trail_request(db, authority, request.args)
     except InvalidFilterError:
-        return page("audit_trail.html", 400, events=[], names={}, chain=chain_status(db),
-                    units=units, form=request.args, families=EVENT_FAMILIES,
-                    labels=EVENT_LABELS, error=True, next_before=None)  # fmt: skip
+        return page(
+            "audit_trail.html",
+            400,
+            events=[],
+            names={},
+            chain=chain_status(db),
+            units=units,
+            form=request.args,
+            families=EVENT_FAMILIES,
+            labels=EVENT_LABELS,
+            error=True,
+            next_before=None,
+        )
     found = read_events(db, req.filter, scope=req.scope)
     return page(
         "audit_trail.html",

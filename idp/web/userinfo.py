@@ -24,9 +24,13 @@ from idp.web.resource_tokens import proof_refusal
 
 
 def _challenge(
-    status: int, error: str | None = None, description: str | None = None, *,
-    dpop: bool = False, nonce: str | None = None,
-) -> Response:  # fmt: skip
+    status: int,
+    error: str | None = None,
+    description: str | None = None,
+    *,
+    dpop: bool = False,
+    nonce: str | None = None,
+) -> Response:
     if dpop:
         # RFC 9449 §7.1: a token sent with the DPoP scheme is answered in that scheme.
         challenge = dpop_challenge("userinfo", error, description)
@@ -58,23 +62,22 @@ def userinfo_response() -> Response:
     try:
         claims = deps.signer.verify_access_token(presented.value, now=now)
     except InvalidAccessTokenError:
-        return _challenge(401, "invalid_token", "The access token is invalid or expired.",
-                          dpop=dpop)  # fmt: skip
+        return _challenge(
+            401, "invalid_token", "The access token is invalid or expired.", dpop=dpop
+        )
     try:
         refusal = proof_refusal(presented, claims)
     except InvalidAccessTokenError as exc:
         # A bound token sent as a bearer token is answered with the DPoP challenge.
         return _challenge(401, "invalid_token", exc.message, dpop=True)
     if refusal is not None:
-        return _challenge(401, refusal.error, refusal.description, dpop=True,
-                          nonce=refusal.nonce)  # fmt: skip
+        return _challenge(401, refusal.error, refusal.description, dpop=True, nonce=refusal.nonce)
     if deps.revocations.is_revoked(
         jti=claims["jti"], sid=claims.get("sid"), now=now, open_session=deps.sessions
     ):
         return _challenge(401, "invalid_token", "The access token was revoked.", dpop=dpop)
     if "openid" not in claims["scope"].split():
-        return _challenge(403, "insufficient_scope", "The openid scope is required.",
-                          dpop=dpop)  # fmt: skip
+        return _challenge(403, "insufficient_scope", "The openid scope is required.", dpop=dpop)
     db = context.db()
     user = db.scalar(select(User).where(User.sub == claims["sub"]))
     if user is None or not user.is_active:
@@ -90,9 +93,15 @@ def userinfo_response() -> Response:
     # The roles held now (the token's role scopes were narrowed when it was issued): one that
     # ended since is no longer listed.
     body |= grant_roles(
-        db, user, scope=claims["scope"], now=now, day=thai_date(now), may_hold_roles=True,
-        client_id=claims["client_id"], audit=context.audit_context(),
-    ).claims()  # fmt: skip
+        db,
+        user,
+        scope=claims["scope"],
+        now=now,
+        day=thai_date(now),
+        may_hold_roles=True,
+        client_id=claims["client_id"],
+        audit=context.audit_context(),
+    ).claims()
     # The unit an account was issued for is named too: a civil servant with no role still
     # reads their own unit by name.
     own_unit = [{"unit": body["gfms_unit"]}] if body.get("gfms_unit") else []
