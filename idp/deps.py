@@ -21,6 +21,7 @@ from idp.mfa.challenges import ChallengeStore
 from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
+from idp.mfa.service import PushConfirmation
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -57,6 +58,7 @@ class Deps:
     challenges: ChallengeStore
     push_policy: PushPolicy
     calendar: WorkingCalendar
+    confirmation: PushConfirmation
 
     @property
     def revoker(self) -> Revoker:
@@ -88,6 +90,19 @@ def build_deps(
             )
     cipher = DataCipher(settings.data_key_bytes)
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
+    revocations = RevocationList(store, keys)
+    challenges = ChallengeStore(store, keys)
+    push = push or HttpPushGateway(
+        relay_url=settings.nexus_relay_url,
+        api_key=settings.nexus_api_key.get_secret_value(),
+        timeout=settings.nexus_timeout,
+    )
+    push_policy = PushPolicy(
+        limit=settings.mfa_push_limit,
+        window=settings.mfa_push_window,
+        backoff=settings.mfa_denial_backoff,
+        pause_after=settings.mfa_denial_lock_after,
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -98,7 +113,7 @@ def build_deps(
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),
-        revocations=RevocationList(store, keys),
+        revocations=revocations,
         signer=TokenSigner(
             keyring,
             issuer=settings.issuer,
@@ -127,20 +142,21 @@ def build_deps(
             timeout=settings.paotang_timeout,
             trust_framework=settings.paotang_trust_framework,
         ),
-        push=push
-        or HttpPushGateway(
-            relay_url=settings.nexus_relay_url,
-            api_key=settings.nexus_api_key.get_secret_value(),
-            timeout=settings.nexus_timeout,
-        ),
-        challenges=ChallengeStore(store, keys),
+        push=push,
+        challenges=challenges,
         calendar=WorkingCalendar(
             extra_days_off=settings.days_off, extra_working_days=settings.working_days
         ),
-        push_policy=PushPolicy(
-            limit=settings.mfa_push_limit,
-            window=settings.mfa_push_window,
-            backoff=settings.mfa_denial_backoff,
-            pause_after=settings.mfa_denial_lock_after,
+        push_policy=push_policy,
+        confirmation=PushConfirmation(
+            challenges=challenges,
+            gateway=push,
+            policy=push_policy,
+            store=store,
+            keys=keys,
+            answer_to=f"{settings.issuer}/mfa/answers",
+            ttl=settings.mfa_challenge_ttl,
+            revocations=revocations,
+            access_token_ttl=settings.access_token_ttl,
         ),
     )

@@ -58,7 +58,6 @@ from idp.mfa.errors import PushUnavailableError
 from idp.mfa.service import active_device
 from idp.mfa.service import device_still_active
 from idp.mfa.service import evidence_for
-from idp.mfa.service import start_push
 from idp.oidc.authorization_details import parse_authorization_details
 from idp.oidc.backchannel import derive_auth_req_id
 from idp.oidc.clients import CIBA_GRANT_TYPE
@@ -372,7 +371,7 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         # ends, and must find the request.
         self._db.commit()
         try:
-            challenge = start_push(
+            challenge = deps.confirmation.start_push(
                 self._db,
                 user=user,
                 device=device,
@@ -386,12 +385,6 @@ class BackchannelAuthenticationEndpoint(Endpoint):
                     "request_id": audit.request_id or "",
                 },
                 authorization_details=validated.authorization_details,
-                challenges=deps.challenges,
-                gateway=deps.push,
-                policy=deps.push_policy,
-                store=deps.store,
-                keys=deps.keys,
-                answer_to=f"{settings.issuer}/mfa/answers",
                 ttl=ttl,
                 now=now,
                 audit=audit,
