@@ -87,22 +87,17 @@ def users_create(
     email: str | None,
 ) -> None:
     """Issue an account. A temporary password must be changed at first login."""
-    from idp.accounts.service import create_user
-
     deps = _deps()
     generated = password is None
     password = password or _temporary_password()
     try:
-        with deps.sessions.begin() as session:
-            user = create_user(
-                session,
-                deps.cipher,
+        with deps.sessions.begin() as db:
+            user = deps.accounts.create_user(
+                db,
                 username=username,
                 password=password,
                 now=deps.clock.now(),
                 temporary=not permanent,
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length,
                 citizen_id=citizen_id,
                 given_name_th=given_name_th,
                 family_name_th=family_name_th,
@@ -122,13 +117,12 @@ def users_create(
 @click.argument("username")
 def users_unlock(username: str) -> None:
     """Clear the failed-login counter of a locked-out account."""
-    from idp.accounts.service import reset_login_failures
     from idp.audit.service import record
 
     deps = _deps()
-    with deps.sessions.begin() as session:
-        reset_login_failures(session, deps.cipher, username)
-        record(session, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
+    with deps.sessions.begin() as db:
+        deps.accounts.reset_login_failures(db, username)
+        record(db, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
     click.echo(f"unlocked {username}")
 
 
@@ -161,7 +155,6 @@ def users_issue(
 ) -> None:
     """Issue an account in a unit: a username and a temporary password, shown once."""
     from idp.accounts.issuance import NewAccount
-    from idp.accounts.issuance import issue_account
     from idp.audit.service import NO_CONTEXT
     from idp.roles.authority import SYSTEM
 
@@ -172,12 +165,10 @@ def users_issue(
         email=email, legacy_token_key=legacy_token_key, username=username,
     )  # fmt: skip
     try:
-        with deps.sessions.begin() as session:
-            issued = issue_account(
-                session, deps.cipher, SYSTEM, account, now=deps.clock.now(),
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
-            )  # fmt: skip
+        with deps.sessions.begin() as db:
+            issued = deps.issuance.issue_account(
+                db, SYSTEM, account, now=deps.clock.now(), actor="cli", audit=NO_CONTEXT
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"issued {issued.username}")
@@ -190,18 +181,15 @@ def users_import(csv_file: BinaryIO) -> None:
     """Issue accounts from a CSV file (columns: citizen_id, given_name_th, family_name_th,
     given_name_en, family_name_en, unit_code, and optionally email, legacy_token_key, username);
     prints a report per row, with each temporary password shown once."""
-    from idp.accounts.issuance import import_accounts
     from idp.audit.service import NO_CONTEXT
     from idp.roles.authority import SYSTEM
 
     deps = _deps()
     try:
-        with deps.sessions.begin() as session:
-            reports = import_accounts(
-                session, deps.cipher, SYSTEM, csv_file.read(), now=deps.clock.now(),
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length, actor="cli", audit=NO_CONTEXT,
-            )  # fmt: skip
+        with deps.sessions.begin() as db:
+            reports = deps.issuance.import_accounts(
+                db, SYSTEM, csv_file.read(), now=deps.clock.now(), actor="cli", audit=NO_CONTEXT
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     for report in reports:

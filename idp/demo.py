@@ -22,7 +22,6 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.accounts.service import create_user
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
@@ -113,15 +112,12 @@ def seed(session: Session, deps: Deps) -> list[str]:
     for person in DEMO_USERS:
         if get_user_by_username(session, person.username) is not None:
             continue
-        create_user(
+        deps.accounts.create_user(
             session,
-            deps.cipher,
             username=person.username,
             password=DEMO_PASSWORD,
             now=now,
             temporary=person.temporary,
-            temporary_ttl=settings.temporary_password_ttl,
-            min_length=settings.password_min_length,
             citizen_id=person.citizen_id,
             given_name_th=person.given_name_th,
             family_name_th=person.family_name_th,

@@ -11,6 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from idp.accounts.issuance import AccountIssuance
+from idp.accounts.service import Accounts
+from idp.accounts.service import PasswordAuthenticator
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.throttle import ThrottlePolicy
 from idp.clock import Clock
@@ -59,6 +62,9 @@ class Deps:
     push_policy: PushPolicy
     calendar: WorkingCalendar
     confirmation: PushConfirmation
+    accounts: Accounts
+    issuance: AccountIssuance
+    authenticator: PasswordAuthenticator
 
     @property
     def revoker(self) -> Revoker:
@@ -97,6 +103,22 @@ def build_deps(
         api_key=settings.nexus_api_key.get_secret_value(),
         timeout=settings.nexus_timeout,
     )
+    throttle = ThrottlePolicy(
+        throttle_after=settings.login_throttle_after,
+        base_delay=settings.login_throttle_base_delay,
+        max_delay=settings.login_throttle_max_delay,
+        lockout_after=settings.login_lockout_after,
+        lockout_seconds=settings.login_lockout_seconds,
+        max_failures=settings.login_max_consecutive_failures,
+        ip_failure_limit=settings.login_ip_failure_limit,
+        ip_window=settings.login_ip_window,
+    )
+    accounts = Accounts(
+        cipher=cipher,
+        temporary_ttl=settings.temporary_password_ttl,
+        min_length=settings.password_min_length,
+        history=settings.password_history,
+    )
     push_policy = PushPolicy(
         limit=settings.mfa_push_limit,
         window=settings.mfa_push_window,
@@ -120,16 +142,7 @@ def build_deps(
             access_ttl=settings.access_token_ttl,
             id_ttl=settings.id_token_ttl,
         ),
-        throttle=ThrottlePolicy(
-            throttle_after=settings.login_throttle_after,
-            base_delay=settings.login_throttle_base_delay,
-            max_delay=settings.login_throttle_max_delay,
-            lockout_after=settings.login_lockout_after,
-            lockout_seconds=settings.login_lockout_seconds,
-            max_failures=settings.login_max_consecutive_failures,
-            ip_failure_limit=settings.login_ip_failure_limit,
-            ip_window=settings.login_ip_window,
-        ),
+        throttle=throttle,
         session_policy=SessionPolicy(
             max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
         ),
@@ -159,4 +172,7 @@ def build_deps(
             revocations=revocations,
             access_token_ttl=settings.access_token_ttl,
         ),
+        accounts=accounts,
+        issuance=AccountIssuance(accounts, cipher),
+        authenticator=PasswordAuthenticator(policy=throttle, cipher=cipher, store=store, keys=keys),
     )

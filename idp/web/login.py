@@ -43,7 +43,6 @@ from idp.accounts.models import User
 from idp.accounts.passwords import ChangeReason
 from idp.accounts.passwords import password_change_reason
 from idp.accounts.service import PasswordAuthenticator
-from idp.accounts.service import change_password
 from idp.accounts.sessions import reauthenticate
 from idp.accounts.sessions import start_session
 from idp.audit.service import record
@@ -80,10 +79,7 @@ STEP_PAGES: dict[Step, tuple[str, ...]] = {
 
 
 def authenticator() -> PasswordAuthenticator:
-    deps = context.deps()
-    return PasswordAuthenticator(
-        policy=deps.throttle, cipher=deps.cipher, store=deps.store, keys=deps.keys
-    )
+    return context.deps().authenticator
 
 
 def transaction() -> LoginTransaction | None:
@@ -392,13 +388,11 @@ def change_password_step() -> BaseResponse:
             else:
                 complete_password_change(tx, facts)  # kept only once the change is made
                 try:
-                    change_password(
+                    context.deps().accounts.change_password(
                         db,
                         user,
                         new_password=new,
                         now=context.now(),
-                        min_length=settings.password_min_length,
-                        history=settings.password_history,
                         reason=reason,
                         context=context.audit_context(),
                     )
