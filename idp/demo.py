@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +346,6 @@ def bind_demo_phones(deps: Deps, *, nexus_url: str) -> list[str]:
 def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
     """Bind phone-<username> as if its owner had registered already; False when the user is
     unknown or has a bound phone."""
-    from idp.enrol.binding import issue_activation_code
     from idp.enrol.flow import EnrolmentState
     from idp.enrol.service import get_enrolment
     from idp.mfa.models import Device
@@ -366,14 +364,8 @@ def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
         enrolment = get_enrolment(session, user, now=now)
         if enrolment.state == EnrolmentState.STARTED:
             enrolment.state = EnrolmentState.PROOFED
-        code, _ = issue_activation_code(
-            session,
-            user,
-            deps.cipher,
-            ttl=300,
-            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
-            now=now,
-            context=NO_CONTEXT,
+        code, _ = deps.binding.issue_activation_code(
+            session, user, now=now, context=NO_CONTEXT, ttl=300
         )
     answer = requests.post(
         f"{nexus_url}/phones/phone-{username}/bind", json={"activation": code}, timeout=30

@@ -6,6 +6,7 @@ Tests build their own (a fake clock, a test database) and hand it to ``create_ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -18,8 +19,10 @@ from idp.accounts.sessions import SessionPolicy
 from idp.accounts.throttle import ThrottlePolicy
 from idp.clock import Clock
 from idp.clock import SystemClock
+from idp.enrol.binding import PhoneBinding
 from idp.enrol.kyc import HttpKycProvider
 from idp.enrol.kyc import KycProvider
+from idp.enrol.service import Proofing
 from idp.mfa.challenges import ChallengeStore
 from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
@@ -65,6 +68,8 @@ class Deps:
     accounts: Accounts
     issuance: AccountIssuance
     authenticator: PasswordAuthenticator
+    proofing: Proofing
+    binding: PhoneBinding
 
     @property
     def revoker(self) -> Revoker:
@@ -175,4 +180,12 @@ def build_deps(
         accounts=accounts,
         issuance=AccountIssuance(accounts, cipher),
         authenticator=PasswordAuthenticator(policy=throttle, cipher=cipher, store=store, keys=keys),
+        proofing=Proofing(cipher=cipher, ial=settings.proofing_ial),
+        binding=PhoneBinding(
+            cipher=cipher,
+            issuer=settings.issuer,
+            relay_url=settings.nexus_relay_url,
+            code_ttl=settings.activation_code_ttl,
+            proofing_valid_for=timedelta(seconds=settings.proofing_valid_for),
+        ),
     )
