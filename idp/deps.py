@@ -24,10 +24,12 @@ from idp.enrol.kyc import HttpKycProvider
 from idp.enrol.kyc import KycProvider
 from idp.enrol.service import Proofing
 from idp.mfa.challenges import ChallengeStore
+from idp.mfa.device_keys import DeviceKeys
 from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
 from idp.mfa.service import PushConfirmation
+from idp.mfa.totp import TotpVerifier
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -65,6 +67,8 @@ class Deps:
     push_policy: PushPolicy
     calendar: WorkingCalendar
     confirmation: PushConfirmation
+    totp: TotpVerifier
+    device_keys: DeviceKeys
     accounts: Accounts
     issuance: AccountIssuance
     authenticator: PasswordAuthenticator
@@ -177,6 +181,8 @@ def build_deps(
             revocations=revocations,
             access_token_ttl=settings.access_token_ttl,
         ),
+        totp=TotpVerifier(cipher=cipher, store=store, keys=keys),
+        device_keys=DeviceKeys(issuer=settings.issuer, relay_url=settings.nexus_relay_url),
         accounts=accounts,
         issuance=AccountIssuance(accounts, cipher),
         authenticator=PasswordAuthenticator(policy=throttle, cipher=cipher, store=store, keys=keys),

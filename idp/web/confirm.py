@@ -44,7 +44,6 @@ from idp.mfa.models import DeviceStatus
 from idp.mfa.passkeys import RelyingParty
 from idp.mfa.passkeys import active_passkeys
 from idp.mfa.service import evidence_for
-from idp.mfa.totp import verify_totp
 from idp.oidc.authorization_details import parse_authorization_details
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
@@ -242,9 +241,7 @@ def _check_code(tx: LoginTransaction, user: User, code: str) -> str | None:
     if device is None or device.status != DeviceStatus.ACTIVE:
         return "no_device"
     try:
-        accepted = verify_totp(
-            device, code, cipher=deps.cipher, store=deps.store, keys=deps.keys, now=now
-        )
+        accepted = deps.totp.verify_totp(device, code, now=now)
     except EphemeralStoreError:
         accepted = False  # cannot tell a used code from a new one: refuse
     if not accepted:

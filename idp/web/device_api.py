@@ -12,9 +12,7 @@ from idp.accounts.models import User
 from idp.audit.service import record
 from idp.mfa.challenges import Outcome
 from idp.mfa.device_keys import DeviceRequestError
-from idp.mfa.device_keys import change_push_address
 from idp.mfa.device_keys import device_for
-from idp.mfa.device_keys import rotate_device_key
 from idp.mfa.dpop import DpopProof
 from idp.mfa.dpop import DpopProofError
 from idp.mfa.dpop import verify_dpop_proof
@@ -148,10 +146,13 @@ def push_address() -> Response:
         device = device_for(context.db(), _proof())
         if not isinstance(address, str):
             raise DeviceRequestError()
-        change_push_address(
-            context.db(), device, push_address=address, relay_url=deps.settings.nexus_relay_url,
-            now=context.now(), audit=context.audit_context(),
-        )  # fmt: skip
+        deps.device_keys.change_push_address(
+            context.db(),
+            device,
+            push_address=address,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     except (AnswerRejectedError, DeviceRequestError) as error:
         return _rejected(error)
     return _no_store(jsonify({"device_id": device.id, "push_address": device.push_address}))
@@ -170,10 +171,13 @@ def rotate_key() -> Response:
         device = device_for(context.db(), _proof())
         if not isinstance(rotation, str) or len(rotation) > 4096:
             raise DeviceRequestError()
-        thumbprint = rotate_device_key(
-            context.db(), device, rotation=rotation, issuer=deps.settings.issuer,
-            now=context.now(), audit=context.audit_context(),
-        )  # fmt: skip
+        thumbprint = deps.device_keys.rotate_device_key(
+            context.db(),
+            device,
+            rotation=rotation,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     except (AnswerRejectedError, DeviceRequestError) as error:
         return _rejected(error)
     return _no_store(jsonify({"device_id": device.id, "key_thumbprint": thumbprint}))
