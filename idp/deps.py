@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from idp.accounts.issuance import AccountIssuance
 from idp.accounts.service import Accounts
 from idp.accounts.service import PasswordAuthenticator
+from idp.accounts.sessions import LoginSessions
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.throttle import ThrottlePolicy
 from idp.clock import Clock
@@ -61,6 +62,7 @@ class Deps:
     signer: TokenSigner
     throttle: ThrottlePolicy
     session_policy: SessionPolicy
+    login_sessions: LoginSessions
     kyc: KycProvider
     push: PushGateway
     challenges: ChallengeStore
@@ -128,6 +130,9 @@ def build_deps(
         min_length=settings.password_min_length,
         history=settings.password_history,
     )
+    session_policy = SessionPolicy(
+        max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
+    )
     push_policy = PushPolicy(
         limit=settings.mfa_push_limit,
         window=settings.mfa_push_window,
@@ -152,9 +157,8 @@ def build_deps(
             id_ttl=settings.id_token_ttl,
         ),
         throttle=throttle,
-        session_policy=SessionPolicy(
-            max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
-        ),
+        session_policy=session_policy,
+        login_sessions=LoginSessions(session_policy),
         kyc=kyc
         or HttpKycProvider(
             issuer=settings.paotang_issuer,

@@ -44,7 +44,6 @@ from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
 from idp.accounts.models import User
 from idp.accounts.service import get_user_by_username
-from idp.accounts.sessions import start_session
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.dpop import DpopProof
@@ -585,13 +584,12 @@ class CibaGrant(_IdpGrant, grants.BaseGrant, grants.TokenEndpointMixin):
         deps = self.server.deps
         issuer = deps.settings.issuer
         level = Assurance.SOFT_TOKEN_TXN if row.txn else Assurance.SOFT_TOKEN
-        user_session, _ = start_session(
+        user_session, _ = deps.login_sessions.start(
             self.db,
             user,
             acr=acr_uri(issuer, Assurance.SOFT_TOKEN),
             amr=list(AMR_BACKCHANNEL),
             now=now,
-            policy=deps.session_policy,
             context=self.server.audit_context(),
             device_id=row.device_id,
         )

@@ -43,8 +43,6 @@ from idp.accounts.models import User
 from idp.accounts.passwords import ChangeReason
 from idp.accounts.passwords import password_change_reason
 from idp.accounts.service import PasswordAuthenticator
-from idp.accounts.sessions import reauthenticate
-from idp.accounts.sessions import start_session
 from idp.audit.service import record
 from idp.mfa.fatigue import reset_denials
 from idp.mfa.service import active_device
@@ -198,14 +196,13 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.
         user_session = previous[0]
-        cookie_value = reauthenticate(
+        cookie_value = deps.login_sessions.reauthenticate(
             db,
             user_session,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
-            policy=deps.session_policy,
             context=context.audit_context(),
             device_id=device_id,
         )
@@ -223,13 +220,12 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
                 context=context.audit_context(),
             )
             context.notices_owed()
-        user_session, cookie_value = start_session(
+        user_session, cookie_value = deps.login_sessions.start(
             db,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
-            policy=deps.session_policy,
             context=context.audit_context(),
             device_id=device_id,
         )
