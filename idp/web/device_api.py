@@ -89,9 +89,12 @@ def answer() -> Response:
         if user is not None:
             # A wrong number counts as a failed attempt of the account (commits).
             authenticator().count_failure(
-                context.db(), user, now=context.now(), context=context.audit_context(),
+                context.db(),
+                user,
+                now=context.now(),
+                context=context.audit_context(),
                 reason="wrong_number",
-            )  # fmt: skip
+            )
     return _no_store(jsonify({"challenge_id": challenge.id, "outcome": outcome.value}))
 
 
