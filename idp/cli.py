@@ -87,22 +87,17 @@ def users_create(
     email: str | None,
 ) -> None:
     """Issue an account. A temporary password must be changed at first login."""
-    from idp.accounts.service import create_user
-
     deps = _deps()
     generated = password is None
     password = password or _temporary_password()
     try:
         with deps.sessions.begin() as db:
-            user = create_user(
+            user = deps.accounts.create_user(
                 db,
-                deps.cipher,
                 username=username,
                 password=password,
                 now=deps.clock.now(),
                 temporary=not permanent,
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length,
                 citizen_id=citizen_id,
                 given_name_th=given_name_th,
                 family_name_th=family_name_th,
@@ -122,12 +117,11 @@ def users_create(
 @click.argument("username")
 def users_unlock(username: str) -> None:
     """Clear the failed-login counter of a locked-out account."""
-    from idp.accounts.service import reset_login_failures
     from idp.audit.service import record
 
     deps = _deps()
     with deps.sessions.begin() as db:
-        reset_login_failures(db, deps.cipher, username)
+        deps.accounts.reset_login_failures(db, username)
         record(db, "account.unlocked", now=deps.clock.now(), actor="cli", user=username)
     click.echo(f"unlocked {username}")
 
@@ -161,7 +155,6 @@ def users_issue(
 ) -> None:
     """Issue an account in a unit: a username and a temporary password, shown once."""
     from idp.accounts.issuance import NewAccount
-    from idp.accounts.issuance import issue_account
     from idp.audit.service import NO_CONTEXT
     from idp.roles.authority import SYSTEM
 
@@ -179,16 +172,8 @@ def users_issue(
     )
     try:
         with deps.sessions.begin() as db:
-            issued = issue_account(
-                db,
-                deps.cipher,
-                SYSTEM,
-                account,
-                now=deps.clock.now(),
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length,
-                actor="cli",
-                audit=NO_CONTEXT,
+            issued = deps.issuance.issue_account(
+                db, SYSTEM, account, now=deps.clock.now(), actor="cli", audit=NO_CONTEXT
             )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
@@ -202,23 +187,14 @@ def users_import(csv_file: BinaryIO) -> None:
     """Issue accounts from a CSV file (columns: citizen_id, given_name_th, family_name_th,
     given_name_en, family_name_en, unit_code, and optionally email, legacy_token_key, username);
     prints a report per row, with each temporary password shown once."""
-    from idp.accounts.issuance import import_accounts
     from idp.audit.service import NO_CONTEXT
     from idp.roles.authority import SYSTEM
 
     deps = _deps()
     try:
         with deps.sessions.begin() as db:
-            reports = import_accounts(
-                db,
-                deps.cipher,
-                SYSTEM,
-                csv_file.read(),
-                now=deps.clock.now(),
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length,
-                actor="cli",
-                audit=NO_CONTEXT,
+            reports = deps.issuance.import_accounts(
+                db, SYSTEM, csv_file.read(), now=deps.clock.now(), actor="cli", audit=NO_CONTEXT
             )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc

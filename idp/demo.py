@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.accounts.service import create_user
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
@@ -203,15 +201,12 @@ def seed(db: Session, deps: Deps) -> list[str]:
     for person in DEMO_USERS:
         if get_user_by_username(db, person.username) is not None:
             continue
-        create_user(
+        deps.accounts.create_user(
             db,
-            deps.cipher,
             username=person.username,
             password=DEMO_PASSWORD,
             now=now,
             temporary=person.temporary,
-            temporary_ttl=settings.temporary_password_ttl,
-            min_length=settings.password_min_length,
             citizen_id=person.citizen_id,
             given_name_th=person.given_name_th,
             family_name_th=person.family_name_th,
@@ -481,7 +476,6 @@ def bind_demo_phones(deps: Deps, *, nexus_url: str) -> list[str]:
 def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
     """Bind phone-<username> as if its owner had registered already; False when the user is
     unknown or has a bound phone."""
-    from idp.enrol.binding import issue_activation_code
     from idp.enrol.flow import EnrolmentState
     from idp.enrol.service import get_enrolment
     from idp.mfa.models import Device
@@ -500,15 +494,7 @@ def bind_phone(deps: Deps, username: str, *, nexus_url: str) -> bool:
         enrolment = get_enrolment(db, user, now=now)
         if enrolment.state == EnrolmentState.STARTED:
             enrolment.state = EnrolmentState.PROOFED
-        code, _ = issue_activation_code(
-            db,
-            user,
-            deps.cipher,
-            ttl=300,
-            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
-            now=now,
-            context=NO_CONTEXT,
-        )
+        code, _ = deps.binding.issue_activation_code(db, user, now=now, context=NO_CONTEXT, ttl=300)
     answer = requests.post(
         f"{nexus_url}/phones/phone-{username}/bind", json={"activation": code}, timeout=30
     )

@@ -6,21 +6,31 @@ Tests build their own (a fake clock, a test database) and hand it to ``create_ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from idp.accounts.issuance import AccountIssuance
+from idp.accounts.service import Accounts
+from idp.accounts.service import PasswordAuthenticator
+from idp.accounts.sessions import LoginSessions
 from idp.accounts.sessions import SessionPolicy
 from idp.accounts.throttle import ThrottlePolicy
 from idp.clock import Clock
 from idp.clock import SystemClock
+from idp.enrol.binding import PhoneBinding
 from idp.enrol.kyc import HttpKycProvider
 from idp.enrol.kyc import KycProvider
+from idp.enrol.service import Proofing
 from idp.mfa.challenges import ChallengeStore
+from idp.mfa.device_keys import DeviceKeys
 from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
+from idp.mfa.service import PushConfirmation
+from idp.mfa.totp import TotpVerifier
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -52,11 +62,20 @@ class Deps:
     signer: TokenSigner
     throttle: ThrottlePolicy
     session_policy: SessionPolicy
+    login_sessions: LoginSessions
     kyc: KycProvider
     push: PushGateway
     challenges: ChallengeStore
     push_policy: PushPolicy
     calendar: WorkingCalendar
+    confirmation: PushConfirmation
+    totp: TotpVerifier
+    device_keys: DeviceKeys
+    accounts: Accounts
+    issuance: AccountIssuance
+    authenticator: PasswordAuthenticator
+    proofing: Proofing
+    binding: PhoneBinding
 
     @property
     def revoker(self) -> Revoker:
@@ -88,6 +107,38 @@ def build_deps(
             )
     cipher = DataCipher(settings.data_key_bytes)
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
+    revocations = RevocationList(store, keys)
+    challenges = ChallengeStore(store, keys)
+    push = push or HttpPushGateway(
+        relay_url=settings.nexus_relay_url,
+        api_key=settings.nexus_api_key.get_secret_value(),
+        timeout=settings.nexus_timeout,
+    )
+    throttle = ThrottlePolicy(
+        throttle_after=settings.login_throttle_after,
+        base_delay=settings.login_throttle_base_delay,
+        max_delay=settings.login_throttle_max_delay,
+        lockout_after=settings.login_lockout_after,
+        lockout_seconds=settings.login_lockout_seconds,
+        max_failures=settings.login_max_consecutive_failures,
+        ip_failure_limit=settings.login_ip_failure_limit,
+        ip_window=settings.login_ip_window,
+    )
+    accounts = Accounts(
+        cipher=cipher,
+        temporary_ttl=settings.temporary_password_ttl,
+        min_length=settings.password_min_length,
+        history=settings.password_history,
+    )
+    session_policy = SessionPolicy(
+        max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
+    )
+    push_policy = PushPolicy(
+        limit=settings.mfa_push_limit,
+        window=settings.mfa_push_window,
+        backoff=settings.mfa_denial_backoff,
+        pause_after=settings.mfa_denial_lock_after,
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -98,26 +149,16 @@ def build_deps(
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),
-        revocations=RevocationList(store, keys),
+        revocations=revocations,
         signer=TokenSigner(
             keyring,
             issuer=settings.issuer,
             access_ttl=settings.access_token_ttl,
             id_ttl=settings.id_token_ttl,
         ),
-        throttle=ThrottlePolicy(
-            throttle_after=settings.login_throttle_after,
-            base_delay=settings.login_throttle_base_delay,
-            max_delay=settings.login_throttle_max_delay,
-            lockout_after=settings.login_lockout_after,
-            lockout_seconds=settings.login_lockout_seconds,
-            max_failures=settings.login_max_consecutive_failures,
-            ip_failure_limit=settings.login_ip_failure_limit,
-            ip_window=settings.login_ip_window,
-        ),
-        session_policy=SessionPolicy(
-            max_age=settings.session_max_age, idle_timeout=settings.session_idle_timeout
-        ),
+        throttle=throttle,
+        session_policy=session_policy,
+        login_sessions=LoginSessions(session_policy),
         kyc=kyc
         or HttpKycProvider(
             issuer=settings.paotang_issuer,
@@ -127,20 +168,34 @@ def build_deps(
             timeout=settings.paotang_timeout,
             trust_framework=settings.paotang_trust_framework,
         ),
-        push=push
-        or HttpPushGateway(
-            relay_url=settings.nexus_relay_url,
-            api_key=settings.nexus_api_key.get_secret_value(),
-            timeout=settings.nexus_timeout,
-        ),
-        challenges=ChallengeStore(store, keys),
+        push=push,
+        challenges=challenges,
         calendar=WorkingCalendar(
             extra_days_off=settings.days_off, extra_working_days=settings.working_days
         ),
-        push_policy=PushPolicy(
-            limit=settings.mfa_push_limit,
-            window=settings.mfa_push_window,
-            backoff=settings.mfa_denial_backoff,
-            pause_after=settings.mfa_denial_lock_after,
+        push_policy=push_policy,
+        confirmation=PushConfirmation(
+            challenges=challenges,
+            gateway=push,
+            policy=push_policy,
+            store=store,
+            keys=keys,
+            answer_to=f"{settings.issuer}/mfa/answers",
+            ttl=settings.mfa_challenge_ttl,
+            revocations=revocations,
+            access_token_ttl=settings.access_token_ttl,
+        ),
+        totp=TotpVerifier(cipher=cipher, store=store, keys=keys),
+        device_keys=DeviceKeys(issuer=settings.issuer, relay_url=settings.nexus_relay_url),
+        accounts=accounts,
+        issuance=AccountIssuance(accounts, cipher),
+        authenticator=PasswordAuthenticator(policy=throttle, cipher=cipher, store=store, keys=keys),
+        proofing=Proofing(cipher=cipher, ial=settings.proofing_ial),
+        binding=PhoneBinding(
+            cipher=cipher,
+            issuer=settings.issuer,
+            relay_url=settings.nexus_relay_url,
+            code_ttl=settings.activation_code_ttl,
+            proofing_valid_for=timedelta(seconds=settings.proofing_valid_for),
         ),
     )

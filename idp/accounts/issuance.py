@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from idp.accounts import citizen_id as citizen_ids
 from idp.accounts.models import User
-from idp.accounts.service import create_user
+from idp.accounts.service import Accounts
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import AuditContext
 from idp.audit.service import record
@@ -111,54 +111,138 @@ class RowReport:
     message: str | None = None
 
 
-def issue_account(
-    session: Session,
-    cipher: DataCipher,
-    by: Authority,
-    account: NewAccount,
-    *,
-    now: datetime,
-    temporary_ttl: int,
-    min_length: int,
-    actor: str | None,
-    audit: AuditContext,
-) -> IssuedAccount:
-    """Raises IdpError (each subclass says what is wrong); nothing is written then."""
-    unit = get_unit(session, account.unit_code)
-    by.require(by.may_manage(unit))
-    given_th, family_th = account.given_name_th.strip(), account.family_name_th.strip()
-    if not given_th or not family_th:
-        raise NamesRequiredError()
-    _check_fields(account)
-    number = citizen_ids.validate(account.citizen_id.translate(_THAI_DIGITS))
-    if session.scalar(
-        select(User.id).where(
-            User.citizen_id_hash == cipher.keyed_hash(number, purpose="citizen_id")
+class AccountIssuance:
+    """Accounts issued by administrators, one at a time or from a file."""
+
+    def __init__(self, accounts: Accounts, cipher: DataCipher) -> None:
+        self._accounts = accounts
+        self._cipher = cipher
+
+    def issue_account(
+        self,
+        db: Session,
+        by: Authority,
+        account: NewAccount,
+        *,
+        now: datetime,
+        actor: str | None,
+        audit: AuditContext,
+    ) -> IssuedAccount:
+        """Raises IdpError (each subclass says what is wrong); nothing is written then."""
+        unit = get_unit(db, account.unit_code)
+        by.require(by.may_manage(unit))
+        given_th, family_th = account.given_name_th.strip(), account.family_name_th.strip()
+        if not given_th or not family_th:
+            raise NamesRequiredError()
+        _check_fields(account)
+        number = citizen_ids.validate(account.citizen_id.translate(_THAI_DIGITS))
+        if db.scalar(
+            select(User.id).where(
+                User.citizen_id_hash == self._cipher.keyed_hash(number, purpose="citizen_id")
+            )
+        ):
+            raise CitizenIdTakenError()
+        username = account.username or _new_username(db, account)
+        password = temporary_password()
+        user = self._accounts.create_user(
+            db,
+            username=username,
+            password=password,
+            now=now,
+            temporary=True,
+            citizen_id=number,
+            given_name_th=given_th,
+            family_name_th=family_th,
+            given_name_en=account.given_name_en.strip(),
+            family_name_en=account.family_name_en.strip(),
+            email=(account.email or "").strip() or None,
+            actor=actor,
+            context=audit,
         )
-    ):
-        raise CitizenIdTakenError()
-    username = account.username or _new_username(session, account)
-    password = temporary_password()
-    user = create_user(
-        session, cipher, username=username, password=password, now=now, temporary=True,
-        temporary_ttl=temporary_ttl, min_length=min_length, citizen_id=number,
-        given_name_th=given_th, family_name_th=family_th,
-        given_name_en=account.given_name_en.strip(), family_name_en=account.family_name_en.strip(),
-        email=(account.email or "").strip() or None, actor=actor, context=audit,
-    )  # fmt: skip
-    user.unit_code = unit.code
-    user.legacy_token_key = account.legacy_token_key
-    record(session, "account.issued", now=now, actor=actor, context=audit, user=user.sub,
-           unit=unit.code, legacy_token_key=account.legacy_token_key)  # fmt: skip
-    return IssuedAccount(username=user.username, temporary_password=password, sub=user.sub)
+        user.unit_code = unit.code
+        user.legacy_token_key = account.legacy_token_key
+        record(
+            db,
+            "account.issued",
+            now=now,
+            actor=actor,
+            context=audit,
+            user=user.sub,
+            unit=unit.code,
+            legacy_token_key=account.legacy_token_key,
+        )
+        return IssuedAccount(username=user.username, temporary_password=password, sub=user.sub)
+
+    def import_accounts(
+        self,
+        db: Session,
+        by: Authority,
+        content: bytes,
+        *,
+        now: datetime,
+        actor: str | None,
+        audit: AuditContext,
+    ) -> list[RowReport]:
+        """Issue an account per row; a bad row is reported and skipped, the others are issued.
+
+        Raises:
+            ImportFileError: the file itself is unreadable (nothing is issued).
+        """
+        try:
+            text = content.decode("utf-8-sig")  # spreadsheets write a BOM
+            reader = csv.DictReader(io.StringIO(text))
+            if reader.fieldnames is None or not set(CSV_COLUMNS[:6]) <= set(reader.fieldnames):
+                raise ImportFileError()
+            rows = list(reader)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ImportFileError() from exc
+        if len(rows) > MAX_IMPORT_ROWS:
+            raise ImportFileError(f"At most {MAX_IMPORT_ROWS} rows per file.")
+        reports = []
+        for line, row in enumerate(rows, start=2):
+            try:
+                with db.begin_nested():
+                    issued = self.issue_account(
+                        db, by, _account_of(row), now=now, actor=actor, audit=audit
+                    )
+                reports.append(RowReport(row=line, issued=issued))
+            except IdpError as error:
+                reports.append(
+                    RowReport(row=line, issued=None, error=error.code, message=error.message)
+                )
+            except SQLAlchemyError:
+                # The row's savepoint is rolled back; the rest of the file goes on.
+                log.warning("idp.accounts.import_row_refused", extra={"row": line})
+                reports.append(
+                    RowReport(
+                        row=line,
+                        issued=None,
+                        error=InvalidFieldError.code,
+                        message=InvalidFieldError.message,
+                    )
+                )
+        record(
+            db,
+            "account.import",
+            now=now,
+            actor=actor,
+            context=audit,
+            rows=len(rows),
+            issued=sum(1 for r in reports if r.issued),
+        )
+        return reports
 
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
 
 
 def _check_fields(account: NewAccount) -> None:
-    names = (account.given_name_th, account.family_name_th, account.given_name_en,
-             account.family_name_en)  # fmt: skip
+    names = (
+        account.given_name_th,
+        account.family_name_th,
+        account.given_name_en,
+        account.family_name_en,
+    )
     if not all(is_plain(name, limit=100) for name in names):
         raise InvalidFieldError()
     if account.email is not None and not (
@@ -167,55 +251,6 @@ def _check_fields(account: NewAccount) -> None:
         raise InvalidFieldError()
     if account.username is not None and not _USERNAME.fullmatch(account.username.casefold()):
         raise InvalidFieldError()
-
-
-def import_accounts(
-    session: Session,
-    cipher: DataCipher,
-    by: Authority,
-    content: bytes,
-    *,
-    now: datetime,
-    temporary_ttl: int,
-    min_length: int,
-    actor: str | None,
-    audit: AuditContext,
-) -> list[RowReport]:
-    """Issue an account per row; a bad row is reported and skipped, the others are issued.
-
-    Raises:
-        ImportFileError: the file itself is unreadable (nothing is issued).
-    """
-    try:
-        text = content.decode("utf-8-sig")  # spreadsheets write a BOM
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None or not set(CSV_COLUMNS[:6]) <= set(reader.fieldnames):
-            raise ImportFileError()
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ImportFileError() from exc
-    if len(rows) > MAX_IMPORT_ROWS:
-        raise ImportFileError(f"At most {MAX_IMPORT_ROWS} rows per file.")
-    reports = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            with session.begin_nested():
-                issued = issue_account(
-                    session, cipher, by, _account_of(row), now=now, temporary_ttl=temporary_ttl,
-                    min_length=min_length, actor=actor, audit=audit,
-                )  # fmt: skip
-            reports.append(RowReport(row=line, issued=issued))
-        except IdpError as error:
-            reports.append(RowReport(row=line, issued=None, error=error.code,
-                                     message=error.message))  # fmt: skip
-        except SQLAlchemyError:
-            # The row's savepoint is rolled back; the rest of the file goes on.
-            log.warning("idp.accounts.import_row_refused", extra={"row": line})
-            reports.append(RowReport(row=line, issued=None, error=InvalidFieldError.code,
-                                     message=InvalidFieldError.message))  # fmt: skip
-    record(session, "account.import", now=now, actor=actor, context=audit, rows=len(rows),
-           issued=sum(1 for r in reports if r.issued))  # fmt: skip
-    return reports
 
 
 def _account_of(row: dict[str, str | None]) -> NewAccount:
@@ -238,14 +273,14 @@ def _account_of(row: dict[str, str | None]) -> NewAccount:
     )
 
 
-def _new_username(session: Session, account: NewAccount) -> str:
+def _new_username(db: Session, account: NewAccount) -> str:
     """given.f from the English names (somchai.j, somchai.j2, ...), or u + digits."""
     given = _ascii_letters(account.given_name_en)
     family = _ascii_letters(account.family_name_en)
     base = f"{given}.{family[:1]}" if given and family else ""
     for attempt in range(1, 100):
         candidate = (base + (str(attempt) if attempt > 1 else "")) if base else _random_name()
-        if get_user_by_username(session, candidate) is None:
+        if get_user_by_username(db, candidate) is None:
             return candidate
     return _random_name()
 

@@ -41,60 +41,123 @@ def normalise_username(username: str) -> str:
     return username.strip().casefold()
 
 
-def get_user_by_username(session: Session, username: str) -> User | None:
-    return session.scalar(select(User).where(User.username == normalise_username(username)))
+def get_user_by_username(db: Session, username: str) -> User | None:
+    return db.scalar(select(User).where(User.username == normalise_username(username)))
 
 
-def create_user(
-    session: Session,
-    cipher: DataCipher,
-    *,
-    username: str,
-    password: str,
-    now: datetime,
-    temporary: bool,
-    temporary_ttl: int,
-    min_length: int,
-    citizen_id: str | None = None,
-    given_name_th: str = "",
-    family_name_th: str = "",
-    given_name_en: str = "",
-    family_name_en: str = "",
-    email: str | None = None,
-    actor: str | None = None,
-    context: AuditContext = NO_CONTEXT,
-) -> User:
-    """Issue an account; a temporary password must be changed at first login.
+class Accounts:
+    """Issuing accounts and changing passwords, under the password rules of this process."""
 
-    Raises:
-        UsernameTakenError, CitizenIdError, PasswordPolicyError.
-    """
-    name = normalise_username(username)
-    if not name or get_user_by_username(session, name) is not None:
-        raise UsernameTakenError()
-    validate_new_password(password, username=name, min_length=min_length, current_hash=None)
-    user = User(
-        username=name,
-        password_hash=hash_password(password),
-        must_change_password=temporary,
-        password_change_reason=ChangeReason.ISSUED if temporary else None,
-        password_changed_at=None if temporary else now,
-        temporary_password_expires_at=now + timedelta(seconds=temporary_ttl) if temporary else None,
-        given_name_th=given_name_th,
-        family_name_th=family_name_th,
-        given_name_en=given_name_en,
-        family_name_en=family_name_en,
-        email=email,
-        created_at=now,
-    )
-    if citizen_id is not None:
-        number = citizen_ids.validate(citizen_id)
-        user.citizen_id_encrypted = cipher.encrypt(number.encode(), context="users.citizen_id")
-        user.citizen_id_hash = cipher.keyed_hash(number, purpose="citizen_id")
-    session.add(user)
-    session.flush()
-    record(session, "account.created", now=now, actor=actor, context=context, user=user.sub)
-    return user
+    def __init__(
+        self, *, cipher: DataCipher, temporary_ttl: int, min_length: int, history: int
+    ) -> None:
+        """``history`` is how many recent passwords, the current one included, may not be
+        chosen again."""
+        self._cipher = cipher
+        self._temporary_ttl = temporary_ttl
+        self._min_length = min_length
+        self._history = history
+
+    def create_user(
+        self,
+        db: Session,
+        *,
+        username: str,
+        password: str,
+        now: datetime,
+        temporary: bool,
+        citizen_id: str | None = None,
+        given_name_th: str = "",
+        family_name_th: str = "",
+        given_name_en: str = "",
+        family_name_en: str = "",
+        email: str | None = None,
+        actor: str | None = None,
+        context: AuditContext = NO_CONTEXT,
+    ) -> User:
+        """Issue an account; a temporary password must be changed at first login.
+
+        Raises:
+            UsernameTakenError, CitizenIdError, PasswordPolicyError.
+        """
+        name = normalise_username(username)
+        if not name or get_user_by_username(db, name) is not None:
+            raise UsernameTakenError()
+        validate_new_password(
+            password, username=name, min_length=self._min_length, current_hash=None
+        )
+        expires_at = now + timedelta(seconds=self._temporary_ttl) if temporary else None
+        user = User(
+            username=name,
+            password_hash=hash_password(password),
+            must_change_password=temporary,
+            password_change_reason=ChangeReason.ISSUED if temporary else None,
+            password_changed_at=None if temporary else now,
+            temporary_password_expires_at=expires_at,
+            given_name_th=given_name_th,
+            family_name_th=family_name_th,
+            given_name_en=given_name_en,
+            family_name_en=family_name_en,
+            email=email,
+            created_at=now,
+        )
+        if citizen_id is not None:
+            number = citizen_ids.validate(citizen_id)
+            user.citizen_id_encrypted = self._cipher.encrypt(
+                number.encode(), context="users.citizen_id"
+            )
+            user.citizen_id_hash = self._cipher.keyed_hash(number, purpose="citizen_id")
+        db.add(user)
+        db.flush()
+        record(db, "account.created", now=now, actor=actor, context=context, user=user.sub)
+        return user
+
+    def change_password(
+        self,
+        db: Session,
+        user: User,
+        *,
+        new_password: str,
+        now: datetime,
+        reason: str | None = None,
+        context: AuditContext = NO_CONTEXT,
+    ) -> None:
+        """Set a password the user chose (after the old one was verified by the caller).
+
+        The current hash joins the history and older entries are deleted. ``reason`` is why
+        the change was asked for (a ``ChangeReason``), for the audit trail.
+
+        Raises:
+            PasswordPolicyError
+        """
+        former = _password_history(db, user)
+        recent = self._history - 1  # the current password, on the user, is one of them
+        validate_new_password(
+            new_password,
+            username=user.username,
+            min_length=self._min_length,
+            current_hash=user.password_hash,
+            previous_hashes=[entry.password_hash for entry in former[:recent]],
+        )
+        _remember_current(db, user, former, recent=recent, now=now)
+        user.password_hash = hash_password(new_password)
+        user.must_change_password = False
+        user.password_change_reason = None
+        user.temporary_password_expires_at = None
+        user.password_changed_at = now
+        record(
+            db,
+            "account.password_changed",
+            now=now,
+            actor=user.sub,
+            context=context,
+            reason=reason,
+        )
+
+    def reset_login_failures(self, db: Session, username: str) -> None:
+        """Lift a lock-out (an administrator's action)."""
+        key = self._cipher.keyed_hash(normalise_username(username), purpose="login_username")
+        db.execute(update(LoginFailure).where(LoginFailure.username_hash == key).values(failures=0))
 
 
 class PasswordAuthenticator:
@@ -115,7 +178,7 @@ class PasswordAuthenticator:
 
     def verify_password_login(
         self,
-        session: Session,
+        db: Session,
         *,
         username: str,
         password: str,
@@ -132,35 +195,35 @@ class PasswordAuthenticator:
         """
         name = normalise_username(username)[:64]
         if self._ip_is_blocked(context.client_ip):
-            return self._fail(session, name, now, context, reason="ip_throttled", count=False)
+            return self._fail(db, name, now, context, reason="ip_throttled", count=False)
         key = self._cipher.keyed_hash(name, purpose="login_username")
-        counter = self._lock_counter(session, key, now)
+        counter = self._lock_counter(db, key, now)
         if self._policy.is_blocked(counter.failures, counter.last_failure_at, now):
             # SECURITY: while blocked the password is not checked and the attempt is not
             # counted, so a locked account cannot be brute-forced nor locked for longer.
-            return self._fail(session, name, now, context, reason="throttled", count=False)
+            return self._fail(db, name, now, context, reason="throttled", count=False)
 
-        user = session.scalar(select(User).where(User.username == name))
+        user = db.scalar(select(User).where(User.username == name))
         password_ok = verify_password(user.password_hash if user else None, password)
         if user is None or not password_ok:
-            return self._fail(session, name, now, context, reason="bad_credentials")
+            return self._fail(db, name, now, context, reason="bad_credentials")
         if not user.is_active:
-            return self._fail(session, name, now, context, reason="account_suspended")
+            return self._fail(db, name, now, context, reason="account_suspended")
         # Only an issued (temporary) password stops working; an expired one, or one to change
         # after a role change, still signs in and is changed as a step of the login.
         expiry = user.temporary_password_expires_at
         if user.must_change_password and expiry is not None and expiry <= now:
-            return self._fail(session, name, now, context, reason="temporary_password_expired")
+            return self._fail(db, name, now, context, reason="temporary_password_expired")
 
         # The run of consecutive failures ends when the whole login succeeds (``succeeded``),
         # not here: a right password followed by wrong phone answers is still a failed run.
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        record(session, "login.password", now=now, actor=user.sub, context=context)
+        record(db, "login.password", now=now, actor=user.sub, context=context)
         return user
 
     def verify_may_attempt(
-        self, session: Session, user: User, *, now: datetime, context: AuditContext
+        self, db: Session, user: User, *, now: datetime, context: AuditContext
     ) -> None:
         """Lock the account's failure counter for a later factor's attempt (a code, a passkey,
         the current password), and refuse it while the failures block one.
@@ -172,15 +235,22 @@ class PasswordAuthenticator:
         Raises:
             AttemptThrottledError: durable on its own (commits the audit event).
         """
-        counter = self._lock_counter(session, self._key(user.username), now)
+        counter = self._lock_counter(db, self._key(user.username), now)
         if self._policy.is_blocked(counter.failures, counter.last_failure_at, now):
-            record(session, "login.failed", now=now, outcome="failure", actor=user.sub,
-                   context=context, reason="throttled")  # fmt: skip
-            session.commit()
+            record(
+                db,
+                "login.failed",
+                now=now,
+                outcome="failure",
+                actor=user.sub,
+                context=context,
+                reason="throttled",
+            )
+            db.commit()
             raise AttemptThrottledError()
 
     def verify_current_password(
-        self, session: Session, user: User, password: str, *, now: datetime, context: AuditContext
+        self, db: Session, user: User, password: str, *, now: datetime, context: AuditContext
     ) -> None:
         """The current password asked again (at a password change): counted exactly like a
         wrong password at the password step, under the same lock and lock-out.
@@ -188,38 +258,43 @@ class PasswordAuthenticator:
         Raises:
             AttemptThrottledError, InvalidCredentialsError: durable (they commit).
         """
-        self.verify_may_attempt(session, user, now=now, context=context)
+        self.verify_may_attempt(db, user, now=now, context=context)
         if not verify_password(user.password_hash, password):
-            self.count_failure(
-                session, user, now=now, context=context, reason="wrong_current_password"
-            )
+            self.count_failure(db, user, now=now, context=context, reason="wrong_current_password")
             raise InvalidCredentialsError()
 
-    def is_throttled(self, session: Session, user: User, now: datetime) -> bool:
+    def is_throttled(self, db: Session, user: User, now: datetime) -> bool:
         """Whether the account's failures block a further attempt now (any factor). A read
         without a lock: for decisions that evaluate no answer (whether to send a push)."""
-        counter = session.get(LoginFailure, self._key(user.username))
+        counter = db.get(LoginFailure, self._key(user.username))
         return counter is not None and self._policy.is_blocked(
             counter.failures, counter.last_failure_at, now
         )
 
     def count_failure(
-        self, session: Session, user: User, *, now: datetime, context: AuditContext, reason: str
+        self, db: Session, user: User, *, now: datetime, context: AuditContext, reason: str
     ) -> None:
         """A failed later factor (wrong number, wrong code) counts as a failed attempt of the
         account, as a wrong password does (NIST SP 800-63B-4 §3.2.2). Durable: commits."""
-        counter = self._lock_counter(session, self._key(user.username), now)
+        counter = self._lock_counter(db, self._key(user.username), now)
         counter.failures += 1
         counter.last_failure_at = now
         self._count_ip_failure(context.client_ip)
-        record(session, "login.failed", now=now, outcome="failure", actor=user.sub,
-               context=context, reason=reason)  # fmt: skip
-        session.commit()
+        record(
+            db,
+            "login.failed",
+            now=now,
+            outcome="failure",
+            actor=user.sub,
+            context=context,
+            reason=reason,
+        )
+        db.commit()
 
-    def succeeded(self, session: Session, user: User) -> None:
+    def succeeded(self, db: Session, user: User) -> None:
         """NIST SP 800-63B-4 §3.2.2: a complete login ends the run of consecutive failures.
         The row stays (reset), so a parallel attempt waiting for its lock still finds it."""
-        session.execute(
+        db.execute(
             update(LoginFailure)
             .where(LoginFailure.username_hash == self._key(user.username))
             .values(failures=0)
@@ -228,17 +303,17 @@ class PasswordAuthenticator:
     def _key(self, username: str) -> str:
         return self._cipher.keyed_hash(normalise_username(username), purpose="login_username")
 
-    def _lock_counter(self, session: Session, key: str, now: datetime) -> LoginFailure:
+    def _lock_counter(self, db: Session, key: str, now: datetime) -> LoginFailure:
         # Every username gets a row to lock, so parallel guesses at one account are counted
         # one after another and cannot slip past the cap together.
-        insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+        insert = postgresql.insert if is_postgresql(db) else sqlite.insert
         for _ in range(3):
-            session.execute(
+            db.execute(
                 insert(LoginFailure)
                 .values(username_hash=key, failures=0, last_failure_at=now)
                 .on_conflict_do_nothing(index_elements=["username_hash"])
             )
-            counter = session.scalar(
+            counter = db.scalar(
                 select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
             )
             if counter is not None:
@@ -248,7 +323,7 @@ class PasswordAuthenticator:
 
     def _fail(
         self,
-        session: Session,
+        db: Session,
         name: str,
         now: datetime,
         context: AuditContext,
@@ -258,13 +333,13 @@ class PasswordAuthenticator:
     ) -> User:
         if count:
             key = self._cipher.keyed_hash(name, purpose="login_username")
-            counter = session.get(LoginFailure, key)
+            counter = db.get(LoginFailure, key)
             if counter is not None:
                 counter.failures += 1
                 counter.last_failure_at = now
             self._count_ip_failure(context.client_ip)
         record(
-            session,
+            db,
             "login.failed",
             now=now,
             outcome="failure",
@@ -272,7 +347,7 @@ class PasswordAuthenticator:
             context=context,
             reason=reason,
         )
-        session.commit()
+        db.commit()
         raise InvalidCredentialsError()
 
     def _ip_is_blocked(self, ip: str | None) -> bool:
@@ -294,80 +369,31 @@ class PasswordAuthenticator:
             log.warning("idp.login.ip_counter_unavailable")
 
 
-def reset_login_failures(session: Session, cipher: DataCipher, username: str) -> None:
-    """Lift a lock-out (an administrator's action)."""
-    key = cipher.keyed_hash(normalise_username(username), purpose="login_username")
-    session.execute(
-        update(LoginFailure).where(LoginFailure.username_hash == key).values(failures=0)
-    )
-
-
-def change_password(
-    session: Session,
-    user: User,
-    *,
-    new_password: str,
-    now: datetime,
-    min_length: int,
-    history: int,
-    reason: str | None = None,
-    context: AuditContext = NO_CONTEXT,
-) -> None:
-    """Set a password the user chose (after the old one was verified by the caller).
-
-    ``history`` is how many recent passwords, the current one included, may not be chosen
-    again; the current hash joins the history and older entries are deleted. ``reason`` is
-    why the change was asked for (a ``ChangeReason``), for the audit trail.
-
-    Raises:
-        PasswordPolicyError
-    """
-    former = _password_history(session, user)
-    recent = history - 1  # the current password, on the user, is one of them
-    validate_new_password(
-        new_password,
-        username=user.username,
-        min_length=min_length,
-        current_hash=user.password_hash,
-        previous_hashes=[entry.password_hash for entry in former[:recent]],
-    )
-    _remember_current(session, user, former, recent=recent, now=now)
-    user.password_hash = hash_password(new_password)
-    user.must_change_password = False
-    user.password_change_reason = None
-    user.temporary_password_expires_at = None
-    user.password_changed_at = now
-    record(session, "account.password_changed", now=now, actor=user.sub, context=context,
-           reason=reason)  # fmt: skip
-
-
-def _password_history(session: Session, user: User) -> list[PasswordHistory]:
+def _password_history(db: Session, user: User) -> list[PasswordHistory]:
     """The user's former passwords, newest first."""
     query = (
         select(PasswordHistory)
         .where(PasswordHistory.user_id == user.id)
         .order_by(PasswordHistory.id.desc())
     )
-    return list(session.scalars(query))
+    return list(db.scalars(query))
 
 
 def _remember_current(
-    session: Session, user: User, former: list[PasswordHistory], *, recent: int, now: datetime
+    db: Session, user: User, former: list[PasswordHistory], *, recent: int, now: datetime
 ) -> None:
     """Move the current hash into the history and delete all but the ``recent`` newest."""
     if recent == 0:
         stale = former
     else:
-        session.add(
-            PasswordHistory(user_id=user.id, password_hash=user.password_hash, created_at=now)
-        )
+        db.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash, created_at=now))
         stale = former[recent - 1 :]  # the entry just added takes one of the places
     for entry in stale:
-        session.delete(entry)
+        db.delete(entry)
 
 
 def require_password_change(
-    session: Session,
+    db: Session,
     user: User,
     *,
     reason: str,
@@ -387,5 +413,12 @@ def require_password_change(
     why = ChangeReason(reason).value
     user.must_change_password = True
     user.password_change_reason = why
-    record(session, "account.password_change_required", now=now, actor=actor, context=context,
-           user=user.sub, reason=why)  # fmt: skip
+    record(
+        db,
+        "account.password_change_required",
+        now=now,
+        actor=actor,
+        context=context,
+        user=user.sub,
+        reason=why,
+    )

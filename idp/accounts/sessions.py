@@ -27,106 +27,111 @@ class SessionPolicy:
     idle_timeout: int
 
 
-def start_session(
-    session: Session,
-    user: User,
-    *,
-    acr: str,
-    amr: list[str],
-    now: datetime,
-    policy: SessionPolicy,
-    context: AuditContext,
-    device_id: str | None = None,
-) -> tuple[UserSession, str]:
-    """Open a session after a completed login; return it and the cookie value.
+class LoginSessions:
+    """The browser's login sessions (rows of ``UserSession``), under this process's limits."""
 
-    The cookie value is 256 random bits and only its hash is stored.
-    """
-    cookie_value = secrets.token_urlsafe(32)
-    user_session = UserSession(
-        id=secrets.token_urlsafe(24),
-        token_hash=sha256_hex(cookie_value),
-        user_id=user.id,
-        auth_time=now,
-        acr=acr,
-        amr=amr,
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + timedelta(seconds=policy.max_age),
-        client_ip=context.client_ip,
-        user_agent=(context.user_agent or "")[:255] or None,
-        device_id=device_id,
-    )
-    session.add(user_session)
-    session.flush()
-    record(
-        session,
-        "session.started",
-        now=now,
-        actor=user.sub,
-        context=context,
-        sid=user_session.id,
-        acr=acr,
-        amr=amr,
-    )
-    return user_session, cookie_value
+    def __init__(self, policy: SessionPolicy) -> None:
+        self._policy = policy
 
+    def start(
+        self,
+        db: Session,
+        user: User,
+        *,
+        acr: str,
+        amr: list[str],
+        now: datetime,
+        context: AuditContext,
+        device_id: str | None = None,
+    ) -> tuple[UserSession, str]:
+        """Open a login session after a completed login; return it and the cookie value.
 
-def reauthenticate(
-    session: Session,
-    user_session: UserSession,
-    user: User,
-    *,
-    acr: str,
-    amr: list[str],
-    now: datetime,
-    policy: SessionPolicy,
-    context: AuditContext,
-    device_id: str | None = None,
-) -> str:
-    """Record a fresh login by the same user in their existing session; return a new cookie.
+        The cookie value is 256 random bits and only its hash is stored.
+        """
+        cookie_value = secrets.token_urlsafe(32)
+        user_session = UserSession(
+            id=secrets.token_urlsafe(24),
+            token_hash=sha256_hex(cookie_value),
+            user_id=user.id,
+            auth_time=now,
+            acr=acr,
+            amr=amr,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(seconds=self._policy.max_age),
+            client_ip=context.client_ip,
+            user_agent=(context.user_agent or "")[:255] or None,
+            device_id=device_id,
+        )
+        db.add(user_session)
+        db.flush()
+        record(
+            db,
+            "session.started",
+            now=now,
+            actor=user.sub,
+            context=context,
+            sid=user_session.id,
+            acr=acr,
+            amr=amr,
+        )
+        return user_session, cookie_value
 
-    The session keeps its ``sid``, so relying parties holding tokens from it keep them; the
-    cookie value changes, as it does at every login.
-    """
-    cookie_value = secrets.token_urlsafe(32)
-    user_session.token_hash = sha256_hex(cookie_value)
-    user_session.auth_time = now
-    user_session.acr = acr
-    user_session.amr = amr
-    user_session.device_id = device_id
-    user_session.last_seen_at = now
-    user_session.expires_at = now + timedelta(seconds=policy.max_age)
-    record(
-        session,
-        "session.reauthenticated",
-        now=now,
-        actor=user.sub,
-        context=context,
-        sid=user_session.id,
-        acr=acr,
-        amr=amr,
-    )
-    return cookie_value
+    def reauthenticate(
+        self,
+        db: Session,
+        user_session: UserSession,
+        user: User,
+        *,
+        acr: str,
+        amr: list[str],
+        now: datetime,
+        context: AuditContext,
+        device_id: str | None = None,
+    ) -> str:
+        """Record a fresh login by the same user in their existing login session; return a
+        new cookie.
 
-
-def get_active_session(
-    session: Session, cookie_value: str, *, now: datetime, policy: SessionPolicy
-) -> tuple[UserSession, User] | None:
-    """Return the live session named by a cookie, refreshing its idle timer, or None."""
-    row = session.execute(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(UserSession.token_hash == sha256_hex(cookie_value))
-    ).first()
-    if row is None:
-        return None
-    user_session, user = row
-    if not is_live(user_session, now=now, policy=policy) or not user.is_active:
-        return None
-    if now - user_session.last_seen_at >= _TOUCH_INTERVAL:
+        The session keeps its ``sid``, so relying parties holding tokens from it keep them;
+        the cookie value changes, as it does at every login.
+        """
+        cookie_value = secrets.token_urlsafe(32)
+        user_session.token_hash = sha256_hex(cookie_value)
+        user_session.auth_time = now
+        user_session.acr = acr
+        user_session.amr = amr
+        user_session.device_id = device_id
         user_session.last_seen_at = now
-    return user_session, user
+        user_session.expires_at = now + timedelta(seconds=self._policy.max_age)
+        record(
+            db,
+            "session.reauthenticated",
+            now=now,
+            actor=user.sub,
+            context=context,
+            sid=user_session.id,
+            acr=acr,
+            amr=amr,
+        )
+        return cookie_value
+
+    def active(
+        self, db: Session, cookie_value: str, *, now: datetime
+    ) -> tuple[UserSession, User] | None:
+        """The live login session named by a cookie, its idle timer refreshed, or None."""
+        row = db.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash == sha256_hex(cookie_value))
+        ).first()
+        if row is None:
+            return None
+        user_session, user = row
+        if not is_live(user_session, now=now, policy=self._policy) or not user.is_active:
+            return None
+        if now - user_session.last_seen_at >= _TOUCH_INTERVAL:
+            user_session.last_seen_at = now
+        return user_session, user
 
 
 def is_live(user_session: UserSession, *, now: datetime, policy: SessionPolicy) -> bool:

@@ -13,8 +13,6 @@ from flask import request
 
 from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
-from idp.accounts.issuance import import_accounts
-from idp.accounts.issuance import issue_account
 from idp.accounts.service import get_user_by_username
 from idp.api import schemas
 from idp.api.auth import Caller
@@ -107,20 +105,24 @@ def add_unit() -> Response:
 def issue_user() -> Response:
     caller = authenticate()
     body = parse(schemas.NewAccount)
-    settings = context.deps().settings
-    issued = issue_account(
-        context.db(), context.deps().cipher, caller.authority,
+    issued = context.deps().issuance.issue_account(
+        context.db(),
+        caller.authority,
         NewAccount(
-            citizen_id=body.citizen_id, given_name_th=body.given_name_th,
-            family_name_th=body.family_name_th, unit_code=body.unit_code,
-            given_name_en=body.given_name_en or "", family_name_en=body.family_name_en or "",
-            email=body.email or None, legacy_token_key=body.legacy_token_key,
+            citizen_id=body.citizen_id,
+            given_name_th=body.given_name_th,
+            family_name_th=body.family_name_th,
+            unit_code=body.unit_code,
+            given_name_en=body.given_name_en or "",
+            family_name_en=body.family_name_en or "",
+            email=body.email or None,
+            legacy_token_key=body.legacy_token_key,
             username=body.username or None,
         ),
-        now=context.now(), temporary_ttl=settings.temporary_password_ttl,
-        min_length=settings.password_min_length, actor=caller.actor,
+        now=context.now(),
+        actor=caller.actor,
         audit=context.audit_context(),
-    )  # fmt: skip
+    )
     return answer(schemas.IssuedAccount.model_validate(issued, from_attributes=True), 201)
 
 
@@ -128,13 +130,14 @@ def issue_user() -> Response:
 @large_body(lambda _settings: IMPORT_MAX_BYTES)
 def import_users() -> Response:
     caller = authenticate()
-    settings = context.deps().settings
-    reports = import_accounts(
-        context.db(), context.deps().cipher, caller.authority, request.get_data(),
-        now=context.now(), temporary_ttl=settings.temporary_password_ttl,
-        min_length=settings.password_min_length, actor=caller.actor,
+    reports = context.deps().issuance.import_accounts(
+        context.db(),
+        caller.authority,
+        request.get_data(),
+        now=context.now(),
+        actor=caller.actor,
         audit=context.audit_context(),
-    )  # fmt: skip
+    )
     rows = [
         schemas.ImportRow(row=r.row, issued=True, username=r.issued.username,
                           temporary_password=r.issued.temporary_password) if r.issued

@@ -56,142 +56,151 @@ def format_code(code: str) -> str:
     return f"{code[:5]}-{code[5:]}"
 
 
-def issue_activation_code(
-    session: Session,
-    user: User,
-    cipher: DataCipher,
-    *,
-    ttl: int,
-    proofing_valid_for: timedelta,
-    now: datetime,
-    context: AuditContext,
-) -> tuple[str, datetime]:
-    """Show the user a fresh code for their phone (replacing any earlier one).
-
-    Raises:
-        InvalidTransitionError: identity not proven yet, or already bound.
-        AlreadyBoundError: an active phone exists.
-        ProofingExpiredError: the proofing is too old to bind a phone on.
-    """
-    if has_active_device(session, user):
-        raise AlreadyBoundError()
-    if not proofing_is_fresh(user, now=now, valid_for=proofing_valid_for):
-        # SECURITY: a password alone, long after the real person proved who they are, must
-        # not be enough to bind a phone.
-        raise ProofingExpiredError()
-    enrolment = get_enrolment(session, user, now=now)
-    enrolment.state = advance(state_of(enrolment), EnrolmentState.BINDING)
-    code = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
-    expires_at = now + timedelta(seconds=ttl)
-    enrolment.activation_code_hash = cipher.keyed_hash(code, purpose="activation_code")
-    enrolment.activation_expires_at = expires_at
-    enrolment.activation_nonce = None
-    enrolment.activation_nonce_expires_at = None
-    enrolment.updated_at = now
-    record(session, "enrol.activation_issued", now=now, actor=user.sub, context=context)
-    return code, expires_at
-
-
-def challenge(session: Session, cipher: DataCipher, *, code: str, now: datetime) -> str:
-    """The nonce the phone must sign for this activation code.
-
-    Raises:
-        ActivationCodeError
-    """
-    enrolment = _enrolment_for_code(session, cipher, code, now=now)
-    nonce = secrets.token_urlsafe(24)
-    enrolment.activation_nonce = nonce
-    enrolment.activation_nonce_expires_at = now + _NONCE_TTL
-    return nonce
-
-
 @dataclass(frozen=True)
 class BoundDevice:
     device_id: str
     totp_secret: str
 
 
-def bind_device(
-    session: Session,
-    cipher: DataCipher,
-    *,
-    proof: str,
-    issuer: str,
-    relay_url: str,
-    proofing_valid_for: timedelta,
-    now: datetime,
-    context: AuditContext,
-) -> BoundDevice:
-    """Verify the phone's signed registration and bind it; return the TOTP seed for it.
+class PhoneBinding:
+    """Binding a phone to a proofed account, under this issuer's name and relay."""
 
-    Nothing is written unless every check passes.
+    def __init__(
+        self,
+        *,
+        cipher: DataCipher,
+        issuer: str,
+        relay_url: str,
+        code_ttl: int,
+        proofing_valid_for: timedelta,
+    ) -> None:
+        self._cipher = cipher
+        self._issuer = issuer
+        self._relay_url = relay_url
+        self._code_ttl = code_ttl
+        self._proofing_valid_for = proofing_valid_for
 
-    Raises:
-        BindingProofError, ActivationCodeError, AlreadyBoundError
-    """
-    public_key, claims = _verify_proof(proof, issuer=issuer, now=now)
-    enrolment = _enrolment_for_code(session, cipher, str(claims.get("activation_code")), now=now)
-    nonce = enrolment.activation_nonce
-    nonce_expiry = enrolment.activation_nonce_expires_at
-    if (
-        nonce is None
-        or nonce_expiry is None
-        or nonce_expiry <= now
-        or not secrets.compare_digest(nonce.encode(), str(claims.get("nonce", "")).encode())
-    ):
-        # SECURITY: the signature must cover our fresh nonce, or it could be replayed.
-        raise BindingProofError()
-    user = session.get(User, enrolment.user_id)
-    assert user is not None  # noqa: S101 - the enrolment's foreign key
-    if has_active_device(session, user):
-        raise AlreadyBoundError()
-    if not proofing_is_fresh(user, now=now, valid_for=proofing_valid_for):
-        raise ProofingExpiredError()
-    thumbprint = public_key.thumbprint()
-    if session.scalar(select(Device.id).where(Device.key_thumbprint == thumbprint)):
-        raise BindingProofError("This key is already bound.")
-    push_address = str(claims.get("push_address", ""))
-    # SECURITY: the IdP will call this address; only the known relay's phones are accepted.
-    if not is_relay_address(push_address, relay_url):
-        raise BindingProofError()
-    secret = pyotp.random_base32()
-    device = Device(
-        id=secrets.token_hex(16),
-        user_id=user.id,
-        status=DeviceStatus.ACTIVE,
-        public_jwk=dict(public_key.as_dict(private=False)),
-        key_thumbprint=thumbprint,
-        push_address=push_address[:500],
-        totp_seed_encrypted="",
-        bound_at=now,
-    )
-    device.totp_seed_encrypted = cipher.encrypt(secret.encode(), context=totp_context(device.id))
-    session.add(device)
-    enrolment.state = advance(state_of(enrolment), EnrolmentState.COMPLETED)
-    enrolment.device_id = device.id
-    enrolment.activation_code_hash = None
-    enrolment.activation_expires_at = None
-    enrolment.activation_nonce = None
-    enrolment.activation_nonce_expires_at = None
-    enrolment.updated_at = now
-    session.flush()
-    record(
-        session,
-        "enrol.device_bound",
-        now=now,
-        actor=user.sub,
-        context=context,
-        device=device.id,
-        key_thumbprint=thumbprint,
-    )
-    return BoundDevice(device_id=device.id, totp_secret=secret)
+    def issue_activation_code(
+        self,
+        db: Session,
+        user: User,
+        *,
+        now: datetime,
+        context: AuditContext,
+        ttl: int | None = None,
+    ) -> tuple[str, datetime]:
+        """Show the user a fresh code for their phone (replacing any earlier one); ``ttl``
+        replaces the configured lifetime of the code.
+
+        Raises:
+            InvalidTransitionError: identity not proven yet, or already bound.
+            AlreadyBoundError: an active phone exists.
+            ProofingExpiredError: the proofing is too old to bind a phone on.
+        """
+        if has_active_device(db, user):
+            raise AlreadyBoundError()
+        if not proofing_is_fresh(user, now=now, valid_for=self._proofing_valid_for):
+            # SECURITY: a password alone, long after the real person proved who they are,
+            # must not be enough to bind a phone.
+            raise ProofingExpiredError()
+        enrolment = get_enrolment(db, user, now=now)
+        enrolment.state = advance(state_of(enrolment), EnrolmentState.BINDING)
+        code = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
+        expires_at = now + timedelta(seconds=self._code_ttl if ttl is None else ttl)
+        enrolment.activation_code_hash = self._cipher.keyed_hash(code, purpose="activation_code")
+        enrolment.activation_expires_at = expires_at
+        enrolment.activation_nonce = None
+        enrolment.activation_nonce_expires_at = None
+        enrolment.updated_at = now
+        record(db, "enrol.activation_issued", now=now, actor=user.sub, context=context)
+        return code, expires_at
+
+    def challenge(self, db: Session, *, code: str, now: datetime) -> str:
+        """The nonce the phone must sign for this activation code.
+
+        Raises:
+            ActivationCodeError
+        """
+        enrolment = _enrolment_for_code(db, self._cipher, code, now=now)
+        nonce = secrets.token_urlsafe(24)
+        enrolment.activation_nonce = nonce
+        enrolment.activation_nonce_expires_at = now + _NONCE_TTL
+        return nonce
+
+    def bind_device(
+        self, db: Session, *, proof: str, now: datetime, context: AuditContext
+    ) -> BoundDevice:
+        """Verify the phone's signed registration and bind it; return the TOTP seed for it.
+
+        Nothing is written unless every check passes.
+
+        Raises:
+            BindingProofError, ActivationCodeError, AlreadyBoundError
+        """
+        public_key, claims = _verify_proof(proof, issuer=self._issuer, now=now)
+        code = str(claims.get("activation_code"))
+        enrolment = _enrolment_for_code(db, self._cipher, code, now=now)
+        nonce = enrolment.activation_nonce
+        nonce_expiry = enrolment.activation_nonce_expires_at
+        if (
+            nonce is None
+            or nonce_expiry is None
+            or nonce_expiry <= now
+            or not secrets.compare_digest(nonce.encode(), str(claims.get("nonce", "")).encode())
+        ):
+            # SECURITY: the signature must cover our fresh nonce, or it could be replayed.
+            raise BindingProofError()
+        user = db.get(User, enrolment.user_id)
+        assert user is not None  # noqa: S101 - the enrolment's foreign key
+        if has_active_device(db, user):
+            raise AlreadyBoundError()
+        if not proofing_is_fresh(user, now=now, valid_for=self._proofing_valid_for):
+            raise ProofingExpiredError()
+        thumbprint = public_key.thumbprint()
+        if db.scalar(select(Device.id).where(Device.key_thumbprint == thumbprint)):
+            raise BindingProofError("This key is already bound.")
+        push_address = str(claims.get("push_address", ""))
+        # SECURITY: the IdP will call this address; only the known relay's phones are accepted.
+        if not is_relay_address(push_address, self._relay_url):
+            raise BindingProofError()
+        secret = pyotp.random_base32()
+        device = Device(
+            id=secrets.token_hex(16),
+            user_id=user.id,
+            status=DeviceStatus.ACTIVE,
+            public_jwk=dict(public_key.as_dict(private=False)),
+            key_thumbprint=thumbprint,
+            push_address=push_address[:500],
+            totp_seed_encrypted="",
+            bound_at=now,
+        )
+        device.totp_seed_encrypted = self._cipher.encrypt(
+            secret.encode(), context=totp_context(device.id)
+        )
+        db.add(device)
+        enrolment.state = advance(state_of(enrolment), EnrolmentState.COMPLETED)
+        enrolment.device_id = device.id
+        enrolment.activation_code_hash = None
+        enrolment.activation_expires_at = None
+        enrolment.activation_nonce = None
+        enrolment.activation_nonce_expires_at = None
+        enrolment.updated_at = now
+        db.flush()
+        record(
+            db,
+            "enrol.device_bound",
+            now=now,
+            actor=user.sub,
+            context=context,
+            device=device.id,
+            key_thumbprint=thumbprint,
+        )
+        return BoundDevice(device_id=device.id, totp_secret=secret)
 
 
-def _enrolment_for_code(
-    session: Session, cipher: DataCipher, code: str, *, now: datetime
-) -> Enrolment:
+def _enrolment_for_code(db: Session, cipher: DataCipher, code: str, *, now: datetime) -> Enrolment:
     digest = cipher.keyed_hash(normalise_code(code), purpose="activation_code")
-    enrolment = session.scalar(
+    enrolment = db.scalar(
         select(Enrolment).where(Enrolment.activation_code_hash == digest).with_for_update()
     )
     if (

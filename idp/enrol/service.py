@@ -39,15 +39,15 @@ def check_window(*, now: datetime, opens_at: datetime | None, closes_at: datetim
         raise RegistrationClosedError()
 
 
-def get_enrolment(session: Session, user: User, *, now: datetime) -> Enrolment:
+def get_enrolment(db: Session, user: User, *, now: datetime) -> Enrolment:
     """The user's registration, created at its first step."""
-    enrolment = session.get(Enrolment, user.id)
+    enrolment = db.get(Enrolment, user.id)
     if enrolment is None:
         enrolment = Enrolment(
             user_id=user.id, state=EnrolmentState.STARTED, created_at=now, updated_at=now
         )
-        session.add(enrolment)
-        session.flush()
+        db.add(enrolment)
+        db.flush()
     return enrolment
 
 
@@ -55,126 +55,125 @@ def state_of(enrolment: Enrolment) -> EnrolmentState:
     return EnrolmentState(enrolment.state)
 
 
-def start_proofing(
-    session: Session,
-    user: User,
-    cipher: DataCipher,
-    *,
-    now: datetime,
-    context: AuditContext,
-) -> tuple[str, str, str]:
-    """Begin a proofing attempt; return (state, nonce, PKCE verifier) to send to Paotang.
+class Proofing:
+    """Identity proofing at Paotang: the attempt's secrets, kept encrypted, and its result."""
 
-    Raises:
-        InvalidTransitionError: already proofed, or rejected.
-    """
-    enrolment = get_enrolment(session, user, now=now)
-    if state_of(enrolment) == EnrolmentState.COMPLETED and has_active_device(session, user):
-        raise InvalidTransitionError()
-    enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFING)
-    state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
-    enrolment.proofing_state = state
-    enrolment.proofing_nonce = nonce
-    enrolment.proofing_verifier_encrypted = cipher.encrypt(
-        verifier.encode(), context=f"{_VERIFIER_CONTEXT}:{user.id}"
-    )
-    enrolment.proofing_started_at = now
-    enrolment.updated_at = now
-    record(session, "enrol.proofing_started", now=now, actor=user.sub, context=context)
-    return state, nonce, verifier
+    def __init__(self, *, cipher: DataCipher, ial: str) -> None:
+        self._cipher = cipher
+        self._ial = ial
 
+    def start_proofing(
+        self, db: Session, user: User, *, now: datetime, context: AuditContext
+    ) -> tuple[str, str, str]:
+        """Begin a proofing attempt; return (state, nonce, PKCE verifier) to send to Paotang.
 
-def pending_proofing(
-    session: Session, user: User, cipher: DataCipher, *, state: str
-) -> tuple[Enrolment, str, str]:
-    """The attempt this answer belongs to: (enrolment, nonce, verifier).
+        Raises:
+            InvalidTransitionError: already proofed, or rejected.
+        """
+        enrolment = get_enrolment(db, user, now=now)
+        if state_of(enrolment) == EnrolmentState.COMPLETED and has_active_device(db, user):
+            raise InvalidTransitionError()
+        enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFING)
+        state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
+        enrolment.proofing_state = state
+        enrolment.proofing_nonce = nonce
+        enrolment.proofing_verifier_encrypted = self._cipher.encrypt(
+            verifier.encode(), context=f"{_VERIFIER_CONTEXT}:{user.id}"
+        )
+        enrolment.proofing_started_at = now
+        enrolment.updated_at = now
+        record(db, "enrol.proofing_started", now=now, actor=user.sub, context=context)
+        return state, nonce, verifier
 
-    Raises:
-        ProofingStateError: no attempt of this user with that state is under way.
-    """
-    enrolment = session.get(Enrolment, user.id)
-    if (
-        enrolment is None
-        or state_of(enrolment) != EnrolmentState.PROOFING
-        or not enrolment.proofing_state
-        or not secrets.compare_digest(enrolment.proofing_state.encode(), state.encode())
-        or enrolment.proofing_nonce is None
-        or enrolment.proofing_verifier_encrypted is None
-    ):
-        raise ProofingStateError()
-    verifier = cipher.decrypt(
-        enrolment.proofing_verifier_encrypted, context=f"{_VERIFIER_CONTEXT}:{user.id}"
-    ).decode()
-    return enrolment, enrolment.proofing_nonce, verifier
+    def pending_proofing(
+        self, db: Session, user: User, *, state: str
+    ) -> tuple[Enrolment, str, str]:
+        """The attempt this answer belongs to: (enrolment, nonce, verifier).
 
+        Raises:
+            ProofingStateError: no attempt of this user with that state is under way.
+        """
+        enrolment = db.get(Enrolment, user.id)
+        if (
+            enrolment is None
+            or state_of(enrolment) != EnrolmentState.PROOFING
+            or not enrolment.proofing_state
+            or not secrets.compare_digest(enrolment.proofing_state.encode(), state.encode())
+            or enrolment.proofing_nonce is None
+            or enrolment.proofing_verifier_encrypted is None
+        ):
+            raise ProofingStateError()
+        verifier = self._cipher.decrypt(
+            enrolment.proofing_verifier_encrypted, context=f"{_VERIFIER_CONTEXT}:{user.id}"
+        ).decode()
+        return enrolment, enrolment.proofing_nonce, verifier
 
-def record_proofing_result(
-    session: Session,
-    user: User,
-    enrolment: Enrolment,
-    identity: VerifiedIdentity,
-    cipher: DataCipher,
-    *,
-    ial: str,
-    now: datetime,
-    context: AuditContext,
-) -> None:
-    """Accept Paotang's verified identity for this account, or stop the registration.
+    def record_proofing_result(
+        self,
+        db: Session,
+        user: User,
+        enrolment: Enrolment,
+        identity: VerifiedIdentity,
+        *,
+        now: datetime,
+        context: AuditContext,
+    ) -> None:
+        """Accept Paotang's verified identity for this account, or stop the registration.
 
-    Durable on its own when the identity does not match: the rejection and its audit event
-    are committed before the error is raised.
+        Durable on its own when the identity does not match: the rejection and its audit
+        event are committed before the error is raised.
 
-    Raises:
-        IdentityMismatchError
-    """
-    _end_attempt(enrolment, now)
-    if not matches_account(user, identity, cipher):
-        enrolment.state = advance(state_of(enrolment), EnrolmentState.REJECTED)
-        enrolment.rejected_reason = "identity_mismatch"
+        Raises:
+            IdentityMismatchError
+        """
+        _end_attempt(enrolment, now)
+        if not matches_account(user, identity, self._cipher):
+            enrolment.state = advance(state_of(enrolment), EnrolmentState.REJECTED)
+            enrolment.rejected_reason = "identity_mismatch"
+            record(
+                db,
+                "enrol.identity_mismatch",
+                now=now,
+                outcome="failure",
+                actor=user.sub,
+                context=context,
+                provider_txn=identity.transaction,
+            )
+            db.commit()
+            raise IdentityMismatchError()
+        enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFED)
+        user.identity_proofed_at = now
+        user.identity_evidence = {
+            "provider": "paotang",
+            "trust_framework": identity.trust_framework,
+            "evidence": "document",
+            "document_type": "idcard",
+            "check_methods": list(identity.check_methods),
+            "verified_at": identity.verified_at.isoformat(),
+            "ial": self._ial,
+            "provider_txn": identity.transaction,
+            # What Paotang vouched for: only these may later be released as verified claims.
+            "verified_names": {
+                "given_name": identity.given_name_th,
+                "family_name": identity.family_name_th,
+                "given_name#en": identity.given_name_en,
+                "family_name#en": identity.family_name_en,
+            },
+        }
         record(
-            session,
-            "enrol.identity_mismatch",
+            db,
+            "enrol.identity_proofed",
             now=now,
-            outcome="failure",
             actor=user.sub,
             context=context,
+            trust_framework=identity.trust_framework,
+            ial=self._ial,
             provider_txn=identity.transaction,
         )
-        session.commit()
-        raise IdentityMismatchError()
-    enrolment.state = advance(state_of(enrolment), EnrolmentState.PROOFED)
-    user.identity_proofed_at = now
-    user.identity_evidence = {
-        "provider": "paotang",
-        "trust_framework": identity.trust_framework,
-        "evidence": "document",
-        "document_type": "idcard",
-        "check_methods": list(identity.check_methods),
-        "verified_at": identity.verified_at.isoformat(),
-        "ial": ial,
-        "provider_txn": identity.transaction,
-        # What Paotang vouched for: only these may later be released as verified claims.
-        "verified_names": {
-            "given_name": identity.given_name_th,
-            "family_name": identity.family_name_th,
-            "given_name#en": identity.given_name_en,
-            "family_name#en": identity.family_name_en,
-        },
-    }
-    record(
-        session,
-        "enrol.identity_proofed",
-        now=now,
-        actor=user.sub,
-        context=context,
-        trust_framework=identity.trust_framework,
-        ial=ial,
-        provider_txn=identity.transaction,
-    )
 
 
 def record_proofing_refused(
-    session: Session,
+    db: Session,
     user: User,
     enrolment: Enrolment,
     *,
@@ -186,7 +185,7 @@ def record_proofing_refused(
     may try again. Durable on its own (the answer to the user is an error page)."""
     _end_attempt(enrolment, now)
     record(
-        session,
+        db,
         "enrol.proofing_failed",
         now=now,
         outcome="failure",
@@ -194,14 +193,14 @@ def record_proofing_refused(
         context=context,
         reason=reason[:64],
     )
-    session.commit()
+    db.commit()
 
 
-def expire_abandoned(session: Session, *, now: datetime, proofing_ttl: timedelta) -> int:
+def expire_abandoned(db: Session, *, now: datetime, proofing_ttl: timedelta) -> int:
     """Forget half-done steps: proofing attempts never answered and activation codes past
     their time. The registration itself stays where it was, ready to resume."""
     expired = 0
-    for enrolment in session.scalars(
+    for enrolment in db.scalars(
         select(Enrolment).where(
             or_(
                 Enrolment.proofing_started_at < now - proofing_ttl,
@@ -229,9 +228,9 @@ def _end_attempt(enrolment: Enrolment, now: datetime) -> None:
     enrolment.updated_at = now
 
 
-def has_active_device(session: Session, user: User) -> bool:
+def has_active_device(db: Session, user: User) -> bool:
     return (
-        session.scalar(
+        db.scalar(
             select(Device.id).where(Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE)
         )
         is not None

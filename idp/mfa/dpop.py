@@ -46,10 +46,14 @@ def verify_dpop_proof(
         raise DpopProofError()
     try:
         return dpop.verify_dpop_proof(
-            proof, htm=htm, htu=htu, now=now, store=store,
+            proof,
+            htm=htm,
+            htu=htu,
+            now=now,
+            store=store,
             replay_key=lambda _thumbprint, jti: keys.dpop_jti(jti),
             algorithms=_PHONE_ALGORITHMS,
-        )  # fmt: skip
+        )
     except dpop.DpopProofError as exc:
         raise DpopProofError() from exc
 

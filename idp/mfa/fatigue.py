@@ -35,7 +35,7 @@ class PushPolicy:
 
 
 def check_push_allowed(
-    session: Session,
+    db: Session,
     user_id: str,
     *,
     policy: PushPolicy,
@@ -49,7 +49,7 @@ def check_push_allowed(
         PushPausedError: too many consecutive denials.
         PushLimitError: in a back-off after a denial, or over the cap of the window.
     """
-    denials = session.get(PushDenials, user_id)
+    denials = db.get(PushDenials, user_id)
     if denials is not None and denials.consecutive > 0:
         if denials.consecutive >= policy.pause_after:
             raise PushPausedError()
@@ -63,23 +63,21 @@ def check_push_allowed(
         raise PushLimitError(retry_after=policy.window)
 
 
-def record_denial(session: Session, user_id: str, *, now: datetime) -> int:
+def record_denial(db: Session, user_id: str, *, now: datetime) -> int:
     """Count a declined push; return the run of consecutive denials."""
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    session.execute(
+    insert = postgresql.insert if is_postgresql(db) else sqlite.insert
+    db.execute(
         insert(PushDenials)
         .values(user_id=user_id, consecutive=0, last_denied_at=now)
         .on_conflict_do_nothing(index_elements=["user_id"])
     )
-    denials = session.scalar(
-        select(PushDenials).where(PushDenials.user_id == user_id).with_for_update()
-    )
+    denials = db.scalar(select(PushDenials).where(PushDenials.user_id == user_id).with_for_update())
     assert denials is not None  # noqa: S101 - inserted just above, in this transaction
     denials.consecutive += 1
     denials.last_denied_at = now
     return denials.consecutive
 
 
-def reset_denials(session: Session, user_id: str) -> None:
+def reset_denials(db: Session, user_id: str) -> None:
     """A login that succeeded ends the run of denials."""
-    session.execute(delete(PushDenials).where(PushDenials.user_id == user_id))
+    db.execute(delete(PushDenials).where(PushDenials.user_id == user_id))

@@ -1,4 +1,4 @@
-"""Passkeys (WebAuthn Level 3 via py_webauthn): registered by a user whose session the phone
+"""Passkeys (WebAuthn Level 3 via py_webauthn): registered by a user whose db the phone
 confirmed, then usable to confirm a login in place of the push.
 
 User verification is required at registration and at every use (the passkey is then two factors
@@ -71,9 +71,9 @@ class RelyingParty:
         return None
 
 
-def active_passkeys(session: Session, user_id: str) -> list[Passkey]:
+def active_passkeys(db: Session, user_id: str) -> list[Passkey]:
     return list(
-        session.scalars(
+        db.scalars(
             select(Passkey).where(
                 Passkey.user_id == user_id, Passkey.status == PasskeyStatus.ACTIVE
             )
@@ -82,23 +82,31 @@ def active_passkeys(session: Session, user_id: str) -> list[Passkey]:
 
 
 def suspend_passkeys(
-    session: Session, user: User, *, reason: str, now: datetime, actor: str, audit: AuditContext
+    db: Session, user: User, *, reason: str, now: datetime, actor: str, audit: AuditContext
 ) -> int:
     """Suspend every passkey of the user (a lost or stolen phone may hold one, or its finder
     may have added one); return how many. They are added again after re-registration."""
-    passkeys = active_passkeys(session, user.id)
+    passkeys = active_passkeys(db, user.id)
     for passkey in passkeys:
         passkey.status = PasskeyStatus.SUSPENDED
         passkey.suspended_at = now
     if passkeys:
-        record(session, "mfa.passkeys_suspended", now=now, actor=actor, context=audit,
-               user=user.sub, count=len(passkeys), reason=reason)  # fmt: skip
+        record(
+            db,
+            "mfa.passkeys_suspended",
+            now=now,
+            actor=actor,
+            context=audit,
+            user=user.sub,
+            count=len(passkeys),
+            reason=reason,
+        )
     return len(passkeys)
 
 
-def registration_options(session: Session, user: User, rp: RelyingParty) -> tuple[str, bytes]:
+def registration_options(db: Session, user: User, rp: RelyingParty) -> tuple[str, bytes]:
     """The options for navigator.credentials.create(), and the challenge to keep."""
-    existing = session.scalars(select(Passkey.id).where(Passkey.user_id == user.id)).all()
+    existing = db.scalars(select(Passkey.id).where(Passkey.user_id == user.id)).all()
     options = generate_registration_options(
         rp_id=rp.rp_id,
         rp_name=rp.name,
@@ -118,7 +126,7 @@ def registration_options(session: Session, user: User, rp: RelyingParty) -> tupl
 
 
 def register_passkey(
-    session: Session,
+    db: Session,
     user: User,
     *,
     credential: str,
@@ -129,7 +137,7 @@ def register_passkey(
     audit: AuditContext,
 ) -> Passkey:
     """Raises PasskeyRejectedError."""
-    if len(active_passkeys(session, user.id)) >= MAX_PASSKEYS:
+    if len(active_passkeys(db, user.id)) >= MAX_PASSKEYS:
         raise PasskeyRejectedError()
     try:
         verified = verify_registration_response(
@@ -142,7 +150,7 @@ def register_passkey(
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyRejectedError() from exc
     credential_id = bytes_to_base64url(verified.credential_id)
-    if session.get(Passkey, credential_id) is not None:
+    if db.get(Passkey, credential_id) is not None:
         raise PasskeyRejectedError()
     passkey = Passkey(
         id=credential_id,
@@ -157,9 +165,16 @@ def register_passkey(
         last_used_at=None,
         suspended_at=None,
     )
-    session.add(passkey)
-    record(session, "mfa.passkey_registered", now=now, actor=user.sub, context=audit,
-           passkey=credential_id[:32], aaguid=verified.aaguid)  # fmt: skip
+    db.add(passkey)
+    record(
+        db,
+        "mfa.passkey_registered",
+        now=now,
+        actor=user.sub,
+        context=audit,
+        passkey=credential_id[:32],
+        aaguid=verified.aaguid,
+    )
     return passkey
 
 
@@ -176,7 +191,7 @@ def authentication_options(passkeys: list[Passkey], rp: RelyingParty) -> tuple[s
 
 
 def verify_passkey(
-    session: Session,
+    db: Session,
     user: User,
     *,
     credential: str,
@@ -194,7 +209,7 @@ def verify_passkey(
             suspended and the helpdesk alerted (the caller commits).
     """
     body = _json_object(credential)
-    passkey = session.get(Passkey, str(body.get("id", ""))[:1400])
+    passkey = db.get(Passkey, str(body.get("id", ""))[:1400])
     if passkey is None or passkey.user_id != user.id or passkey.status != PasskeyStatus.ACTIVE:
         raise PasskeyRejectedError()
     try:
@@ -215,15 +230,30 @@ def verify_passkey(
     if (stored > 0 or seen > 0) and seen <= stored:
         passkey.status = PasskeyStatus.SUSPENDED
         passkey.suspended_at = now
-        record(session, "mfa.passkey_cloned", now=now, outcome="failure", actor=user.sub,
-               context=audit, passkey=passkey.id[:32], stored=stored, seen=seen)  # fmt: skip
-        raise_alert(session, "mfa.passkey_cloned", user_id=user.id, now=now,
-                    passkey=passkey.id[:32], stored_count=stored, seen_count=seen)  # fmt: skip
+        record(
+            db,
+            "mfa.passkey_cloned",
+            now=now,
+            outcome="failure",
+            actor=user.sub,
+            context=audit,
+            passkey=passkey.id[:32],
+            stored=stored,
+            seen=seen,
+        )
+        raise_alert(
+            db,
+            "mfa.passkey_cloned",
+            user_id=user.id,
+            now=now,
+            passkey=passkey.id[:32],
+            stored_count=stored,
+            seen_count=seen,
+        )
         raise PasskeyClonedError()
     passkey.sign_count = seen
     passkey.last_used_at = now
-    record(session, "mfa.passkey_used", now=now, actor=user.sub, context=audit,
-           passkey=passkey.id[:32])  # fmt: skip
+    record(db, "mfa.passkey_used", now=now, actor=user.sub, context=audit, passkey=passkey.id[:32])
     return passkey
 
 

@@ -54,214 +54,255 @@ _ANSWER_EVENTS: dict[Outcome, EventName] = {
 }
 
 
-def active_device(session: Session, user_id: str) -> Device | None:
-    return session.scalar(
+def active_device(db: Session, user_id: str) -> Device | None:
+    return db.scalar(
         select(Device).where(Device.user_id == user_id, Device.status == DeviceStatus.ACTIVE)
     )
 
 
-def device_still_active(session: Session, device_id: str) -> bool:
-    """Whether the phone may still stand behind a new session, holding its row (FOR SHARE)
+def device_still_active(db: Session, device_id: str) -> bool:
+    """Whether the phone may still stand behind a new db, holding its row (FOR SHARE)
     until the session is committed, so a suspension waits for it or is seen by it."""
-    status = session.scalar(
+    status = db.scalar(
         select(Device.status).where(Device.id == device_id).with_for_update(read=True)
     )
     return status == DeviceStatus.ACTIVE
 
 
-def start_push(
-    session: Session,
-    *,
-    user: User,
-    device: Device,
-    login_tx: str,
-    client_id: str,
-    client_name: str,
-    context: dict[str, str],
-    authorization_details: list[dict[str, Any]] | None,
-    challenges: ChallengeStore,
-    gateway: PushGateway,
-    policy: PushPolicy,
-    store: EphemeralStore,
-    keys: Keys,
-    answer_to: str,
-    ttl: int,
-    now: datetime,
-    audit: AuditContext,
-    in_session: bool = False,
-    backchannel: bool = False,
-    binding_message: str | None = None,
-    challenge_id: str | None = None,
-) -> Challenge:
-    """Send a challenge to the user's phone; a ``backchannel`` one (CIBA) has no number and
-    shows the ``binding_message``.
+class PushConfirmation:
+    """Per-login confirmation on the bound phone, built once per process: what stays the
+    same from one login to the next is given here, each call brings its login's values."""
 
-    Raises:
-        ChallengePendingError: another challenge of this user is waiting (anti-fatigue).
-        PushLimitError, PushPausedError: anti-fatigue (``idp.mfa.fatigue``).
-        PushUnavailableError: the relay did not take it; the user can use the TOTP code.
-    """
-    challenge = new_challenge(
-        user_id=user.id,
-        device_id=device.id,
-        login_tx=login_tx,
-        client_id=client_id,
-        client_name=client_name,
-        context=context,
-        authorization_details=authorization_details,
-        now=now,
-        ttl=ttl,
-        in_session=in_session,
-        backchannel=backchannel,
-        binding_message=binding_message,
-        challenge_id=challenge_id,
-    )
-    if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
-        raise ChallengePendingError()
-    try:
-        # Fatigue limits stop pushes a password alone can start; a live session's step-up
-        # is not counted against them, so a password-holder cannot block the owner's work.
-        if not in_session:
-            check_push_allowed(session, user.id, policy=policy, store=store, keys=keys, now=now)
-    except (PushLimitError, PushPausedError) as refusal:
-        challenges.release_pending_slot(user.id, challenge.id)
-        record(session, "mfa.push_refused", now=now, outcome="failure", actor=user.sub,
-               context=audit, reason=refusal.code)  # fmt: skip
-        raise
-    except EphemeralStoreError as exc:
-        challenges.release_pending_slot(user.id, challenge.id)
-        raise PushUnavailableError() from exc
-    challenges.save(challenge, ttl=ttl + _OUTCOME_GRACE)
-    try:
-        gateway.send(challenge, push_address=device.push_address, answer_to=answer_to)
-    except PushUnavailableError:
-        challenges.release_pending_slot(user.id, challenge.id)
-        record(session, "mfa.push_unavailable", now=now, outcome="failure", actor=user.sub,
-               context=audit, device=device.id)  # fmt: skip
-        raise
-    record(
-        session,
-        "mfa.push_sent",
-        now=now,
-        actor=user.sub,
-        context=audit,
-        device=device.id,
-        challenge=challenge.id,
-        transaction=challenge.txn_hash,
-    )
-    return challenge
+    def __init__(
+        self,
+        *,
+        challenges: ChallengeStore,
+        gateway: PushGateway,
+        policy: PushPolicy,
+        store: EphemeralStore,
+        keys: Keys,
+        answer_to: str,
+        ttl: int,
+        revocations: RevocationList,
+        access_token_ttl: int,
+    ) -> None:
+        self._challenges = challenges
+        self._gateway = gateway
+        self._policy = policy
+        self._store = store
+        self._keys = keys
+        self._answer_to = answer_to
+        self._ttl = ttl
+        self._revocations = revocations
+        self._access_token_ttl = access_token_ttl
 
+    def start_push(
+        self,
+        db: Session,
+        *,
+        user: User,
+        device: Device,
+        login_tx: str,
+        client_id: str,
+        client_name: str,
+        context: dict[str, str],
+        authorization_details: list[dict[str, Any]] | None,
+        now: datetime,
+        audit: AuditContext,
+        in_session: bool = False,
+        backchannel: bool = False,
+        binding_message: str | None = None,
+        challenge_id: str | None = None,
+        ttl: int | None = None,
+    ) -> Challenge:
+        """Send a challenge to the user's phone; a ``backchannel`` one (CIBA) has no number
+        and shows the ``binding_message``. ``ttl`` replaces a login's when the request sets
+        its own expiry (CIBA).
 
-def accept_answer(
-    session: Session,
-    *,
-    answer: str,
-    proof: DpopProof,
-    challenges: ChallengeStore,
-    now: datetime,
-    audit: AuditContext,
-) -> tuple[Challenge, Outcome]:
-    """Take the phone's answer to a challenge, once.
+        Raises:
+            ChallengePendingError: another challenge of this user is waiting (anti-fatigue).
+            PushLimitError, PushPausedError: anti-fatigue (``idp.mfa.fatigue``).
+            PushUnavailableError: the relay did not take it; the user can use the TOTP code.
+        """
+        ttl = self._ttl if ttl is None else ttl
+        challenges = self._challenges
+        challenge = new_challenge(
+            user_id=user.id,
+            device_id=device.id,
+            login_tx=login_tx,
+            client_id=client_id,
+            client_name=client_name,
+            context=context,
+            authorization_details=authorization_details,
+            now=now,
+            ttl=ttl,
+            in_session=in_session,
+            backchannel=backchannel,
+            binding_message=binding_message,
+            challenge_id=challenge_id,
+        )
+        if not challenges.claim_pending_slot(user.id, challenge.id, ttl=ttl, now=now):
+            raise ChallengePendingError()
+        try:
+            # Fatigue limits stop pushes a password alone can start; a live session's step-up
+            # is not counted against them, so a password-holder cannot block the owner's work.
+            if not in_session:
+                check_push_allowed(
+                    db, user.id, policy=self._policy, store=self._store, keys=self._keys, now=now
+                )
+        except (PushLimitError, PushPausedError) as refusal:
+            challenges.release_pending_slot(user.id, challenge.id)
+            record(
+                db,
+                "mfa.push_refused",
+                now=now,
+                outcome="failure",
+                actor=user.sub,
+                context=audit,
+                reason=refusal.code,
+            )
+            raise
+        except EphemeralStoreError as exc:
+            challenges.release_pending_slot(user.id, challenge.id)
+            raise PushUnavailableError() from exc
+        challenges.save(challenge, ttl=ttl + _OUTCOME_GRACE)
+        try:
+            self._gateway.send(
+                challenge, push_address=device.push_address, answer_to=self._answer_to
+            )
+        except PushUnavailableError:
+            challenges.release_pending_slot(user.id, challenge.id)
+            record(
+                db,
+                "mfa.push_unavailable",
+                now=now,
+                outcome="failure",
+                actor=user.sub,
+                context=audit,
+                device=device.id,
+            )
+            raise
+        record(
+            db,
+            "mfa.push_sent",
+            now=now,
+            actor=user.sub,
+            context=audit,
+            device=device.id,
+            challenge=challenge.id,
+            transaction=challenge.txn_hash,
+        )
+        return challenge
 
-    Raises:
-        AnswerRejectedError: unknown or expired challenge, not this device's key, a proof of
-            possession by another key, a signature that does not cover this challenge, or a
-            second answer.
-    """
-    challenge = challenges.get(read_challenge_id(answer))
-    if challenge is None or now.timestamp() >= challenge.expires_at:
-        raise AnswerRejectedError()
-    device = session.get(Device, challenge.device_id)
-    if device is None or proof.thumbprint != device.key_thumbprint:
-        raise AnswerRejectedError()
-    verified = verify_answer(answer, challenge=challenge, device=device, now=now)
-    if verified.decision == "deny":
-        outcome = Outcome.REPORTED if verified.report else Outcome.DENIED
-    elif challenge.is_backchannel or verified.number == challenge.number:
-        outcome = Outcome.APPROVED
-    else:
-        outcome = Outcome.WRONG_NUMBER
-    evidence = None
-    if outcome == Outcome.APPROVED and challenge.authorization_details:
-        # Kept before the outcome is told: the page that learns "approved" finds it.
-        evidence = _keep_evidence(session, challenge, device, signed=verified.signed, now=now)
-    ttl = max(challenge.expires_at - now.timestamp(), 0) + _OUTCOME_GRACE
-    if not challenges.record_outcome(challenge.id, outcome, ttl=ttl):
-        if evidence is not None:
-            session.delete(evidence)  # answered already: this approval was never used
-            session.commit()
-        raise AnswerRejectedError()  # answered already: a challenge gets one answer
-    challenges.release_pending_slot(challenge.user_id, challenge.id)
-    if outcome in (Outcome.DENIED, Outcome.REPORTED):
-        record_denial(session, challenge.user_id, now=now)
-    user_sub = session.scalar(select(User.sub).where(User.id == challenge.user_id))
-    record(
-        session,
-        _ANSWER_EVENTS[outcome],
-        now=now,
-        outcome="success" if outcome == Outcome.APPROVED else "failure",
-        actor=user_sub,
-        context=audit,
-        device=device.id,
-        challenge=challenge.id,
-        transaction=challenge.txn_hash,
-    )
-    return challenge, outcome
+    def accept_answer(
+        self, db: Session, *, answer: str, proof: DpopProof, now: datetime, audit: AuditContext
+    ) -> tuple[Challenge, Outcome]:
+        """Take the phone's answer to a challenge, once.
 
+        Raises:
+            AnswerRejectedError: unknown or expired challenge, not this device's key, a proof
+                of possession by another key, a signature that does not cover this challenge,
+                or a second answer.
+        """
+        challenges = self._challenges
+        challenge = challenges.get(read_challenge_id(answer))
+        if challenge is None or now.timestamp() >= challenge.expires_at:
+            raise AnswerRejectedError()
+        device = db.get(Device, challenge.device_id)
+        if device is None or proof.thumbprint != device.key_thumbprint:
+            raise AnswerRejectedError()
+        verified = verify_answer(answer, challenge=challenge, device=device, now=now)
+        if verified.decision == "deny":
+            outcome = Outcome.REPORTED if verified.report else Outcome.DENIED
+        elif challenge.is_backchannel or verified.number == challenge.number:
+            outcome = Outcome.APPROVED
+        else:
+            outcome = Outcome.WRONG_NUMBER
+        evidence = None
+        if outcome == Outcome.APPROVED and challenge.authorization_details:
+            # Kept before the outcome is told: the page that learns "approved" finds it.
+            evidence = _keep_evidence(db, challenge, device, signed=verified.signed, now=now)
+        ttl = max(challenge.expires_at - now.timestamp(), 0) + _OUTCOME_GRACE
+        if not challenges.record_outcome(challenge.id, outcome, ttl=ttl):
+            if evidence is not None:
+                db.delete(evidence)  # answered already: this approval was never used
+                db.commit()
+            raise AnswerRejectedError()  # answered already: a challenge gets one answer
+        challenges.release_pending_slot(challenge.user_id, challenge.id)
+        if outcome in (Outcome.DENIED, Outcome.REPORTED):
+            record_denial(db, challenge.user_id, now=now)
+        user_sub = db.scalar(select(User.sub).where(User.id == challenge.user_id))
+        record(
+            db,
+            _ANSWER_EVENTS[outcome],
+            now=now,
+            outcome="success" if outcome == Outcome.APPROVED else "failure",
+            actor=user_sub,
+            context=audit,
+            device=device.id,
+            challenge=challenge.id,
+            transaction=challenge.txn_hash,
+        )
+        return challenge, outcome
 
-def challenge_for_phone(
-    session: Session, *, challenge_id: str, proof: DpopProof, challenges: ChallengeStore,
-    now: datetime,
-) -> Challenge:  # fmt: skip
-    """The reverse path: a phone that scanned the login page's QR code fetches what it is
-    asked to confirm. Only the phone the challenge was made for gets it, and only while open.
+    def challenge_for_phone(
+        self, db: Session, *, challenge_id: str, proof: DpopProof, now: datetime
+    ) -> Challenge:
+        """The reverse path: a phone that scanned the login page's QR code fetches what it is
+        asked to confirm. Only the phone the challenge was made for gets it, and only while
+        open.
 
-    Raises:
-        AnswerRejectedError
-    """
-    challenge = challenges.get(challenge_id)
-    if challenge is None or challenges.outcome(challenge, now=now) != Outcome.PENDING:
-        raise AnswerRejectedError()
-    device = session.get(Device, challenge.device_id)
-    if (
-        device is None
-        or device.status != DeviceStatus.ACTIVE
-        or proof.thumbprint != device.key_thumbprint
-    ):
-        raise AnswerRejectedError()
-    return challenge
+        Raises:
+            AnswerRejectedError
+        """
+        challenge = self._challenges.get(challenge_id)
+        if challenge is None or self._challenges.outcome(challenge, now=now) != Outcome.PENDING:
+            raise AnswerRejectedError()
+        device = db.get(Device, challenge.device_id)
+        if (
+            device is None
+            or device.status != DeviceStatus.ACTIVE
+            or proof.thumbprint != device.key_thumbprint
+        ):
+            raise AnswerRejectedError()
+        return challenge
 
-
-def report_not_me(
-    session: Session,
-    challenge: Challenge,
-    *,
-    suspend: bool,
-    revocations: RevocationList,
-    access_token_ttl: int,
-    now: datetime,
-    audit: AuditContext,
-) -> None:
-    """ "This was not me": the helpdesk is alerted and, by policy, the phone's Soft Token is
-    suspended (someone knows the password; the phone may be in the wrong hands too)."""
-    device = session.get(Device, challenge.device_id)
-    raise_alert(
-        session,
-        "mfa.reported_not_me",
-        user_id=challenge.user_id,
-        now=now,
-        device=challenge.device_id,
-        challenge=challenge.id,
-        client=challenge.client_name,
-        context=challenge.context,
-    )
-    if suspend and device is not None:
-        suspend_device(session, device, reason="reported_not_me", revocations=revocations,
-                       access_token_ttl=access_token_ttl, now=now, audit=audit)  # fmt: skip
+    def report_not_me(
+        self,
+        db: Session,
+        challenge: Challenge,
+        *,
+        suspend: bool,
+        now: datetime,
+        audit: AuditContext,
+    ) -> None:
+        """ "This was not me": the helpdesk is alerted and, by policy, the phone's Soft Token
+        is suspended (someone knows the password; the phone may be in the wrong hands too)."""
+        device = db.get(Device, challenge.device_id)
+        raise_alert(
+            db,
+            "mfa.reported_not_me",
+            user_id=challenge.user_id,
+            now=now,
+            device=challenge.device_id,
+            challenge=challenge.id,
+            client=challenge.client_name,
+            context=challenge.context,
+        )
+        if suspend and device is not None:
+            suspend_device(
+                db,
+                device,
+                reason="reported_not_me",
+                revocations=self._revocations,
+                access_token_ttl=self._access_token_ttl,
+                now=now,
+                audit=audit,
+            )
 
 
 def suspend_device(
-    session: Session,
+    db: Session,
     device: Device,
     *,
     reason: str,
@@ -277,27 +318,48 @@ def suspend_device(
         return False
     device.status = DeviceStatus.SUSPENDED
     device.suspended_at = now
-    user_sub = session.scalar(select(User.sub).where(User.id == device.user_id))
-    record(session, "mfa.device_suspended", now=now, actor=actor or user_sub, context=audit,
-           user=user_sub, device=device.id, reason=reason)  # fmt: skip
-    confirmed = session.scalars(
+    user_sub = db.scalar(select(User.sub).where(User.id == device.user_id))
+    record(
+        db,
+        "mfa.device_suspended",
+        now=now,
+        actor=actor or user_sub,
+        context=audit,
+        user=user_sub,
+        device=device.id,
+        reason=reason,
+    )
+    confirmed = db.scalars(
         select(UserSession.id).where(
             UserSession.device_id == device.id, UserSession.ended_at.is_(None)
         )
     ).all()
     for sid in confirmed:
-        end_session(session, revocations, sid, reason="device_suspended", now=now,
-                    access_token_ttl=access_token_ttl, actor=actor or user_sub,
-                    context=audit)  # fmt: skip
+        end_session(
+            db,
+            revocations,
+            sid,
+            reason="device_suspended",
+            now=now,
+            access_token_ttl=access_token_ttl,
+            actor=actor or user_sub,
+            context=audit,
+        )
     # A backchannel request this phone was asked, or approved but whose tokens were not
     # fetched yet, gives no tokens now.
-    end_backchannel_requests(session, device.id, reason="device_suspended", now=now,
-                             actor=actor or user_sub, context=audit)  # fmt: skip
+    end_backchannel_requests(
+        db,
+        device.id,
+        reason="device_suspended",
+        now=now,
+        actor=actor or user_sub,
+        context=audit,
+    )
     return True
 
 
 def _keep_evidence(
-    session: Session, challenge: Challenge, device: Device, *, signed: str, now: datetime
+    db: Session, challenge: Challenge, device: Device, *, signed: str, now: datetime
 ) -> TransactionEvidence:
     """Store the signed confirmation; committed at once.
 
@@ -319,16 +381,16 @@ def _keep_evidence(
         signed_answer=signed,
         confirmed_at=now,
     )
-    session.add(evidence)
+    db.add(evidence)
     try:
-        session.commit()
+        db.commit()
     except IntegrityError as exc:
-        session.rollback()
+        db.rollback()
         raise AnswerRejectedError() from exc
     return evidence
 
 
-def evidence_for(session: Session, challenge_id: str) -> TransactionEvidence | None:
-    return session.scalar(
+def evidence_for(db: Session, challenge_id: str) -> TransactionEvidence | None:
+    return db.scalar(
         select(TransactionEvidence).where(TransactionEvidence.challenge_id == challenge_id)
     )

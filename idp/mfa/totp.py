@@ -25,44 +25,45 @@ def totp_context(device_id: str) -> str:
     return f"devices.totp_seed:{device_id}"
 
 
-def verify_totp(
-    device: Device,
-    code: str,
-    *,
-    cipher: DataCipher,
-    store: EphemeralStore,
-    keys: Keys,
-    now: datetime,
-) -> bool:
-    """True when ``code`` is the device's code for now (±1 step) and was not used before.
+class TotpVerifier:
+    """The phone's time-based codes (RFC 6238), each accepted once across every instance."""
 
-    Records the step on ``device`` as well: the caller holds the account's attempt lock and
-    commits it, so the database alone refuses a replay whatever the store has forgotten.
+    def __init__(self, *, cipher: DataCipher, store: EphemeralStore, keys: Keys) -> None:
+        self._cipher = cipher
+        self._store = store
+        self._keys = keys
 
-    Raises:
-        EphemeralStoreError: the store that remembers used codes is unreachable (refuse).
-    """
-    if device.status != DeviceStatus.ACTIVE or len(code) != 6 or not code.isdigit():
+    def verify_totp(self, device: Device, code: str, *, now: datetime) -> bool:
+        """True when ``code`` is the device's code for now (±1 step) and was not used before.
+
+        Records the step on ``device`` as well: the caller holds the account's attempt lock
+        and commits it, so the database alone refuses a replay whatever the store forgot.
+
+        Raises:
+            EphemeralStoreError: the store that remembers used codes is unreachable (refuse).
+        """
+        cipher, store, keys = self._cipher, self._store, self._keys
+        if device.status != DeviceStatus.ACTIVE or len(code) != 6 or not code.isdigit():
+            return False
+        secret = cipher.decrypt(device.totp_seed_encrypted, context=totp_context(device.id))
+        generator = pyotp.TOTP(secret.decode())
+        current = generator.timecode(now)
+        last = store.get(keys.totp_last(device.id))
+        for counter in range(current - _VALID_WINDOW, current + _VALID_WINDOW + 1):
+            if hmac.compare_digest(generator.generate_otp(counter), code):
+                # RFC 6238 §5.2: once a code was accepted, no code of its step or an earlier
+                # one is; SET NX makes the first use win, here and on every other instance.
+                if last is not None and counter <= int(last):
+                    return False
+                # SECURITY: the store forgets (a Redis restart, the switch to its fallback table);
+                # the device row does not.
+                if device.totp_last_counter is not None and counter <= device.totp_last_counter:
+                    return False
+                if not store.set(
+                    keys.totp_used(device.id, counter), b"1", ttl=_USED_TTL, only_if_new=True
+                ):
+                    return False
+                store.set(keys.totp_last(device.id), str(counter).encode(), ttl=_USED_TTL)
+                device.totp_last_counter = counter
+                return True
         return False
-    secret = cipher.decrypt(device.totp_seed_encrypted, context=totp_context(device.id))
-    generator = pyotp.TOTP(secret.decode())
-    current = generator.timecode(now)
-    last = store.get(keys.totp_last(device.id))
-    for counter in range(current - _VALID_WINDOW, current + _VALID_WINDOW + 1):
-        if hmac.compare_digest(generator.generate_otp(counter), code):
-            # RFC 6238 §5.2: once a code was accepted, no code of its step or an earlier
-            # one is; SET NX makes the first use win, here and on every other instance.
-            if last is not None and counter <= int(last):
-                return False
-            # SECURITY: the store forgets (a Redis restart, the switch to its fallback table);
-            # the device row does not.
-            if device.totp_last_counter is not None and counter <= device.totp_last_counter:
-                return False
-            if not store.set(
-                keys.totp_used(device.id, counter), b"1", ttl=_USED_TTL, only_if_new=True
-            ):
-                return False
-            store.set(keys.totp_last(device.id), str(counter).encode(), ttl=_USED_TTL)
-            device.totp_last_counter = counter
-            return True
-    return False

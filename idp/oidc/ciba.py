@@ -44,7 +44,6 @@ from idp.accounts.flow import Assurance
 from idp.accounts.flow import acr_uri
 from idp.accounts.models import User
 from idp.accounts.service import get_user_by_username
-from idp.accounts.sessions import start_session
 from idp.audit.service import AuditContext
 from idp.audit.service import record
 from idp.dpop import DpopProof
@@ -58,7 +57,6 @@ from idp.mfa.errors import PushUnavailableError
 from idp.mfa.service import active_device
 from idp.mfa.service import device_still_active
 from idp.mfa.service import evidence_for
-from idp.mfa.service import start_push
 from idp.oidc.authorization_details import parse_authorization_details
 from idp.oidc.backchannel import derive_auth_req_id
 from idp.oidc.clients import CIBA_GRANT_TYPE
@@ -373,7 +371,7 @@ class BackchannelAuthenticationEndpoint(Endpoint):
         # ends, and must find the request.
         self._db.commit()
         try:
-            challenge = start_push(
+            challenge = deps.confirmation.start_push(
                 self._db,
                 user=user,
                 device=device,
@@ -387,12 +385,6 @@ class BackchannelAuthenticationEndpoint(Endpoint):
                     "request_id": audit.request_id or "",
                 },
                 authorization_details=validated.authorization_details,
-                challenges=deps.challenges,
-                gateway=deps.push,
-                policy=deps.push_policy,
-                store=deps.store,
-                keys=deps.keys,
-                answer_to=f"{settings.issuer}/mfa/answers",
                 ttl=ttl,
                 now=now,
                 audit=audit,
@@ -609,13 +601,12 @@ class CibaGrant(_IdpGrant, grants.BaseGrant, grants.TokenEndpointMixin):
         deps = self.server.deps
         issuer = deps.settings.issuer
         level = Assurance.SOFT_TOKEN_TXN if row.txn else Assurance.SOFT_TOKEN
-        user_session, _ = start_session(
+        user_session, _ = deps.login_sessions.start(
             self.db,
             user,
             acr=acr_uri(issuer, Assurance.SOFT_TOKEN),
             amr=list(AMR_BACKCHANNEL),
             now=now,
-            policy=deps.session_policy,
             context=self.server.audit_context(),
             device_id=row.device_id,
         )

@@ -18,8 +18,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
-from idp.accounts.issuance import import_accounts
-from idp.accounts.issuance import issue_account
 from idp.accounts.models import User
 from idp.errors import IdpError
 from idp.roles.assignments import held_roles
@@ -215,22 +213,25 @@ def new_account() -> BaseResponse:
     if request.method == "GET":
         return page("account_issue.html", units=units, form={})
     verify_csrf()
-    settings = context.deps().settings
     form = request.form
     try:
-        issued = issue_account(
-            db, context.deps().cipher, authority,
+        issued = context.deps().issuance.issue_account(
+            db,
+            authority,
             NewAccount(
-                citizen_id=form.get("citizen_id", ""), given_name_th=form.get("given_name_th", ""),
-                family_name_th=form.get("family_name_th", ""), unit_code=form.get("unit_code", ""),
+                citizen_id=form.get("citizen_id", ""),
+                given_name_th=form.get("given_name_th", ""),
+                family_name_th=form.get("family_name_th", ""),
+                unit_code=form.get("unit_code", ""),
                 given_name_en=form.get("given_name_en", ""),
-                family_name_en=form.get("family_name_en", ""), email=form.get("email") or None,
+                family_name_en=form.get("family_name_en", ""),
+                email=form.get("email") or None,
                 legacy_token_key=form.get("legacy_token_key") == "yes",
             ),
-            now=context.now(), temporary_ttl=settings.temporary_password_ttl,
-            min_length=settings.password_min_length, actor=user.sub,
+            now=context.now(),
+            actor=user.sub,
             audit=context.audit_context(),
-        )  # fmt: skip
+        )
     except IdpError as error:
         db.rollback()
         return page("account_issue.html", 400, units=units, form=form, error=error_text(error))
@@ -245,16 +246,17 @@ def import_file() -> BaseResponse:
     if request.method == "GET":
         return page("account_import.html")
     verify_csrf()
-    settings = context.deps().settings
     upload = request.files.get("csv_file")
     db = context.db()
     try:
-        reports = import_accounts(
-            db, context.deps().cipher, authority, upload.read() if upload else b"",
-            now=context.now(), temporary_ttl=settings.temporary_password_ttl,
-            min_length=settings.password_min_length, actor=user.sub,
+        reports = context.deps().issuance.import_accounts(
+            db,
+            authority,
+            upload.read() if upload else b"",
+            now=context.now(),
+            actor=user.sub,
             audit=context.audit_context(),
-        )  # fmt: skip
+        )
     except IdpError as error:
         db.rollback()
         return page("account_import.html", 400, error=error_text(error))

@@ -44,8 +44,6 @@ from idp.mfa.models import DeviceStatus
 from idp.mfa.passkeys import RelyingParty
 from idp.mfa.passkeys import active_passkeys
 from idp.mfa.service import evidence_for
-from idp.mfa.service import start_push
-from idp.mfa.totp import verify_totp
 from idp.oidc.authorization_details import parse_authorization_details
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
@@ -243,9 +241,7 @@ def _check_code(tx: LoginTransaction, user: User, code: str) -> str | None:
     if device is None or device.status != DeviceStatus.ACTIVE:
         return "no_device"
     try:
-        accepted = verify_totp(
-            device, code, cipher=deps.cipher, store=deps.store, keys=deps.keys, now=now
-        )
+        accepted = deps.totp.verify_totp(device, code, now=now)
     except EphemeralStoreError:
         accepted = False  # cannot tell a used code from a new one: refuse
     if not accepted:
@@ -293,7 +289,7 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
     ):
         deps.challenges.withdraw(holder, now=now)
     try:
-        challenge = start_push(
+        challenge = deps.confirmation.start_push(
             db,
             user=user,
             device=device,
@@ -302,14 +298,7 @@ def _send_push(tx: LoginTransaction, user: User) -> tuple[Challenge | None, str]
             client_name=_client_name(tx),
             context=_request_context(now),
             authorization_details=transaction_of(tx),
-            challenges=deps.challenges,
-            gateway=deps.push,
-            policy=deps.push_policy,
-            store=deps.store,
-            keys=deps.keys,
-            answer_to=f"{deps.settings.issuer}/mfa/answers",
             in_session=tx.in_session,
-            ttl=deps.settings.mfa_challenge_ttl,
             now=now,
             audit=context.audit_context(),
         )

@@ -12,16 +12,11 @@ from idp.accounts.models import User
 from idp.audit.service import record
 from idp.mfa.challenges import Outcome
 from idp.mfa.device_keys import DeviceRequestError
-from idp.mfa.device_keys import change_push_address
 from idp.mfa.device_keys import device_for
-from idp.mfa.device_keys import rotate_device_key
 from idp.mfa.dpop import DpopProof
 from idp.mfa.dpop import DpopProofError
 from idp.mfa.dpop import verify_dpop_proof
 from idp.mfa.errors import AnswerRejectedError
-from idp.mfa.service import accept_answer
-from idp.mfa.service import challenge_for_phone
-from idp.mfa.service import report_not_me
 from idp.oidc.ciba import record_phone_answer
 from idp.revocation.loss import loss_now
 from idp.revocation.models import SuspensionReason
@@ -58,11 +53,10 @@ def answer() -> Response:
     try:
         if not isinstance(signed, str) or len(signed) > 8192:
             raise AnswerRejectedError()
-        challenge, outcome = accept_answer(
+        challenge, outcome = deps.confirmation.accept_answer(
             context.db(),
             answer=signed,
             proof=_proof(),
-            challenges=deps.challenges,
             now=context.now(),
             audit=context.audit_context(),
         )
@@ -73,12 +67,10 @@ def answer() -> Response:
     ):
         context.notices_owed()  # a ping-mode client is told its request has an answer
     if outcome == Outcome.REPORTED:
-        report_not_me(
+        deps.confirmation.report_not_me(
             context.db(),
             challenge,
             suspend=False,  # below, as every suspension: case, offline grants, passkeys, SETs
-            revocations=deps.revocations,
-            access_token_ttl=deps.settings.access_token_ttl,
             now=context.now(),
             audit=context.audit_context(),
         )
@@ -119,11 +111,10 @@ def scanned_challenge(challenge_id: str) -> Response:
         return _too_many()
     deps = context.deps()
     try:
-        challenge = challenge_for_phone(
+        challenge = deps.confirmation.challenge_for_phone(
             context.db(),
             challenge_id=challenge_id[:64],
             proof=_proof(),
-            challenges=deps.challenges,
             now=context.now(),
         )
     except AnswerRejectedError as error:
@@ -164,11 +155,10 @@ def push_address() -> Response:
         device = device_for(context.db(), _proof())
         if not isinstance(address, str):
             raise DeviceRequestError()
-        change_push_address(
+        deps.device_keys.change_push_address(
             context.db(),
             device,
             push_address=address,
-            relay_url=deps.settings.nexus_relay_url,
             now=context.now(),
             audit=context.audit_context(),
         )
@@ -190,11 +180,10 @@ def rotate_key() -> Response:
         device = device_for(context.db(), _proof())
         if not isinstance(rotation, str) or len(rotation) > 4096:
             raise DeviceRequestError()
-        thumbprint = rotate_device_key(
+        thumbprint = deps.device_keys.rotate_device_key(
             context.db(),
             device,
             rotation=rotation,
-            issuer=deps.settings.issuer,
             now=context.now(),
             audit=context.audit_context(),
         )

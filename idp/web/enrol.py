@@ -21,10 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.models import User
 from idp.audit.service import record
-from idp.enrol.binding import bind_device
-from idp.enrol.binding import challenge
 from idp.enrol.binding import format_code
-from idp.enrol.binding import issue_activation_code
 from idp.enrol.errors import ActivationCodeError
 from idp.enrol.errors import AlreadyBoundError
 from idp.enrol.errors import BindingProofError
@@ -39,11 +36,8 @@ from idp.enrol.flow import InvalidTransitionError
 from idp.enrol.service import check_window
 from idp.enrol.service import get_enrolment
 from idp.enrol.service import has_active_device
-from idp.enrol.service import pending_proofing
 from idp.enrol.service import proofing_is_fresh
 from idp.enrol.service import record_proofing_refused
-from idp.enrol.service import record_proofing_result
-from idp.enrol.service import start_proofing
 from idp.enrol.service import state_of
 from idp.errors import IdpError
 from idp.revocation.suspension import needs_access_pass
@@ -141,8 +135,8 @@ def begin_proofing() -> BaseResponse:
         interaction_session[_PASS_HOLDER] = user.id
     try:
         deps.kyc.check_available()
-        state, nonce, verifier = start_proofing(
-            context.db(), user, deps.cipher, now=context.now(), context=context.audit_context()
+        state, nonce, verifier = deps.proofing.start_proofing(
+            context.db(), user, now=context.now(), context=context.audit_context()
         )
     except KycUnavailableError:
         return _page("kyc_unavailable", status=503)
@@ -167,8 +161,8 @@ def proofing_callback() -> BaseResponse:
     now = context.now()
     audit = context.audit_context()
     try:
-        enrolment, nonce, verifier = pending_proofing(
-            db, user, deps.cipher, state=request.args.get("state", "")
+        enrolment, nonce, verifier = deps.proofing.pending_proofing(
+            db, user, state=request.args.get("state", "")
         )
     except ProofingStateError:
         return _page("proofing_state", status=400)
@@ -194,16 +188,7 @@ def proofing_callback() -> BaseResponse:
         )
         return _page("kyc_response_invalid", status=400)
     try:
-        record_proofing_result(
-            db,
-            user,
-            enrolment,
-            identity,
-            deps.cipher,
-            ial=deps.settings.proofing_ial,
-            now=now,
-            context=audit,
-        )
+        deps.proofing.record_proofing_result(db, user, enrolment, identity, now=now, context=audit)
     except IdentityMismatchError:
         return _page("identity_mismatch", status=403)
     return redirect(url_for("enrol.overview", done="proofed"), code=303)
@@ -233,14 +218,8 @@ def activation() -> BaseResponse:
     if not _holds_the_pass(user):
         return _page("access_pass_required", status=403)
     try:
-        code, expires_at = issue_activation_code(
-            context.db(),
-            user,
-            deps.cipher,
-            ttl=deps.settings.activation_code_ttl,
-            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
-            now=context.now(),
-            context=context.audit_context(),
+        code, expires_at = deps.binding.issue_activation_code(
+            context.db(), user, now=context.now(), context=context.audit_context()
         )
     except ProofingExpiredError:
         return _page("proofing_expired", status=409)
@@ -302,11 +281,8 @@ def device_challenge() -> Response:
     body = _json_object()
     deps = context.deps()
     try:
-        nonce = challenge(
-            context.db(),
-            deps.cipher,
-            code=str(body.get("activation_code", ""))[:32],
-            now=context.now(),
+        nonce = deps.binding.challenge(
+            context.db(), code=str(body.get("activation_code", ""))[:32], now=context.now()
         )
     except ActivationCodeError as error:
         _count_failure(error)
@@ -326,13 +302,9 @@ def device_registration() -> Response:
     body = _json_object()
     deps = context.deps()
     try:
-        bound = bind_device(
+        bound = deps.binding.bind_device(
             context.db(),
-            deps.cipher,
             proof=str(body.get("proof", ""))[:8192],
-            issuer=deps.settings.issuer,
-            relay_url=deps.settings.nexus_relay_url,
-            proofing_valid_for=timedelta(seconds=deps.settings.proofing_valid_for),
             now=context.now(),
             context=context.audit_context(),
         )

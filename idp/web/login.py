@@ -43,9 +43,6 @@ from idp.accounts.models import User
 from idp.accounts.passwords import ChangeReason
 from idp.accounts.passwords import password_change_reason
 from idp.accounts.service import PasswordAuthenticator
-from idp.accounts.service import change_password
-from idp.accounts.sessions import reauthenticate
-from idp.accounts.sessions import start_session
 from idp.audit.service import record
 from idp.mfa.fatigue import reset_denials
 from idp.mfa.service import active_device
@@ -80,10 +77,7 @@ STEP_PAGES: dict[Step, tuple[str, ...]] = {
 
 
 def authenticator() -> PasswordAuthenticator:
-    deps = context.deps()
-    return PasswordAuthenticator(
-        policy=deps.throttle, cipher=deps.cipher, store=deps.store, keys=deps.keys
-    )
+    return context.deps().authenticator
 
 
 def transaction() -> LoginTransaction | None:
@@ -208,14 +202,13 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
     if previous is not None and previous[1].id == user.id:
         # The same person again (prompt=login, max_age, step-up): one session, fresh login.
         user_session = previous[0]
-        cookie_value = reauthenticate(
+        cookie_value = deps.login_sessions.reauthenticate(
             db,
             user_session,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
-            policy=deps.session_policy,
             context=context.audit_context(),
             device_id=device_id,
         )
@@ -233,13 +226,12 @@ def _finish(tx: LoginTransaction) -> BaseResponse:
                 context=context.audit_context(),
             )
             context.notices_owed()
-        user_session, cookie_value = start_session(
+        user_session, cookie_value = deps.login_sessions.start(
             db,
             user,
             acr=acr,
             amr=tx.amr,
             now=now,
-            policy=deps.session_policy,
             context=context.audit_context(),
             device_id=device_id,
         )
@@ -406,13 +398,11 @@ def change_password_step() -> BaseResponse:
             else:
                 complete_password_change(tx, facts)  # kept only once the change is made
                 try:
-                    change_password(
+                    context.deps().accounts.change_password(
                         db,
                         user,
                         new_password=new,
                         now=context.now(),
-                        min_length=settings.password_min_length,
-                        history=settings.password_history,
                         reason=reason,
                         context=context.audit_context(),
                     )

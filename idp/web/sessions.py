@@ -29,7 +29,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.models import User
 from idp.accounts.models import UserSession
-from idp.accounts.sessions import get_active_session
 from idp.deps import Deps
 from idp.store.ephemeral import EphemeralStoreError
 from idp.store.secrets import sha256_hex
@@ -118,9 +117,7 @@ def current_login() -> tuple[UserSession, User] | None:
         value = request.cookies.get(auth_cookie_name())
         found = None
         if value and len(value) <= 64:
-            found = get_active_session(
-                context.db(), value, now=context.now(), policy=context.deps().session_policy
-            )
+            found = context.deps().login_sessions.active(context.db(), value, now=context.now())
         g.login = found
     return g.login  # type: ignore[no-any-return]
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from idp import create_app
 from idp.accounts.models import User
-from idp.accounts.sessions import start_session
 from idp.audit.service import NO_CONTEXT
 from idp.deps import build_deps
 from tests.factories import seed
@@ -28,9 +27,14 @@ def browser(settings, deps, **changes: object) -> FlaskClient:
     seed(local, "malee")
     with local.sessions.begin() as session:
         malee = session.scalar(select(User).where(User.username == "malee"))
-        _, cookie = start_session(session, malee, acr=f"{settings.issuer}/acr/aal1-pwd",
-                                  amr=["pwd"], now=deps.clock.now(),
-                                  policy=local.session_policy, context=NO_CONTEXT)  # fmt: skip
+        _, cookie = local.login_sessions.start(
+            session,
+            malee,
+            acr=f"{settings.issuer}/acr/aal1-pwd",
+            amr=["pwd"],
+            now=deps.clock.now(),
+            context=NO_CONTEXT,
+        )
     client = create_app(deps=local, background=False).test_client()
     client.set_cookie("idp_auth", cookie, domain="localhost")
     return client

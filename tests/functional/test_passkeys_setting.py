@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from idp import create_app
 from idp.accounts.models import User
-from idp.accounts.sessions import start_session
 from idp.audit.service import NO_CONTEXT
 from idp.deps import build_deps
 from idp.mfa.models import Passkey
@@ -34,9 +33,14 @@ def signed_in(settings, deps, *, passkeys_enabled: bool | None) -> FlaskClient:
         session.add(Passkey(id="pk-earlier", user_id=malee.id, status="active", name="laptop",
                             public_key="x", sign_count=0, aaguid="0" * 36, backed_up=False,
                             created_at=deps.clock.now()))  # fmt: skip
-        _, cookie = start_session(session, malee, acr=f"{ISSUER}/acr/aal2-softtoken",
-                                  amr=["pwd", "swk", "mca", "mfa"], now=deps.clock.now(),
-                                  policy=local.session_policy, context=NO_CONTEXT)  # fmt: skip
+        _, cookie = local.login_sessions.start(
+            session,
+            malee,
+            acr=f"{ISSUER}/acr/aal2-softtoken",
+            amr=["pwd", "swk", "mca", "mfa"],
+            now=deps.clock.now(),
+            context=NO_CONTEXT,
+        )
     client = create_app(deps=local, background=False).test_client()
     client.set_cookie("idp_auth", cookie, domain="localhost")
     return client

@@ -13,13 +13,16 @@ from sqlalchemy import select
 from idp.accounts.errors import PasswordPolicyError
 from idp.accounts.models import PasswordHistory
 from idp.accounts.passwords import verify_password
-from idp.accounts.service import change_password
-from idp.accounts.service import create_user
+from idp.accounts.service import Accounts
 from idp.accounts.service import require_password_change
 from idp.audit.models import AuditEvent
+from idp.settings import DEMO_DATA_KEY
+from idp.settings import decode_data_key
+from idp.store.secrets import DataCipher
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PASSWORDS = [f"passphrase number {n} of many" for n in range(7)]
+CIPHER = DataCipher(decode_data_key(DEMO_DATA_KEY))
 
 
 @pytest.fixture
@@ -28,27 +31,26 @@ def session(sessions, cipher):
         yield session
 
 
+def accounts(cipher, *, history=5):
+    return Accounts(cipher=cipher, temporary_ttl=86400, min_length=12, history=history)
+
+
 def new_user(session, cipher, *, temporary=False):
-    return create_user(
+    return accounts(cipher).create_user(
         session,
-        cipher,
         username="somchai",
         password=PASSWORDS[0],
         now=NOW,
         temporary=temporary,
-        temporary_ttl=86400,
-        min_length=12,
     )
 
 
 def change(session, user, password, *, history=5, days=1):
-    change_password(
+    accounts(CIPHER, history=history).change_password(
         session,
         user,
         new_password=password,
         now=NOW + timedelta(days=days),
-        min_length=12,
-        history=history,
     )
     session.flush()
 
