@@ -6,6 +6,7 @@ Tests build their own (a fake clock, a test database) and hand it to ``create_ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
 from idp.revocation.service import RevocationList
 from idp.revocation.suspension import Revoker
+from idp.revocation.suspension import Suspensions
 from idp.revocation.working_days import WorkingCalendar
 from idp.settings import Settings
 from idp.store.db import make_engine
@@ -57,10 +59,11 @@ class Deps:
     challenges: ChallengeStore
     push_policy: PushPolicy
     calendar: WorkingCalendar
+    suspensions: Suspensions
 
     @property
     def revoker(self) -> Revoker:
-        return Revoker(self.revocations, self.challenges, self.settings.access_token_ttl)
+        return self.suspensions.revoker
 
 
 def build_deps(
@@ -88,6 +91,11 @@ def build_deps(
             )
     cipher = DataCipher(settings.data_key_bytes)
     keyring = KeyRing(sessions, cipher, clock=clock, overlap=settings.key_overlap)
+    revocations = RevocationList(store, keys)
+    challenges = ChallengeStore(store, keys)
+    calendar = WorkingCalendar(
+        extra_days_off=settings.days_off, extra_working_days=settings.working_days
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -98,7 +106,7 @@ def build_deps(
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),
-        revocations=RevocationList(store, keys),
+        revocations=revocations,
         signer=TokenSigner(
             keyring,
             issuer=settings.issuer,
@@ -133,14 +141,18 @@ def build_deps(
             api_key=settings.nexus_api_key.get_secret_value(),
             timeout=settings.nexus_timeout,
         ),
-        challenges=ChallengeStore(store, keys),
-        calendar=WorkingCalendar(
-            extra_days_off=settings.days_off, extra_working_days=settings.working_days
-        ),
+        challenges=challenges,
+        calendar=calendar,
         push_policy=PushPolicy(
             limit=settings.mfa_push_limit,
             window=settings.mfa_push_window,
             backoff=settings.mfa_denial_backoff,
             pause_after=settings.mfa_denial_lock_after,
+        ),
+        suspensions=Suspensions(
+            Revoker(revocations, challenges, settings.access_token_ttl),
+            calendar,
+            letter_days=settings.lost_phone_letter_days,
+            access_pass_ttl=timedelta(seconds=settings.access_pass_ttl),
         ),
     )

@@ -16,7 +16,6 @@ from idp.accounts.models import User
 from idp.accounts.service import require_password_change
 from idp.audit.service import NO_CONTEXT
 from idp.oidc.clients import CIBA_GRANT_TYPE
-from idp.revocation.suspension import lift_account_suspension
 from idp.roles.authority import SYSTEM
 from tests.factories import add_client
 from tests.functional.test_admin_api import call
@@ -108,9 +107,11 @@ def test_an_approval_from_before_an_account_suspension_gives_no_tokens_after_it(
     helpdesk = helpdesk_token(stack)
     suspended = call(stack, helpdesk, "POST", "/users/somchai/suspend", json={"reason": "x"})
     assert suspended.status_code == 200, suspended.text
-    with stack.deps.sessions.begin() as session:
-        somchai = session.scalar(select(User).where(User.username == "somchai"))
-        lift_account_suspension(session, somchai, by=SYSTEM, reason="checked", actor="test",
-                                now=stack.deps.clock.now(), audit=NO_CONTEXT)  # fmt: skip
+    with stack.deps.sessions.begin() as db:
+        somchai = db.scalar(select(User).where(User.username == "somchai"))
+        stack.deps.suspensions.lift_account_suspension(
+            db, somchai, by=SYSTEM, reason="checked", actor="test", now=stack.deps.clock.now(),
+            audit=NO_CONTEXT,
+        )  # fmt: skip
     late = poll(stack, answer.json()["auth_req_id"], client=ROLES)
     assert error_of(late) == "access_denied", late.text
