@@ -26,8 +26,8 @@ from idp.accounts.service import create_user
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
+from idp.oidc.clients import NewClient
 from idp.oidc.clients import apply_profile
-from idp.oidc.clients import register_client
 from idp.oidc.clients import with_ciba_poll
 from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
@@ -137,7 +137,7 @@ def seed(session: Session, deps: Deps) -> list[str]:
     portal_key = demo_client_key(portal_key_file, PORTAL_CLIENT_ID)
     for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False),
                                portal_public_jwk=portal_key.as_dict(private=False)):  # fmt: skip
-        register_client(session, deps.cipher, now=now, actor="demo-seed", **client)
+        deps.registrations.register(session, NewClient(**client), now=now, actor="demo-seed")
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
     lines.append(f"{PORTAL_CLIENT_ID}'s private key: {portal_key_file}")

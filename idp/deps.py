@@ -22,6 +22,7 @@ from idp.mfa.challenges import ChallengeStore
 from idp.mfa.fatigue import PushPolicy
 from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
+from idp.oidc.clients import ClientRegistrations
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
@@ -50,6 +51,7 @@ class Deps:
     cipher: DataCipher
     keyring: KeyRing
     clients: ClientRegistry
+    registrations: ClientRegistrations
     revocations: RevocationList
     signer: TokenSigner
     throttle: ThrottlePolicy
@@ -106,6 +108,7 @@ def build_deps(
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),
+        registrations=ClientRegistrations(cipher),
         revocations=revocations,
         signer=TokenSigner(
             keyring,
