@@ -18,6 +18,8 @@ from werkzeug.exceptions import BadRequest
 from idp.accounts import errors as account_errors
 from idp.accounts import flow
 from idp.accounts import issuance
+from idp.accounts.models import User
+from idp.accounts.service import get_user_by_username
 from idp.api.auth import AuthError
 from idp.api.auth import InvalidOnBehalfOfError
 from idp.api.schemas import DomainRefusal
@@ -151,3 +153,16 @@ def parse(model: type[Model]) -> Model:
             raise carried.refusal from None
         field = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidBodyError(f"'{field}': {first['msg']}.") from None
+
+
+def known_user(username: str) -> User:
+    """SECURITY: call it once the caller is known to act on anyone (the helpdesk, CGD): its
+    404 must not tell a less powerful administrator which usernames exist.
+
+    Raises:
+        UnknownPersonError
+    """
+    user = get_user_by_username(context.db(), username)
+    if user is None:
+        raise role_errors.UnknownPersonError()
+    return user

@@ -17,6 +17,7 @@ from idp.api.auth import Caller
 from idp.api.auth import authenticate
 from idp.api.common import answer
 from idp.api.common import bp
+from idp.api.common import known_user
 from idp.api.common import parse
 from idp.revocation.loss import validate_lost_at
 from idp.revocation.models import LostDeviceCase
@@ -58,15 +59,6 @@ def _case_fields(case: LostDeviceCase, username: str | None) -> dict[str, Any]:
     }
 
 
-def _user(username: str) -> User:
-    """SECURITY: called once the caller is known to may act on anyone (the helpdesk, CGD):
-    a 404 here must not tell a less powerful administrator which usernames exist."""
-    user = get_user_by_username(context.db(), username)
-    if user is None:
-        raise errors.UnknownPersonError()
-    return user
-
-
 def _managed_user(caller: Caller, username: str) -> User:
     """A person whose unit the caller manages; anyone else is answered as no one (404), as
     ``GET /users/{username}/roles`` does, so the status tells nothing outside the remit."""
@@ -96,7 +88,7 @@ def suspend_users_phone(username: str) -> Response:
     caller.authority.require(caller.authority.may_suspend())
     body = parse(schemas.PhoneSuspension)
     loss = validate_lost_at(body.lost_at, now=context.now())
-    user = _user(username)
+    user = known_user(username)
     done = _suspensions().suspend_phone(
         context.db(),
         user,
@@ -121,10 +113,10 @@ def suspend_users_phone(username: str) -> Response:
 def suspend_user(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
-    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
     changed = _suspensions().suspend_account(
         context.db(),
-        _user(username),
+        known_user(username),
         by=caller.authority,
         reason=body.reason,
         actor=caller.actor,
@@ -154,10 +146,10 @@ def lift_suspension(username: str) -> Response:
 @bp.post("/users/<username>/access-pass")
 def access_pass(username: str) -> Response:
     caller = authenticate()
-    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
     code = _suspensions().issue_access_pass(
         context.db(),
-        _user(username),
+        known_user(username),
         by=caller.authority,
         actor=caller.actor,
         now=context.now(),

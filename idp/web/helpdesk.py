@@ -66,7 +66,6 @@ from idp.web.hygiene import large_body
 from idp.web.hygiene import uploaded_order
 from idp.web.role_texts import error_text
 from idp.web.sessions import clear_login_cookie
-from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
 from thai_format import format_date
 from thai_format import format_datetime
@@ -477,10 +476,7 @@ def case_close(case_id: str) -> BaseResponse:
 
 
 def _own() -> tuple[UserSession, User]:
-    login = current_login()
-    if login is None:
-        raise RefusedError(redirect(url_for("login.signin", next="/account"), code=303))
-    return login
+    return console.signed_in("/account")
 
 
 @bp.get("/account")
