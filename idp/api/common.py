@@ -21,6 +21,7 @@ from idp.accounts import issuance
 from idp.accounts.models import User
 from idp.accounts.service import get_user_by_username
 from idp.api.auth import AuthError
+from idp.api.auth import Caller
 from idp.api.auth import InvalidOnBehalfOfError
 from idp.api.schemas import DomainRefusal
 from idp.api.schemas import Sparse
@@ -28,6 +29,7 @@ from idp.errors import IdpError
 from idp.revocation import loss
 from idp.revocation import suspension
 from idp.roles import errors as role_errors
+from idp.roles.authority import Acting
 from idp.web import context
 from idp.web.trail import InvalidFilterError
 
@@ -166,3 +168,8 @@ def known_user(username: str) -> User:
     if user is None:
         raise role_errors.UnknownPersonError()
     return user
+
+
+def acting(caller: Caller) -> Acting:
+    """The caller acting now, in this request."""
+    return Acting(caller.authority, caller.actor, context.now(), context.audit_context())

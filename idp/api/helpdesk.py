@@ -15,6 +15,7 @@ from idp.accounts.service import get_user_by_username
 from idp.api import schemas
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
+from idp.api.common import acting
 from idp.api.common import answer
 from idp.api.common import bp
 from idp.api.common import known_user
@@ -115,13 +116,7 @@ def suspend_user(username: str) -> Response:
     body = parse(schemas.Reason)
     caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
     changed = _suspensions().suspend_account(
-        context.db(),
-        known_user(username),
-        by=caller.authority,
-        reason=body.reason,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
+        context.db(), known_user(username), acting(caller), reason=body.reason
     )
     _committed_and_announced()
     return answer(schemas.AccountSuspended(status="suspended", already_suspended=not changed))
@@ -132,13 +127,7 @@ def lift_suspension(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
     _suspensions().lift_account_suspension(
-        context.db(),
-        _managed_user(caller, username),
-        by=caller.authority,
-        reason=body.reason,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
+        context.db(), _managed_user(caller, username), acting(caller), reason=body.reason
     )
     return answer(schemas.SuspensionLifted(status="active"))
 
@@ -147,14 +136,7 @@ def lift_suspension(username: str) -> Response:
 def access_pass(username: str) -> Response:
     caller = authenticate()
     caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
-    code = _suspensions().issue_access_pass(
-        context.db(),
-        known_user(username),
-        by=caller.authority,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
-    )
+    code = _suspensions().issue_access_pass(context.db(), known_user(username), acting(caller))
     expires_in = context.deps().settings.access_pass_ttl
     return answer(schemas.AccessPass(access_pass=code, expires_in=expires_in), 201)
 
@@ -179,13 +161,7 @@ def list_cases() -> Response:
 def case_letter(case_id: str) -> Response:
     caller = _case_reader()
     case = _suspensions().receive_letter(
-        context.db(),
-        case_id,
-        uploaded_order("letter_file"),
-        by=caller.authority,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
+        context.db(), case_id, uploaded_order("letter_file"), acting(caller)
     )
     return answer(case_json(case))
 
@@ -196,15 +172,7 @@ def case_declared_lost(case_id: str) -> Response:
     caller = _case_reader()
     body = parse(schemas.LossDeclaration)
     loss = validate_lost_at(body.lost_at, now=context.now())
-    case = _suspensions().declare_lost(
-        context.db(),
-        case_id[:32],
-        loss,
-        by=caller.authority,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
-    )
+    case = _suspensions().declare_lost(context.db(), case_id[:32], loss, acting(caller))
     return answer(case_json(case))
 
 
@@ -214,13 +182,7 @@ def case_closed(case_id: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Finding)
     case = _suspensions().close_investigation(
-        context.db(),
-        case_id[:32],
-        body.finding,
-        by=caller.authority,
-        actor=caller.actor,
-        now=context.now(),
-        audit=context.audit_context(),
+        context.db(), case_id[:32], body.finding, acting(caller)
     )
     return answer(case_json(case))
 

@@ -49,6 +49,7 @@ from idp.revocation.service import end_backchannel_requests
 from idp.revocation.service import end_session
 from idp.revocation.service import revoke_grant
 from idp.revocation.working_days import WorkingCalendar
+from idp.roles.authority import Acting
 from idp.roles.authority import Authority
 from idp.roles.models import Unit
 from idp.roles.orders import OrderDocument
@@ -301,12 +302,9 @@ class Suspensions:
         self,
         db: Session,
         user: User,
+        acting: Acting,
         *,
-        by: Authority,
         reason: str,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
     ) -> bool:
         """ระงับสิทธิ: the account signs in nowhere; every session and token family ends.
         The helpdesk or CGD may; False when it was suspended already.
@@ -314,6 +312,7 @@ class Suspensions:
         Raises:
             NotAllowedError
         """
+        by = acting.by
         by.require(by.may_suspend())
         locked = db.scalar(select(User).where(User.id == user.id).with_for_update())
         if locked is None or locked.status == UserStatus.SUSPENDED:
@@ -332,34 +331,43 @@ class Suspensions:
                 self.revoker.revocations,
                 sid,
                 reason="account_suspended",
-                now=now,
+                now=acting.now,
                 access_token_ttl=self.revoker.access_token_ttl,
-                actor=actor,
-                context=audit,
+                actor=acting.actor,
+                context=acting.audit,
             )
         self._revoke_grants(
-            db, Grant.user_id == user.id, reason="account_suspended", now=now, audit=audit
+            db,
+            Grant.user_id == user.id,
+            reason="account_suspended",
+            now=acting.now,
+            audit=acting.audit,
         )
-        self._withdraw_pushes(user, now)
+        self._withdraw_pushes(user, acting.now)
         # SECURITY: a backchannel request approved but not yet redeemed gives tokens to no one,
         # not even once the suspension is lifted (as for a suspended phone).
         end_backchannel_requests(
-            db, user_id=user.id, reason="account_suspended", now=now, actor=actor, context=audit
+            db,
+            user_id=user.id,
+            reason="account_suspended",
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
         )
         queue_security_events(
             db,
             user_sub=user.sub,
             events=[SessionRevoked(sids=tuple(sids))],
-            now=now,
+            now=acting.now,
             reason="account suspended",
             initiating_entity="admin",
         )
         record(
             db,
             "account.suspended",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             user=user.sub,
             reason=reason[:500],
             sessions=len(sids),
@@ -370,12 +378,9 @@ class Suspensions:
         self,
         db: Session,
         user: User,
+        acting: Acting,
         *,
-        by: Authority,
         reason: str,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
     ) -> None:
         """Only an administrator lifts a suspension (CGD, or the treasury office of the user's
         unit); never the helpdesk that suspends.
@@ -384,6 +389,7 @@ class Suspensions:
             NotAllowedError, NotSuspendedError
         """
         unit = db.get(Unit, user.unit_code) if user.unit_code else None
+        by = acting.by
         by.require(by.is_cgd or (unit is not None and by.may_manage(unit)))
         if user.status != UserStatus.SUSPENDED:
             raise NotSuspendedError()
@@ -391,9 +397,9 @@ class Suspensions:
         record(
             db,
             "account.suspension_lifted",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             user=user.sub,
             reason=reason[:500],
         )
@@ -403,11 +409,7 @@ class Suspensions:
         db: Session,
         case_id: str,
         letter: OrderDocument,
-        *,
-        by: Authority,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
+        acting: Acting,
     ) -> LostDeviceCase:
         """The head of unit's letter (or the helpdesk filing it on their behalf) closes the
         case.
@@ -417,6 +419,7 @@ class Suspensions:
         """
         case, user = _locked_case(db, case_id)
         unit = db.get(Unit, user.unit_code) if user and user.unit_code else None
+        by = acting.by
         by.require(by.may_suspend() or (unit is not None and unit.code in by.units))
         if case.closed_at is not None:
             raise CaseClosedError()
@@ -425,20 +428,20 @@ class Suspensions:
         case.letter_filename = letter.filename
         case.letter_media_type = letter.media_type
         case.letter_sha256 = letter.sha256
-        case.letter_received_at = now
-        case.letter_received_by = actor
-        case.closed_at = now
+        case.letter_received_at = acting.now
+        case.letter_received_by = acting.actor
+        case.closed_at = acting.now
         db.add(CaseLetter(case_id=case.id, content=letter.content))
         record(
             db,
             "revocation.case_letter_received",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             case=case.id,
             user=user.sub if user else None,
             sha256=letter.sha256,
-            late=thai_date(now) > case.letter_due,
+            late=thai_date(acting.now) > case.letter_due,
         )
         return case
 
@@ -447,11 +450,7 @@ class Suspensions:
         db: Session,
         case_id: str,
         loss: Loss,
-        *,
-        by: Authority,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
+        acting: Acting,
     ) -> LostDeviceCase:
         """The head of unit says the phone of an investigation was lost after all: from now on
         the letter is due, counted from the day of the loss.
@@ -460,7 +459,7 @@ class Suspensions:
             UnknownCaseError, NotAllowedError, NotInvestigationError
         """
         case, user = _locked_case(db, case_id)
-        by.require(user is not None and user.unit_code in by.units)
+        acting.by.require(user is not None and user.unit_code in acting.by.units)
         if case.kind != CaseKind.INVESTIGATION or case.closed_at is not None:
             raise NotInvestigationError()
         case.kind = CaseKind.LOST
@@ -469,9 +468,9 @@ class Suspensions:
         record(
             db,
             "revocation.case_declared_lost",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             case=case.id,
             user=user.sub if user else None,
             lost_on=loss.day.isoformat(),
@@ -484,28 +483,25 @@ class Suspensions:
         db: Session,
         case_id: str,
         finding: str,
-        *,
-        by: Authority,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
+        acting: Acting,
     ) -> LostDeviceCase:
         """The helpdesk closes an investigation with what it found; the phone stays suspended.
 
         Raises:
             UnknownCaseError, NotAllowedError, NotInvestigationError
         """
+        by = acting.by
         by.require(by.may_suspend())
         case, user = _locked_case(db, case_id)
         if case.kind != CaseKind.INVESTIGATION or case.closed_at is not None:
             raise NotInvestigationError()
-        case.closed_at = now
+        case.closed_at = acting.now
         record(
             db,
             "revocation.investigation_closed",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             case=case.id,
             user=user.sub if user else None,
             finding=finding[:500],
@@ -518,11 +514,7 @@ class Suspensions:
         self,
         db: Session,
         user: User,
-        *,
-        by: Authority,
-        actor: str,
-        now: datetime,
-        audit: AuditContext,
+        acting: Acting,
     ) -> str:
         """A one-time pass, shown once to the helpdesk who verified the caller; it only lets
         the user start registering a new phone. Earlier unused passes of the user die.
@@ -530,6 +522,7 @@ class Suspensions:
         Raises:
             NotAllowedError, SuspensionError (the user still has a working phone)
         """
+        by = acting.by
         by.require(by.may_suspend())
         working = select(Device.id).where(
             Device.user_id == user.id, Device.status == DeviceStatus.ACTIVE
@@ -541,7 +534,7 @@ class Suspensions:
         for earlier in db.scalars(
             select(AccessPass).where(AccessPass.user_id == user.id, AccessPass.used_at.is_(None))
         ):
-            earlier.expires_at = min(earlier.expires_at, now)
+            earlier.expires_at = min(earlier.expires_at, acting.now)
         code = "-".join("".join(secrets.choice(_PASS_ALPHABET) for _ in range(4)) for _ in range(3))
         ttl = self.access_pass_ttl
         db.add(
@@ -549,17 +542,17 @@ class Suspensions:
                 id=secrets.token_hex(16),
                 user_id=user.id,
                 code_hash=sha256_hex(_norm(code)),
-                issued_by=actor,
-                issued_at=now,
-                expires_at=now + ttl,
+                issued_by=acting.actor,
+                issued_at=acting.now,
+                expires_at=acting.now + ttl,
             )
         )
         record(
             db,
             "revocation.access_pass_issued",
-            now=now,
-            actor=actor,
-            context=audit,
+            now=acting.now,
+            actor=acting.actor,
+            context=acting.audit,
             user=user.sub,
             expires_in=int(ttl.total_seconds()),
         )

@@ -97,6 +97,17 @@ NOBODY = Authority()
 SYSTEM = Authority(roles=frozenset({AdminRole.CGD_ADMIN}))
 
 
+@dataclass(frozen=True)
+class Acting:
+    """Who acts, with what authority, when and in which request: what a console page or an
+    API call hands to every change it asks for."""
+
+    by: Authority
+    actor: str
+    now: datetime
+    audit: AuditContext
+
+
 def authority_of(db: Session, user_id: str) -> Authority:
     rows = db.execute(
         select(AdminGrant.role, AdminGrant.province, AdminGrant.unit_code).where(

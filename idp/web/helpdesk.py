@@ -51,6 +51,7 @@ from idp.revocation.suspension import may_see_case
 from idp.revocation.suspension import overdue_when_reported
 from idp.revocation.suspension import reason_of
 from idp.revocation.suspension import usernames
+from idp.roles.authority import Acting
 from idp.roles.authority import Authority
 from idp.settings import Settings
 from idp.web import console
@@ -111,6 +112,10 @@ def _case_words() -> dict[str, Any]:
 
 def _helpdesk() -> tuple[User, Authority]:
     return console.staff(lambda a: a.may_suspend() or a.may_read_everything())
+
+
+def _acting(staff: User, authority: Authority) -> Acting:
+    return Acting(authority, staff.sub, context.now(), context.audit_context())
 
 
 def _security_events(user: User) -> list[AuditEvent]:
@@ -252,24 +257,11 @@ def act(username: str) -> BaseResponse:
             extra: dict[str, Any] = {"done": message, "case": done.case}
         elif action == "suspend_account":
             changed = suspensions.suspend_account(
-                db,
-                user,
-                by=authority,
-                reason=note or "helpdesk",
-                actor=staff.sub,
-                now=context.now(),
-                audit=context.audit_context(),
+                db, user, _acting(staff, authority), reason=note or "helpdesk"
             )
             extra = {"done": "account_suspended" if changed else "account_already_suspended"}
         elif action == "access_pass":
-            code = suspensions.issue_access_pass(
-                db,
-                user,
-                by=authority,
-                actor=staff.sub,
-                now=context.now(),
-                audit=context.audit_context(),
-            )
+            code = suspensions.issue_access_pass(db, user, _acting(staff, authority))
             extra = {"done": "access_pass", "access_pass": code}
         else:
             return _personpage(user, authority, 400, error="action")
@@ -325,13 +317,7 @@ def case_letter(case_id: str) -> BaseResponse:
     db = context.db()
     try:
         context.deps().suspensions.receive_letter(
-            db,
-            case_id[:32],
-            uploaded_order("letter_file"),
-            by=authority,
-            actor=staff.sub,
-            now=context.now(),
-            audit=context.audit_context(),
+            db, case_id[:32], uploaded_order("letter_file"), _acting(staff, authority)
         )
     except IdpError as error:
         db.rollback()
@@ -434,13 +420,7 @@ def case_declare_lost(case_id: str) -> BaseResponse:
     db = context.db()
     try:
         context.deps().suspensions.declare_lost(
-            db,
-            case_id[:32],
-            _loss(),
-            by=authority,
-            actor=staff.sub,
-            now=context.now(),
-            audit=context.audit_context(),
+            db, case_id[:32], _loss(), _acting(staff, authority)
         )
     except InvalidLossTimeError:
         db.rollback()
@@ -458,13 +438,7 @@ def case_close(case_id: str) -> BaseResponse:
     db = context.db()
     try:
         context.deps().suspensions.close_investigation(
-            db,
-            case_id[:32],
-            request.form.get("finding", ""),
-            by=authority,
-            actor=staff.sub,
-            now=context.now(),
-            audit=context.audit_context(),
+            db, case_id[:32], request.form.get("finding", ""), _acting(staff, authority)
         )
     except IdpError as error:
         db.rollback()

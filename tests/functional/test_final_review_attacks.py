@@ -17,6 +17,7 @@ from idp.accounts.service import require_password_change
 from idp.audit.service import NO_CONTEXT
 from idp.oidc.clients import CIBA_GRANT_TYPE
 from idp.roles.authority import SYSTEM
+from idp.roles.authority import Acting
 from tests.factories import add_client
 from tests.functional.test_admin_api import call
 from tests.functional.test_ciba import approve_on_phone
@@ -109,9 +110,7 @@ def test_an_approval_from_before_an_account_suspension_gives_no_tokens_after_it(
     assert suspended.status_code == 200, suspended.text
     with stack.deps.sessions.begin() as db:
         somchai = db.scalar(select(User).where(User.username == "somchai"))
-        stack.deps.suspensions.lift_account_suspension(
-            db, somchai, by=SYSTEM, reason="checked", actor="test", now=stack.deps.clock.now(),
-            audit=NO_CONTEXT,
-        )  # fmt: skip
+        acting = Acting(SYSTEM, "test", stack.deps.clock.now(), NO_CONTEXT)
+        stack.deps.suspensions.lift_account_suspension(db, somchai, acting, reason="checked")
     late = poll(stack, answer.json()["auth_req_id"], client=ROLES)
     assert error_of(late) == "access_denied", late.text
