@@ -202,6 +202,16 @@ def person(username: str) -> BaseResponse:
     return _personpage(_person(username), authority)
 
 
+def _overview(user: User) -> dict[str, Any]:
+    """What the helpdesk and the user's own account page both show of the user."""
+    return {
+        "devices": _devices(user),
+        "passkeys": active_passkeys(context.db(), user.id),
+        "sessions": _live_sessions(user),
+        "events": _security_events(user),
+    }
+
+
 def _personpage(user: User, authority: Authority, status: int = 200, **extra: Any) -> Response:
     db = context.db()
     cases = [c for c in cases_for(db, authority, open_only=False) if c.user_id == user.id]
@@ -210,10 +220,7 @@ def _personpage(user: User, authority: Authority, status: int = 200, **extra: An
         status,
         person=user,
         authority=authority,
-        devices=_devices(user),
-        passkeys=active_passkeys(db, user.id),
-        sessions=_live_sessions(user),
-        events=_security_events(user),
+        **_overview(user),
         cases=cases,
         checklist=CHECKLIST,
         **extra,
@@ -462,16 +469,12 @@ def account() -> BaseResponse:
 def _accountpage(
     user_session: UserSession, user: User, status: int = 200, **extra: Any
 ) -> Response:
-    db = context.db()
     return page(
         "account.html",
         status,
         user=user,
         current=user_session,
-        devices=_devices(user),
-        passkeys=active_passkeys(db, user.id),
-        sessions=_live_sessions(user),
-        events=_security_events(user),
+        **_overview(user),
         locale=str(get_locale()),
         **extra,
     )
