@@ -238,10 +238,17 @@ def units_add(code: str, name_th: str, name_en: str, province: str, treasury_off
     try:
         with deps.sessions.begin() as session:
             unit = create_unit(
-                session, SYSTEM, code=code, name_th=name_th, name_en=name_en, province=province,
-                treasury_office=treasury_office, now=deps.clock.now(), actor="cli",
+                session,
+                SYSTEM,
+                code=code,
+                name_th=name_th,
+                name_en=name_en,
+                province=province,
+                treasury_office=treasury_office,
+                now=deps.clock.now(),
+                actor="cli",
                 audit=NO_CONTEXT,
-            )  # fmt: skip
+            )
             click.echo(f"added unit {unit.code} ({unit.province})")
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
@@ -272,9 +279,17 @@ def admins_grant(username: str, role: str, province: str | None, unit_code: str 
             user = get_user_by_username(session, username)
             if user is None:
                 raise click.ClickException(f"no user {username}")
-            grant_admin_role(session, SYSTEM, user, AdminRole(role), now=deps.clock.now(),
-                             actor="cli", audit=NO_CONTEXT, province=province,
-                             unit_code=unit_code)  # fmt: skip
+            grant_admin_role(
+                session,
+                SYSTEM,
+                user,
+                AdminRole(role),
+                now=deps.clock.now(),
+                actor="cli",
+                audit=NO_CONTEXT,
+                province=province,
+                unit_code=unit_code,
+            )
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"granted {role} to {username}")

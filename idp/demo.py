@@ -135,8 +135,10 @@ def seed(session: Session, deps: Deps) -> list[str]:
     fapi_key = demo_fapi_key(key_file)
     portal_key_file = instance_dir(settings) / PORTAL_KEY_FILE
     portal_key = demo_client_key(portal_key_file, PORTAL_CLIENT_ID)
-    for client in demo_clients(fapi_public_jwk=fapi_key.as_dict(private=False),
-                               portal_public_jwk=portal_key.as_dict(private=False)):  # fmt: skip
+    for client in demo_clients(
+        fapi_public_jwk=fapi_key.as_dict(private=False),
+        portal_public_jwk=portal_key.as_dict(private=False),
+    ):
         deps.registrations.register(session, NewClient(**client), now=now, actor="demo-seed")
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
@@ -206,9 +208,18 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
     lines = []
     for code, name_th, name_en, province, office in DEMO_UNITS:
         if session.get(Unit, code) is None:
-            create_unit(session, SYSTEM, code=code, name_th=name_th, name_en=name_en,
-                        province=province, treasury_office=office, now=now, actor="demo-seed",
-                        audit=NO_CONTEXT)  # fmt: skip
+            create_unit(
+                session,
+                SYSTEM,
+                code=code,
+                name_th=name_th,
+                name_en=name_en,
+                province=province,
+                treasury_office=office,
+                now=now,
+                actor="demo-seed",
+                audit=NO_CONTEXT,
+            )
             lines.append(f"unit {code}: {name_en}")
     province = DEMO_UNITS[0][3]
     for person in DEMO_USERS:
@@ -218,12 +229,29 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
         if user.unit_code is None:
             user.unit_code = DEMO_UNIT
         if person.role and not held_roles(session, user.id, thai_date(now)):
-            assign_directly(session, unit_code=DEMO_UNIT, user=user, role=person.role,
-                            valid_from=thai_date(now), now=now, actor="demo-seed",
-                            reason="demo seed", audit=NO_CONTEXT)  # fmt: skip
+            assign_directly(
+                session,
+                unit_code=DEMO_UNIT,
+                user=user,
+                role=person.role,
+                valid_from=thai_date(now),
+                now=now,
+                actor="demo-seed",
+                reason="demo seed",
+                audit=NO_CONTEXT,
+            )
         if person.admin:
-            grant_admin_role(session, SYSTEM, user, person.admin, now=now, actor="demo-seed",
-                             audit=NO_CONTEXT, province=province, unit_code=DEMO_UNIT)  # fmt: skip
+            grant_admin_role(
+                session,
+                SYSTEM,
+                user,
+                person.admin,
+                now=now,
+                actor="demo-seed",
+                audit=NO_CONTEXT,
+                province=province,
+                unit_code=DEMO_UNIT,
+            )
     for username, role, absent_username in DEMO_SUBSTITUTES:
         user = get_user_by_username(session, username)
         absent = get_user_by_username(session, absent_username)
@@ -231,10 +259,18 @@ def _seed_roles(session: Session, deps: Deps) -> list[str]:
             continue
         if any(h.role == role for h in held_roles(session, user.id, thai_date(now))):
             continue
-        assign_directly(session, unit_code=DEMO_UNIT, user=user, role=role,
-                        valid_from=thai_date(now), now=now, actor="demo-seed",
-                        reason="demo seed: substitute", audit=NO_CONTEXT,
-                        substitute_for=absent)  # fmt: skip
+        assign_directly(
+            session,
+            unit_code=DEMO_UNIT,
+            user=user,
+            role=role,
+            valid_from=thai_date(now),
+            now=now,
+            actor="demo-seed",
+            reason="demo seed: substitute",
+            audit=NO_CONTEXT,
+            substitute_for=absent,
+        )
         lines.append(f"{username}: {role} as {absent_username}'s substitute")
     return lines
 
