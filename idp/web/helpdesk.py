@@ -9,8 +9,11 @@ all), security events, and "report lost phone".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
 from flask import Blueprint
@@ -22,6 +25,7 @@ from flask_babel import get_locale
 from flask_babel import gettext
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp.accounts.errors import AttemptThrottledError
@@ -45,6 +49,7 @@ from idp.revocation.models import LostDeviceCase
 from idp.revocation.service import end_session
 from idp.revocation.suspension import CALLER_CHECKS
 from idp.revocation.suspension import NoLetterDueError
+from idp.revocation.suspension import Suspensions
 from idp.revocation.suspension import cases_for
 from idp.revocation.suspension import is_overdue
 from idp.revocation.suspension import may_see_case
@@ -272,12 +277,8 @@ def act(username: str) -> BaseResponse:
             extra = {"done": "access_pass", "access_pass": code}
         else:
             return _personpage(user, authority, 400, error="action")
-    except InvalidLossTimeError:
-        db.rollback()
-        return _personpage(user, authority, 400, error="lost_at")
     except IdpError as error:
-        db.rollback()
-        return _personpage(user, authority, 409, error_message=error_text(error))
+        return _refused(error, partial(_personpage, user, authority))
     db.commit()
     context.announce()
     return _personpage(user, authority, **extra)
@@ -422,35 +423,46 @@ def cgd_contact(settings: Settings) -> CgdContact:
 
 @bp.post("/admin/cases/<case_id>/declare-lost")
 def case_declare_lost(case_id: str) -> BaseResponse:
-    staff, authority = console.staff(Authority.may_follow_cases)
-    verify_csrf()
-    db = context.db()
-    try:
-        context.deps().suspensions.declare_lost(
-            db, case_id[:32], _loss(), _acting(staff, authority)
-        )
-    except InvalidLossTimeError:
-        db.rollback()
-        return _casepage(authority, case_id[:32], 400, error="lost_at")
-    except IdpError as error:
-        db.rollback()
-        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
-    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="lost"), code=303)
+    return _case_change(case_id, "lost", Suspensions.declare_lost, _loss)
 
 
 @bp.post("/admin/cases/<case_id>/close")
 def case_close(case_id: str) -> BaseResponse:
+    return _case_change(
+        case_id, "closed", Suspensions.close_investigation, lambda: request.form.get("finding", "")
+    )
+
+
+_Given = TypeVar("_Given")
+
+
+def _case_change(
+    case_id: str,
+    done: str,
+    change: Callable[[Suspensions, Session, str, _Given, Acting], object],
+    given: Callable[[], _Given],
+) -> BaseResponse:
+    """A change of a case asked for on its page, with what the page gave (read once the
+    caller is known); a refusal is answered on that page."""
     staff, authority = console.staff(Authority.may_follow_cases)
     verify_csrf()
-    db = context.db()
+    case_id = case_id[:32]
     try:
-        context.deps().suspensions.close_investigation(
-            db, case_id[:32], request.form.get("finding", ""), _acting(staff, authority)
+        change(
+            context.deps().suspensions, context.db(), case_id, given(), _acting(staff, authority)
         )
     except IdpError as error:
-        db.rollback()
-        return _casepage(authority, case_id[:32], 409, error_message=error_text(error))
-    return redirect(url_for("helpdesk.case_page", case_id=case_id[:32], done="closed"), code=303)
+        return _refused(error, partial(_casepage, authority, case_id))
+    return redirect(url_for("helpdesk.case_page", case_id=case_id, done=done), code=303)
+
+
+def _refused(error: IdpError, answer: Callable[..., Response]) -> Response:
+    """Nothing of a refused change stays; the page says why: the moment of the loss it could
+    not read, or the rule that refused it."""
+    context.db().rollback()
+    if isinstance(error, InvalidLossTimeError):
+        return answer(400, error="lost_at")
+    return answer(409, error_message=error_text(error))
 
 
 # --- the user's own account -----------------------------------------------------------------
