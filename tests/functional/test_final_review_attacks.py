@@ -39,12 +39,24 @@ LIMIT = 3
 def stack(settings, deps, tmp_path) -> Iterator[Stack]:
     with push_stack(settings, deps, tmp_path, users=("somchai",),
                     ciba_unknown_user_limit=LIMIT) as running:  # fmt: skip
-        add_client(running.deps, ROLES[0], secret=ROLES[1], redirect_uris=[],
-                   grant_types=[CIBA_GRANT_TYPE], scope="openid profile role:approve-1",
-                   backchannel_token_delivery_mode="poll")  # fmt: skip
-        add_client(running.deps, OTHER[0], secret=OTHER[1], redirect_uris=[],
-                   grant_types=[CIBA_GRANT_TYPE], scope="openid profile",
-                   backchannel_token_delivery_mode="poll")  # fmt: skip
+        add_client(
+            running.deps,
+            ROLES[0],
+            secret=ROLES[1],
+            redirect_uris=[],
+            grant_types=[CIBA_GRANT_TYPE],
+            scope="openid profile role:approve-1",
+            backchannel_token_delivery_mode="poll",
+        )
+        add_client(
+            running.deps,
+            OTHER[0],
+            secret=OTHER[1],
+            redirect_uris=[],
+            grant_types=[CIBA_GRANT_TYPE],
+            scope="openid profile",
+            backchannel_token_delivery_mode="poll",
+        )
         add_unit(running.deps)
         assign(running.deps, "somchai", "approve-1")
         yield running

@@ -30,11 +30,16 @@ def subscribed(sessions, cipher) -> list[str]:
             ("retired", "https://retired.example/events"),
         ):
             new = NewClient(
-                client_id=client_id, client_name=client_id, secret="s" * 40,
-                auth_methods=["client_secret_basic"], redirect_uris=["https://app.example/cb"],
-                post_logout_redirect_uris=[], grant_types=["authorization_code"], scope="openid",
+                client_id=client_id,
+                client_name=client_id,
+                secret="s" * 40,
+                auth_methods=["client_secret_basic"],
+                redirect_uris=["https://app.example/cb"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code"],
+                scope="openid",
                 security_event_uri=uri,
-            )  # fmt: skip
+            )
             ClientRegistrations(cipher).register(session, new, now=NOW)
         session.get(Client, "retired").disabled_at = NOW
     return ["a-rp", "b-rp"]
