@@ -377,9 +377,9 @@ def clients_add(
     import json
 
     from idp.oidc.clients import KEY_METHODS
+    from idp.oidc.clients import NewClient
     from idp.oidc.clients import apply_profile
     from idp.oidc.clients import generate_client_secret
-    from idp.oidc.clients import register_client
 
     deps = _deps()
     try:
@@ -400,29 +400,26 @@ def clients_add(
     generated = not public and not keys_only and secret is None
     if not public and not keys_only:
         secret = secret or generate_client_secret()
+    new = NewClient(
+        client_id=client_id,
+        client_name=name,
+        secret=None if public else secret,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_uris),
+        grant_types=list(grant_types),
+        scope=scope,
+        backchannel_logout_uri=backchannel_logout_uri,
+        security_event_uri=security_event_uri,
+        may_introspect=may_introspect,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        backchannel_token_delivery_mode=backchannel_token_delivery_mode,
+        backchannel_client_notification_endpoint=backchannel_client_notification_endpoint,
+        **metadata,
+    )
     try:
         with deps.sessions.begin() as db:
-            register_client(
-                db,
-                deps.cipher,
-                client_id=client_id,
-                client_name=name,
-                now=deps.clock.now(),
-                secret=None if public else secret,
-                redirect_uris=list(redirect_uris),
-                post_logout_redirect_uris=list(post_logout_uris),
-                grant_types=list(grant_types),
-                scope=scope,
-                backchannel_logout_uri=backchannel_logout_uri,
-                security_event_uri=security_event_uri,
-                may_introspect=may_introspect,
-                jwks=jwks,
-                jwks_uri=jwks_uri,
-                backchannel_token_delivery_mode=backchannel_token_delivery_mode,
-                backchannel_client_notification_endpoint=backchannel_client_notification_endpoint,
-                actor="cli",
-                **metadata,
-            )
+            deps.registrations.register(db, new, now=deps.clock.now(), actor="cli")
     except IdpError as exc:
         raise click.ClickException(exc.message) from exc
     _announce(deps, "clients", client_id.encode())

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from idp.accounts.service import get_user_by_username
 from idp.audit.service import NO_CONTEXT
 from idp.deps import Deps
+from idp.oidc.clients import NewClient
 from idp.oidc.clients import apply_profile
-from idp.oidc.clients import register_client
 from idp.oidc.clients import with_ciba_poll
 from idp.roles.assignments import held_roles
 from idp.roles.authority import SYSTEM
@@ -224,7 +224,7 @@ def seed(db: Session, deps: Deps) -> list[str]:
         fapi_public_jwk=fapi_key.as_dict(private=False),
         portal_public_jwk=portal_key.as_dict(private=False),
     ):
-        register_client(db, deps.cipher, now=now, actor="demo-seed", **client)
+        deps.registrations.register(db, NewClient(**client), now=now, actor="demo-seed")
         lines.append(f"client {client['client_id']}")
     lines.append(f"{FAPI_CLIENT_ID}'s private key: {key_file}")
     lines.append(f"{PORTAL_CLIENT_ID}'s private key: {portal_key_file}")

@@ -31,11 +31,13 @@ from idp.mfa.push import HttpPushGateway
 from idp.mfa.push import PushGateway
 from idp.mfa.service import PushConfirmation
 from idp.mfa.totp import TotpVerifier
+from idp.oidc.clients import ClientRegistrations
 from idp.oidc.clients import ClientRegistry
 from idp.oidc.keys import KeyRing
 from idp.oidc.tokens import TokenSigner
 from idp.revocation.service import RevocationList
 from idp.revocation.suspension import Revoker
+from idp.revocation.suspension import Suspensions
 from idp.revocation.working_days import WorkingCalendar
 from idp.settings import Settings
 from idp.store.db import make_engine
@@ -58,6 +60,7 @@ class Deps:
     cipher: DataCipher
     keyring: KeyRing
     clients: ClientRegistry
+    registrations: ClientRegistrations
     revocations: RevocationList
     signer: TokenSigner
     throttle: ThrottlePolicy
@@ -76,10 +79,11 @@ class Deps:
     authenticator: PasswordAuthenticator
     proofing: Proofing
     binding: PhoneBinding
+    suspensions: Suspensions
 
     @property
     def revoker(self) -> Revoker:
-        return Revoker(self.revocations, self.challenges, self.settings.access_token_ttl)
+        return self.suspensions.revoker
 
 
 def build_deps(
@@ -139,6 +143,9 @@ def build_deps(
         backoff=settings.mfa_denial_backoff,
         pause_after=settings.mfa_denial_lock_after,
     )
+    calendar = WorkingCalendar(
+        extra_days_off=settings.days_off, extra_working_days=settings.working_days
+    )
     return Deps(
         settings=settings,
         engine=engine,
@@ -149,6 +156,7 @@ def build_deps(
         cipher=cipher,
         keyring=keyring,
         clients=ClientRegistry(sessions, cipher),
+        registrations=ClientRegistrations(cipher),
         revocations=revocations,
         signer=TokenSigner(
             keyring,
@@ -170,9 +178,7 @@ def build_deps(
         ),
         push=push,
         challenges=challenges,
-        calendar=WorkingCalendar(
-            extra_days_off=settings.days_off, extra_working_days=settings.working_days
-        ),
+        calendar=calendar,
         push_policy=push_policy,
         confirmation=PushConfirmation(
             challenges=challenges,
@@ -197,5 +203,11 @@ def build_deps(
             relay_url=settings.nexus_relay_url,
             code_ttl=settings.activation_code_ttl,
             proofing_valid_for=timedelta(seconds=settings.proofing_valid_for),
+        ),
+        suspensions=Suspensions(
+            Revoker(revocations, challenges, settings.access_token_ttl),
+            calendar,
+            letter_days=settings.lost_phone_letter_days,
+            access_pass_ttl=timedelta(seconds=settings.access_pass_ttl),
         ),
     )

@@ -12,7 +12,7 @@ from idp.accounts.models import User
 from idp.accounts.passwords import hash_password
 from idp.demo import demo_clients
 from idp.deps import Deps
-from idp.oidc.clients import register_client
+from idp.oidc.clients import NewClient
 
 PASSWORD = "Demo-Pass-2025!"
 _hashes: dict[str, str] = {}
@@ -67,7 +67,7 @@ def seed(deps: Deps, *usernames: str, temporary: tuple[str, ...] = ()) -> None:
         portal_key = ECKey.generate_key("P-256", parameters={"kid": "gfms-portal-test"},
                                         private=True)  # fmt: skip
         for client in demo_clients(portal_public_jwk=portal_key.as_dict(private=False)):
-            register_client(session, deps.cipher, now=deps.clock.now(), **client)
+            deps.registrations.register(session, NewClient(**client), now=deps.clock.now())
         for username in usernames:
             make_user(session, deps, username, temporary=username in temporary)
     deps.clients.invalidate()
@@ -85,5 +85,6 @@ def add_client(deps: Deps, client_id: str, **metadata: Any) -> None:
     }
     defaults.update(metadata)
     with deps.sessions.begin() as session:
-        register_client(session, deps.cipher, client_id=client_id, now=deps.clock.now(), **defaults)
+        new = NewClient(client_id=client_id, **defaults)
+        deps.registrations.register(session, new, now=deps.clock.now())
     deps.clients.invalidate()

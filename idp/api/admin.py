@@ -4,8 +4,10 @@ Errors are JSON ``{"error", "error_description"}``; the document is ``openapi.js
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
+from typing import TypeVar
 
 from flask import Response
 from flask import jsonify
@@ -13,13 +15,13 @@ from flask import request
 
 from idp.accounts.issuance import IMPORT_MAX_BYTES
 from idp.accounts.issuance import NewAccount
-from idp.accounts.service import get_user_by_username
 from idp.api import schemas
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
 from idp.api.common import InvalidBodyError
 from idp.api.common import answer
 from idp.api.common import bp
+from idp.api.common import known_user
 from idp.api.common import parse
 from idp.api.openapi import document
 from idp.roles import errors
@@ -34,7 +36,6 @@ from idp.roles.models import DesignationRequest
 from idp.roles.models import RequestStatus
 from idp.roles.models import RoleAssignment
 from idp.roles.models import Unit
-from idp.roles.orders import accept_order
 from idp.roles.periods import thai_date
 from idp.roles.queries import readable_request
 from idp.roles.queries import readable_requests
@@ -42,6 +43,7 @@ from idp.roles.queries import units_for
 from idp.roles.units import create_unit
 from idp.web import context
 from idp.web.hygiene import large_body
+from idp.web.hygiene import uploaded_order
 from idp.web.role_texts import order_headers
 
 
@@ -90,11 +92,17 @@ def add_unit() -> Response:
     caller = authenticate()
     body = parse(schemas.NewUnit)
     unit = create_unit(
-        context.db(), caller.authority, code=body.code, name_th=body.name_th,
-        name_en=body.name_en or "", province=body.province,
-        treasury_office=body.treasury_office, now=context.now(), actor=caller.actor,
+        context.db(),
+        caller.authority,
+        code=body.code,
+        name_th=body.name_th,
+        name_en=body.name_en or "",
+        province=body.province,
+        treasury_office=body.treasury_office,
+        now=context.now(),
+        actor=caller.actor,
         audit=context.audit_context(),
-    )  # fmt: skip
+    )
     return answer(_unit(unit), 201)
 
 
@@ -152,9 +160,7 @@ def import_users() -> Response:
 def user_roles(username: str) -> Response:
     caller = authenticate()
     db = context.db()
-    user = get_user_by_username(db, username)
-    if user is None:
-        raise errors.UnknownPersonError()
+    user = known_user(username)
     readable = {u.code for u in units_for(db, caller.authority)}
     roles = held_roles(db, user.id, thai_date(context.now()))
     held = [schemas.GfmsRole.model_validate(h.claim()) for h in roles if h.unit in readable]
@@ -179,9 +185,11 @@ def list_designations() -> Response:
     caller = authenticate()
     status = request.args.get("status")
     items = readable_requests(context.db(), caller.authority)
-    return answer(schemas.Designations(
-        designations=[_request(i) for i in items if status in (None, i.status)]
-    ))  # fmt: skip
+    return answer(
+        schemas.Designations(
+            designations=[_request(i) for i in items if status in (None, i.status)]
+        )
+    )
 
 
 @bp.post("/designations")
@@ -189,26 +197,32 @@ def list_designations() -> Response:
 def submit_designation() -> Response:
     caller = authenticate()
     submitter = _person(caller)
-    settings = context.deps().settings
     form = request.form
-    upload = request.files.get("order_file")
-    if upload is None:
+    if "order_file" not in request.files:  # refused before the fields are read
         raise errors.OrderFileError()
     valid_until = form.get("valid_until")
     designation = Designation(
-        unit_code=form.get("unit_code", ""), username=form.get("username", ""),
-        role=form.get("role", ""), valid_from=_date(form.get("valid_from"), "valid_from"),
+        unit_code=form.get("unit_code", ""),
+        username=form.get("username", ""),
+        role=form.get("role", ""),
+        valid_from=_date(form.get("valid_from"), "valid_from"),
         valid_until=_date(valid_until, "valid_until") if valid_until else None,
         order_number=form.get("order_number", ""),
         order_date=_date(form.get("order_date"), "order_date"),
-        substitute_for=form.get("substitute_for") or None, note=form.get("note", ""),
-        kind=form.get("kind") or "designate", ends_role=form.get("ends_role") or None,
-    )  # fmt: skip
-    order = accept_order(upload.filename or "", upload.read(settings.order_max_bytes + 1),
-                         max_bytes=settings.order_max_bytes)  # fmt: skip
-    created = submit_request(context.db(), caller.authority, designation, order,
-                             submitter=submitter, now=context.now(),
-                             audit=context.audit_context())  # fmt: skip
+        substitute_for=form.get("substitute_for") or None,
+        note=form.get("note", ""),
+        kind=form.get("kind") or "designate",
+        ends_role=form.get("ends_role") or None,
+    )
+    created = submit_request(
+        context.db(),
+        caller.authority,
+        designation,
+        uploaded_order("order_file"),
+        submitter=submitter,
+        now=context.now(),
+        audit=context.audit_context(),
+    )
     return answer(_request(created), 201)
 
 
@@ -227,32 +241,40 @@ def _assignment(item: RoleAssignment) -> schemas.Assignment:
     return schemas.Assignment.model_validate(item, from_attributes=True)
 
 
-@bp.post("/designations/<request_id>/approve")
-def approve(request_id: str) -> Response:
+_Decided = TypeVar("_Decided")
+
+
+def _decided(decide: Callable[..., _Decided], request_id: str) -> _Decided:
+    """The decision of a person (never a system's client) with its reason, taken."""
     caller = authenticate()
     decider = _person(caller)
     body = parse(schemas.Decision)
-    done = approve_request(
-        context.db(), caller.authority, request_id, decider=decider,
-        reason=body.reason or "", now=context.now(),
+    return decide(
+        context.db(),
+        caller.authority,
+        request_id,
+        decider=decider,
+        reason=body.reason or "",
+        now=context.now(),
         audit=context.audit_context(),
-    )  # fmt: skip
-    return answer(schemas.Approval(
-        status=RequestStatus.APPROVED,
-        assignment=_assignment(done.assignment) if done.assignment else None,
-        ended=[_assignment(a) for a in done.ended],
-    ))  # fmt: skip
+    )
+
+
+@bp.post("/designations/<request_id>/approve")
+def approve(request_id: str) -> Response:
+    done = _decided(approve_request, request_id)
+    return answer(
+        schemas.Approval(
+            status=RequestStatus.APPROVED,
+            assignment=_assignment(done.assignment) if done.assignment else None,
+            ended=[_assignment(a) for a in done.ended],
+        )
+    )
 
 
 @bp.post("/designations/<request_id>/reject")
 def reject(request_id: str) -> Response:
-    caller = authenticate()
-    decider = _person(caller)
-    body = parse(schemas.Decision)
-    item = reject_request(context.db(), caller.authority, request_id, decider=decider,
-                          reason=body.reason or "", now=context.now(),
-                          audit=context.audit_context())  # fmt: skip
-    return answer(_request(item))
+    return answer(_request(_decided(reject_request, request_id)))
 
 
 # --- administrative roles -------------------------------------------------------------------
@@ -265,15 +287,23 @@ def grant() -> Response:
     # SECURITY: refused before the name is looked up, so that a 404 tells no one but a CGD
     # administrator which usernames exist.
     caller.authority.require(caller.authority.is_cgd)
-    db = context.db()
-    user = get_user_by_username(db, body.username)
-    if user is None:
-        raise errors.UnknownPersonError()
+    user = known_user(body.username)
     made = grant_admin_role(
-        db, caller.authority, user, body.role, now=context.now(), actor=caller.actor,
-        audit=context.audit_context(), province=body.province or None,
+        context.db(),
+        caller.authority,
+        user,
+        body.role,
+        now=context.now(),
+        actor=caller.actor,
+        audit=context.audit_context(),
+        province=body.province or None,
         unit_code=body.unit_code or None,
-    )  # fmt: skip
-    granted = schemas.AdminGrant(id=made.id, username=user.username, role=made.role,
-                                 province=made.province, unit_code=made.unit_code)  # fmt: skip
+    )
+    granted = schemas.AdminGrant(
+        id=made.id,
+        username=user.username,
+        role=made.role,
+        province=made.province,
+        unit_code=made.unit_code,
+    )
     return answer(granted, 201)

@@ -18,7 +18,10 @@ from werkzeug.exceptions import BadRequest
 from idp.accounts import errors as account_errors
 from idp.accounts import flow
 from idp.accounts import issuance
+from idp.accounts.models import User
+from idp.accounts.service import get_user_by_username
 from idp.api.auth import AuthError
+from idp.api.auth import Caller
 from idp.api.auth import InvalidOnBehalfOfError
 from idp.api.schemas import DomainRefusal
 from idp.api.schemas import Sparse
@@ -26,6 +29,7 @@ from idp.errors import IdpError
 from idp.revocation import loss
 from idp.revocation import suspension
 from idp.roles import errors as role_errors
+from idp.roles.authority import Acting
 from idp.web import context
 from idp.web.trail import InvalidFilterError
 
@@ -151,3 +155,21 @@ def parse(model: type[Model]) -> Model:
             raise carried.refusal from None
         field = ".".join(str(part) for part in first["loc"]) or "body"
         raise InvalidBodyError(f"'{field}': {first['msg']}.") from None
+
+
+def known_user(username: str) -> User:
+    """SECURITY: call it once the caller is known to act on anyone (the helpdesk, CGD): its
+    404 must not tell a less powerful administrator which usernames exist.
+
+    Raises:
+        UnknownPersonError
+    """
+    user = get_user_by_username(context.db(), username)
+    if user is None:
+        raise role_errors.UnknownPersonError()
+    return user
+
+
+def acting(caller: Caller) -> Acting:
+    """The caller acting now, in this request."""
+    return Acting(caller.authority, caller.actor, context.now(), context.audit_context())

@@ -5,7 +5,6 @@ the helpdesk may do."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Response
@@ -16,26 +15,22 @@ from idp.accounts.service import get_user_by_username
 from idp.api import schemas
 from idp.api.auth import Caller
 from idp.api.auth import authenticate
+from idp.api.common import acting
 from idp.api.common import answer
 from idp.api.common import bp
+from idp.api.common import known_user
 from idp.api.common import parse
 from idp.revocation.loss import validate_lost_at
 from idp.revocation.models import LostDeviceCase
+from idp.revocation.suspension import Suspensions
 from idp.revocation.suspension import cases_for
-from idp.revocation.suspension import close_investigation
-from idp.revocation.suspension import declare_lost
 from idp.revocation.suspension import is_overdue
-from idp.revocation.suspension import issue_access_pass
-from idp.revocation.suspension import lift_account_suspension
 from idp.revocation.suspension import overdue_when_reported
-from idp.revocation.suspension import receive_letter
-from idp.revocation.suspension import suspend_account
-from idp.revocation.suspension import suspend_phone
 from idp.roles import errors
 from idp.roles.models import Unit
-from idp.roles.orders import accept_order
 from idp.web import context
 from idp.web.hygiene import large_body
+from idp.web.hygiene import uploaded_order
 from thai_format import in_thailand
 
 
@@ -45,26 +40,24 @@ def case_json(case: LostDeviceCase, *, username: str | None = None) -> schemas.C
 
 def _case_fields(case: LostDeviceCase, username: str | None) -> dict[str, Any]:
     return {
-        "id": case.id, "username": username, "reason": case.reason, "kind": case.kind,
-        "channel": case.channel, "verified": case.verified or [],
+        "id": case.id,
+        "username": username,
+        "reason": case.reason,
+        "kind": case.kind,
+        "channel": case.channel,
+        "verified": case.verified or [],
         "reported_at": case.reported_at,
         # The moment in Thai time when it is known, else the day.
-        "lost_at": in_thailand(case.lost_at).isoformat() if case.lost_at
+        "lost_at": in_thailand(case.lost_at).isoformat()
+        if case.lost_at
         else case.lost_on.isoformat(),
-        "letter_due": case.letter_due, "closed_at": case.closed_at,
+        "letter_due": case.letter_due,
+        "closed_at": case.closed_at,
         "overdue": is_overdue(case, context.now()),
         "overdue_when_reported": overdue_when_reported(case),
-        "letter_received_at": case.letter_received_at, "letter_sha256": case.letter_sha256,
-    }  # fmt: skip
-
-
-def _user(username: str) -> User:
-    """SECURITY: called once the caller is known to may act on anyone (the helpdesk, CGD):
-    a 404 here must not tell a less powerful administrator which usernames exist."""
-    user = get_user_by_username(context.db(), username)
-    if user is None:
-        raise errors.UnknownPersonError()
-    return user
+        "letter_received_at": case.letter_received_at,
+        "letter_sha256": case.letter_sha256,
+    }
 
 
 def _managed_user(caller: Caller, username: str) -> User:
@@ -77,6 +70,10 @@ def _managed_user(caller: Caller, username: str) -> User:
     if user is None or not (authority.is_cgd or (unit is not None and authority.may_manage(unit))):
         raise errors.UnknownPersonError()
     return user
+
+
+def _suspensions() -> Suspensions:
+    return context.deps().suspensions
 
 
 def _committed_and_announced() -> None:
@@ -92,17 +89,23 @@ def suspend_users_phone(username: str) -> Response:
     caller.authority.require(caller.authority.may_suspend())
     body = parse(schemas.PhoneSuspension)
     loss = validate_lost_at(body.lost_at, now=context.now())
-    user = _user(username)
-    deps = context.deps()
-    done = suspend_phone(
-        context.db(), user, reason=body.reason, loss=loss, channel="api",
-        actor=caller.actor, revoker=deps.revoker, calendar=deps.calendar,
-        letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-        audit=context.audit_context(), verified=[check.value for check in body.verified],
-    )  # fmt: skip
-    suspended = schemas.SuspendedPhone(**_case_fields(done.case, user.username),
-                                       already_suspended=done.already_suspended,
-                                       sessions_ended=done.sessions_ended)  # fmt: skip
+    user = known_user(username)
+    done = _suspensions().suspend_phone(
+        context.db(),
+        user,
+        reason=body.reason,
+        loss=loss,
+        channel="api",
+        actor=caller.actor,
+        now=context.now(),
+        audit=context.audit_context(),
+        verified=[check.value for check in body.verified],
+    )
+    suspended = schemas.SuspendedPhone(
+        **_case_fields(done.case, user.username),
+        already_suspended=done.already_suspended,
+        sessions_ended=done.sessions_ended,
+    )
     _committed_and_announced()
     return answer(suspended, 200 if done.already_suspended else 201)
 
@@ -111,12 +114,10 @@ def suspend_users_phone(username: str) -> Response:
 def suspend_user(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
-    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
-    changed = suspend_account(
-        context.db(), _user(username), by=caller.authority, reason=body.reason,
-        actor=caller.actor, revoker=context.deps().revoker, now=context.now(),
-        audit=context.audit_context(),
-    )  # fmt: skip
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
+    changed = _suspensions().suspend_account(
+        context.db(), known_user(username), acting(caller), reason=body.reason
+    )
     _committed_and_announced()
     return answer(schemas.AccountSuspended(status="suspended", already_suspended=not changed))
 
@@ -125,24 +126,19 @@ def suspend_user(username: str) -> Response:
 def lift_suspension(username: str) -> Response:
     caller = authenticate()
     body = parse(schemas.Reason)
-    lift_account_suspension(
-        context.db(), _managed_user(caller, username), by=caller.authority, reason=body.reason,
-        actor=caller.actor, now=context.now(), audit=context.audit_context(),
-    )  # fmt: skip
+    _suspensions().lift_account_suspension(
+        context.db(), _managed_user(caller, username), acting(caller), reason=body.reason
+    )
     return answer(schemas.SuspensionLifted(status="active"))
 
 
 @bp.post("/users/<username>/access-pass")
 def access_pass(username: str) -> Response:
     caller = authenticate()
-    caller.authority.require(caller.authority.may_suspend())  # before the name: see _user
-    settings = context.deps().settings
-    code = issue_access_pass(
-        context.db(), _user(username), by=caller.authority, actor=caller.actor,
-        ttl=timedelta(seconds=settings.access_pass_ttl), now=context.now(),
-        audit=context.audit_context(),
-    )  # fmt: skip
-    return answer(schemas.AccessPass(access_pass=code, expires_in=settings.access_pass_ttl), 201)
+    caller.authority.require(caller.authority.may_suspend())  # before the name: see known_user
+    code = _suspensions().issue_access_pass(context.db(), known_user(username), acting(caller))
+    expires_in = context.deps().settings.access_pass_ttl
+    return answer(schemas.AccessPass(access_pass=code, expires_in=expires_in), 201)
 
 
 @bp.get("/cases")
@@ -164,15 +160,9 @@ def list_cases() -> Response:
 @large_body(lambda settings: settings.order_max_bytes + 64 * 1024)
 def case_letter(case_id: str) -> Response:
     caller = _case_reader()
-    settings = context.deps().settings
-    upload = request.files.get("letter_file")
-    if upload is None:
-        raise errors.OrderFileError()
-    letter = accept_order(upload.filename or "", upload.read(settings.order_max_bytes + 1),
-                          max_bytes=settings.order_max_bytes)  # fmt: skip
-    case = receive_letter(context.db(), case_id, letter, by=caller.authority,
-                          actor=caller.actor, now=context.now(),
-                          audit=context.audit_context())  # fmt: skip
+    case = _suspensions().receive_letter(
+        context.db(), case_id, uploaded_order("letter_file"), acting(caller)
+    )
     return answer(case_json(case))
 
 
@@ -182,11 +172,7 @@ def case_declared_lost(case_id: str) -> Response:
     caller = _case_reader()
     body = parse(schemas.LossDeclaration)
     loss = validate_lost_at(body.lost_at, now=context.now())
-    deps = context.deps()
-    case = declare_lost(context.db(), case_id[:32], loss, by=caller.authority,
-                        actor=caller.actor, calendar=deps.calendar,
-                        letter_days=deps.settings.lost_phone_letter_days, now=context.now(),
-                        audit=context.audit_context())  # fmt: skip
+    case = _suspensions().declare_lost(context.db(), case_id[:32], loss, acting(caller))
     return answer(case_json(case))
 
 
@@ -195,9 +181,9 @@ def case_closed(case_id: str) -> Response:
     """The helpdesk closes an investigation with its finding."""
     caller = authenticate()
     body = parse(schemas.Finding)
-    case = close_investigation(context.db(), case_id[:32], body.finding,
-                               by=caller.authority, actor=caller.actor, now=context.now(),
-                               audit=context.audit_context())  # fmt: skip
+    case = _suspensions().close_investigation(
+        context.db(), case_id[:32], body.finding, acting(caller)
+    )
     return answer(case_json(case))
 
 

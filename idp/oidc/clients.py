@@ -225,109 +225,127 @@ class ClientRegistry:
         )
 
 
-def register_client(
-    session: Session,
-    cipher: DataCipher,
-    *,
-    client_id: str,
-    client_name: str,
-    now: datetime,
-    secret: str | None,
-    auth_methods: list[str],
-    redirect_uris: list[str],
-    post_logout_redirect_uris: list[str],
-    grant_types: list[str],
-    scope: str,
-    id_token_signed_response_alg: str | None = None,
-    backchannel_logout_uri: str | None = None,
-    security_event_uri: str | None = None,
-    may_introspect: bool = False,
-    jwks: dict[str, Any] | None = None,
-    jwks_uri: str | None = None,
-    require_pushed_authorization_requests: bool = False,
-    require_signed_request_object: bool = False,
-    dpop_bound_access_tokens: bool = False,
-    backchannel_token_delivery_mode: str | None = None,
-    backchannel_client_notification_endpoint: str | None = None,
-    allow_weak_secret: bool = False,
-    actor: str | None = None,
-) -> Client:
-    """Register or replace a client after checking its metadata.
+@dataclass(frozen=True)
+class NewClient:
+    """A client to register, as its administrator describes it (RFC 7591 metadata).
 
     ``allow_weak_secret`` exists for the published demo secrets only. A client without a
     secret is public unless it authenticates with ``private_key_jwt``.
-
-    Raises:
-        ClientRegistrationError: inconsistent metadata.
     """
-    is_public = secret is None and not set(auth_methods) & set(KEY_METHODS)
+
+    client_id: str
+    client_name: str
+    secret: str | None
+    auth_methods: list[str]
+    redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
+    grant_types: list[str]
+    scope: str
+    id_token_signed_response_alg: str | None = None
+    backchannel_logout_uri: str | None = None
+    security_event_uri: str | None = None
+    may_introspect: bool = False
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    require_pushed_authorization_requests: bool = False
+    require_signed_request_object: bool = False
+    dpop_bound_access_tokens: bool = False
+    backchannel_token_delivery_mode: str | None = None
+    backchannel_client_notification_endpoint: str | None = None
+    allow_weak_secret: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret is None and not set(self.auth_methods) & set(KEY_METHODS)
+
+
+class ClientRegistrations:
+    """Registering clients, built once per process with the key their secrets are hashed
+    with."""
+
+    def __init__(self, cipher: DataCipher) -> None:
+        self._cipher = cipher
+
+    def register(
+        self, db: Session, new: NewClient, *, now: datetime, actor: str | None = None
+    ) -> Client:
+        """Register or replace a client after checking its metadata.
+
+        Raises:
+            ClientRegistrationError: inconsistent metadata.
+        """
+        _validate(new)
+        row = db.get(Client, new.client_id) or Client(client_id=new.client_id, created_at=now)
+        row.client_name = new.client_name
+        secret = new.secret
+        row.secret_hash = hash_client_secret(self._cipher, secret) if secret is not None else None
+        row.auth_methods = ["none"] if new.is_public else new.auth_methods
+        row.redirect_uris = new.redirect_uris
+        row.post_logout_redirect_uris = new.post_logout_redirect_uris
+        row.grant_types = new.grant_types
+        row.scope = new.scope
+        row.id_token_signed_response_alg = new.id_token_signed_response_alg
+        row.backchannel_logout_uri = new.backchannel_logout_uri
+        row.security_event_uri = new.security_event_uri
+        row.may_introspect = new.may_introspect
+        row.jwks = new.jwks
+        row.jwks_uri = new.jwks_uri
+        row.require_pushed_authorization_requests = new.require_pushed_authorization_requests
+        row.require_signed_request_object = new.require_signed_request_object
+        row.dpop_bound_access_tokens = new.dpop_bound_access_tokens
+        row.backchannel_token_delivery_mode = new.backchannel_token_delivery_mode
+        row.backchannel_client_notification_endpoint = new.backchannel_client_notification_endpoint
+        row.disabled_at = None
+        db.add(row)
+        db.flush()
+        record(
+            db,
+            "client.registered",
+            now=now,
+            actor=actor,
+            client_id=new.client_id,
+            grant_types=new.grant_types,
+            scope=new.scope,
+            dpop_bound_access_tokens=new.dpop_bound_access_tokens,
+        )
+        return row
+
+
+def _validate(new: NewClient) -> None:
+    """Raises ClientRegistrationError."""
     _validate_keys(
-        auth_methods=auth_methods,
-        secret=secret,
-        jwks=jwks,
-        jwks_uri=jwks_uri,
-        require_signed_request_object=require_signed_request_object,
+        auth_methods=new.auth_methods,
+        secret=new.secret,
+        jwks=new.jwks,
+        jwks_uri=new.jwks_uri,
+        require_signed_request_object=new.require_signed_request_object,
     )
-    if require_pushed_authorization_requests and "authorization_code" not in grant_types:
+    if new.require_pushed_authorization_requests and "authorization_code" not in new.grant_types:
         raise ClientRegistrationError("Pushed requests need the authorization_code grant.")
     _validate_metadata(
-        secret=secret if not allow_weak_secret else None,
-        is_public=is_public,
-        auth_methods=auth_methods,
-        redirect_uris=redirect_uris,
-        post_logout_redirect_uris=post_logout_redirect_uris,
+        secret=new.secret if not new.allow_weak_secret else None,
+        is_public=new.is_public,
+        auth_methods=new.auth_methods,
+        redirect_uris=new.redirect_uris,
+        post_logout_redirect_uris=new.post_logout_redirect_uris,
         notification_uris=[
             u
             for u in (
-                backchannel_logout_uri,
-                security_event_uri,
-                backchannel_client_notification_endpoint,
+                new.backchannel_logout_uri,
+                new.security_event_uri,
+                new.backchannel_client_notification_endpoint,
             )
             if u
         ],
-        grant_types=grant_types,
-        id_token_alg=id_token_signed_response_alg,
+        grant_types=new.grant_types,
+        id_token_alg=new.id_token_signed_response_alg,
     )
-    methods = ["none"] if is_public else auth_methods
     _validate_ciba_metadata(
-        grant_types=grant_types,
-        auth_methods=methods,
-        delivery_mode=backchannel_token_delivery_mode,
-        notification_endpoint=backchannel_client_notification_endpoint,
+        grant_types=new.grant_types,
+        auth_methods=["none"] if new.is_public else new.auth_methods,
+        delivery_mode=new.backchannel_token_delivery_mode,
+        notification_endpoint=new.backchannel_client_notification_endpoint,
     )
-    row = session.get(Client, client_id) or Client(client_id=client_id, created_at=now)
-    row.client_name = client_name
-    row.secret_hash = hash_client_secret(cipher, secret) if secret is not None else None
-    row.auth_methods = methods
-    row.redirect_uris = redirect_uris
-    row.post_logout_redirect_uris = post_logout_redirect_uris
-    row.grant_types = grant_types
-    row.scope = scope
-    row.id_token_signed_response_alg = id_token_signed_response_alg
-    row.backchannel_logout_uri = backchannel_logout_uri
-    row.security_event_uri = security_event_uri
-    row.may_introspect = may_introspect
-    row.jwks = jwks
-    row.jwks_uri = jwks_uri
-    row.require_pushed_authorization_requests = require_pushed_authorization_requests
-    row.require_signed_request_object = require_signed_request_object
-    row.dpop_bound_access_tokens = dpop_bound_access_tokens
-    row.backchannel_token_delivery_mode = backchannel_token_delivery_mode
-    row.backchannel_client_notification_endpoint = backchannel_client_notification_endpoint
-    row.disabled_at = None
-    session.add(row)
-    session.flush()
-    record(
-        session,
-        "client.registered",
-        now=now,
-        actor=actor,
-        client_id=client_id,
-        grant_types=grant_types,
-        scope=scope,
-        dpop_bound_access_tokens=dpop_bound_access_tokens,
-    )
-    return row
 
 
 def _validate_metadata(
@@ -421,7 +439,7 @@ def apply_profile(name: str, metadata: dict[str, Any]) -> dict[str, Any]:
 
 def with_ciba_poll(metadata: dict[str, Any]) -> dict[str, Any]:
     """Registration metadata with CIBA poll mode allowed (CIBA Core 1.0 §4), for a client
-    registered in code (a demo client): ``register_client(..., **with_ciba_poll({...}))``."""
+    registered in code (a demo client): ``NewClient(..., **with_ciba_poll({...}))``."""
     grant_types = [g for g in metadata.get("grant_types", []) if g != CIBA_GRANT_TYPE]
     return {
         **metadata,

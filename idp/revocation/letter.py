@@ -78,15 +78,15 @@ class LetterFacts:
 
 
 def letter_facts(
-    session: Session, case: LostDeviceCase, person: User, *, signer: User | None, now: datetime
+    db: Session, case: LostDeviceCase, person: User, *, signer: User | None, now: datetime
 ) -> LetterFacts:
     """What the letter says, from the case, the person whose phone it was and their unit."""
-    unit = session.get(Unit, person.unit_code) if person.unit_code else None
+    unit = db.get(Unit, person.unit_code) if person.unit_code else None
     today = thai_date(now)
     roles = tuple(
         dict.fromkeys(
             held.role
-            for held in held_roles(session, person.id, today)
+            for held in held_roles(db, person.id, today)
             if unit is None or held.unit == unit.code
         )
     )
@@ -175,8 +175,9 @@ def build_letter_pdf(facts: LetterFacts, contact: CgdContact, *, font_dir: Path)
     pdf.ln(2)
     for paragraph in letter_paragraphs(facts):
         pdf.set_x(pdf.l_margin)
-        pdf.multi_cell(0, line, " " * 10 + _for_pdf(paragraph), align="L", new_x="LMARGIN",
-                       new_y="NEXT")  # fmt: skip
+        pdf.multi_cell(
+            0, line, " " * 10 + _for_pdf(paragraph), align="L", new_x="LMARGIN", new_y="NEXT"
+        )
         pdf.ln(1)
     pdf.ln(4)
     text("ขอแสดงความนับถือ", indent=75)

@@ -48,10 +48,10 @@ def in_force(day: date) -> Any:
     )
 
 
-def held_roles(session: Session, user_id: str, day: date) -> list[HeldRole]:
+def held_roles(db: Session, user_id: str, day: date) -> list[HeldRole]:
     """Every role ``user_id`` holds on ``day``, in one query."""
     absent = aliased(User)
-    rows = session.execute(
+    rows = db.execute(
         select(RoleAssignment.unit_code, RoleAssignment.role, absent.sub)
         .outerjoin(absent, absent.id == RoleAssignment.substitute_for)
         .where(RoleAssignment.user_id == user_id, in_force(day))
@@ -79,7 +79,7 @@ class RoleGrant:
 
 
 def grant_roles(
-    session: Session,
+    db: Session,
     user: User,
     *,
     scope: str,
@@ -102,21 +102,35 @@ def grant_roles(
     # A role change takes effect with the new password the Ministry's rule asks for after it;
     # until then (or for a login without the phone) no role is granted.
     allowed = may_hold_roles and not user.must_change_password
-    held = held_roles(session, user.id, day) if allowed else []
+    held = held_roles(db, user.id, day) if allowed else []
     by_unit: dict[str, set[str]] = defaultdict(set)
     for holding in held:
         by_unit[holding.unit].add(holding.role)
     blocked: set[tuple[str, str]] = set()
     if any(len(roles) > 1 for roles in by_unit.values()):
-        pairs = exclusive_pairs(session)
+        pairs = exclusive_pairs(db)
         for unit, roles in by_unit.items():
             for pair in pairs_held_together(roles, pairs):
                 blocked |= {(unit, pair[0]), (unit, pair[1])}
-                record(session, "roles.separation_of_duties_blocked", now=now, outcome="failure",
-                       actor=user.sub, client_id=client_id, context=audit, unit=unit,
-                       roles=list(pair))  # fmt: skip
-                raise_alert(session, "separation_of_duties", user_id=user.id, now=now,
-                            unit=unit, roles=list(pair))  # fmt: skip
+                record(
+                    db,
+                    "roles.separation_of_duties_blocked",
+                    now=now,
+                    outcome="failure",
+                    actor=user.sub,
+                    client_id=client_id,
+                    context=audit,
+                    unit=unit,
+                    roles=list(pair),
+                )
+                raise_alert(
+                    db,
+                    "separation_of_duties",
+                    user_id=user.id,
+                    now=now,
+                    unit=unit,
+                    roles=list(pair),
+                )
     granted = [h for h in held if h.role in asked and (h.unit, h.role) not in blocked]
     granted_roles = {h.role for h in granted}
     words = [

@@ -97,8 +97,19 @@ NOBODY = Authority()
 SYSTEM = Authority(roles=frozenset({AdminRole.CGD_ADMIN}))
 
 
-def authority_of(session: Session, user_id: str) -> Authority:
-    rows = session.execute(
+@dataclass(frozen=True)
+class Acting:
+    """Who acts, with what authority, when and in which request: what a console page or an
+    API call hands to every change it asks for."""
+
+    by: Authority
+    actor: str
+    now: datetime
+    audit: AuditContext
+
+
+def authority_of(db: Session, user_id: str) -> Authority:
+    rows = db.execute(
         select(AdminGrant.role, AdminGrant.province, AdminGrant.unit_code).where(
             AdminGrant.user_id == user_id, AdminGrant.revoked_at.is_(None)
         )
@@ -129,7 +140,7 @@ def authority_of(session: Session, user_id: str) -> Authority:
 
 
 def grant_admin_role(
-    session: Session,
+    db: Session,
     by: Authority,
     user: User,
     role: AdminRole,
@@ -150,9 +161,9 @@ def grant_admin_role(
         raise InvalidUnitError("A treasury administrator is granted for a province.")
     if role == AdminRole.HEAD_OF_UNIT and not unit_code:
         raise InvalidUnitError("A head of unit is granted for a unit.")
-    if unit_code and session.get(Unit, unit_code) is None:
+    if unit_code and db.get(Unit, unit_code) is None:
         raise UnknownUnitError()
-    existing = session.scalar(
+    existing = db.scalar(
         select(AdminGrant).where(
             AdminGrant.user_id == user.id,
             AdminGrant.role == role,
@@ -175,8 +186,17 @@ def grant_admin_role(
         granted_at=now,
         granted_by=actor,
     )
-    session.add(grant)
-    session.flush()
-    record(session, "admin.role_granted", now=now, actor=actor, context=audit, user=user.sub,
-           role=role.value, province=grant.province, unit=grant.unit_code)  # fmt: skip
+    db.add(grant)
+    db.flush()
+    record(
+        db,
+        "admin.role_granted",
+        now=now,
+        actor=actor,
+        context=audit,
+        user=user.sub,
+        role=role.value,
+        province=grant.province,
+        unit=grant.unit_code,
+    )
     return grant

@@ -90,7 +90,7 @@ class Approval:
 
 
 def submit_request(
-    session: Session,
+    db: Session,
     by: Authority,
     designation: Designation,
     order: OrderDocument,
@@ -104,7 +104,7 @@ def submit_request(
     Raises:
         RoleError (each subclass says what is wrong)
     """
-    unit = get_unit(session, designation.unit_code)
+    unit = get_unit(db, designation.unit_code)
     by.require(by.may_designate(unit))
     kind = _kind(designation.kind)
     role = _role(designation.role)
@@ -123,13 +123,13 @@ def submit_request(
         or designation.order_date > thai_date(now)
     ):
         raise InvalidOrderError()
-    person = _person(session, designation.username)
+    person = _person(db, designation.username)
     absent = (
-        _person(session, designation.substitute_for)
+        _person(db, designation.substitute_for)
         if designation.substitute_for and kind != OrderKind.END
         else None
     )
-    _check_order(session, unit, person, kind, role, ends_role, period, absent, now=now)
+    _check_order(db, unit, person, kind, role, ends_role, period, absent, now=now)
     request = DesignationRequest(
         unit_code=unit.code,
         user_id=person.id,
@@ -150,16 +150,23 @@ def submit_request(
         submitted_by=submitter.id,
         submitted_at=now,
     )
-    session.add(request)
-    session.flush()
-    session.add(OrderFile(request_id=request.id, content=order.content))
-    record(session, "roles.designation_submitted", now=now, actor=submitter.sub, context=audit,
-           request=request.id, **_what(request, person, absent))  # fmt: skip
+    db.add(request)
+    db.flush()
+    db.add(OrderFile(request_id=request.id, content=order.content))
+    record(
+        db,
+        "roles.designation_submitted",
+        now=now,
+        actor=submitter.sub,
+        context=audit,
+        request=request.id,
+        **_what(request, person, absent),
+    )
     return request
 
 
 def approve_request(
-    session: Session,
+    db: Session,
     by: Authority,
     request_id: str,
     *,
@@ -174,23 +181,26 @@ def approve_request(
     Raises:
         RoleError (each subclass says what is wrong)
     """
-    request, unit = _pending_for_decision(session, by, request_id, decider)
+    request, unit = _pending_for_decision(db, by, request_id, decider)
     if not reason.strip():
         raise ReasonRequiredError()
-    person = session.get(User, request.user_id)
-    absent = session.get(User, request.substitute_for) if request.substitute_for else None
+    person = db.get(User, request.user_id)
+    absent = db.get(User, request.substitute_for) if request.substitute_for else None
     if person is None:
         raise UnknownPersonError()
     kind = OrderKind(request.kind)
     period = Period(request.valid_from, request.valid_until)
     first_day = _effective(period.start, now) if kind != OrderKind.DESIGNATE else period.start
-    ending = _check_order(session, unit, person, kind, request.role, request.ends_role, period,
-                          absent, now=now)  # fmt: skip
+    ending = _check_order(
+        db, unit, person, kind, request.role, request.ends_role, period, absent, now=now
+    )
     why = f"{request.order_number} ({request.id})"
     ended = _end(ending, first_day, now=now, why=why) + _end(
-        _acting_for(session, person, ending, first_day), first_day, now=now,
+        _acting_for(db, person, ending, first_day),
+        first_day,
+        now=now,
         why=f"{why}: {person.username} no longer holds the role",
-    )  # fmt: skip
+    )
     assignment = None
     if kind != OrderKind.END:
         assignment = RoleAssignment(
@@ -203,21 +213,31 @@ def approve_request(
             request_id=request.id,
             created_at=now,
         )
-        session.add(assignment)
+        db.add(assignment)
     _decide(request, RequestStatus.APPROVED, decider=decider, reason=reason, now=now)
-    session.flush()
-    record(session, "roles.designation_approved", now=now, actor=decider.sub, context=audit,
-           request=request.id, assignment=assignment.id if assignment else None,
-           ended=[a.id for a in ended], effective_from=first_day.isoformat(),
-           reason=request.decision_reason, **_what(request, person, absent))  # fmt: skip
+    db.flush()
+    record(
+        db,
+        "roles.designation_approved",
+        now=now,
+        actor=decider.sub,
+        context=audit,
+        request=request.id,
+        assignment=assignment.id if assignment else None,
+        ended=[a.id for a in ended],
+        effective_from=first_day.isoformat(),
+        reason=request.decision_reason,
+        **_what(request, person, absent),
+    )
     # The Ministry's rule: a new password right after a role change is approved.
-    require_password_change(session, person, reason="role_changed", now=now, actor=decider.sub,
-                            context=audit)  # fmt: skip
+    require_password_change(
+        db, person, reason="role_changed", now=now, actor=decider.sub, context=audit
+    )
     return Approval(assignment, ended)
 
 
 def reject_request(
-    session: Session,
+    db: Session,
     by: Authority,
     request_id: str,
     *,
@@ -227,20 +247,27 @@ def reject_request(
     audit: AuditContext,
 ) -> DesignationRequest:
     """Raises RoleError (ReasonRequiredError without a reason)."""
-    request, _ = _pending_for_decision(session, by, request_id, decider)
+    request, _ = _pending_for_decision(db, by, request_id, decider)
     if not reason.strip():
         raise ReasonRequiredError()
     _decide(request, RequestStatus.REJECTED, decider=decider, reason=reason, now=now)
-    person = session.get(User, request.user_id)
-    absent = session.get(User, request.substitute_for) if request.substitute_for else None
-    record(session, "roles.designation_rejected", now=now, actor=decider.sub, context=audit,
-           request=request.id, reason=request.decision_reason,
-           **_what(request, person, absent))  # fmt: skip
+    person = db.get(User, request.user_id)
+    absent = db.get(User, request.substitute_for) if request.substitute_for else None
+    record(
+        db,
+        "roles.designation_rejected",
+        now=now,
+        actor=decider.sub,
+        context=audit,
+        request=request.id,
+        reason=request.decision_reason,
+        **_what(request, person, absent),
+    )
     return request
 
 
 def assign_directly(
-    session: Session,
+    db: Session,
     *,
     unit_code: str,
     user: User,
@@ -258,28 +285,47 @@ def assign_directly(
     Raises:
         RoleError
     """
-    one_writer_at_a_time(session)
-    unit = _locked_unit(session, unit_code)
+    one_writer_at_a_time(db)
+    unit = _locked_unit(db, unit_code)
     period = Period(valid_from, None)
     _check_designation(
-        session, unit, user, _role(role), period, substitute_for,
-        _assignments(session, user.id, unit.code),
-    )  # fmt: skip
+        db,
+        unit,
+        user,
+        _role(role),
+        period,
+        substitute_for,
+        _assignments(db, user.id, unit.code),
+    )
     assignment = RoleAssignment(
-        user_id=user.id, unit_code=unit.code, role=role, valid_from=valid_from,
-        valid_until=None, created_at=now,
+        user_id=user.id,
+        unit_code=unit.code,
+        role=role,
+        valid_from=valid_from,
+        valid_until=None,
+        created_at=now,
         substitute_for=substitute_for.id if substitute_for else None,
-    )  # fmt: skip
-    session.add(assignment)
-    session.flush()
-    record(session, "roles.assigned", now=now, actor=actor, context=audit, user=user.sub,
-           unit=unit.code, role=role, valid_from=valid_from.isoformat(), reason=reason,
-           **({"substitute_for": substitute_for.sub} if substitute_for else {}))  # fmt: skip
+    )
+    db.add(assignment)
+    db.flush()
+    record(
+        db,
+        "roles.assigned",
+        now=now,
+        actor=actor,
+        context=audit,
+        user=user.sub,
+        unit=unit.code,
+        role=role,
+        valid_from=valid_from.isoformat(),
+        reason=reason,
+        **({"substitute_for": substitute_for.sub} if substitute_for else {}),
+    )
     return assignment
 
 
-def order_file(session: Session, request_id: str) -> bytes | None:
-    row = session.get(OrderFile, request_id)
+def order_file(db: Session, request_id: str) -> bytes | None:
+    row = db.get(OrderFile, request_id)
     return row.content if row else None
 
 
@@ -287,7 +333,7 @@ def order_file(session: Session, request_id: str) -> bytes | None:
 
 
 def _check_order(
-    session: Session,
+    db: Session,
     unit: Unit,
     person: User,
     kind: OrderKind,
@@ -299,16 +345,19 @@ def _check_order(
     now: datetime,
 ) -> list[RoleAssignment]:
     """The rules an order must keep; return the assignments it would end or cut short."""
-    held = _assignments(session, person.id, unit.code)
+    held = _assignments(db, person.id, unit.code)
     if kind == OrderKind.DESIGNATE:
-        _check_designation(session, unit, person, role, period, absent, held)
+        _check_designation(db, unit, person, role, period, absent, held)
         return []
     first_day = _effective(period.start, now)
     if period.end is not None and period.end < first_day:
         raise InvalidPeriodError()
     stopping = role if kind == OrderKind.END else ends_role
-    ending = [a for a in held if a.role == stopping and (a.valid_until is None
-              or a.valid_until >= first_day)]  # fmt: skip
+    ending = [
+        a
+        for a in held
+        if a.role == stopping and (a.valid_until is None or a.valid_until >= first_day)
+    ]
     if not ending:
         raise NothingToEndError()
     if kind == OrderKind.CHANGE:
@@ -316,8 +365,7 @@ def _check_order(
         after = [a for a in held if a not in ending] + [
             _cut(a, first_day) for a in ending if a.valid_from < first_day
         ]
-        _check_designation(session, unit, person, role, Period(first_day, period.end), absent,
-                           after)  # fmt: skip
+        _check_designation(db, unit, person, role, Period(first_day, period.end), absent, after)
     return ending
 
 
@@ -330,29 +378,33 @@ def _effective(first_day: date, now: datetime) -> date:
 def _cut(assignment: RoleAssignment, first_day: date) -> RoleAssignment:
     """A detached copy of ``assignment`` ending the day before ``first_day``."""
     return RoleAssignment(
-        user_id=assignment.user_id, unit_code=assignment.unit_code, role=assignment.role,
-        valid_from=assignment.valid_from, valid_until=first_day - timedelta(days=1),
+        user_id=assignment.user_id,
+        unit_code=assignment.unit_code,
+        role=assignment.role,
+        valid_from=assignment.valid_from,
+        valid_until=first_day - timedelta(days=1),
         substitute_for=assignment.substitute_for,
-    )  # fmt: skip
+    )
 
 
 def _acting_for(
-    session: Session, person: User, ending: list[RoleAssignment], first_day: date
+    db: Session, person: User, ending: list[RoleAssignment], first_day: date
 ) -> list[RoleAssignment]:
     """The substitutes acting for ``person`` in a role of ``ending`` on or after ``first_day``:
     one acts for someone who holds the role, so their acting ends with it."""
     roles = {(a.unit_code, a.role) for a in ending if a.substitute_for is None}
     if not roles:
         return []
-    acting = session.scalars(
+    acting = db.scalars(
         select(RoleAssignment).where(
             RoleAssignment.substitute_for == person.id, RoleAssignment.ended_at.is_(None)
         )
     )
     return [
-        a for a in acting
+        a
+        for a in acting
         if (a.unit_code, a.role) in roles and (a.valid_until is None or a.valid_until >= first_day)
-    ]  # fmt: skip
+    ]
 
 
 def _end(
@@ -370,7 +422,7 @@ def _end(
 
 
 def _check_designation(
-    session: Session,
+    db: Session,
     unit: Unit,
     person: User,
     role: str,
@@ -387,7 +439,7 @@ def _check_designation(
         # whole period of acting.
         covers = [
             Period(a.valid_from, a.valid_until)
-            for a in _assignments(session, absent.id, unit.code)
+            for a in _assignments(db, absent.id, unit.code)
             if a.role == role and a.substitute_for is None
         ]
         if not any(period.within(p) for p in covers):
@@ -398,15 +450,15 @@ def _check_designation(
         ).overlaps(period):
             raise OverlappingDesignationError()
     holdings = [Holding(a.role, Period(a.valid_from, a.valid_until)) for a in held]
-    pair = conflict(holdings, Holding(role, period), exclusive_pairs(session))
+    pair = conflict(holdings, Holding(role, period), exclusive_pairs(db))
     if pair is not None:
         raise SeparationOfDutiesError(pair)
 
 
-def _assignments(session: Session, user_id: str, unit_code: str) -> list[RoleAssignment]:
+def _assignments(db: Session, user_id: str, unit_code: str) -> list[RoleAssignment]:
     """Assignments not ended (in force now, or starting later) of one person in one unit."""
     return list(
-        session.scalars(
+        db.scalars(
             select(RoleAssignment).where(
                 RoleAssignment.user_id == user_id,
                 RoleAssignment.unit_code == unit_code,
@@ -417,16 +469,16 @@ def _assignments(session: Session, user_id: str, unit_code: str) -> list[RoleAss
 
 
 def _pending_for_decision(
-    session: Session, by: Authority, request_id: str, decider: User
+    db: Session, by: Authority, request_id: str, decider: User
 ) -> tuple[DesignationRequest, Unit]:
     # Who may decide is settled before anything is locked.
-    _, remit = readable_request(session, by, request_id)
+    _, remit = readable_request(db, by, request_id)
     by.require(by.may_manage(remit))
-    one_writer_at_a_time(session)
+    one_writer_at_a_time(db)
     # SECURITY: the request row first (a stale second decision waits, then sees it decided),
     # then the unit (every change of assignments in a unit runs one after another).
     # populate_existing: the row as it is once locked, not as it was read a moment ago.
-    request = session.scalar(
+    request = db.scalar(
         select(DesignationRequest)
         .where(DesignationRequest.id == request_id)
         .with_for_update()
@@ -434,7 +486,7 @@ def _pending_for_decision(
     )
     if request is None:
         raise UnknownRequestError()
-    unit = _locked_unit(session, request.unit_code)
+    unit = _locked_unit(db, request.unit_code)
     if decider.id in (request.submitted_by, request.user_id, request.substitute_for):
         raise OwnRequestError()
     if request.status != RequestStatus.PENDING:
@@ -447,24 +499,28 @@ def _note(text: str) -> str:
 
 
 def _decide(
-    request: DesignationRequest, status: RequestStatus, *, decider: User, reason: str,
+    request: DesignationRequest,
+    status: RequestStatus,
+    *,
+    decider: User,
+    reason: str,
     now: datetime,
-) -> None:  # fmt: skip
+) -> None:
     request.status = status
     request.decided_by = decider.id
     request.decided_at = now
     request.decision_reason = _note(reason)
 
 
-def _locked_unit(session: Session, code: str) -> Unit:
-    unit = session.scalar(
+def _locked_unit(db: Session, code: str) -> Unit:
+    unit = db.scalar(
         select(Unit)
         .where(Unit.code == code)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     if unit is None:
-        return get_unit(session, code)  # raises UnknownUnitError
+        return get_unit(db, code)  # raises UnknownUnitError
     return unit
 
 
@@ -488,8 +544,8 @@ def _period(start: date, end: date | None) -> Period:
     return Period(start, end)
 
 
-def _person(session: Session, username: str) -> User:
-    user = get_user_by_username(session, username) if is_plain(username, limit=64) else None
+def _person(db: Session, username: str) -> User:
+    user = get_user_by_username(db, username) if is_plain(username, limit=64) else None
     if user is None:
         raise UnknownPersonError()
     return user

@@ -22,7 +22,7 @@ _REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def readable_request(
-    session: Session, authority: Authority, request_id: str
+    db: Session, authority: Authority, request_id: str
 ) -> tuple[DesignationRequest, Unit]:
     """A request and its unit, if the reader's remit covers it: outside it, a request is as
     unknown as one that does not exist.
@@ -30,16 +30,14 @@ def readable_request(
     Raises:
         UnknownRequestError
     """
-    found = (
-        session.get(DesignationRequest, request_id) if _REQUEST_ID.fullmatch(request_id) else None
-    )
-    unit = session.get(Unit, found.unit_code) if found else None
+    found = db.get(DesignationRequest, request_id) if _REQUEST_ID.fullmatch(request_id) else None
+    unit = db.get(Unit, found.unit_code) if found else None
     if found is None or unit is None or not authority.may_read(unit):
         raise UnknownRequestError()
     return found, unit
 
 
-def units_for(session: Session, authority: Authority) -> list[Unit]:
+def units_for(db: Session, authority: Authority) -> list[Unit]:
     """The units an administrator may read, by code."""
     query = select(Unit).order_by(Unit.code)
     if not authority.may_read_everything():
@@ -47,10 +45,10 @@ def units_for(session: Session, authority: Authority) -> list[Unit]:
             Unit.province.in_(authority.provinces | authority.audited_provinces)
             | Unit.code.in_(authority.units | authority.audited_units)
         )
-    return list(session.scalars(query))
+    return list(db.scalars(query))
 
 
-def readable_requests(session: Session, authority: Authority) -> list[DesignationRequest]:
+def readable_requests(db: Session, authority: Authority) -> list[DesignationRequest]:
     """The latest requests of the units an administrator may read, newest first."""
     query = (
         select(DesignationRequest)
@@ -58,18 +56,18 @@ def readable_requests(session: Session, authority: Authority) -> list[Designatio
         .limit(_LIST_LIMIT)
     )
     if not authority.may_read_everything():
-        codes = [u.code for u in units_for(session, authority)]
+        codes = [u.code for u in units_for(db, authority)]
         query = query.where(DesignationRequest.unit_code.in_(codes))
-    return list(session.scalars(query))
+    return list(db.scalars(query))
 
 
-def decidable_requests(session: Session, authority: Authority) -> list[DesignationRequest]:
+def decidable_requests(db: Session, authority: Authority) -> list[DesignationRequest]:
     """Pending requests this administrator may decide (never their own or about themselves),
     oldest first: the approval queue."""
-    managed = [u.code for u in units_for(session, authority) if authority.may_manage(u)]
+    managed = [u.code for u in units_for(db, authority) if authority.may_manage(u)]
     if not managed:
         return []
-    rows = session.scalars(
+    rows = db.scalars(
         select(DesignationRequest)
         .where(
             DesignationRequest.status == RequestStatus.PENDING,
@@ -89,8 +87,8 @@ def units_with_people(codes: frozenset[str]) -> Units:
     return Units(codes=codes, people=people)
 
 
-def trail_scope(session: Session, authority: Authority) -> Units | None:
+def trail_scope(db: Session, authority: Authority) -> Units | None:
     """What of the audit trail a reader sees: everything (None), or their units' events."""
     if authority.may_read_everything():
         return None
-    return units_with_people(frozenset(u.code for u in units_for(session, authority)))
+    return units_with_people(frozenset(u.code for u in units_for(db, authority)))

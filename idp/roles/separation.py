@@ -21,8 +21,8 @@ def pair_of(role_a: str, role_b: str) -> Pair:
     return first, second
 
 
-def exclusive_pairs(session: Session) -> frozenset[Pair]:
-    rows = session.execute(select(ExclusiveRolePair.role_a, ExclusiveRolePair.role_b))
+def exclusive_pairs(db: Session) -> frozenset[Pair]:
+    rows = db.execute(select(ExclusiveRolePair.role_a, ExclusiveRolePair.role_b))
     return frozenset((a, b) for a, b in rows)
 
 

@@ -25,17 +25,17 @@ def normalise_code(code: str) -> str:
     return code.strip().translate(_THAI_DIGITS)
 
 
-def get_unit(session: Session, code: str) -> Unit:
+def get_unit(db: Session, code: str) -> Unit:
     """Raises UnknownUnitError."""
     code = normalise_code(code)
-    unit = session.get(Unit, code) if UNIT_CODE.fullmatch(code) else None
+    unit = db.get(Unit, code) if UNIT_CODE.fullmatch(code) else None
     if unit is None:
         raise UnknownUnitError()
     return unit
 
 
 def create_unit(
-    session: Session,
+    db: Session,
     by: Authority,
     *,
     code: str,
@@ -63,7 +63,7 @@ def create_unit(
         or not is_plain(name_en, limit=200)
     ):
         raise InvalidUnitError()
-    if session.get(Unit, code) is not None:
+    if db.get(Unit, code) is not None:
         raise UnitExistsError()
     unit = Unit(
         code=code,
@@ -73,8 +73,15 @@ def create_unit(
         treasury_office=fields[2],
         created_at=now,
     )
-    session.add(unit)
-    session.flush()
-    record(session, "roles.unit_created", now=now, actor=actor, context=audit, unit=code,
-           province=unit.province)  # fmt: skip
+    db.add(unit)
+    db.flush()
+    record(
+        db,
+        "roles.unit_created",
+        now=now,
+        actor=actor,
+        context=audit,
+        unit=code,
+        province=unit.province,
+    )
     return unit

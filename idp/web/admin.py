@@ -4,6 +4,7 @@ signed-in user's own roles. Every page needs a login the phone confirmed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -33,7 +34,6 @@ from idp.roles.models import OrderKind
 from idp.roles.models import RequestStatus
 from idp.roles.models import Role
 from idp.roles.models import Unit
-from idp.roles.orders import accept_order
 from idp.roles.periods import thai_date
 from idp.roles.queries import decidable_requests
 from idp.roles.queries import readable_request
@@ -43,8 +43,10 @@ from idp.web import context
 from idp.web.console import RefusedError
 from idp.web.console import answer_refusals
 from idp.web.console import page
+from idp.web.console import signed_in
 from idp.web.console import staff
 from idp.web.hygiene import large_body
+from idp.web.hygiene import uploaded_order
 from idp.web.role_texts import ADMIN_ROLE_LABELS
 from idp.web.role_texts import ALERT_DETAIL_LABELS
 from idp.web.role_texts import ALERT_LABELS
@@ -57,7 +59,6 @@ from idp.web.role_texts import error_text
 from idp.web.role_texts import error_words
 from idp.web.role_texts import order_headers
 from idp.web.role_texts import show_date
-from idp.web.sessions import current_login
 from idp.web.sessions import verify_csrf
 from thai_format import parse_date
 
@@ -72,6 +73,18 @@ answer_refusals(bp)
 
 def _administrator() -> tuple[User, Authority]:
     return staff(lambda authority: authority.is_administrative)
+
+
+def _units_where(authority: Authority, allowed: Callable[[Unit], bool]) -> list[Unit]:
+    """The units of ``authority``'s remit that pass ``allowed``; none refuses the page.
+
+    Raises:
+        RefusedError
+    """
+    units = [u for u in units_for(context.db(), authority) if allowed(u)]
+    if not units:
+        raise RefusedError(page("admin_refused.html", 403, reason="role"))
+    return units
 
 
 @bp.app_context_processor
@@ -110,30 +123,32 @@ def home() -> BaseResponse:
 @large_body(lambda settings: settings.order_max_bytes + _FORM_OVERHEAD)
 def new_designation() -> BaseResponse:
     user, authority = _administrator()
-    db = context.db()
-    units = [u for u in units_for(db, authority) if authority.may_designate(u)]
-    if not units:
-        return page("admin_refused.html", 403, reason="role")
+    units = _units_where(authority, authority.may_designate)
     if request.method == "GET":
         return page("designation_form.html", units=units, form=request.args, roles=list(Role))
-    settings = context.deps().settings
     verify_csrf()
-    upload = request.files.get("order_file")
+    db = context.db()
     try:
         designation = _designation_of(request.form)
-        order = accept_order(
-            upload.filename or "" if upload else "",
-            upload.read(settings.order_max_bytes + 1) if upload else b"",
-            max_bytes=settings.order_max_bytes,
-        )
         created = submit_request(
-            db, authority, designation, order, submitter=user, now=context.now(),
+            db,
+            authority,
+            designation,
+            uploaded_order("order_file"),
+            submitter=user,
+            now=context.now(),
             audit=context.audit_context(),
-        )  # fmt: skip
+        )
     except IdpError as error:
         db.rollback()
-        return page("designation_form.html", 400, units=units, form=request.form,
-                     roles=list(Role), error=error_text(error))  # fmt: skip
+        return page(
+            "designation_form.html",
+            400,
+            units=units,
+            form=request.form,
+            roles=list(Role),
+            error=error_text(error),
+        )
     return redirect(url_for("admin.designation", request_id=created.id, submitted=1), code=303)
 
 
@@ -163,8 +178,14 @@ def designation(request_id: str) -> BaseResponse:
         and authority.may_manage(unit)
         and user.id not in (found.submitted_by, found.user_id, found.substitute_for)
     )
-    return page("designation_detail.html", item=found, unit=unit, names=_names(db, found),
-                 may_decide=may_decide, submitted=request.args.get("submitted"))  # fmt: skip
+    return page(
+        "designation_detail.html",
+        item=found,
+        unit=unit,
+        names=_names(db, found),
+        may_decide=may_decide,
+        submitted=request.args.get("submitted"),
+    )
 
 
 @bp.get("/admin/designations/<request_id>/order")
@@ -182,21 +203,29 @@ def decide(request_id: str) -> BaseResponse:
     verify_csrf()
     db = context.db()
     reason = request.form.get("reason", "")
+    decision = approve_request if request.form.get("decision") == "approve" else reject_request
     try:
-        if request.form.get("decision") == "approve":
-            approve_request(
-                db, authority, request_id, decider=user, reason=reason, now=context.now(),
-                audit=context.audit_context(),
-            )  # fmt: skip
-        else:
-            reject_request(db, authority, request_id, decider=user, reason=reason,
-                           now=context.now(), audit=context.audit_context())  # fmt: skip
+        decision(
+            db,
+            authority,
+            request_id,
+            decider=user,
+            reason=reason,
+            now=context.now(),
+            audit=context.audit_context(),
+        )
     except IdpError as error:
         db.rollback()
         found = _readable(db, authority, request_id)
-        return page("designation_detail.html", 409, item=found, names=_names(db, found),
-                     unit=db.get(Unit, found.unit_code), may_decide=False,
-                     error=error_text(error))  # fmt: skip
+        return page(
+            "designation_detail.html",
+            409,
+            item=found,
+            names=_names(db, found),
+            unit=db.get(Unit, found.unit_code),
+            may_decide=False,
+            error=error_text(error),
+        )
     return redirect(url_for("admin.designation", request_id=request_id), code=303)
 
 
@@ -206,13 +235,11 @@ def decide(request_id: str) -> BaseResponse:
 @bp.route("/admin/accounts/new", methods=["GET", "POST"])
 def new_account() -> BaseResponse:
     user, authority = _administrator()
-    db = context.db()
-    units = [u for u in units_for(db, authority) if authority.may_manage(u)]
-    if not units:
-        return page("admin_refused.html", 403, reason="role")
+    units = _units_where(authority, authority.may_manage)
     if request.method == "GET":
         return page("account_issue.html", units=units, form={})
     verify_csrf()
+    db = context.db()
     form = request.form
     try:
         issued = context.deps().issuance.issue_account(
@@ -268,10 +295,7 @@ def import_file() -> BaseResponse:
 
 @bp.get("/account/roles")
 def my_roles() -> BaseResponse:
-    login = current_login()
-    if login is None:
-        return redirect(url_for("login.signin", next="/account/roles"), code=303)
-    _, user = login
+    _, user = signed_in("/account/roles")
     db = context.db()
     today = thai_date(context.now())
     held = held_roles(db, user.id, today)
@@ -286,8 +310,15 @@ def my_roles() -> BaseResponse:
             DesignationRequest.status == RequestStatus.PENDING,
         )
     ).all()
-    return page("my_roles.html", user=user, held=held, units=units, acting_for=acting_for,
-                 pending=pending, today=today)  # fmt: skip
+    return page(
+        "my_roles.html",
+        user=user,
+        held=held,
+        units=units,
+        acting_for=acting_for,
+        pending=pending,
+        today=today,
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------

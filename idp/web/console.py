@@ -18,6 +18,7 @@ from idp.accounts.flow import Assurance
 from idp.accounts.flow import assurance_of
 from idp.accounts.flow import meets
 from idp.accounts.models import User
+from idp.accounts.models import UserSession
 from idp.roles.authority import Authority
 from idp.roles.authority import authority_of
 from idp.web import context
@@ -43,6 +44,18 @@ def page(template: str, status: int = 200, **values: Any) -> Response:
     return response
 
 
+def signed_in(next_path: str) -> tuple[UserSession, User]:
+    """The browser's login; without one, to the sign-in page and back to ``next_path``.
+
+    Raises:
+        RefusedError
+    """
+    login = current_login()
+    if login is None:
+        raise RefusedError(redirect(url_for("login.signin", next=next_path), code=303))
+    return login
+
+
 def staff(allowed: Callable[[Authority], bool]) -> tuple[User, Authority]:
     """The signed-in person, from a login the phone confirmed, whose administrative roles
     pass ``allowed``.
@@ -50,10 +63,7 @@ def staff(allowed: Callable[[Authority], bool]) -> tuple[User, Authority]:
     Raises:
         RefusedError
     """
-    login = current_login()
-    if login is None:
-        raise RefusedError(redirect(url_for("login.signin", next=request.path), code=303))
-    user_session, user = login
+    user_session, user = signed_in(request.path)
     if not meets(
         assurance_of(context.deps().settings.issuer, user_session.acr), Assurance.SOFT_TOKEN
     ):

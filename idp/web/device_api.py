@@ -20,7 +20,6 @@ from idp.mfa.errors import AnswerRejectedError
 from idp.oidc.ciba import record_phone_answer
 from idp.revocation.loss import loss_now
 from idp.revocation.models import SuspensionReason
-from idp.revocation.suspension import suspend_phone
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.login import authenticator
@@ -76,16 +75,13 @@ def answer() -> Response:
         )
         owner = context.db().get(User, challenge.user_id)
         if deps.settings.mfa_suspend_on_report and owner is not None:
-            suspend_phone(
+            deps.suspensions.suspend_phone(
                 context.db(),
                 owner,
                 reason=SuspensionReason.COMPROMISED,
                 loss=loss_now(context.now()),
                 channel="not_me",
                 actor=owner.sub,
-                revoker=deps.revoker,
-                calendar=deps.calendar,
-                letter_days=deps.settings.lost_phone_letter_days,
                 now=context.now(),
                 audit=context.audit_context(),
             )

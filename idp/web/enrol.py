@@ -41,7 +41,6 @@ from idp.enrol.service import record_proofing_refused
 from idp.enrol.service import state_of
 from idp.errors import IdpError
 from idp.revocation.suspension import needs_access_pass
-from idp.revocation.suspension import redeem_access_pass
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
 from idp.web.sessions import csrf_token
@@ -125,7 +124,7 @@ def begin_proofing() -> BaseResponse:
         return _page("registration_closed", status=403)
     code = request.form.get("access_pass", "")[:64]
     if _pass_required(user):
-        if not redeem_access_pass(
+        if not context.deps().suspensions.redeem_access_pass(
             context.db(), user, code, now=context.now(), audit=context.audit_context()
         ):
             context.db().commit()  # the refusal stays in the audit trail

@@ -26,8 +26,11 @@ from flask import Response
 from flask import jsonify
 from flask import request
 
+from idp.roles.orders import OrderDocument
+from idp.roles.orders import accept_order
 from idp.settings import Settings
 from idp.text import has_control_characters
+from idp.web import context
 from idp.web.errors import malformed_input
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -217,3 +220,17 @@ def init_app(app: Flask) -> None:
             if header[:6].lower() == "basic " and not _basic_credentials_are_readable(header):
                 return _invalid_client()
         return None
+
+
+def uploaded_order(field: str) -> OrderDocument:
+    """The file of a multipart form's ``field`` as an order (or a lost phone's letter), read
+    no further than one byte past the limit: a larger one is refused, not buffered.
+
+    Raises:
+        OrderFileError (none sent, or not a PDF or image), OrderTooLargeError
+    """
+    max_bytes = context.deps().settings.order_max_bytes
+    upload = request.files.get(field)
+    if upload is None:
+        return accept_order("", b"", max_bytes=max_bytes)
+    return accept_order(upload.filename or "", upload.read(max_bytes + 1), max_bytes=max_bytes)

@@ -16,8 +16,8 @@ from idp.accounts.models import User
 from idp.accounts.service import require_password_change
 from idp.audit.service import NO_CONTEXT
 from idp.oidc.clients import CIBA_GRANT_TYPE
-from idp.revocation.suspension import lift_account_suspension
 from idp.roles.authority import SYSTEM
+from idp.roles.authority import Acting
 from tests.factories import add_client
 from tests.functional.test_admin_api import call
 from tests.functional.test_ciba import approve_on_phone
@@ -39,12 +39,24 @@ LIMIT = 3
 def stack(settings, deps, tmp_path) -> Iterator[Stack]:
     with push_stack(settings, deps, tmp_path, users=("somchai",),
                     ciba_unknown_user_limit=LIMIT) as running:  # fmt: skip
-        add_client(running.deps, ROLES[0], secret=ROLES[1], redirect_uris=[],
-                   grant_types=[CIBA_GRANT_TYPE], scope="openid profile role:approve-1",
-                   backchannel_token_delivery_mode="poll")  # fmt: skip
-        add_client(running.deps, OTHER[0], secret=OTHER[1], redirect_uris=[],
-                   grant_types=[CIBA_GRANT_TYPE], scope="openid profile",
-                   backchannel_token_delivery_mode="poll")  # fmt: skip
+        add_client(
+            running.deps,
+            ROLES[0],
+            secret=ROLES[1],
+            redirect_uris=[],
+            grant_types=[CIBA_GRANT_TYPE],
+            scope="openid profile role:approve-1",
+            backchannel_token_delivery_mode="poll",
+        )
+        add_client(
+            running.deps,
+            OTHER[0],
+            secret=OTHER[1],
+            redirect_uris=[],
+            grant_types=[CIBA_GRANT_TYPE],
+            scope="openid profile",
+            backchannel_token_delivery_mode="poll",
+        )
         add_unit(running.deps)
         assign(running.deps, "somchai", "approve-1")
         yield running
@@ -108,9 +120,9 @@ def test_an_approval_from_before_an_account_suspension_gives_no_tokens_after_it(
     helpdesk = helpdesk_token(stack)
     suspended = call(stack, helpdesk, "POST", "/users/somchai/suspend", json={"reason": "x"})
     assert suspended.status_code == 200, suspended.text
-    with stack.deps.sessions.begin() as session:
-        somchai = session.scalar(select(User).where(User.username == "somchai"))
-        lift_account_suspension(session, somchai, by=SYSTEM, reason="checked", actor="test",
-                                now=stack.deps.clock.now(), audit=NO_CONTEXT)  # fmt: skip
+    with stack.deps.sessions.begin() as db:
+        somchai = db.scalar(select(User).where(User.username == "somchai"))
+        acting = Acting(SYSTEM, "test", stack.deps.clock.now(), NO_CONTEXT)
+        stack.deps.suspensions.lift_account_suspension(db, somchai, acting, reason="checked")
     late = poll(stack, answer.json()["auth_req_id"], client=ROLES)
     assert error_of(late) == "access_denied", late.text

@@ -7,8 +7,9 @@ import pytest
 
 from idp.oidc.clients import CIBA_GRANT_TYPE as CIBA
 from idp.oidc.clients import ClientRegistrationError
+from idp.oidc.clients import ClientRegistrations
 from idp.oidc.clients import ClientRegistry
-from idp.oidc.clients import register_client
+from idp.oidc.clients import NewClient
 from idp.oidc.clients import with_ciba_poll
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -18,18 +19,19 @@ SECRET = "x" * 43
 @pytest.fixture
 def registry(sessions, cipher) -> ClientRegistry:
     with sessions.begin() as session:
-        register_client(
+        ClientRegistrations(cipher).register(
             session,
-            cipher,
-            client_id="app",
-            client_name="App",
+            NewClient(
+                client_id="app",
+                client_name="App",
+                secret=SECRET,
+                auth_methods=["client_secret_basic"],
+                redirect_uris=["https://app.example/cb"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code"],
+                scope="openid profile",
+            ),
             now=NOW,
-            secret=SECRET,
-            auth_methods=["client_secret_basic"],
-            redirect_uris=["https://app.example/cb"],
-            post_logout_redirect_uris=[],
-            grant_types=["authorization_code"],
-            scope="openid profile",
         )
     return ClientRegistry(sessions, cipher)
 
@@ -63,10 +65,17 @@ def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
     assert registry.get("x" * 65) is None
     assert registry.get("app").client_name == "App"
     with sessions.begin() as session:
-        register_client(session, cipher, client_id="app", client_name="Renamed", now=NOW,
-                        secret=SECRET, auth_methods=["client_secret_basic"],
-                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
-                        grant_types=["authorization_code"], scope="openid")  # fmt: skip
+        new = NewClient(
+            client_id="app",
+            client_name="Renamed",
+            secret=SECRET,
+            auth_methods=["client_secret_basic"],
+            redirect_uris=["https://app.example/cb"],
+            post_logout_redirect_uris=[],
+            grant_types=["authorization_code"],
+            scope="openid",
+        )
+        ClientRegistrations(cipher).register(session, new, now=NOW)
     assert registry.get("app").client_name == "App"  # cached
     registry.invalidate("app")
     assert registry.get("app").client_name == "Renamed"
@@ -123,13 +132,18 @@ def test_unknown_clients_are_cached_briefly_and_changes_seen_after_invalidate(
 )
 def test_bad_metadata_is_refused(sessions, cipher, change, message):
     metadata = {
-        "client_id": "bad", "client_name": "Bad", "secret": SECRET,
-        "auth_methods": ["client_secret_basic"], "redirect_uris": ["https://app.example/cb"],
-        "post_logout_redirect_uris": [], "grant_types": ["authorization_code"], "scope": "openid",
-    }  # fmt: skip
+        "client_id": "bad",
+        "client_name": "Bad",
+        "secret": SECRET,
+        "auth_methods": ["client_secret_basic"],
+        "redirect_uris": ["https://app.example/cb"],
+        "post_logout_redirect_uris": [],
+        "grant_types": ["authorization_code"],
+        "scope": "openid",
+    }
     metadata.update(change)
     with sessions.begin() as session, pytest.raises(ClientRegistrationError, match=message):
-        register_client(session, cipher, now=NOW, **metadata)
+        ClientRegistrations(cipher).register(session, NewClient(**metadata), now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -137,23 +151,39 @@ def test_bad_metadata_is_refused(sessions, cipher, change, message):
 )
 def test_security_event_uri_is_kept(sessions, cipher, uri):
     with sessions.begin() as session:
-        register_client(session, cipher, client_id="caep", client_name="Caep", now=NOW,
-                        secret=SECRET, auth_methods=["client_secret_basic"],
-                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
-                        grant_types=["authorization_code"], scope="openid",
-                        security_event_uri=uri)  # fmt: skip
+        new = NewClient(
+            client_id="caep",
+            client_name="Caep",
+            secret=SECRET,
+            auth_methods=["client_secret_basic"],
+            redirect_uris=["https://app.example/cb"],
+            post_logout_redirect_uris=[],
+            grant_types=["authorization_code"],
+            scope="openid",
+            security_event_uri=uri,
+        )
+        ClientRegistrations(cipher).register(session, new, now=NOW)
     assert ClientRegistry(sessions, cipher).get("caep").security_event_uri == uri
 
 
 def test_ciba_poll_metadata_is_kept_and_given_by_the_helper(sessions, cipher):
     metadata = with_ciba_poll({"grant_types": ["authorization_code"]})
-    assert metadata == {"grant_types": ["authorization_code", CIBA],
-                        "backchannel_token_delivery_mode": "poll"}  # fmt: skip
+    assert metadata == {
+        "grant_types": ["authorization_code", CIBA],
+        "backchannel_token_delivery_mode": "poll",
+    }
     with sessions.begin() as session:
-        register_client(session, cipher, client_id="ciba", client_name="Ciba", now=NOW,
-                        secret=SECRET, auth_methods=["client_secret_basic"],
-                        redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
-                        scope="openid", **metadata)  # fmt: skip
+        new = NewClient(
+            client_id="ciba",
+            client_name="Ciba",
+            secret=SECRET,
+            auth_methods=["client_secret_basic"],
+            redirect_uris=["https://app.example/cb"],
+            post_logout_redirect_uris=[],
+            scope="openid",
+            **metadata,
+        )
+        ClientRegistrations(cipher).register(session, new, now=NOW)
     client = ClientRegistry(sessions, cipher).get("ciba")
     assert client.check_grant_type(CIBA)
     assert client.backchannel_token_delivery_mode == "poll"

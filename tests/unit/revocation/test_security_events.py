@@ -8,7 +8,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from idp.oidc.clients import register_client
+from idp.oidc.clients import ClientRegistrations
+from idp.oidc.clients import NewClient
 from idp.oidc.models import Client
 from idp.revocation.models import NoticeKind
 from idp.revocation.models import RelyingPartyNotice
@@ -28,12 +29,18 @@ def subscribed(sessions, cipher) -> list[str]:
             ("plain", None),
             ("retired", "https://retired.example/events"),
         ):
-            register_client(
-                session, cipher, client_id=client_id, client_name=client_id, now=NOW,
-                secret="s" * 40, auth_methods=["client_secret_basic"],
-                redirect_uris=["https://app.example/cb"], post_logout_redirect_uris=[],
-                grant_types=["authorization_code"], scope="openid", security_event_uri=uri,
-            )  # fmt: skip
+            new = NewClient(
+                client_id=client_id,
+                client_name=client_id,
+                secret="s" * 40,
+                auth_methods=["client_secret_basic"],
+                redirect_uris=["https://app.example/cb"],
+                post_logout_redirect_uris=[],
+                grant_types=["authorization_code"],
+                scope="openid",
+                security_event_uri=uri,
+            )
+            ClientRegistrations(cipher).register(session, new, now=NOW)
         session.get(Client, "retired").disabled_at = NOW
     return ["a-rp", "b-rp"]
 
