@@ -147,12 +147,16 @@ def import_users() -> Response:
         audit=context.audit_context(),
     )
     rows = [
-        schemas.ImportRow(row=r.row, issued=True, username=r.issued.username,
-                          temporary_password=r.issued.temporary_password) if r.issued
-        else schemas.ImportRow(row=r.row, issued=False, error=r.error,
-                               error_description=r.message)
+        schemas.ImportRow(
+            row=r.row,
+            issued=True,
+            username=r.issued.username,
+            temporary_password=r.issued.temporary_password,
+        )
+        if r.issued
+        else schemas.ImportRow(row=r.row, issued=False, error=r.error, error_description=r.message)
         for r in reports
-    ]  # fmt: skip
+    ]
     return answer(schemas.ImportReport(rows=rows, issued=sum(1 for r in reports if r.issued)))
 
 

@@ -38,15 +38,22 @@ def audit_events() -> Response:
     req = trail_request(db, caller.authority, request.args)
     found = read_events(db, req.filter, scope=req.scope)
     chain = chain_status(db)
-    return answer(schemas.AuditPage(
-        events=[schemas.AuditEvent.model_validate(e, from_attributes=True) for e in found],
-        next_before=found[-1].id if len(found) == PAGE_SIZE else None,
-        scope=sorted(req.scope.codes) if req.scope is not None else None,
-        chain=schemas.ChainStatus(intact=chain.is_intact, checked=chain.checked,
-                                  unsealed=chain.unsealed, broken_at_seq=chain.broken_at_seq,
-                                  reason=chain.reason, head_seq=chain.head_seq,
-                                  head_hash=chain.head_hash),
-    ))  # fmt: skip
+    return answer(
+        schemas.AuditPage(
+            events=[schemas.AuditEvent.model_validate(e, from_attributes=True) for e in found],
+            next_before=found[-1].id if len(found) == PAGE_SIZE else None,
+            scope=sorted(req.scope.codes) if req.scope is not None else None,
+            chain=schemas.ChainStatus(
+                intact=chain.is_intact,
+                checked=chain.checked,
+                unsealed=chain.unsealed,
+                broken_at_seq=chain.broken_at_seq,
+                reason=chain.reason,
+                head_seq=chain.head_seq,
+                head_hash=chain.head_hash,
+            ),
+        )
+    )
 
 
 @bp.get("/audit/events.csv")

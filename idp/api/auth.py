@@ -52,9 +52,16 @@ class InvalidOnBehalfOfError(IdpError):
 class AuthError(Exception):
     """Answered with RFC 6750 §3 challenge (or RFC 9470 for too weak a login)."""
 
-    def __init__(self, status: int, error: str | None, description: str | None = None,
-                 *, acr: str | None = None, dpop: bool = False,
-                 nonce: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        error: str | None,
+        description: str | None = None,
+        *,
+        acr: str | None = None,
+        dpop: bool = False,
+        nonce: str | None = None,
+    ) -> None:
         super().__init__(error)
         self.status, self.error, self.description, self.acr = status, error, description, acr
         # RFC 9449 §7.1: answered in the DPoP scheme (with a nonce to use, §9).
@@ -127,12 +134,16 @@ def _authenticate(presented: PresentedToken) -> Caller:
         raise InvalidOnBehalfOfError()
     if ADMIN_SCOPE not in scopes:
         raise AuthError(403, "insufficient_scope", "The admin scope is required.")
-    if not meets(assurance_of(deps.settings.issuer, str(claims.get("acr", ""))),
-                 Assurance.SOFT_TOKEN):  # fmt: skip
+    if not meets(
+        assurance_of(deps.settings.issuer, str(claims.get("acr", ""))), Assurance.SOFT_TOKEN
+    ):
         # RFC 9470: the client can ask for a stronger login and try again.
-        raise AuthError(401, "insufficient_user_authentication",
-                        "A login confirmed on the phone is required.",
-                        acr=acr_uri(deps.settings.issuer, Assurance.SOFT_TOKEN))  # fmt: skip
+        raise AuthError(
+            401,
+            "insufficient_user_authentication",
+            "A login confirmed on the phone is required.",
+            acr=acr_uri(deps.settings.issuer, Assurance.SOFT_TOKEN),
+        )
     db = context.db()
     # Administration lives as long as the login it came from: never an offline grant's token.
     login = db.get(UserSession, claims.get("sid") or "")
@@ -174,9 +185,15 @@ def _on_behalf_of(client_id: str) -> User | None:
         or not officer.is_active
         or AdminRole.HELPDESK not in authority_of(db, officer.id).roles
     ):
-        record(db, "api.on_behalf_of_refused", now=context.now(), outcome="failure",
-               client_id=client_id, context=context.audit_context(),
-               on_behalf_of=str(given)[:64])  # fmt: skip
+        record(
+            db,
+            "api.on_behalf_of_refused",
+            now=context.now(),
+            outcome="failure",
+            client_id=client_id,
+            context=context.audit_context(),
+            on_behalf_of=str(given)[:64],
+        )
         db.commit()
         raise InvalidOnBehalfOfError()
     return officer

@@ -98,7 +98,7 @@ STATUS: dict[type[IdpError], int] = {
     suspension.NotSuspendedError: 409,
     suspension.UnknownCheckError: 400,
     loss.InvalidLossTimeError: 400,
-}  # fmt: skip
+}
 
 
 def status_of(error: IdpError) -> int:
@@ -116,8 +116,7 @@ def _auth_failed(error: AuthError) -> Response:
 @bp.errorhandler(IdpError)
 def _refused(error: IdpError) -> Response:
     context.db().rollback()
-    return json_answer({"error": error.code, "error_description": error.message},
-                       status_of(error))  # fmt: skip
+    return json_answer({"error": error.code, "error_description": error.message}, status_of(error))
 
 
 def json_answer(body: Any, status: int = 200) -> Response:
@@ -129,8 +128,9 @@ def json_answer(body: Any, status: int = 200) -> Response:
 
 def answer(model: BaseModel, status: int = 200) -> Response:
     """An answer as its model serialises it (a Sparse one without its absent members)."""
-    return json_answer(model.model_dump(mode="json", exclude_none=isinstance(model, Sparse)),
-                       status)  # fmt: skip
+    return json_answer(
+        model.model_dump(mode="json", exclude_none=isinstance(model, Sparse)), status
+    )
 
 
 def json_body() -> dict[str, Any]:

@@ -57,13 +57,17 @@ _STRING = {"type": "string"}
 _DAY = {"type": "string", "description": "D/M/YYYY (Buddhist era) or YYYY-MM-DD, Thai time"}
 _TRAIL_FILTERS = [
     {"name": "who", "in": "query", "schema": _STRING, "description": "username: actor or subject"},
-    {"name": "event", "in": "query", "schema": _STRING,
-     "description": "an event name, or a family ending with a dot (roles.)"},
+    {
+        "name": "event",
+        "in": "query",
+        "schema": _STRING,
+        "description": "an event name, or a family ending with a dot (roles.)",
+    },
     {"name": "from", "in": "query", "schema": _DAY},
     {"name": "to", "in": "query", "schema": _DAY, "description": "included"},
     {"name": "unit", "in": "query", "schema": _STRING},
     {"name": "before", "in": "query", "schema": {"type": "integer"}},
-]  # fmt: skip
+]
 _REQUEST_ID = {"name": "request_id", "in": "path", "required": True, "schema": _STRING}
 _ON_BEHALF_OF = {"type": "string", "description": schemas.ON_BEHALF_OF}
 _CASE_ID = {"name": "case_id", "in": "path", "required": True, "schema": _STRING}
@@ -150,114 +154,188 @@ def _paths() -> dict[str, Any]:
         },
         "/units": {
             "get": _op("Units the caller may read", _ok(s.Units)),
-            "post": _op("Add a unit (CGD)", _ok(s.Unit, "201", "Added"),
-                        body=_json_body(s.NewUnit), errors=("404", "409")),
+            "post": _op(
+                "Add a unit (CGD)",
+                _ok(s.Unit, "201", "Added"),
+                body=_json_body(s.NewUnit),
+                errors=("404", "409"),
+            ),
         },
         "/users": {
-            "post": _op("Issue an account: a username and a temporary password shown once",
-                        _ok(s.IssuedAccount, "201", "Issued"), body=_json_body(s.NewAccount),
-                        errors=("404", "409")),
+            "post": _op(
+                "Issue an account: a username and a temporary password shown once",
+                _ok(s.IssuedAccount, "201", "Issued"),
+                body=_json_body(s.NewAccount),
+                errors=("404", "409"),
+            ),
         },
         "/users/import": {
-            "post": _op("Issue accounts from CSV, with a report per row", _ok(s.ImportReport),
-                        body={"required": True,
-                              "content": {"text/csv": {"schema": _STRING}}},
-                        errors=("413",)),
+            "post": _op(
+                "Issue accounts from CSV, with a report per row",
+                _ok(s.ImportReport),
+                body={"required": True, "content": {"text/csv": {"schema": _STRING}}},
+                errors=("413",),
+            ),
         },
         "/users/{username}/roles": {
-            "get": _op("Roles a user holds today, in units the caller may read",
-                       _ok(s.UserRoles), parameters=[_USERNAME], errors=("404",)),
+            "get": _op(
+                "Roles a user holds today, in units the caller may read",
+                _ok(s.UserRoles),
+                parameters=[_USERNAME],
+                errors=("404",),
+            ),
         },
         "/designations": {
-            "get": _op("Latest requests of the units the caller may read", _ok(s.Designations),
-                       parameters=[{"name": "status", "in": "query",
-                                    "schema": _ref(RequestStatus)}]),
-            "post": _op("Submit a designation with the written order (head of unit)",
-                        _ok(s.DesignationRequest, "201", "Submitted"),
-                        body=_form(s.DesignationForm), errors=("404", "409", "413")),
+            "get": _op(
+                "Latest requests of the units the caller may read",
+                _ok(s.Designations),
+                parameters=[{"name": "status", "in": "query", "schema": _ref(RequestStatus)}],
+            ),
+            "post": _op(
+                "Submit a designation with the written order (head of unit)",
+                _ok(s.DesignationRequest, "201", "Submitted"),
+                body=_form(s.DesignationForm),
+                errors=("404", "409", "413"),
+            ),
         },
         "/designations/{request_id}": {
-            "get": _op("One request", _ok(s.DesignationRequest), parameters=[_REQUEST_ID],
-                       errors=("404",)),
+            "get": _op(
+                "One request", _ok(s.DesignationRequest), parameters=[_REQUEST_ID], errors=("404",)
+            ),
         },
         "/designations/{request_id}/order": {
-            "get": _op("The written order, as the type its bytes showed",
-                       {"200": {"description": "The file",
-                                "content": {"application/pdf": {}, "image/png": {},
-                                            "image/jpeg": {}}}},
-                       parameters=[_REQUEST_ID], errors=("404",)),
+            "get": _op(
+                "The written order, as the type its bytes showed",
+                {
+                    "200": {
+                        "description": "The file",
+                        "content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}},
+                    }
+                },
+                parameters=[_REQUEST_ID],
+                errors=("404",),
+            ),
         },
         "/designations/{request_id}/approve": {
-            "post": _op("Approve: the order is carried out (a role assigned, ended or changed); "
-                        "the person must change password", _ok(s.Approval),
-                        parameters=[_REQUEST_ID], body=_json_body(s.Decision),
-                        errors=("404", "409")),
+            "post": _op(
+                "Approve: the order is carried out (a role assigned, ended or changed); "
+                "the person must change password",
+                _ok(s.Approval),
+                parameters=[_REQUEST_ID],
+                body=_json_body(s.Decision),
+                errors=("404", "409"),
+            ),
         },
         "/designations/{request_id}/reject": {
-            "post": _op("Reject, with a reason", _ok(s.DesignationRequest),
-                        parameters=[_REQUEST_ID], body=_json_body(s.Decision),
-                        errors=("404", "409")),
+            "post": _op(
+                "Reject, with a reason",
+                _ok(s.DesignationRequest),
+                parameters=[_REQUEST_ID],
+                body=_json_body(s.Decision),
+                errors=("404", "409"),
+            ),
         },
         "/users/{username}/suspend-phone": {
-            "post": _op("Suspend the user's phone (helpdesk): every session and token it "
-                        "confirmed ends at once; opens the lost-device case",
-                        {**_ok(s.SuspendedPhone, "201", "Suspended; the case"),
-                         **_ok(s.SuspendedPhone, "200", "Suspended before; the case")},
-                        parameters=[_USERNAME], body=_json_body(s.PhoneSuspension),
-                        errors=("404", "409")),
+            "post": _op(
+                "Suspend the user's phone (helpdesk): every session and token it "
+                "confirmed ends at once; opens the lost-device case",
+                {
+                    **_ok(s.SuspendedPhone, "201", "Suspended; the case"),
+                    **_ok(s.SuspendedPhone, "200", "Suspended before; the case"),
+                },
+                parameters=[_USERNAME],
+                body=_json_body(s.PhoneSuspension),
+                errors=("404", "409"),
+            ),
         },
         "/users/{username}/suspend": {
-            "post": _op("Suspend the account (helpdesk): every session and token ends",
-                        _ok(s.AccountSuspended), parameters=[_USERNAME],
-                        body=_json_body(s.Reason), errors=("404",)),
+            "post": _op(
+                "Suspend the account (helpdesk): every session and token ends",
+                _ok(s.AccountSuspended),
+                parameters=[_USERNAME],
+                body=_json_body(s.Reason),
+                errors=("404",),
+            ),
         },
         "/users/{username}/lift-suspension": {
-            "post": _op("Lift an account suspension (CGD, or the unit's treasury office); a "
-                        "person outside the caller's units is answered as unknown (404)",
-                        _ok(s.SuspensionLifted), parameters=[_USERNAME],
-                        body=_json_body(s.Reason), errors=("404", "409")),
+            "post": _op(
+                "Lift an account suspension (CGD, or the unit's treasury office); a "
+                "person outside the caller's units is answered as unknown (404)",
+                _ok(s.SuspensionLifted),
+                parameters=[_USERNAME],
+                body=_json_body(s.Reason),
+                errors=("404", "409"),
+            ),
         },
         "/users/{username}/access-pass": {
-            "post": _op("A one-time Temporary Access Pass to start registering a new phone",
-                        _ok(s.AccessPass, "201", "Shown once"),
-                        parameters=[_USERNAME, _ON_BEHALF_OF_QUERY], errors=("404",)),
+            "post": _op(
+                "A one-time Temporary Access Pass to start registering a new phone",
+                _ok(s.AccessPass, "201", "Shown once"),
+                parameters=[_USERNAME, _ON_BEHALF_OF_QUERY],
+                errors=("404",),
+            ),
         },
         "/cases": {
-            "get": _op("Open lost-device cases (all with ?all, overdue ones with ?overdue)",
-                       _ok(s.Cases), parameters=[
-                           {"name": "all", "in": "query", "schema": _STRING},
-                           {"name": "overdue", "in": "query", "schema": _STRING},
-                           _ON_BEHALF_OF_QUERY,
-                       ]),
+            "get": _op(
+                "Open lost-device cases (all with ?all, overdue ones with ?overdue)",
+                _ok(s.Cases),
+                parameters=[
+                    {"name": "all", "in": "query", "schema": _STRING},
+                    {"name": "overdue", "in": "query", "schema": _STRING},
+                    _ON_BEHALF_OF_QUERY,
+                ],
+            ),
         },
         "/cases/{case_id}/letter": {
-            "post": _op("The head of unit's letter (PDF, PNG or JPEG): closes the case",
-                        _ok(s.Case), parameters=[_CASE_ID, _ON_BEHALF_OF_QUERY],
-                        body=_form(s.LetterForm), errors=("404", "409", "413")),
+            "post": _op(
+                "The head of unit's letter (PDF, PNG or JPEG): closes the case",
+                _ok(s.Case),
+                parameters=[_CASE_ID, _ON_BEHALF_OF_QUERY],
+                body=_form(s.LetterForm),
+                errors=("404", "409", "413"),
+            ),
         },
         "/cases/{case_id}/declare-lost": {
-            "post": _op("The head of unit says the phone of an investigation was lost: the "
-                        "letter becomes due, counted from lost_at", _ok(s.Case),
-                        parameters=[_CASE_ID], body=_json_body(s.LossDeclaration),
-                        errors=("404", "409")),
+            "post": _op(
+                "The head of unit says the phone of an investigation was lost: the "
+                "letter becomes due, counted from lost_at",
+                _ok(s.Case),
+                parameters=[_CASE_ID],
+                body=_json_body(s.LossDeclaration),
+                errors=("404", "409"),
+            ),
         },
         "/cases/{case_id}/close": {
-            "post": _op("Close an investigation with its finding (helpdesk); the phone stays "
-                        "suspended", _ok(s.Case), parameters=[_CASE_ID],
-                        body=_json_body(s.Finding), errors=("404", "409")),
+            "post": _op(
+                "Close an investigation with its finding (helpdesk); the phone stays suspended",
+                _ok(s.Case),
+                parameters=[_CASE_ID],
+                body=_json_body(s.Finding),
+                errors=("404", "409"),
+            ),
         },
         "/audit/events": {
-            "get": _op("The audit trail, newest first, with the hash chain's status (CGD and "
-                       "auditors; an auditor scoped to units or a province gets their units' "
-                       "events only)", _ok(s.AuditPage), parameters=_TRAIL_FILTERS),
+            "get": _op(
+                "The audit trail, newest first, with the hash chain's status (CGD and "
+                "auditors; an auditor scoped to units or a province gets their units' "
+                "events only)",
+                _ok(s.AuditPage),
+                parameters=_TRAIL_FILTERS,
+            ),
         },
         "/audit/events.csv": {
-            "get": _op("The same events as CSV (UTF-8 with BOM); the export is audited",
-                       {"200": {"description": "CSV", "content": {"text/csv": {}}}},
-                       parameters=_TRAIL_FILTERS),
+            "get": _op(
+                "The same events as CSV (UTF-8 with BOM); the export is audited",
+                {"200": {"description": "CSV", "content": {"text/csv": {}}}},
+                parameters=_TRAIL_FILTERS,
+            ),
         },
         "/admin-grants": {
-            "post": _op("Grant an administrative role (CGD)", _ok(s.AdminGrant, "201", "Granted"),
-                        body=_json_body(s.NewAdminGrant), errors=("404", "409")),
+            "post": _op(
+                "Grant an administrative role (CGD)",
+                _ok(s.AdminGrant, "201", "Granted"),
+                body=_json_body(s.NewAdminGrant),
+                errors=("404", "409"),
+            ),
         },
-    }  # fmt: skip
+    }

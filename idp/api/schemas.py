@@ -393,11 +393,33 @@ class AuditPage(BaseModel):
 
 # Every model of the document, with the direction it travels in.
 REQUESTS: tuple[type[BaseModel], ...] = (
-    NewUnit, NewAccount, Decision, Reason, PhoneSuspension, LossDeclaration, Finding,
-    NewAdminGrant, DesignationForm, LetterForm,
-)  # fmt: skip
+    NewUnit,
+    NewAccount,
+    Decision,
+    Reason,
+    PhoneSuspension,
+    LossDeclaration,
+    Finding,
+    NewAdminGrant,
+    DesignationForm,
+    LetterForm,
+)
 ANSWERS: tuple[type[BaseModel], ...] = (
-    Error, Unit, Units, IssuedAccount, ImportReport, UserRoles, DesignationRequest, Designations,
-    Approval, AdminGrant, Case, SuspendedPhone, Cases, AccountSuspended, SuspensionLifted,
-    AccessPass, AuditPage,
-)  # fmt: skip
+    Error,
+    Unit,
+    Units,
+    IssuedAccount,
+    ImportReport,
+    UserRoles,
+    DesignationRequest,
+    Designations,
+    Approval,
+    AdminGrant,
+    Case,
+    SuspendedPhone,
+    Cases,
+    AccountSuspended,
+    SuspensionLifted,
+    AccessPass,
+    AuditPage,
+)

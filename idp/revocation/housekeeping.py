@@ -19,7 +19,7 @@ _CODE_GRACE = timedelta(days=1)
 _RESET_COUNTER_AGE = timedelta(days=1)
 
 
-def purge_expired(session: Session, *, now: datetime) -> int:
+def purge_expired(db: Session, *, now: datetime) -> int:
     """Delete expired revocations, access-token records, long-expired codes and failure
     counters that were reset a day ago or more."""
     deleted = 0
@@ -31,5 +31,5 @@ def purge_expired(session: Session, *, now: datetime) -> int:
             LoginFailure.failures == 0, LoginFailure.last_failure_at <= now - _RESET_COUNTER_AGE
         ),
     ):
-        deleted += session.execute(statement).rowcount  # type: ignore[attr-defined]
+        deleted += db.execute(statement).rowcount  # type: ignore[attr-defined]
     return deleted

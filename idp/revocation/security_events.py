@@ -81,7 +81,7 @@ CaepEvent = SessionRevoked | CredentialChange
 
 
 def queue_security_events(
-    session: Session,
+    db: Session,
     *,
     user_sub: str,
     events: list[CaepEvent],
@@ -108,7 +108,7 @@ def queue_security_events(
         raise ValueError("reason_admin must not be empty")
     if initiating_entity not in INITIATING_ENTITIES:
         raise ValueError(f"initiating_entity must be one of {sorted(INITIATING_ENTITIES)}")
-    subscribers = session.execute(
+    subscribers = db.execute(
         select(Client.client_id, Client.security_event_uri)
         .where(Client.security_event_uri.is_not(None), Client.disabled_at.is_(None))
         .order_by(Client.client_id)
@@ -121,7 +121,7 @@ def queue_security_events(
     }
     for client_id, uri in subscribers:
         for event in events:
-            session.add(
+            db.add(
                 RelyingPartyNotice(
                     id=secrets.token_hex(16),
                     kind=NoticeKind.SECURITY_EVENT,
@@ -139,7 +139,7 @@ def queue_security_events(
             )
     clients = [client_id for client_id, _ in subscribers]
     record(
-        session,
+        db,
         "security_event.queued",
         now=now,
         user=user_sub,

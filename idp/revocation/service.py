@@ -87,7 +87,7 @@ class RevocationList:
 
     def revoke(
         self,
-        session: Session,
+        db: Session,
         kind: RevokedKind,
         value: str,
         *,
@@ -103,13 +103,13 @@ class RevocationList:
         """
         if expires_at <= now:
             return
-        session.merge(
+        db.merge(
             Revocation(kind=kind, value=value, expires_at=expires_at, revoked_at=now, reason=reason)
         )
         if not self._mirror([(kind, value, expires_at)], now):
             self._distrusted = True
-            _mark_dirty(session, now)
-        session.info.setdefault(_AFTER_COMMIT, []).append((self, kind, value, expires_at, now))
+            _mark_dirty(db, now)
+        db.info.setdefault(_AFTER_COMMIT, []).append((self, kind, value, expires_at, now))
 
     def is_revoked(
         self,
@@ -134,12 +134,12 @@ class RevocationList:
             return self._ask_database(open_session, present, now)
         if values[0] is None:
             # The mirror is not known to be complete: rebuild it, answer from the database.
-            with open_session() as session:
-                self.reload(session, now)
+            with open_session() as db:
+                self.reload(db, now)
             return self._ask_database(open_session, present, now)
         return any(value is not None for value in values[1:])
 
-    def reload(self, session: Session, now: datetime) -> bool:
+    def reload(self, db: Session, now: datetime) -> bool:
         """Mirror every unexpired revocation and mark the mirror complete, in one Redis
         transaction (nothing or all of it lands) guarded by the epoch read before the
         snapshot; report success."""
@@ -153,8 +153,8 @@ class RevocationList:
         if epoch is None:  # flushed already: the next attempt starts a new epoch
             return False
         # A fresh snapshot: every revocation committed before this point is in it.
-        session.rollback()
-        rows = session.execute(
+        db.rollback()
+        rows = db.execute(
             select(Revocation.kind, Revocation.value, Revocation.expires_at).where(
                 Revocation.expires_at > now
             )
@@ -185,30 +185,30 @@ class RevocationList:
         if engine is None:
             return
         try:
-            with Session(engine) as session, session.begin():
-                _mark_dirty(session, now)
+            with Session(engine) as db, db.begin():
+                _mark_dirty(db, now)
         except Exception:  # the database is away too: this instance already asks it
             log.exception("idp.revocation.dirty_mark_failed")
 
-    def reconcile(self, session: Session, now: datetime) -> None:
+    def reconcile(self, db: Session, now: datetime) -> None:
         """Rebuild the mirror (each second, in every instance) and settle the dirty mark."""
-        dirty_since = session.scalar(
+        dirty_since = db.scalar(
             select(MirrorState.dirty_since).where(MirrorState.id == _MIRROR_STATE_ID)
         )
         if dirty_since is not None:
             self._distrusted = True
-        if not self.reload(session, now):
+        if not self.reload(db, now):
             self._distrusted = True
             return
         if dirty_since is not None:
             # Clear only the mark that was seen: a newer failure keeps the mirror dirty.
-            cleared = session.execute(
+            cleared = db.execute(
                 update(MirrorState)
                 .where(MirrorState.id == _MIRROR_STATE_ID)
                 .where(MirrorState.dirty_since == dirty_since)
                 .values(dirty_since=None)
             )
-            session.commit()
+            db.commit()
             if cleared.rowcount != 1:  # type: ignore[attr-defined]
                 return
             log.info("idp.revocation.mirror_rebuilt")
@@ -232,8 +232,8 @@ class RevocationList:
     ) -> bool:
         if not present:
             return False
-        with open_session() as session:
-            found = session.scalar(
+        with open_session() as db:
+            found = db.scalar(
                 select(Revocation.value)
                 .where(
                     or_(*[(Revocation.kind == k) & (Revocation.value == v) for k, v in present]),
@@ -245,11 +245,11 @@ class RevocationList:
 
 
 @event.listens_for(Session, "after_commit")
-def _mirror_after_commit(session: Session) -> None:
-    pending = session.info.pop(_AFTER_COMMIT, None)
+def _mirror_after_commit(db: Session) -> None:
+    pending = db.info.pop(_AFTER_COMMIT, None)
     if not pending:
         return
-    bind = session.get_bind()
+    bind = db.get_bind()
     engine = bind if isinstance(bind, Engine) else None
     by_list: dict[int, tuple[RevocationList, list[tuple[RevokedKind, str, datetime, datetime]]]]
     by_list = {}
@@ -262,21 +262,19 @@ def _mirror_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _forget_after_rollback(db: Session) -> None:
+    db.info.pop(_AFTER_COMMIT, None)
 
 
-def _mark_dirty(session: Session, now: datetime) -> None:
+def _mark_dirty(db: Session, now: datetime) -> None:
     # An upsert: two revocations failing at once must not collide on creating the row.
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    insert = postgresql.insert if is_postgresql(db) else sqlite.insert
     statement = insert(MirrorState).values(id=_MIRROR_STATE_ID, dirty_since=now)
-    session.execute(
-        statement.on_conflict_do_update(index_elements=["id"], set_={"dirty_since": now})
-    )
+    db.execute(statement.on_conflict_do_update(index_elements=["id"], set_={"dirty_since": now}))
 
 
 def revoke_grant(
-    session: Session,
+    db: Session,
     revocations: RevocationList,
     grant: Grant,
     *,
@@ -287,19 +285,19 @@ def revoke_grant(
     """Revoke a token family: its refresh tokens and every unexpired access token from it."""
     # Lock the grant: a refresh in flight finishes first (its token is then found below) or
     # sees the revocation and fails.
-    session.refresh(grant, with_for_update=True)
+    db.refresh(grant, with_for_update=True)
     if grant.revoked_at is not None:
         return
     grant.revoked_at = now
     grant.revoke_reason = reason
-    tokens = session.scalars(
+    tokens = db.scalars(
         select(GrantAccessToken).where(
             GrantAccessToken.grant_id == grant.id, GrantAccessToken.expires_at > now
         )
     ).all()
     for token in tokens:
         revocations.revoke(
-            session,
+            db,
             RevokedKind.ACCESS_TOKEN,
             token.jti,
             expires_at=token.expires_at,
@@ -307,7 +305,7 @@ def revoke_grant(
             reason=reason,
         )
     record(
-        session,
+        db,
         "token.grant_revoked",
         now=now,
         client_id=grant.client_id,
@@ -319,7 +317,7 @@ def revoke_grant(
 
 
 def end_session(
-    session: Session,
+    db: Session,
     revocations: RevocationList,
     sid: str,
     *,
@@ -330,7 +328,7 @@ def end_session(
     context: AuditContext = NO_CONTEXT,
 ) -> UserSession | None:
     """End an IdP session, the token families bound to it and its access tokens."""
-    user_session = session.get(UserSession, sid)
+    user_session = db.get(UserSession, sid)
     if user_session is None or user_session.ended_at is not None:
         return None
     user_session.ended_at = now
@@ -338,23 +336,23 @@ def end_session(
     # Access tokens carry the sid; none issued under this session outlives this window (the
     # margin covers a token request that found the session live just before it ended).
     revocations.revoke(
-        session,
+        db,
         RevokedKind.SESSION,
         sid,
         expires_at=now + timedelta(seconds=access_token_ttl) + _IN_FLIGHT_MARGIN,
         now=now,
         reason=reason,
     )
-    grants = session.scalars(
+    grants = db.scalars(
         select(Grant).where(
             Grant.session_id == sid, Grant.kind == GrantKind.SESSION, Grant.revoked_at.is_(None)
         )
     ).all()
     for grant in grants:
-        revoke_grant(session, revocations, grant, reason=reason, now=now, context=context)
-    notified = queue_logout_notices(session, user_session, now=now)
+        revoke_grant(db, revocations, grant, reason=reason, now=now, context=context)
+    notified = queue_logout_notices(db, user_session, now=now)
     record(
-        session,
+        db,
         "session.ended",
         now=now,
         actor=actor,
@@ -366,20 +364,18 @@ def end_session(
     return user_session
 
 
-def queue_logout_notices(
-    session: Session, user_session: UserSession, *, now: datetime
-) -> list[str]:
+def queue_logout_notices(db: Session, user_session: UserSession, *, now: datetime) -> list[str]:
     """Owe a back-channel logout token to every client that obtained tokens in this session
     and registered a back-channel logout URI; return their ids."""
-    clients = session.execute(
+    clients = db.execute(
         select(Client.client_id, Client.backchannel_logout_uri)
         .join(Grant, Grant.client_id == Client.client_id)
         .where(Grant.session_id == user_session.id, Client.backchannel_logout_uri.is_not(None))
         .distinct()
     ).all()
-    sub = session.scalar(select(User.sub).where(User.id == user_session.user_id))
+    sub = db.scalar(select(User.sub).where(User.id == user_session.user_id))
     for client_id, uri in clients:
-        session.add(
+        db.add(
             RelyingPartyNotice(
                 id=secrets.token_hex(16),
                 client_id=client_id,
@@ -394,21 +390,21 @@ def queue_logout_notices(
 
 
 def queue_backchannel_ping(
-    session: Session, request: BackchannelRequest, *, sub: str, now: datetime
+    db: Session, request: BackchannelRequest, *, sub: str, now: datetime
 ) -> bool:
     """Owe a ping-mode client the notice that its backchannel request has an answer (CIBA Core
     1.0 §10.2). The notice names the request; the sender reads the client notification token
     and derives the auth_req_id when it sends, so no bearer value sits in the outbox."""
     if request.delivery_mode != "ping":
         return False
-    uri = session.scalar(
+    uri = db.scalar(
         select(Client.backchannel_client_notification_endpoint).where(
             Client.client_id == request.client_id
         )
     )
     if uri is None:
         return False
-    session.add(
+    db.add(
         RelyingPartyNotice(
             id=secrets.token_hex(16),
             kind=NoticeKind.CIBA_PING,
@@ -424,7 +420,7 @@ def queue_backchannel_ping(
 
 
 def end_backchannel_requests(
-    session: Session,
+    db: Session,
     device_id: str | None = None,
     *,
     user_id: str | None = None,
@@ -444,7 +440,7 @@ def end_backchannel_requests(
         if device_id is not None
         else BackchannelRequest.user_id == user_id
     )
-    ending = session.scalars(
+    ending = db.scalars(
         select(BackchannelRequest)
         .where(
             whose,
@@ -455,11 +451,20 @@ def end_backchannel_requests(
     for request in ending:
         request.status = BackchannelStatus.DENIED
         request.end_reason = reason
-        sub = session.scalar(select(User.sub).where(User.id == request.user_id)) or ""
-        pinged = queue_backchannel_ping(session, request, sub=sub, now=now)
-        record(session, "ciba.ended", now=now, outcome="failure", actor=actor,
-               client_id=request.client_id, context=context, request=request.id,
-               reason=reason, pinged=pinged)  # fmt: skip
+        sub = db.scalar(select(User.sub).where(User.id == request.user_id)) or ""
+        pinged = queue_backchannel_ping(db, request, sub=sub, now=now)
+        record(
+            db,
+            "ciba.ended",
+            now=now,
+            outcome="failure",
+            actor=actor,
+            client_id=request.client_id,
+            context=context,
+            request=request.id,
+            reason=reason,
+            pinged=pinged,
+        )
     return len(ending)
 
 
