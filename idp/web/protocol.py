@@ -49,7 +49,7 @@ from idp.oidc.server import IdpAuthorizationServer
 from idp.oidc.tokens import InvalidAccessTokenError
 from idp.revocation.service import end_session
 from idp.web import context
-from idp.web.login import save
+from idp.web.login import advance
 from idp.web.sessions import clear_login_cookie
 from idp.web.sessions import csrf_token
 from idp.web.sessions import current_login
@@ -181,8 +181,9 @@ def authorize() -> BaseResponse:
             context.db().commit()  # kept, though the answer is an error
             return _page_error("soft_token_required", 403)
         start_step_up(tx, user=owner.user, device_id=device.id)
-    save(tx)
-    return redirect(url_for("login.start", tx=tx.id), code=303)
+    # Straight to the first due step: a hop through /login would cost every login one more
+    # request (session read and write included) for the same answer.
+    return advance(tx)
 
 
 def _front_channel_params(params: dict[str, str]) -> dict[str, str] | None:

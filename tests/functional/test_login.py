@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from idp.accounts.models import User
 from idp.audit.models import AuditEvent
 from idp.deps import build_deps
 from idp.settings import NIST_MAX_CONSECUTIVE_FAILURES
+from tests.factories import PASSWORD
 from tests.factories import seed
 from tests.rp import RP
 from tests.rp import callback_params
@@ -195,3 +197,12 @@ def test_csrf_token_changes_at_login(rp, client):
     rp.submit(page, username="somchai", password="Demo-Pass-2025!")
     after = form_fields(client.get("/logout").get_data(as_text=True))["csrf_token"]
     assert before != after
+
+
+def test_authorize_sends_the_browser_straight_to_the_password_step(rp, client):
+    # No hop through /login: that would cost every login a request of its own.
+    answer = client.get("/authorize?" + urlencode(rp.authorize_params()))
+    assert answer.status_code == 303
+    assert answer.headers["Location"].startswith("/login/password?tx=")
+    page = rp.follow(answer)
+    assert "code" in callback_params(rp.submit(page, username="somchai", password=PASSWORD))
