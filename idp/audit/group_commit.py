@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
@@ -165,6 +166,7 @@ class _RecordsetWriter:
         )
         self._engine: Engine | None = None
         self._connection: Any = None  # a psycopg connection of its own
+        self._closer: weakref.finalize[Any, Any] | None = None
 
     def write(self, engine: Engine, rows: list[dict[str, Any]]) -> None:
         if self._connection is not None and self._engine is not engine:
@@ -176,6 +178,8 @@ class _RecordsetWriter:
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
             self._connection = psycopg.connect(*cargs, **cparams, autocommit=True)
             self._engine = engine
+            # Closed, not left to the garbage collector, when the committer goes (a test's app).
+            self._closer = weakref.finalize(self, self._connection.close)
         if self._processors:
             rows = [dict(row) for row in rows]
             for row in rows:
@@ -189,10 +193,11 @@ class _RecordsetWriter:
             raise
 
     def close(self) -> None:
-        connection, self._connection, self._engine = self._connection, None, None
-        if connection is not None:
+        closer, self._closer = self._closer, None
+        self._connection = self._engine = None
+        if closer is not None:
             try:
-                connection.close()
+                closer()
             except Exception:
                 log.debug("idp.audit.group_commit_close_failed", exc_info=True)
 
