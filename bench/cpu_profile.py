@@ -1,6 +1,6 @@
 """Where the CPU of one hot-path request goes, through the real WSGI application.
 
-    python bench/cpu_profile.py [--requests 2000] [--core 0] [--top 25]
+    python bench/cpu_profile.py [--requests 2000] [--core 0] [--top 25] [--concurrency 8]
 
 Builds the IdP in production mode in this process (``create_app``, no background jobs) on its
 own PostgreSQL database ``idp_bench_profile`` (dropped and recreated) and Redis db 1 under
@@ -19,6 +19,7 @@ import json
 import os
 import pstats
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -122,12 +123,39 @@ def stage_shares(stats: pstats.Stats, requests: int) -> list[tuple[str, float]]:
     return found
 
 
+def concurrent(app: Any, make: Callable[[], dict], name: str, requests: int, threads: int) -> None:  # type: ignore[type-arg]
+    """``threads`` threads calling at once, as a server's blocking threads do: the process's
+    CPU (every thread, this core) and the wall time per request."""
+    each = requests // threads
+    statuses: list[int] = []
+
+    def work() -> None:
+        for _ in range(each):
+            statuses.append(call(app, make))
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    started, wall = time.process_time(), time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    cpu_us = (time.process_time() - started) / (each * threads) * 1e6
+    wall_us = (time.perf_counter() - wall) / (each * threads) * 1e6
+    bad = sorted({status for status in statuses if status != 200})
+    print(f"\n## {name}, {threads} threads at once: {cpu_us:.0f} µs of CPU per request"
+          f" (the process's), {wall_us:.0f} µs of wall time per request"
+          f"{f', statuses {bad}' if bad else ''}")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="per path")
     parser.add_argument("--core", type=int, default=0, help="run on this core only")
     parser.add_argument("--top", type=int, default=20, help="functions listed per path")
     parser.add_argument("--only", help="one path: token, introspection, jwks, discovery")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="threads calling at once: the process's CPU per request, no"
+                             " profile (a token's group commit is shared under load)")  # fmt: skip
     parser.add_argument("--database-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench_profile",
                         help="dropped and recreated; its name must contain 'bench'")  # fmt: skip
@@ -146,6 +174,9 @@ def main() -> int:
             continue
         for _ in range(200):
             call(app, make)
+        if args.concurrency > 1:
+            concurrent(app, make, name, args.requests, args.concurrency)
+            continue
         started, wall = time.thread_time(), time.perf_counter()
         for _ in range(args.requests):
             status = call(app, make)

@@ -25,9 +25,12 @@ from typing import Any
 from typing import cast
 
 from sqlalchemy import Table
+from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -109,10 +112,11 @@ def event_row(
     }
 
 
-def link_hash(previous: str, row: AuditEvent) -> str:
-    """SHA-256 over the previous link and a canonical form of the row."""
+def link_hash(previous: str, row: Any, *, seq: int | None = None) -> str:
+    """SHA-256 over the previous link and a canonical form of the row (an ``AuditEvent`` or a
+    row of its columns), at ``seq`` when given (the sealer's, before it is written)."""
     body = {
-        "seq": row.seq,
+        "seq": row.seq if seq is None else seq,
         "id": row.id,
         "occurred_at": row.occurred_at.isoformat(timespec="microseconds"),
         "event": row.event,
@@ -145,17 +149,54 @@ def seal_pending(db: Session, *, limit: int = 5000) -> int:
     ).first()
     seq: int = last[0] if last and last[0] is not None else 0
     previous: str = last[1] if last and last[1] is not None else GENESIS_HASH
-    rows = db.scalars(
-        select(AuditEvent).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(limit)
+    # Core rows and one UPDATE per batch, not ORM objects and their unit of work: the sealer
+    # runs in the serving process and sealed one row per token at a third of the token's CPU.
+    rows = db.execute(
+        select(*_SEALED_COLUMNS)
+        .where(AuditEvent.seq.is_(None))
+        .order_by(AuditEvent.id)
+        .limit(limit)
     ).all()
+    links = []
     for row in rows:
         seq += 1
-        row.seq = seq
-        previous = row.chain_hash = link_hash(previous, row)
-    db.flush()
+        previous = link_hash(previous, row, seq=seq)
+        links.append({"id": row.id, "seq": seq, "chain_hash": previous})
+    if links:
+        _write_links(db, links)
     if rows:
         log.info("idp.audit.sealed", extra={"seq": seq, "chain_hash": previous, "count": len(rows)})
     return len(rows)
+
+
+def _write_links(db: Session, links: list[dict[str, Any]]) -> None:
+    """Set ``seq`` and ``chain_hash`` of each row: on PostgreSQL one UPDATE with the links as
+    one JSON parameter, elsewhere one UPDATE per row (executemany)."""
+    if is_postgresql(db):
+        db.execute(_UPDATE_LINKS_PG, {"links": json.dumps(links)})
+    else:
+        table = cast(Table, AuditEvent.__table__)
+        db.execute(
+            update(table)
+            .where(table.c.id == bindparam("link_id"))
+            .values(seq=bindparam("link_seq"), chain_hash=bindparam("link_hash")),
+            [
+                {"link_id": x["id"], "link_seq": x["seq"], "link_hash": x["chain_hash"]}
+                for x in links
+            ],
+        )
+
+
+_SEALED_COLUMNS = (
+    AuditEvent.id, AuditEvent.occurred_at, AuditEvent.event, AuditEvent.outcome,
+    AuditEvent.actor, AuditEvent.client_id, AuditEvent.client_ip, AuditEvent.request_id,
+    AuditEvent.details,
+)  # fmt: skip
+_UPDATE_LINKS_PG = text(
+    "UPDATE audit_events SET seq = link.seq, chain_hash = link.chain_hash"
+    " FROM json_to_recordset(CAST(:links AS json)) AS link(id bigint, seq bigint, chain_hash text)"
+    " WHERE audit_events.id = link.id"
+)
 
 
 @dataclass(frozen=True)

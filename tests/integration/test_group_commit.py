@@ -17,9 +17,11 @@ from sqlalchemy import text
 from idp.audit.group_commit import GroupCommit
 from idp.audit.models import AuditEvent
 from idp.audit.service import INSERT_EVENT
+from idp.audit.service import AuditContext
 from idp.audit.service import event_row
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+FIELDS = [column for column in AuditEvent.__table__.columns if column.name != "id"]
 
 
 def row(n: int) -> dict[str, object]:
@@ -91,3 +93,34 @@ def test_a_failed_transaction_releases_its_writers_with_a_failure(pg_engine, cle
     committer._engine = pg_engine
     assert committer.append(row(99)) is True
     assert count_rows(pg_engine) == 1
+
+
+def test_a_batch_reads_back_as_the_engine_writes_it(pg_engine, clean_state):
+    # The same event through the engine's INSERT and through the committer's own statement.
+    context = AuditContext(client_ip="192.0.2.7", request_id="0123456789abcdef")
+    event = event_row("token.issued", now=datetime(2026, 12, 2, 9, 0, 0, 123456, tzinfo=UTC),
+                      actor="svc", client_id="svc", context=context, grant_type="x",
+                      jti="é\"\\", scope=None, nested={"a": [1, 2.5, None]})  # fmt: skip
+    with pg_engine.begin() as connection:
+        connection.execute(INSERT_EVENT, event)
+    assert GroupCommit(pg_engine, INSERT_EVENT).append(event) is True
+    with pg_engine.connect() as connection:
+        rows = connection.execute(select(*FIELDS).order_by(AuditEvent.id)).all()
+    assert len(rows) == 2
+    assert rows[0] == rows[1]
+    assert rows[1].details == event["details"]
+    assert rows[1].occurred_at == event["occurred_at"]
+
+
+def test_a_lost_connection_fails_one_batch_and_the_next_reconnects(pg_engine, clean_state):
+    committer = GroupCommit(pg_engine, INSERT_EVENT)
+    assert committer.append(row(1)) is True
+    # The committer's connection is ended under it (a database restart, a killed backend).
+    backend = committer._direct._connection.info.backend_pid
+    with pg_engine.connect() as connection:
+        assert connection.scalar(select(func.pg_terminate_backend(backend))) is True
+    assert committer.append(row(2)) is False
+    assert committer.append(row(3)) is True
+    with pg_engine.connect() as connection:
+        actors = connection.scalars(select(AuditEvent.actor).order_by(AuditEvent.id)).all()
+    assert actors == ["writer-1", "writer-3"]
