@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -608,7 +609,7 @@ def prepare_metrics_dir(configured: str | None, port: str) -> str:
     default=32,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Threads per worker; a login page waiting for the phone holds one (a sleeping wait)",
+    help="Threads per worker; without IDP_WAIT_URL a login page waiting for the phone holds one",
 )
 def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
     """Run the IdP in production mode under a multi-worker WSGI server."""
@@ -634,7 +635,49 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
             "idp.wsgi:app",
         ]  # fmt: skip
     click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")
+    if settings.wait_url:
+        subprocess.Popen(
+            waiter_command(settings.wait_bind, settings.wait_max_connections),
+            env=env,
+            preexec_fn=_die_with_parent,  # no thread runs yet in this process
+        )
+        click.echo(f"waiter for {settings.wait_url} on {settings.wait_bind}")
     os.execve(command[0], command, env)  # noqa: S606 - replaces this process with the server
+
+
+def waiter_command(bind: str, max_connections: int) -> list[str]:
+    """The waiter under granian's ASGI interface: one worker, one event loop, and room for
+    every wait it may hold (granian's default admits 1,024 requests at once per worker)."""
+    host, _, port = bind.rpartition(":")
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host,
+        "--port", port, "--workers", "1", "--backpressure", str(max_connections + 64),
+        "--backlog", "4096", "--no-ws", "--log-level", "warning",
+        "idp.web.waiter:create_app",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    # The IdP's server replaces 'idp serve' (execve) and keeps its process: when it ends, the
+    # waiter ends with it, instead of living on alone.
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@main.command("waiter")
+@click.option("--bind", default=None, help="Default: IDP_WAIT_BIND")
+def waiter(bind: str | None) -> None:
+    """Run the waiter alone: login pages wait there for the phone's answer (needs Redis)."""
+    try:
+        settings = Settings()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not settings.redis_url:
+        raise click.ClickException("the waiter needs IDP_REDIS_URL")
+    command = waiter_command(bind or settings.wait_bind, settings.wait_max_connections)
+    os.execve(command[0], command, dict(os.environ))  # noqa: S606 - becomes the server
 
 
 if __name__ == "__main__":

@@ -167,6 +167,21 @@ class Settings(BaseSettings):
     mfa_long_poll: float = Field(
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )
+    # The waiter: pages wait for the phone's answer there, without holding a worker's thread
+    wait_url: str | None = Field(
+        None,
+        description="Public URL of the waiter (no trailing slash); unset: pages long-poll the IdP",
+    )
+    wait_bind: str = Field(
+        "127.0.0.1:8001", description="Where 'idp serve' starts the waiter when IDP_WAIT_URL is set"
+    )
+    wait_hold: float = Field(25.0, gt=0, le=60, description="Seconds the waiter holds one wait")
+    wait_max_per_ip: int = Field(
+        256, ge=1, description="Waits the waiter holds at once for one client IP address"
+    )
+    wait_max_connections: int = Field(
+        10000, ge=1, description="Waits the waiter holds at once in all"
+    )
 
     # CIBA (backchannel authentication): an application asks the user's phone directly
     ciba_request_ttl: int = Field(
