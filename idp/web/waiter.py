@@ -50,6 +50,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 # A page has one wait at a time; two allow a reload to overlap the wait it replaces.
 MAX_PER_CHALLENGE = 2
+_REDIS_CONNECTIONS = 32
 _FALLBACK = {"state": Outcome.PENDING.value, "fallback": True}
 _BUSY = {"state": Outcome.PENDING.value, "retry_after_ms": 1000}
 _REFUSED = {"error": "invalid_ticket"}
@@ -97,22 +98,30 @@ class Waiter:
 
     def _start(self) -> None:
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self._settings.redis_url or "", socket_timeout=2.0, socket_connect_timeout=2.0
+            # A bounded pool that queues: thousands of waits woken at once (a reconnection)
+            # share a few connections instead of opening one each, or failing past a limit.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self._settings.redis_url or "",
+                max_connections=_REDIS_CONNECTIONS,
+                timeout=5.0,
+                socket_timeout=2.0,
+                socket_connect_timeout=2.0,
             )
+            self._redis = aioredis.Redis(connection_pool=pool)
             self._listener = asyncio.create_task(self._listen(self._redis))
 
     async def _stop(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._start()  # a server without lifespan support still gets its subscription
         path, method = scope.get("path", ""), scope.get("method", "")
         if path == "/healthz" and method == "GET":
-            await self._answer(send, 200, {"status": "ok", "subscribed": self._subscribed})
+            health = {"status": "ok", "subscribed": self._subscribed, "waiting": self._total}
+            await self._answer(send, 200, health)
         elif path == "/wait" and method == "GET":
             status, body = await self._wait(scope, receive)
             await self._answer(send, status, body)

@@ -301,7 +301,7 @@ def test_redis_going_away_ends_waits_with_ask_again(settings, clock, pg_engine, 
             assert requests.get(url, timeout=10).json() == {"state": "pending", "fallback": True}
             assert time.monotonic() - started < 1.0
             health = requests.get(f"{running.waiter.url}/healthz", timeout=5).json()
-            assert health == {"status": "ok", "subscribed": False}
+            assert health == {"status": "ok", "subscribed": False, "waiting": 0}
             # Redis back (empty: no persistence): the waiter subscribes again by itself.
             server.start()
             deadline = time.monotonic() + 15
