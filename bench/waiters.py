@@ -202,7 +202,12 @@ async def hold_and_answer(
     store, waits, tasks, _ = await open_all(args, env, issuer, waiter_url)
     load = asyncio.create_task(asyncio.to_thread(run_wrk, issuer, token, args, args.duration))
     await asyncio.sleep(min(2, args.duration / 4))
+    # Where the CPU of answering goes: the waiter (server core) and this client (wrk's core).
+    waiter_before, client_before, wall = cpu_seconds(worker), time.process_time(), time.monotonic()
     loaded = await answer_and_learn(args, store, waits, tasks)
+    wall = time.monotonic() - wall
+    loaded["waiter_cpu"] = (cpu_seconds(worker) - waiter_before) / wall
+    loaded["client_cpu"] = (time.process_time() - client_before) / wall
     token_during = await load
     return {
         "waits": args.waiters,
@@ -286,6 +291,10 @@ def print_waiters(r: dict[str, Any], args: argparse.Namespace) -> None:
         ("answer -> page learns p50 ms: quiet / loaded", _two(r, "p50_ms")),
         ("answer -> page learns p99 ms: quiet / loaded", _two(r, "p99_ms")),
         ("answer -> page learns max ms: quiet / loaded", _two(r, "max_ms")),
+        (
+            "while answering, CPU of waiter / this client",
+            f"{r['loaded']['waiter_cpu']:.2f} / {r['loaded']['client_cpu']:.2f}",
+        ),
         ("token req/s: no wait / waits held / answering", _three(alone, held, during, "rps", 0)),
         ("token p50 ms: same three", _three(alone, held, during, "p50_ms", 1)),
         ("token p99 ms: same three", _three(alone, held, during, "p99_ms", 1)),
