@@ -653,7 +653,8 @@ def waiter_command(bind: str, max_connections: int) -> list[str]:
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host,
         "--port", port, "--workers", "1", "--backpressure", str(max_connections + 64),
         "--backlog", "4096", "--no-ws", "--log-level", "warning",
-        "idp.web.waiter:create_app",
+        # A page sends its few headers at once: a connection that trickles them is not one.
+        "--http1-header-read-timeout", "5000", "idp.web.waiter:create_app",
     ]  # fmt: skip
 
 

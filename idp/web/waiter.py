@@ -54,6 +54,7 @@ _REDIS_CONNECTIONS = 32
 _FALLBACK = {"state": Outcome.PENDING.value, "fallback": True}
 _BUSY = {"state": Outcome.PENDING.value, "retry_after_ms": 1000}
 _REFUSED = {"error": "invalid_ticket"}
+_GONE = 499  # the page went away while it waited
 
 
 class Waiter:
@@ -124,7 +125,8 @@ class Waiter:
             await self._answer(send, 200, health)
         elif path == "/wait" and method == "GET":
             status, body = await self._wait(scope, receive)
-            await self._answer(send, status, body)
+            if status != _GONE:  # nobody is left to read an answer
+                await self._answer(send, status, body)
         else:
             await self._answer(send, 404, {"error": "not_found"})
 
@@ -195,7 +197,7 @@ class Waiter:
                 )
                 woken.cancel()
                 if disconnected in done:
-                    return 499, {}
+                    return _GONE, {}
         finally:
             disconnected.cancel()
 
