@@ -179,6 +179,8 @@ class Waiter:
             while True:
                 if not self._subscribed:
                     return 200, _FALLBACK
+                # Cleared before the read: a publication that lands while it runs is kept.
+                event.clear()
                 found = await self._read(ticket)
                 if found is None:
                     return 200, _FALLBACK
@@ -188,7 +190,6 @@ class Waiter:
                 now = self._clock()
                 if state != Outcome.PENDING or now >= deadline:
                     return 200, {"state": state.value}
-                event.clear()
                 woken = asyncio.ensure_future(event.wait())
                 done, _ = await asyncio.wait(
                     {woken, disconnected},
