@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     wait_url: str | None = Field(
         None,
         description="Public URL of the waiter (no trailing slash); unset: pages long-poll the IdP",
+        pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*[^/?#\s])?)?$",
     )
     wait_bind: str = Field(
         "127.0.0.1:8001", description="Where 'idp serve' starts the waiter when IDP_WAIT_URL is set"
@@ -279,6 +280,12 @@ class Settings(BaseSettings):
             problems.append("IDP_REDIS_URL is required: several workers must share state")
         if self.issuer.startswith("http://") and not _is_loopback(self.issuer):
             problems.append("IDP_ISSUER must use https outside loopback")
+        if (
+            self.wait_url
+            and self.wait_url.startswith("http://")
+            and not _is_loopback(self.wait_url)
+        ):
+            problems.append("IDP_WAIT_URL must use https outside loopback")
         if problems:
             raise SettingsError("refusing to start in production mode: " + "; ".join(problems))
         return self
