@@ -317,3 +317,21 @@ def test_the_confirmation_page_without_a_waiter_is_as_before(settings, deps, tmp
         login = Login.start(stack, "somchai")
         assert "data-waiter-url" not in login.page.text
         assert "connect-src 'self';" in login.page.headers["Content-Security-Policy"]
+
+
+def test_the_waiter_ends_a_wait_at_the_challenges_expiry(running):
+    """Nobody publishes an expiry: the waiter keeps the time itself."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from idp.mfa.challenges import new_challenge
+
+    challenge = new_challenge(
+        user_id="u-expiring", device_id="d", login_tx="tx-expiring", client_id="demo-public",
+        client_name="x", context={}, authorization_details=None, now=datetime.now(UTC), ttl=1,
+    )  # fmt: skip
+    running.stack.deps.challenges.save(challenge, ttl=60)
+    ticket = running.ticket_for(challenge.id, "tx-expiring", "u-expiring")
+    started = time.monotonic()
+    assert running.wait(ticket).json() == {"state": "expired"}
+    assert 0.5 < time.monotonic() - started < 2.5  # at the expiry, not at the end of the hold
