@@ -636,13 +636,47 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
         ]  # fmt: skip
     click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")
     if settings.wait_url:
-        subprocess.Popen(
-            waiter_command(settings.wait_bind, settings.wait_max_connections),
-            env=env,
-            preexec_fn=_die_with_parent,  # no thread runs yet in this process
-        )
         click.echo(f"waiter for {settings.wait_url} on {settings.wait_bind}")
+        waiter = waiter_command(settings.wait_bind, settings.wait_max_connections)
+        sys.exit(_side_by_side([command, waiter], env))
     os.execve(command[0], command, env)  # noqa: S606 - replaces this process with the server
+
+
+def _side_by_side(commands: list[list[str]], env: dict[str, str]) -> int:
+    """Run the IdP's server and the waiter as children of this process: a stop signal here
+    stops both, and when one ends the other is stopped. (Not the waiter as a child of the
+    IdP's server: granian waits for every child when it stops, the waiter included.)"""
+    import signal
+    import time
+
+    # Each in a process group of its own, so that a server whose stop hangs is ended with its
+    # workers; the stop signal reaches them only through this process.
+    children = [
+        subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, start_new_session=True)
+        for command in commands
+    ]
+
+    told: set[int] = set()
+
+    def stop(_signum: int, _frame: object) -> None:
+        for child in children:
+            # Once: granian stops gracefully at the first SIGTERM and hangs at a second.
+            if child.poll() is None and child.pid not in told:
+                told.add(child.pid)
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # granian's graceful stop sometimes hangs
+            child.wait()
+    return children[0].returncode or 0
 
 
 def waiter_command(bind: str, max_connections: int) -> list[str]:
@@ -659,8 +693,8 @@ def waiter_command(bind: str, max_connections: int) -> list[str]:
 
 
 def _die_with_parent() -> None:
-    # The IdP's server replaces 'idp serve' (execve) and keeps its process: when it ends, the
-    # waiter ends with it, instead of living on alone.
+    # Should 'idp serve' itself be killed (SIGKILL: no chance to stop its children), its
+    # servers end with it instead of living on alone.
     import ctypes
     import signal
 

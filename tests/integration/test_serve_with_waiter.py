@@ -31,8 +31,8 @@ def test_serve_starts_the_waiter_and_ends_it(fresh_database_url, redis_url, tmp_
             time.sleep(0.1)
         health = requests.get(f"http://127.0.0.1:{wait_port}/healthz", timeout=5).json()
         assert health["status"] == "ok"
-    # The IdP's server is gone: the waiter goes with it, rather than living on alone.
+    # 'idp serve' stopped (or, when granian's stop hangs, was killed): the waiter goes too.
     deadline = time.monotonic() + 15
     while listening(wait_port):
-        assert time.monotonic() < deadline, "the waiter outlived the IdP"
+        assert time.monotonic() < deadline, "the waiter outlived 'idp serve'"
         time.sleep(0.1)
