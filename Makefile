@@ -68,7 +68,7 @@ coverage: install chromium services ## the tests with branch coverage, and its t
 
 check: test ## everything CI runs
 
-serve: install ## the IdP in production mode on 127.0.0.1:8000 (needs IDP_DATABASE_URL, IDP_REDIS_URL, secrets)
+serve: install ## the IdP in production mode on 127.0.0.1:8000, and its waiter with IDP_WAIT_URL (needs IDP_DATABASE_URL, IDP_REDIS_URL, secrets)
 	IDP_MODE=production $(BIN)/idp db upgrade
 	IDP_MODE=production $(BIN)/idp serve
 

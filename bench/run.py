@@ -682,6 +682,27 @@ def against_running(args: argparse.Namespace) -> int:
     return 0 if all(r["errors"] == 0 for r in results.values()) else 1
 
 
+def add_waiters_arguments(parser: argparse.ArgumentParser) -> None:
+    """The waiters workload (bench/waiters.py): pages waiting for their phone at once."""
+    parser.add_argument(
+        "--waiters",
+        type=int,
+        default=0,
+        help="run only the waiters workload with this many waits (e.g. 2000)",
+    )
+    parser.add_argument(
+        "--answer-rate",
+        type=float,
+        default=250.0,
+        help="phone answers per second in the waiters workload",
+    )
+    parser.add_argument(
+        "--waiters-database-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/idp_bench_waiters",
+        help="the waiters workload's own database (dropped and recreated)",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -707,7 +728,12 @@ def main() -> int:
                         help="dropped and recreated; its name must contain 'bench'")  # fmt: skip
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/1")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_waiters_arguments(parser)
     args = parser.parse_args()
+    if args.waiters:
+        from waiters import run_waiters
+
+        return run_waiters(args)
     if args.url:
         args.load_core = None
         return against_running(args)

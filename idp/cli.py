@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -618,7 +619,7 @@ def prepare_metrics_dir(configured: str | None, port: str) -> str:
     default=32,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Threads per worker; a login page waiting for the phone holds one (a sleeping wait)",
+    help="Threads per worker; without IDP_WAIT_URL a login page waiting for the phone holds one",
 )
 def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
     """Run the IdP in production mode under a multi-worker WSGI server."""
@@ -669,7 +670,84 @@ def serve(bind: str, workers: int, server_name: str, threads: int) -> None:
             "idp.wsgi:app",
         ]
     click.echo(f"serving {settings.issuer} on {bind} with {workers} {server_name} workers")
+    if settings.wait_url:
+        click.echo(f"waiter for {settings.wait_url} on {settings.wait_bind}")
+        waiter = waiter_command(settings.wait_bind, settings.wait_max_connections)
+        sys.exit(_side_by_side([command, waiter], env))
     os.execve(command[0], command, env)  # noqa: S606 - replaces this process with the server
+
+
+def _side_by_side(commands: list[list[str]], env: dict[str, str]) -> int:
+    """Run the IdP's server and the waiter as children of this process: a stop signal here
+    stops both, and when one ends the other is stopped. (Not the waiter as a child of the
+    IdP's server: granian waits for every child when it stops, the waiter included.)"""
+    import signal
+    import time
+
+    # Each in a process group of its own, so that a server whose stop hangs is ended with its
+    # workers; the stop signal reaches them only through this process.
+    children = [
+        subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, start_new_session=True)
+        for command in commands
+    ]
+
+    told: set[int] = set()
+
+    def stop(_signum: int, _frame: object) -> None:
+        for child in children:
+            # Once: granian stops gracefully at the first SIGTERM and hangs at a second.
+            if child.poll() is None and child.pid not in told:
+                told.add(child.pid)
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)  # granian's graceful stop sometimes hangs
+            child.wait()
+    return children[0].returncode or 0
+
+
+def waiter_command(bind: str, max_connections: int) -> list[str]:
+    """The waiter under granian's ASGI interface: one worker, one event loop, and room for
+    every wait it may hold (granian's default admits 1,024 requests at once per worker)."""
+    host, _, port = bind.rpartition(":")
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host,
+        "--port", port, "--workers", "1", "--backpressure", str(max_connections + 64),
+        "--backlog", "4096", "--no-ws", "--log-level", "warning",
+        # A page sends its few headers at once: a connection that trickles them is not one.
+        "--http1-header-read-timeout", "5000", "idp.web.waiter:create_app",
+    ]  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    # Should 'idp serve' itself be killed (SIGKILL: no chance to stop its children), its
+    # servers end with it instead of living on alone.
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@main.command("waiter")
+@click.option("--bind", default=None, help="Default: IDP_WAIT_BIND")
+def waiter(bind: str | None) -> None:
+    """Run the waiter alone: login pages wait there for the phone's answer (needs Redis)."""
+    try:
+        settings = Settings()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not settings.redis_url:
+        raise click.ClickException("the waiter needs IDP_REDIS_URL")
+    command = waiter_command(bind or settings.wait_bind, settings.wait_max_connections)
+    os.execve(command[0], command, dict(os.environ))  # noqa: S606 - becomes the server
 
 
 if __name__ == "__main__":

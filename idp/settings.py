@@ -167,6 +167,22 @@ class Settings(BaseSettings):
     mfa_long_poll: float = Field(
         10.0, gt=0, le=30, description="Seconds the login page's wait for an answer is held"
     )
+    # The waiter: pages wait for the phone's answer there, without holding a worker's thread
+    wait_url: str | None = Field(
+        None,
+        description="Public URL of the waiter (no trailing slash); unset: pages long-poll the IdP",
+        pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*[^/?#\s])?)?$",
+    )
+    wait_bind: str = Field(
+        "127.0.0.1:8001", description="Where 'idp serve' starts the waiter when IDP_WAIT_URL is set"
+    )
+    wait_hold: float = Field(25.0, gt=0, le=60, description="Seconds the waiter holds one wait")
+    wait_max_per_ip: int = Field(
+        256, ge=1, description="Waits the waiter holds at once for one client IP address"
+    )
+    wait_max_connections: int = Field(
+        10000, ge=1, description="Waits the waiter holds at once in all"
+    )
 
     # CIBA (backchannel authentication): an application asks the user's phone directly
     ciba_request_ttl: int = Field(
@@ -268,6 +284,12 @@ class Settings(BaseSettings):
             problems.append("IDP_REDIS_URL is required: several workers must share state")
         if self.issuer.startswith("http://") and not _is_loopback(self.issuer):
             problems.append("IDP_ISSUER must use https outside loopback")
+        if (
+            self.wait_url
+            and self.wait_url.startswith("http://")
+            and not _is_loopback(self.wait_url)
+        ):
+            problems.append("IDP_WAIT_URL must use https outside loopback")
         if problems:
             raise SettingsError("refusing to start in production mode: " + "; ".join(problems))
         return self

@@ -248,3 +248,29 @@ def sign_in_to(browser: LoopbackBrowser, url: str, username: str, password: str 
             "GET", location if location.startswith("http") else origin + location
         )
     return str(response.text)
+
+
+def waiter_env(settings: object, issuer: str, **changes: str) -> dict[str, str]:
+    """The environment of a waiter beside an IdP of these ``settings`` (its Redis, namespace,
+    secret key and issuer)."""
+    return {
+        **os.environ,
+        "IDP_ISSUER": issuer,
+        "IDP_REDIS_URL": str(settings.redis_url),  # type: ignore[attr-defined]
+        "IDP_REDIS_NAMESPACE": settings.redis_namespace,  # type: ignore[attr-defined]
+        "IDP_SECRET_KEY": settings.secret_key.get_secret_value(),  # type: ignore[attr-defined]
+        "IDP_LOG_LEVEL": "WARNING",
+        **changes,
+    }
+
+
+@contextmanager
+def running_waiter(env: dict[str, str], port: int, *, log_dir: Path) -> Iterator[RunningIdp]:
+    """The waiter as ``idp serve`` starts it (granian, ASGI, one worker), subscribed."""
+    command = [*IDP, "waiter", "--bind", f"127.0.0.1:{port}"]
+    with running_process(command, env, port, log_dir=log_dir) as running:
+        deadline = time.monotonic() + 10
+        while not requests.get(f"{running.url}/healthz", timeout=5).json()["subscribed"]:
+            assert time.monotonic() < deadline, "the waiter never subscribed"
+            time.sleep(0.05)
+        yield running

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import secrets
 from dataclasses import asdict
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from idp.store.ephemeral import EphemeralStore
+from idp.store.ephemeral import EphemeralStoreError
 from idp.store.ephemeral import Keys
+
+log = logging.getLogger(__name__)
+
+# The channel (under the Redis namespace) that carries the id of every challenge whose outcome
+# was just written: the waiter wakes the pages waiting for that one.
+ANSWERS_TOPIC = "mfa-answers"
 
 
 class Outcome(enum.StrEnum):
@@ -171,9 +179,17 @@ class ChallengeStore:
 
     def record_outcome(self, challenge_id: str, outcome: Outcome, *, ttl: float) -> bool:
         """Write the one answer a challenge gets; False when it already had one."""
-        return self._store.set(
+        written = self._store.set(
             self._keys.push_answer(challenge_id), outcome.value.encode(), ttl=ttl, only_if_new=True
         )
+        if written:
+            try:
+                self._store.publish(self._keys.channel(ANSWERS_TOPIC), challenge_id.encode())
+            except EphemeralStoreError:
+                # The outcome is written: a page waiting at the waiter learns it when its wait
+                # ends (or at once when the waiter's subscription comes back), only later.
+                log.warning("idp.mfa.answer_not_published")
+        return written
 
     def withdraw(self, challenge: Challenge, *, now: datetime) -> None:
         """The login went on another way (the TOTP code): the push may no longer be answered,
@@ -184,6 +200,11 @@ class ChallengeStore:
 
     def outcome(self, challenge: Challenge, *, now: datetime) -> Outcome:
         raw = self._store.get(self._keys.push_answer(challenge.id))
-        if raw is not None:
-            return Outcome(raw.decode())
-        return Outcome.EXPIRED if now.timestamp() >= challenge.expires_at else Outcome.PENDING
+        return outcome_of(raw, expires_at=challenge.expires_at, now=now.timestamp())
+
+
+def outcome_of(answer: bytes | None, *, expires_at: float, now: float) -> Outcome:
+    """A challenge's outcome from its stored answer: the one rule both ways of waiting use."""
+    if answer is not None:
+        return Outcome(answer.decode())
+    return Outcome.EXPIRED if now >= expires_at else Outcome.PENDING

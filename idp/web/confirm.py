@@ -11,6 +11,7 @@ from datetime import timedelta
 from datetime import timezone
 from typing import Any
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Response
@@ -47,6 +48,7 @@ from idp.mfa.service import evidence_for
 from idp.oidc.authorization_details import parse_authorization_details
 from idp.store.ephemeral import EphemeralStoreError
 from idp.web import context
+from idp.web import wait_ticket
 from idp.web.enrol import qr_svg
 from idp.web.login import advance
 from idp.web.login import at_step
@@ -56,6 +58,7 @@ from idp.web.login import expired
 from idp.web.login import facts_of
 from idp.web.login import save
 from idp.web.login import transaction
+from idp.web.security import csp_connecting_to
 from idp.web.sessions import csrf_token
 from idp.web.sessions import verify_csrf
 
@@ -362,6 +365,13 @@ def _page(
         )
         qr = Markup(qr_svg(link))  # noqa: S704 - SVG made by qrcode from our own link
     remaining = max(int(challenge.expires_at - context.now().timestamp()), 0) if challenge else 0
+    waiter_url = None
+    if challenge is not None and deps.settings.wait_url:
+        ticket = wait_ticket.issue(
+            deps.settings.secret_key.get_secret_value(),
+            wait_ticket.Ticket(challenge.id, tx.id, challenge.user_id, challenge.expires_at),
+        )
+        waiter_url = f"{deps.settings.wait_url}/wait?{urlencode({'ticket': ticket})}"
     page = render_template(
         "confirm.html",
         tx=tx.id,
@@ -377,10 +387,17 @@ def _page(
         transaction=transaction_of(tx),
         qr=qr,
         link=link,
+        waiter_url=waiter_url,
         csrf_token=csrf_token(),
         messages=_messages(),
     )
-    return Response(page, status=status)
+    response = Response(page, status=status)
+    if deps.settings.wait_url:
+        parts = urlsplit(deps.settings.wait_url)
+        response.headers["Content-Security-Policy"] = csp_connecting_to(
+            f"{parts.scheme}://{parts.netloc}"
+        )
+    return response
 
 
 def _messages() -> dict[str, str]:

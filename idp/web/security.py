@@ -11,6 +11,12 @@ _CSP = (
 )
 
 
+def csp_connecting_to(origin: str) -> str:
+    """The pages' policy, letting scripts also reach ``origin`` (the confirmation page's
+    script asks the waiter)."""
+    return _CSP.replace("connect-src 'self'", f"connect-src 'self' {origin}")
+
+
 def document_headers(mimetype: str, *, production: bool) -> list[tuple[str, str]]:
     """The security headers an answer of this type carries, in the order they are added."""
     headers = [("X-Content-Type-Options", "nosniff")]

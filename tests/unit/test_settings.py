@@ -29,6 +29,7 @@ def test_production_settings_are_accepted():
         ({"database_url": "sqlite:///x.db"}, "PostgreSQL"),
         ({"redis_url": None}, "IDP_REDIS_URL is required"),
         ({"issuer": "http://login.example.go.th"}, "https"),
+        ({"wait_url": "http://wait.example.go.th"}, "IDP_WAIT_URL must use https"),
     ],
 )
 def test_production_refuses_demo_secrets_and_missing_services(change, message):
@@ -58,3 +59,12 @@ def test_session_limits_cannot_exceed_nist_aal2():
 def test_settings_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("IDP_ACCESS_TOKEN_TTL", "120")
     assert Settings().access_token_ttl == 120
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://wait.example.go.th/", "javascript:alert(1)", "https://w.example/?x", "w.example"],
+)
+def test_the_waiters_url_is_an_origin_and_path_without_a_trailing_slash(url):
+    with pytest.raises(ValidationError):
+        Settings(wait_url=url)

@@ -1,5 +1,8 @@
 // Waits for the phone's answer with a long poll, then reloads the page, which shows the
 // outcome or continues the sign-in. Without JavaScript the page refreshes itself instead.
+// Where the IdP runs a waiter (data-waiter-url, with a wait ticket) the page waits there, with
+// no cookie; when the waiter cannot tell (Redis away, a refused ticket, the network), the next
+// wait is the IdP's own long poll, whose answers are the same.
 (function () {
   "use strict";
   var box = document.getElementById("confirm-wait");
@@ -7,6 +10,8 @@
     return;
   }
   var url = box.getAttribute("data-wait-url");
+  var waiterUrl = box.getAttribute("data-waiter-url");
+  var viaIdpOnce = false;
   // Another way of confirming (a passkey) may finish first and navigate away; a reload after
   // that would pull the browser back to this page. The passkey script raises this flag.
   // If the passkey fails, the wait resumes.
@@ -32,9 +37,18 @@
       stopped = true;
       return;
     }
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var atWaiter = Boolean(waiterUrl) && !viaIdpOnce;
+    viaIdpOnce = false;
+    var request = atWaiter
+      ? fetch(waiterUrl, { credentials: "omit", mode: "cors", headers: { Accept: "application/json" } })
+      : fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    request
       .then(function (response) {
-        if (!response.ok) {
+        if (atWaiter && response.status === 403) {
+          waiterUrl = null; // the ticket is spent or expired: the IdP knows the rest
+          return { state: "pending" };
+        }
+        if (!response.ok && !(atWaiter && response.status === 429)) {
           throw new Error("HTTP " + response.status);
         }
         return response.json();
@@ -46,13 +60,19 @@
         }
         box.setAttribute("data-state", body.state);
         if (body.state === "pending") {
+          viaIdpOnce = Boolean(body.fallback);
           again(body.retry_after_ms || 0); // the server may ask for a pause when busy
         } else {
           window.location.reload();
         }
       })
       .catch(function () {
-        again(3000); // the network or the server hiccuped: try again shortly
+        if (atWaiter) {
+          viaIdpOnce = true; // the waiter is unreachable: ask the IdP now
+          again(0);
+        } else {
+          again(3000); // the network or the server hiccuped: try again shortly
+        }
       });
   }
 
