@@ -715,7 +715,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (load generator)")
     parser.add_argument("--server-core", type=int, default=0, help="the core both servers run on")
     parser.add_argument("--load-core", type=int, default=1, help="the core wrk runs on")
-    parser.add_argument("--idp-threads", type=int, default=8, help="granian blocking threads")
+    parser.add_argument(
+        "--idp-threads",
+        type=int,
+        default=32,
+        help="granian blocking threads (32: what 'idp serve' runs by default)",
+    )
     parser.add_argument("--peer-major", default="9", help="node-oidc-provider version for npm")
     parser.add_argument("--no-password", dest="password", action="store_false",
                         help="skip the password-step measurement")  # fmt: skip
