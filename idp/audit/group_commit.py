@@ -23,6 +23,7 @@ request's CPU. Other databases (SQLite in development) go through the engine.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -203,6 +204,7 @@ class _RecordsetWriter:
         self._engine: Engine | None = None
         self._connection: Any = None  # a psycopg connection of its own
         self._closer: weakref.finalize[Any, Any] | None = None
+        self._warnings: list[str] = []
 
     def write(self, engine: Engine, rows: list[dict[str, Any]]) -> None:
         if self._connection is not None and self._engine is not engine:
@@ -214,6 +216,9 @@ class _RecordsetWriter:
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
             params = {**cparams, **_bounded(self._timeout, cparams)}
             self._connection = psycopg.connect(*cargs, **params, autocommit=True)
+            # The list, not this writer: the finalizer below holds the connection, which
+            # must not hold the writer alive in turn.
+            self._connection.add_notice_handler(functools.partial(_note, self._warnings))
             self._engine = engine
             # Closed, not left to the garbage collector, when the committer goes (a test's app).
             self._closer = weakref.finalize(self, self._connection.close)
@@ -223,7 +228,13 @@ class _RecordsetWriter:
                 for name, process in self._processors:
                     row[name] = process(row[name])
         try:
+            self._warnings.clear()
             self._connection.execute(self._sql, (json.dumps(rows),), prepare=True)
+            if self._warnings:
+                # SECURITY: PostgreSQL reports success, with a warning, for a commit whose wait
+                # for a synchronous standby was cancelled (here by statement_timeout): the row
+                # may not survive a failover, so its tokens must not be answered.
+                raise _NotDurableError(f"the server warned: {self._warnings[0]}")
         except Exception:
             # Whatever state the connection is in, the next batch starts on a fresh one.
             self.close()
@@ -237,6 +248,15 @@ class _RecordsetWriter:
                 closer()
             except Exception:
                 log.debug("idp.audit.group_commit_close_failed", exc_info=True)
+
+
+def _note(warnings: list[str], diagnostic: Any) -> None:
+    if diagnostic.severity_nonlocalized not in {"NOTICE", "INFO", "LOG", "DEBUG"}:
+        warnings.append(f"{diagnostic.severity}: {diagnostic.message_primary}")
+
+
+class _NotDurableError(Exception):
+    """The statement succeeded but the server said its commit may not last."""
 
 
 def _bounded(timeout: float, cparams: Mapping[str, Any]) -> dict[str, Any]:

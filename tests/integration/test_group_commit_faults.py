@@ -4,6 +4,7 @@ own request, not the tokens of the others that shared its batch."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -157,3 +158,36 @@ def test_awkward_text_reads_back_as_the_engine_writes_it(pg_engine, clean_state)
     for engine_row, committed_row in zip(rows[0::2], rows[1::2], strict=True):
         assert engine_row == committed_row
     assert texts[0::2] == texts[1::2]
+
+
+def test_a_commit_the_server_warns_about_is_not_answered(pg_engine, clean_state):
+    # A statement timeout that fires while the commit waits for a synchronous standby does
+    # not fail the statement: PostgreSQL warns that the row committed locally but may not
+    # have reached the standby, and reports success. Such a row is not durable enough to
+    # answer a token on; a trigger here stands in for that warning.
+    warn = (
+        "CREATE FUNCTION gc_test_warn() RETURNS trigger AS $$ BEGIN"
+        " RAISE WARNING 'canceling wait for synchronous replication due to user request';"
+        " RETURN NULL; END $$ LANGUAGE plpgsql;"
+        " CREATE TRIGGER gc_test_warn AFTER INSERT ON audit_events"
+        " FOR EACH STATEMENT EXECUTE FUNCTION gc_test_warn()"
+    )
+    committer = GroupCommit(pg_engine, INSERT_EVENT)
+    with pg_engine.begin() as connection:
+        connection.execute(text(warn))
+    try:
+        assert committer.append(row(1)) is False
+    finally:
+        with pg_engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER gc_test_warn ON audit_events"))
+            connection.execute(text("DROP FUNCTION gc_test_warn()"))
+    assert committer.append(row(2)) is True
+
+
+def test_a_dropped_committer_closes_its_connection(pg_engine, clean_state):
+    committer = GroupCommit(pg_engine, INSERT_EVENT)
+    assert committer.append(row(1)) is True
+    connection = committer._direct._connection
+    del committer
+    gc.collect()
+    assert connection.closed
