@@ -13,6 +13,7 @@ import pytest
 import requests
 from joserfc import jwt
 from sqlalchemy import create_engine
+from sqlalchemy import func
 from sqlalchemy import select
 
 from idp import create_app
@@ -312,3 +313,26 @@ def test_a_failed_audit_commit_answers_no_token_from_the_fast_path(servers):
     assert [r.event for r in rows] == ["token.issued"]
     jti = jwt.decode(response.json()["access_token"], deps.keyring.snapshot.verifying).claims["jti"]
     assert rows[0].details["jti"] == jti
+
+
+def test_a_killed_audit_connection_answers_no_token_without_its_row_and_recovers(servers):
+    fast, _slow, passed_on, deps, layer = servers
+    credentials = {"Authorization": basic("demo-service", SECRET)}
+    assert post(fast, "grant_type=client_credentials", credentials, "killed-0001").ok
+    assert not passed_on
+    # The database ends the committer's connection (a restart, a failover, an operator).
+    backend = layer.token._audit._direct._connection.info.backend_pid
+    with deps.sessions() as session:
+        assert session.scalar(select(func.pg_terminate_backend(backend))) is True
+    answers = []
+    for n in range(2, 5):
+        before = last_row_id(deps)
+        response = post(fast, "grant_type=client_credentials", credentials, f"killed-{n:04d}")
+        assert response.status_code == 200
+        jti = jwt.decode(response.json()["access_token"], deps.keyring.snapshot.verifying)
+        rows = rows_after(deps, before)
+        # Exactly the answered token's row: the lost batch answered nothing.
+        assert [row.details["jti"] for row in rows] == [jti.claims["jti"]]
+        answers.append(bool(passed_on))
+    assert answers == [True, True, True]  # the first by Authlib, then the fast path again
+    assert len(passed_on) == 1
