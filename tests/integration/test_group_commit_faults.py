@@ -20,6 +20,7 @@ from idp.audit.models import AuditEvent
 from idp.audit.service import INSERT_EVENT
 from idp.audit.service import AuditContext
 from idp.audit.service import event_row
+from idp.store.db import make_engine
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 FIELDS = [column for column in AuditEvent.__table__.columns if column.name != "id"]
@@ -191,3 +192,28 @@ def test_a_dropped_committer_closes_its_connection(pg_engine, clean_state):
     del committer
     gc.collect()
     assert connection.closed
+
+
+def test_the_protocol_path_does_not_wait_forever_on_a_silent_server(pg_engine):
+    # Where a failed batch sends its requests: the pooled engine must fail as well, not hold
+    # the request's thread on a server that accepts and never answers.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    outcome: list[object] = []
+
+    def connect() -> None:
+        try:
+            make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test").connect()
+        except Exception as error:
+            outcome.append(error)
+
+    try:
+        thread = threading.Thread(target=connect, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the pool's connection waits forever"
+        assert outcome
+    finally:
+        silent.close()
