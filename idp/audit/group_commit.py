@@ -181,12 +181,24 @@ class _RecordsetWriter:
         self._timeout = timeout
         self._processors: list[tuple[str, Callable[[Any], Any]]] = []
         names = []
+        selected = []
+        preparer = dialect.identifier_preparer
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
         for column in table.columns:
             if column.name not in columns:
                 continue
             names.append(column.name)
             if isinstance(column.type, JSON):
-                continue  # nested as it is: the column receives that part of the text
+                # As a JSON string holding the engine's own text, not nested: PostgreSQL
+                # unescapes nested strings while reading the recordset and refuses a \u0000
+                # there that the json column itself keeps (the engine's INSERT stores it).
+                self._processors.append((column.name, serialize))
+                selected.append(
+                    f"CAST(r.{preparer.quote(column.name)} #>> '{{}}'"
+                    f" AS {column.type.compile(dialect=dialect)})"
+                )
+                continue
+            selected.append(f"r.{preparer.quote(column.name)}")
             process = column.type.bind_processor(dialect)
             python_type = getattr(column.type, "impl", column.type).python_type
             if python_type is datetime:
@@ -195,11 +207,11 @@ class _RecordsetWriter:
                 self._processors.append((column.name, process))
         if len(names) != len(columns):
             raise ValueError(f"not columns of {table.name}: {sorted(columns - set(names))}")
-        quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-        table_name = dialect.identifier_preparer.format_table(table)
+        quoted = ", ".join(preparer.quote(name) for name in names)
+        table_name = preparer.format_table(table)
         self._sql = (  # names from the table's metadata, quoted; the rows are a parameter
-            f"INSERT INTO {table_name} ({quoted}) SELECT {quoted}"  # noqa: S608
-            f" FROM json_populate_recordset(NULL::{table_name}, %s::json)"
+            f"INSERT INTO {table_name} ({quoted}) SELECT {', '.join(selected)}"  # noqa: S608
+            f" FROM json_populate_recordset(NULL::{table_name}, %s::json) AS r"
         )
         self._engine: Engine | None = None
         self._connection: Any = None  # a psycopg connection of its own

@@ -217,3 +217,19 @@ def test_the_protocol_path_does_not_wait_forever_on_a_silent_server(pg_engine):
         assert outcome
     finally:
         silent.close()
+
+
+def test_details_the_engine_stores_are_stored_alike(pg_engine, clean_state):
+    # The json column keeps a \u0000 (and any other escape) that text columns cannot: what
+    # the engine's INSERT stores, the committer stores, not a refused batch.
+    details = {"nul": "a\x00b", "pair": "\ud83d\ude00", "thai": "ก", "none": None, "n": 1.5}
+    event = event_row("token.issued", now=NOW, actor="svc", **details)
+    with pg_engine.begin() as connection:
+        connection.execute(INSERT_EVENT, event)
+    assert GroupCommit(pg_engine, INSERT_EVENT).append(event) is True
+    with pg_engine.connect() as connection:
+        rows = connection.execute(select(*FIELDS).order_by(AuditEvent.id)).all()
+        texts = list(connection.scalars(text("SELECT details::text FROM audit_events")))
+    assert len(rows) == 2
+    assert rows[0] == rows[1]
+    assert texts[0] == texts[1]
