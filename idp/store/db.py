@@ -76,6 +76,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     # with nothing behind it) or a peer gone without a word must fail the request, not hold
     # its thread for good; the URL's own values win.
     bounds = {k: v for k, v in _CONNECTION_BOUNDS.items() if k not in parsed.query}
+    if parsed.get_driver_name() not in {"psycopg", "psycopg2"}:
+        bounds = {}  # libpq's parameters: other drivers refuse them
     return create_engine(
         url,
         pool_size=pool_size,
