@@ -336,3 +336,35 @@ def test_a_killed_audit_connection_answers_no_token_without_its_row_and_recovers
         answers.append(bool(passed_on))
     assert answers == [True, True, True]  # the first by Authlib, then the fast path again
     assert len(passed_on) == 1
+
+
+def test_a_forged_client_address_answers_no_token_without_its_row(settings, deps):
+    # Behind a proxy that passes the caller's X-Forwarded-For on (or reached past it), the
+    # client address is whatever the caller wrote: one its column cannot hold must cost no
+    # one else their token and answer none without its row.
+    seed(deps)
+    deps = replace(deps, settings=settings.model_copy(update={"trusted_proxies": 1}))
+    app = create_app(deps=deps, background=False)
+    credentials = {"Authorization": basic("demo-service", SECRET)}
+    forged = {**credentials, "X-Forwarded-For": "2001:db8::" + "f" * 80 + "'); --"}
+    with serving(app) as base:
+        before = last_row_id(deps)
+        results: dict[str, list[int]] = {"forged": [], "honest": []}
+
+        def call(kind: str, headers: dict[str, str], n: int) -> None:
+            response = post(base, "grant_type=client_credentials", headers, f"{kind}-{n:05d}")
+            results[kind].append(response.status_code)
+
+        threads = [
+            threading.Thread(target=call, args=(kind, headers, n))
+            for n in range(10)
+            for kind, headers in (("forged", forged), ("honest", credentials))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert results["honest"] == [200] * 10
+    assert 200 not in results["forged"]
+    rows = rows_after(deps, before)
+    assert len([row for row in rows if row.event == "token.issued"]) == 10
