@@ -23,12 +23,15 @@ request's CPU. Other databases (SQLite in development) go through the engine.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +44,11 @@ from sqlalchemy import Table
 log = logging.getLogger(__name__)
 
 _WAITING, _LEAD, _COMMITTED, _FAILED = range(4)
+# Longest a batch may keep its writers (and every token request queued behind them) waiting
+# on the database: a batch takes milliseconds, so a statement still running after this is
+# stuck (a lock held on the table, a server that stopped answering) and its requests go to
+# the protocol path, which reports the failure.
+STATEMENT_TIMEOUT = 5.0
 
 
 class _Ticket:
@@ -55,8 +63,16 @@ class _Ticket:
 class GroupCommit:
     """Commit rows of one INSERT statement in batches; ``append`` returns once durable."""
 
-    def __init__(self, engine: Engine, statement: Executable, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        statement: Executable,
+        *,
+        max_batch: int = 256,
+        timeout: float = STATEMENT_TIMEOUT,
+    ) -> None:
         self._engine = engine
+        self._timeout = timeout
         self._statement = statement
         self._max_batch = max_batch
         self._lock = threading.Lock()
@@ -87,24 +103,40 @@ class GroupCommit:
         with self._lock:
             count = min(len(self._queue), self._max_batch)
             batch = [self._queue.popleft() for _ in range(count)]
-        state = _FAILED
+        states = [_FAILED] * len(batch)
         try:
-            rows = [ticket.row for ticket in batch]
-            direct = self._direct_writer(rows)
-            if direct is not None:
-                direct.write(self._engine, rows)
-            else:
-                with self._engine.begin() as connection:
-                    connection.execute(self._statement, rows)
-            state = _COMMITTED
-            self.batches_committed += 1  # only the one leader writes it
+            try:
+                self._write([ticket.row for ticket in batch])
+                states = [_COMMITTED] * len(batch)
+            except Exception as error:
+                if len(batch) == 1 or not _refused_row(error):
+                    raise
+                # SECURITY: one row the database refuses (a NUL, an over-long value) must
+                # not cost the tokens of every request that shared its batch: each row alone.
+                log.warning("idp.audit.group_commit_row_refused", exc_info=True)
+                for index, ticket in enumerate(batch):
+                    try:
+                        self._write([ticket.row])
+                        states[index] = _COMMITTED
+                    except Exception as row_error:
+                        if not _refused_row(row_error):
+                            raise  # the database itself failed: the rest fail with it
         except Exception:  # the requests fall back to the path that reports the failure
             log.warning("idp.audit.group_commit_failed", exc_info=True)
         finally:
-            for ticket in batch:
+            for ticket, state in zip(batch, states, strict=True):
                 ticket.state = state
                 ticket.wake.set()
             self._hand_over()
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        direct = self._direct_writer(rows)
+        if direct is not None:
+            direct.write(self._engine, rows)
+        else:
+            with self._engine.begin() as connection:
+                connection.execute(self._statement, rows)
+        self.batches_committed += 1  # only the one leader writes it
 
     def _direct_writer(self, rows: list[dict[str, Any]]) -> _RecordsetWriter | None:
         """The writer for these rows on PostgreSQL with psycopg (rows of one shape, as
@@ -120,7 +152,9 @@ class GroupCommit:
         if self._direct is None or self._direct.columns != columns:
             if self._direct is not None:
                 self._direct.close()
-            self._direct = _RecordsetWriter(self._statement.table, columns, self._engine)
+            self._direct = _RecordsetWriter(
+                self._statement.table, columns, self._engine, timeout=self._timeout
+            )
         return self._direct
 
     def _hand_over(self) -> None:
@@ -139,17 +173,32 @@ class _RecordsetWriter:
     batch travels as one JSON text made by ``json.dumps`` in C, where adapting one array per
     column cost psycopg more than the rest of the statement."""
 
-    def __init__(self, table: Table, columns: frozenset[str], engine: Engine) -> None:
+    def __init__(
+        self, table: Table, columns: frozenset[str], engine: Engine, *, timeout: float
+    ) -> None:
         dialect = engine.dialect
         self.columns = columns
+        self._timeout = timeout
         self._processors: list[tuple[str, Callable[[Any], Any]]] = []
         names = []
+        selected = []
+        preparer = dialect.identifier_preparer
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
         for column in table.columns:
             if column.name not in columns:
                 continue
             names.append(column.name)
             if isinstance(column.type, JSON):
-                continue  # nested as it is: the column receives that part of the text
+                # As a JSON string holding the engine's own text, not nested: PostgreSQL
+                # unescapes nested strings while reading the recordset and refuses a \u0000
+                # there that the json column itself keeps (the engine's INSERT stores it).
+                self._processors.append((column.name, serialize))
+                selected.append(
+                    f"CAST(r.{preparer.quote(column.name)} #>> '{{}}'"
+                    f" AS {column.type.compile(dialect=dialect)})"
+                )
+                continue
+            selected.append(f"r.{preparer.quote(column.name)}")
             process = column.type.bind_processor(dialect)
             python_type = getattr(column.type, "impl", column.type).python_type
             if python_type is datetime:
@@ -158,15 +207,16 @@ class _RecordsetWriter:
                 self._processors.append((column.name, process))
         if len(names) != len(columns):
             raise ValueError(f"not columns of {table.name}: {sorted(columns - set(names))}")
-        quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-        table_name = dialect.identifier_preparer.format_table(table)
+        quoted = ", ".join(preparer.quote(name) for name in names)
+        table_name = preparer.format_table(table)
         self._sql = (  # names from the table's metadata, quoted; the rows are a parameter
-            f"INSERT INTO {table_name} ({quoted}) SELECT {quoted}"  # noqa: S608
-            f" FROM json_populate_recordset(NULL::{table_name}, %s::json)"
+            f"INSERT INTO {table_name} ({quoted}) SELECT {', '.join(selected)}"  # noqa: S608
+            f" FROM json_populate_recordset(NULL::{table_name}, %s::json) AS r"
         )
         self._engine: Engine | None = None
         self._connection: Any = None  # a psycopg connection of its own
         self._closer: weakref.finalize[Any, Any] | None = None
+        self._warnings: list[str] = []
 
     def write(self, engine: Engine, rows: list[dict[str, Any]]) -> None:
         if self._connection is not None and self._engine is not engine:
@@ -176,7 +226,11 @@ class _RecordsetWriter:
 
             # Not the pool's: a connection in autocommit mode must never serve a session.
             cargs, cparams = engine.dialect.create_connect_args(engine.url)
-            self._connection = psycopg.connect(*cargs, **cparams, autocommit=True)
+            params = {**cparams, **_bounded(self._timeout, cparams)}
+            self._connection = psycopg.connect(*cargs, **params, autocommit=True)
+            # The list, not this writer: the finalizer below holds the connection, which
+            # must not hold the writer alive in turn.
+            self._connection.add_notice_handler(functools.partial(_note, self._warnings))
             self._engine = engine
             # Closed, not left to the garbage collector, when the committer goes (a test's app).
             self._closer = weakref.finalize(self, self._connection.close)
@@ -186,7 +240,13 @@ class _RecordsetWriter:
                 for name, process in self._processors:
                     row[name] = process(row[name])
         try:
+            self._warnings.clear()
             self._connection.execute(self._sql, (json.dumps(rows),), prepare=True)
+            if self._warnings:
+                # SECURITY: PostgreSQL reports success, with a warning, for a commit whose wait
+                # for a synchronous standby was cancelled (here by statement_timeout): the row
+                # may not survive a failover, so its tokens must not be answered.
+                raise _NotDurableError(f"the server warned: {self._warnings[0]}")
         except Exception:
             # Whatever state the connection is in, the next batch starts on a fresh one.
             self.close()
@@ -200,6 +260,46 @@ class _RecordsetWriter:
                 closer()
             except Exception:
                 log.debug("idp.audit.group_commit_close_failed", exc_info=True)
+
+
+def _note(warnings: list[str], diagnostic: Any) -> None:
+    if diagnostic.severity_nonlocalized not in {"NOTICE", "INFO", "LOG", "DEBUG"}:
+        warnings.append(f"{diagnostic.severity}: {diagnostic.message_primary}")
+
+
+class _NotDurableError(Exception):
+    """The statement succeeded but the server said its commit may not last."""
+
+
+def _bounded(timeout: float, cparams: Mapping[str, Any]) -> dict[str, Any]:
+    """libpq parameters that keep a batch from waiting forever: on a server that accepts
+    and never answers (connect_timeout), a statement that waits (statement_timeout, on the
+    server), a peer gone without a word (keepalives, tcp_user_timeout). The URL's own
+    values win, except that the statement timeout is added to its options."""
+    seconds = max(2, math.ceil(timeout))  # libpq's smallest connect_timeout
+    millis = max(1, int(timeout * 1000))
+    options = f"{cparams.get('options', '')} -c statement_timeout={millis}".strip()
+    bounded: dict[str, Any] = {
+        "connect_timeout": seconds,
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": millis,
+    }
+    return {**bounded, **{k: v for k, v in cparams.items() if k in bounded}, "options": options}
+
+
+def _refused_row(error: BaseException) -> bool:
+    """The database (or the JSON encoder) refused a row's values, not the connection: a
+    data exception (SQLSTATE class 22) or an integrity violation (23)."""
+    if isinstance(error, (TypeError, ValueError)):
+        return True
+    original = getattr(error, "orig", None)  # SQLAlchemy's wrapper around the driver's
+    if original is not None and original is not error:
+        return _refused_row(original)
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in {"22", "23"}
 
 
 def _iso_after(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:

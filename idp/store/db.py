@@ -72,7 +72,28 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         return engine
     # No ping on every checkout (a round trip on each token request); a connection that died
     # with a database restart fails one request and the pool is then renewed.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # A server that accepts and never answers (a failover target not up yet, a balancer
+    # with nothing behind it) or a peer gone without a word must fail the request, not hold
+    # its thread for good; the URL's own values win.
+    bounds = {k: v for k, v in _CONNECTION_BOUNDS.items() if k not in parsed.query}
+    if parsed.get_driver_name() not in {"psycopg", "psycopg2"}:
+        bounds = {}  # libpq's parameters: other drivers refuse them
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        connect_args=bounds,
+    )
+
+
+_CONNECTION_BOUNDS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -13,6 +13,7 @@ import pytest
 import requests
 from joserfc import jwt
 from sqlalchemy import create_engine
+from sqlalchemy import func
 from sqlalchemy import select
 
 from idp import create_app
@@ -312,3 +313,58 @@ def test_a_failed_audit_commit_answers_no_token_from_the_fast_path(servers):
     assert [r.event for r in rows] == ["token.issued"]
     jti = jwt.decode(response.json()["access_token"], deps.keyring.snapshot.verifying).claims["jti"]
     assert rows[0].details["jti"] == jti
+
+
+def test_a_killed_audit_connection_answers_no_token_without_its_row_and_recovers(servers):
+    fast, _slow, passed_on, deps, layer = servers
+    credentials = {"Authorization": basic("demo-service", SECRET)}
+    assert post(fast, "grant_type=client_credentials", credentials, "killed-0001").ok
+    assert not passed_on
+    # The database ends the committer's connection (a restart, a failover, an operator).
+    backend = layer.token._audit._direct._connection.info.backend_pid
+    with deps.sessions() as session:
+        assert session.scalar(select(func.pg_terminate_backend(backend))) is True
+    answers = []
+    for n in range(2, 5):
+        before = last_row_id(deps)
+        response = post(fast, "grant_type=client_credentials", credentials, f"killed-{n:04d}")
+        assert response.status_code == 200
+        jti = jwt.decode(response.json()["access_token"], deps.keyring.snapshot.verifying)
+        rows = rows_after(deps, before)
+        # Exactly the answered token's row: the lost batch answered nothing.
+        assert [row.details["jti"] for row in rows] == [jti.claims["jti"]]
+        answers.append(bool(passed_on))
+    assert answers == [True, True, True]  # the first by Authlib, then the fast path again
+    assert len(passed_on) == 1
+
+
+def test_a_forged_client_address_answers_no_token_without_its_row(settings, deps):
+    # Behind a proxy that passes the caller's X-Forwarded-For on (or reached past it), the
+    # client address is whatever the caller wrote: one its column cannot hold must cost no
+    # one else their token and answer none without its row.
+    seed(deps)
+    deps = replace(deps, settings=settings.model_copy(update={"trusted_proxies": 1}))
+    app = create_app(deps=deps, background=False)
+    credentials = {"Authorization": basic("demo-service", SECRET)}
+    forged = {**credentials, "X-Forwarded-For": "2001:db8::" + "f" * 80 + "'); --"}
+    with serving(app) as base:
+        before = last_row_id(deps)
+        results: dict[str, list[int]] = {"forged": [], "honest": []}
+
+        def call(kind: str, headers: dict[str, str], n: int) -> None:
+            response = post(base, "grant_type=client_credentials", headers, f"{kind}-{n:05d}")
+            results[kind].append(response.status_code)
+
+        threads = [
+            threading.Thread(target=call, args=(kind, headers, n))
+            for n in range(10)
+            for kind, headers in (("forged", forged), ("honest", credentials))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert results["honest"] == [200] * 10
+    assert 200 not in results["forged"]
+    rows = rows_after(deps, before)
+    assert len([row for row in rows if row.event == "token.issued"]) == 10
