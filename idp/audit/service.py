@@ -57,6 +57,7 @@ class AuditContext:
 
 
 NO_CONTEXT = AuditContext()
+CLIENT_IP_MAX = 64  # the column's length (AuditEvent.client_ip)
 INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
 
 
@@ -106,7 +107,9 @@ def event_row(
         "outcome": outcome,
         "actor": actor,
         "client_id": client_id or context.client_id,
-        "client_ip": context.client_ip,
+        # An address a trusted proxy passed on is whatever its caller wrote: kept, cut to the
+        # column, so that no caller's header can make its own audit row fail.
+        "client_ip": context.client_ip[:CLIENT_IP_MAX] if context.client_ip else None,
         "request_id": context.request_id,
         "details": details,
     }

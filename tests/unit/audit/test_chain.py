@@ -110,3 +110,14 @@ def test_an_anchor_that_does_not_match_is_reported(sessions):
     with sessions() as session:
         report = verify_chain(session, anchors={2: "0" * 64})
     assert (report.broken_at_seq, report.reason) == (2, "differs from a recorded anchor")
+
+
+def test_a_client_address_longer_than_its_column_is_recorded_cut_to_it():
+    from idp.audit.service import CLIENT_IP_MAX
+    from idp.audit.service import AuditContext
+    from idp.audit.service import event_row
+
+    address = "fe80::1%" + "a" * 80  # a valid IPv6 address: its zone may be any length
+    row = event_row("token.issued", now=datetime.now(UTC), context=AuditContext(client_ip=address))
+    assert row["client_ip"] == address[:CLIENT_IP_MAX]
+    assert event_row("token.issued", now=datetime.now(UTC))["client_ip"] is None
