@@ -19,6 +19,7 @@ from sqlalchemy import select
 from idp import create_app
 from idp.audit.group_commit import GroupCommit
 from idp.audit.models import AuditEvent
+from idp.audit.service import CLIENT_IP_MAX
 from idp.audit.service import INSERT_EVENT
 from idp.audit.service import Sealer
 from idp.audit.service import verify_chain
@@ -338,10 +339,10 @@ def test_a_killed_audit_connection_answers_no_token_without_its_row_and_recovers
     assert len(passed_on) == 1
 
 
-def test_a_forged_client_address_answers_no_token_without_its_row(settings, deps):
+def test_a_forged_client_address_is_recorded_cut_to_its_column(settings, deps):
     # Behind a proxy that passes the caller's X-Forwarded-For on (or reached past it), the
-    # client address is whatever the caller wrote: one its column cannot hold must cost no
-    # one else their token and answer none without its row.
+    # client address is whatever the caller wrote: one longer than its column is recorded cut
+    # to the column, costs no one else their token and answers no token without its row.
     seed(deps)
     deps = replace(deps, settings=settings.model_copy(update={"trusted_proxies": 1}))
     app = create_app(deps=deps, background=False)
@@ -365,6 +366,8 @@ def test_a_forged_client_address_answers_no_token_without_its_row(settings, deps
         for thread in threads:
             thread.join(timeout=60)
     assert results["honest"] == [200] * 10
-    assert 200 not in results["forged"]
-    rows = rows_after(deps, before)
-    assert len([row for row in rows if row.event == "token.issued"]) == 10
+    assert results["forged"] == [200] * 10
+    issued = [row for row in rows_after(deps, before) if row.event == "token.issued"]
+    assert len(issued) == 20
+    cut = forged["X-Forwarded-For"][:CLIENT_IP_MAX]
+    assert {row.client_ip for row in issued} == {"127.0.0.1", cut}
