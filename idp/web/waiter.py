@@ -121,7 +121,10 @@ class Waiter:
         self._start()  # a server without lifespan support still gets its subscription
         path, method = scope.get("path", ""), scope.get("method", "")
         if path == "/healthz" and method == "GET":
-            health = {"status": "ok", "subscribed": self._subscribed, "waiting": self._total}
+            health: dict[str, Any] = {"status": "ok", "subscribed": self._subscribed}
+            if _from_this_machine(scope):
+                # How many are confirming a login right now is no outsider's business.
+                health["waiting"] = self._total
             await self._answer(send, 200, health)
         elif path == "/wait" and method == "GET":
             status, body = await self._wait(scope, receive)
@@ -293,6 +296,15 @@ class Waiter:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _from_this_machine(scope: Scope) -> bool:
+    """A request from loopback that no proxy forwarded: monitoring, not the public."""
+    client = scope.get("client")
+    if not client or str(client[0]) not in ("127.0.0.1", "::1"):
+        return False
+    forwarded = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+    return not any(name.lower() in forwarded for name, _ in scope["headers"])
 
 
 def _as_bytes(value: object) -> bytes | None:

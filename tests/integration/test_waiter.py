@@ -335,3 +335,21 @@ def test_the_waiter_ends_a_wait_at_the_challenges_expiry(running):
     started = time.monotonic()
     assert running.wait(ticket).json() == {"state": "expired"}
     assert 0.5 < time.monotonic() - started < 2.5  # at the expiry, not at the end of the hold
+
+
+def test_healthz_tells_an_outsider_nothing_about_other_logins(running):
+    """Attack: anyone reaching the waiter through the public proxy reads /healthz and watches
+    how many people are confirming a login right now (and when a watched one starts)."""
+    _login, url = running.start("somchai")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(requests.get, url, timeout=40)
+        time.sleep(0.3)
+        outsider = requests.get(
+            f"{running.waiter.url}/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5
+        )
+        assert outsider.status_code == 200
+        assert outsider.json() == {"status": "ok", "subscribed": True}
+        # The operator on the machine itself (monitoring, the benchmark) still sees the count.
+        local = requests.get(f"{running.waiter.url}/healthz", timeout=5).json()
+        assert local["waiting"] == 1
+        waiting.result()
