@@ -158,7 +158,7 @@ class Waiter:
         ticket = wait_ticket.read(self._secret, (query.get("ticket") or [""])[0], now=self._clock())
         if ticket is None:
             return 403, _REFUSED
-        ip = self._client_ip(scope, headers)
+        ip = self._client_ip(scope)
         if (
             self._total >= self._settings.wait_max_connections
             or self._per_ip[ip] >= self._settings.wait_max_per_ip
@@ -235,9 +235,14 @@ class Waiter:
             return 403
         return outcome_of(_as_bytes(answer), expires_at=expires_at, now=self._clock()), expires_at
 
-    def _client_ip(self, scope: Scope, headers: dict[str, str]) -> str:
+    def _client_ip(self, scope: Scope) -> str:
         hops = self._settings.trusted_proxies
-        forwarded = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        # Every line, in order, as a WSGI server joins them for the IdP's ProxyFix: a proxy
+        # may add a line of its own instead of extending the last one.
+        lines = [
+            v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"x-forwarded-for"
+        ]
+        forwarded = [h.strip() for h in ",".join(lines).split(",") if h.strip()]
         if hops and len(forwarded) >= hops:
             return forwarded[-hops]  # as the IdP reads it (ProxyFix with x_for=hops)
         client = scope.get("client")

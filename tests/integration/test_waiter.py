@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import html
+import http.client
 import re
 import time
 from collections.abc import Iterator
@@ -216,6 +217,38 @@ def test_one_address_cannot_hold_more_than_its_share(settings, deps, tmp_path):
             time.sleep(0.5)
             assert requests.get(second, timeout=10).status_code == 429
             assert held.result().json() == {"state": "pending"}
+
+
+def _wait_via_proxies(url: str, forwarded_lines: list[str]) -> tuple[int, str]:
+    """A wait as two proxies pass it on, each adding an X-Forwarded-For line of its own (as
+    HAProxy's ``option forwardfor`` does); requests cannot send a header twice."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=40)
+    try:
+        connection.putrequest("GET", f"{parts.path}?{parts.query}")
+        for line in forwarded_lines:
+            connection.putheader("X-Forwarded-For", line)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_every_forwarded_line_counts_as_the_idp_reads_them(settings, deps, tmp_path):
+    """Attack: behind two proxies that each add a line, the waiter read only the last line,
+    found too few hops and counted every client as the proxy's own address: one client
+    holding its share then made every other page in the country wait with a 429."""
+    env = {"IDP_WAIT_MAX_PER_IP": "1", "IDP_TRUSTED_PROXIES": "2"}
+    with with_waiter(settings, deps, tmp_path, **env) as running:
+        _a, first = running.start("somchai")
+        _b, second = running.start("malee")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(_wait_via_proxies, first, ["198.51.100.7", "10.0.0.2"])
+            time.sleep(0.5)
+            status, body = _wait_via_proxies(second, ["203.0.113.50", "10.0.0.2"])
+            assert status == 200, body
+            assert held.result()[0] == 200
 
 
 # --- the page learns the answer through the waiter ----------------------------------------
