@@ -171,7 +171,8 @@ class Settings(BaseSettings):
     wait_url: str | None = Field(
         None,
         description="Public URL of the waiter (no trailing slash); unset: pages long-poll the IdP",
-        pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*[^/?#\s])?)?$",
+        # A host (name or bracketed IPv6) and port only: its origin goes into the page's CSP.
+        pattern=r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^?#\s]*[^/?#\s])?)?$",
     )
     wait_bind: str = Field(
         "127.0.0.1:8001", description="Where 'idp serve' starts the waiter when IDP_WAIT_URL is set"
@@ -284,10 +285,12 @@ class Settings(BaseSettings):
             problems.append("IDP_REDIS_URL is required: several workers must share state")
         if self.issuer.startswith("http://") and not _is_loopback(self.issuer):
             problems.append("IDP_ISSUER must use https outside loopback")
+        # Loopback only beside a loopback issuer: a public issuer's pages would send their
+        # tickets to whatever listens on each user's own machine.
         if (
             self.wait_url
             and self.wait_url.startswith("http://")
-            and not _is_loopback(self.wait_url)
+            and not (_is_loopback(self.wait_url) and _is_loopback(self.issuer))
         ):
             problems.append("IDP_WAIT_URL must use https outside loopback")
         if problems:

@@ -388,6 +388,8 @@ def _page(
         qr=qr,
         link=link,
         waiter_url=waiter_url,
+        # The waiter's hold and a margin for the network: a longer silence means it is stuck.
+        waiter_timeout_ms=int((deps.settings.wait_hold + 10) * 1000),
         csrf_token=csrf_token(),
         messages=_messages(),
     )

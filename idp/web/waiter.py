@@ -121,7 +121,10 @@ class Waiter:
         self._start()  # a server without lifespan support still gets its subscription
         path, method = scope.get("path", ""), scope.get("method", "")
         if path == "/healthz" and method == "GET":
-            health = {"status": "ok", "subscribed": self._subscribed, "waiting": self._total}
+            health: dict[str, Any] = {"status": "ok", "subscribed": self._subscribed}
+            if _from_this_machine(scope):
+                # How many are confirming a login right now is no outsider's business.
+                health["waiting"] = self._total
             await self._answer(send, 200, health)
         elif path == "/wait" and method == "GET":
             status, body = await self._wait(scope, receive)
@@ -155,7 +158,7 @@ class Waiter:
         ticket = wait_ticket.read(self._secret, (query.get("ticket") or [""])[0], now=self._clock())
         if ticket is None:
             return 403, _REFUSED
-        ip = self._client_ip(scope, headers)
+        ip = self._client_ip(scope)
         if (
             self._total >= self._settings.wait_max_connections
             or self._per_ip[ip] >= self._settings.wait_max_per_ip
@@ -232,9 +235,14 @@ class Waiter:
             return 403
         return outcome_of(_as_bytes(answer), expires_at=expires_at, now=self._clock()), expires_at
 
-    def _client_ip(self, scope: Scope, headers: dict[str, str]) -> str:
+    def _client_ip(self, scope: Scope) -> str:
         hops = self._settings.trusted_proxies
-        forwarded = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        # Every line, in order, as a WSGI server joins them for the IdP's ProxyFix: a proxy
+        # may add a line of its own instead of extending the last one.
+        lines = [
+            v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"x-forwarded-for"
+        ]
+        forwarded = [h.strip() for h in ",".join(lines).split(",") if h.strip()]
         if hops and len(forwarded) >= hops:
             return forwarded[-hops]  # as the IdP reads it (ProxyFix with x_for=hops)
         client = scope.get("client")
@@ -293,6 +301,15 @@ class Waiter:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _from_this_machine(scope: Scope) -> bool:
+    """A request from loopback that no proxy forwarded: monitoring, not the public."""
+    client = scope.get("client")
+    if not client or str(client[0]) not in ("127.0.0.1", "::1"):
+        return False
+    forwarded = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
+    return not any(name.lower() in forwarded for name, _ in scope["headers"])
 
 
 def _as_bytes(value: object) -> bytes | None:

@@ -4,6 +4,7 @@ reached without cookies under the page's CSP and the waiter's CORS, then the IdP
 from __future__ import annotations
 
 import secrets
+import socket
 from urllib.parse import urlencode
 
 import pytest
@@ -85,3 +86,40 @@ def test_without_the_waiter_the_page_falls_back_to_the_idp(page, settings, deps,
         assert "code=" in page.url
         assert any(url.startswith(f"{nobody}/wait?ticket=") for url in requests_made)
         assert any("/login/confirm/wait" in url for url in requests_made)
+
+
+def test_a_waiter_that_never_answers_does_not_strand_the_page(page, settings, deps, tmp_path):
+    """Attack: the waiter accepts connections and never answers (its descriptors exhausted by
+    idle connections, a stuck process, a proxy holding requests). The page must still learn the
+    phone's answer, through the IdP, instead of waiting on a request that never ends."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+    black_hole = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    with (
+        silent,
+        push_stack(
+            settings, deps, tmp_path, users=("somchai",), wait_url=black_hole, wait_hold=2.0
+        ) as stack,
+    ):
+        requests_made: list[str] = []
+        page.on("request", lambda request: requests_made.append(request.url))
+        back = "<p id='rp'>back</p>"
+        page.route(CALLBACK + "**", lambda r: r.fulfill(body=back, content_type="text/html"))
+        _verifier, challenge = pkce_pair()
+        query = {
+            "response_type": "code", "client_id": "demo-confidential", "redirect_uri": CALLBACK,
+            "scope": "openid profile", "state": "s", "nonce": "n", "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }  # fmt: skip
+        page.goto(f"{stack.idp}/authorize?{urlencode(query)}")
+        page.fill("#username", "somchai")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        number = int(page.inner_text("#match-number"))
+        pushed = stack.nexus.wait_for_push("phone-somchai")
+        page.wait_for_timeout(300)
+        assert stack.nexus.approve("phone-somchai", pushed["id"], number).ok
+        page.wait_for_selector("#rp", timeout=20_000)
+        assert "code=" in page.url
+        assert any(url.startswith(f"{black_hole}/wait?ticket=") for url in requests_made)

@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import html
+import http.client
 import re
 import time
 from collections.abc import Iterator
@@ -218,6 +219,38 @@ def test_one_address_cannot_hold_more_than_its_share(settings, deps, tmp_path):
             assert held.result().json() == {"state": "pending"}
 
 
+def _wait_via_proxies(url: str, forwarded_lines: list[str]) -> tuple[int, str]:
+    """A wait as two proxies pass it on, each adding an X-Forwarded-For line of its own (as
+    HAProxy's ``option forwardfor`` does); requests cannot send a header twice."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=40)
+    try:
+        connection.putrequest("GET", f"{parts.path}?{parts.query}")
+        for line in forwarded_lines:
+            connection.putheader("X-Forwarded-For", line)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_every_forwarded_line_counts_as_the_idp_reads_them(settings, deps, tmp_path):
+    """Attack: behind two proxies that each add a line, the waiter read only the last line,
+    found too few hops and counted every client as the proxy's own address: one client
+    holding its share then made every other page in the country wait with a 429."""
+    env = {"IDP_WAIT_MAX_PER_IP": "1", "IDP_TRUSTED_PROXIES": "2"}
+    with with_waiter(settings, deps, tmp_path, **env) as running:
+        _a, first = running.start("somchai")
+        _b, second = running.start("malee")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(_wait_via_proxies, first, ["198.51.100.7", "10.0.0.2"])
+            time.sleep(0.5)
+            status, body = _wait_via_proxies(second, ["203.0.113.50", "10.0.0.2"])
+            assert status == 200, body
+            assert held.result()[0] == 200
+
+
 # --- the page learns the answer through the waiter ----------------------------------------
 
 
@@ -335,3 +368,21 @@ def test_the_waiter_ends_a_wait_at_the_challenges_expiry(running):
     started = time.monotonic()
     assert running.wait(ticket).json() == {"state": "expired"}
     assert 0.5 < time.monotonic() - started < 2.5  # at the expiry, not at the end of the hold
+
+
+def test_healthz_tells_an_outsider_nothing_about_other_logins(running):
+    """Attack: anyone reaching the waiter through the public proxy reads /healthz and watches
+    how many people are confirming a login right now (and when a watched one starts)."""
+    _login, url = running.start("somchai")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(requests.get, url, timeout=40)
+        time.sleep(0.3)
+        outsider = requests.get(
+            f"{running.waiter.url}/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5
+        )
+        assert outsider.status_code == 200
+        assert outsider.json() == {"status": "ok", "subscribed": True}
+        # The operator on the machine itself (monitoring, the benchmark) still sees the count.
+        local = requests.get(f"{running.waiter.url}/healthz", timeout=5).json()
+        assert local["waiting"] == 1
+        waiting.result()

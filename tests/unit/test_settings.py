@@ -30,6 +30,8 @@ def test_production_settings_are_accepted():
         ({"redis_url": None}, "IDP_REDIS_URL is required"),
         ({"issuer": "http://login.example.go.th"}, "https"),
         ({"wait_url": "http://wait.example.go.th"}, "IDP_WAIT_URL must use https"),
+        # A public issuer's pages would send their tickets to each user's own machine.
+        ({"wait_url": "http://127.0.0.1:8001"}, "IDP_WAIT_URL must use https"),
     ],
 )
 def test_production_refuses_demo_secrets_and_missing_services(change, message):
@@ -63,7 +65,16 @@ def test_settings_come_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize(
     "url",
-    ["https://wait.example.go.th/", "javascript:alert(1)", "https://w.example/?x", "w.example"],
+    [
+        "https://wait.example.go.th/",
+        "javascript:alert(1)",
+        "https://w.example/?x",
+        "w.example",
+        # It goes into the page's Content-Security-Policy: nothing that could end a directive.
+        "https://w.example;script-src",
+        "https://w.example,x",
+        "https://u@w.example",
+    ],
 )
 def test_the_waiters_url_is_an_origin_and_path_without_a_trailing_slash(url):
     with pytest.raises(ValidationError):

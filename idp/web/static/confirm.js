@@ -11,6 +11,9 @@
   }
   var url = box.getAttribute("data-wait-url");
   var waiterUrl = box.getAttribute("data-waiter-url");
+  // The waiter answers within its hold: past this, it is stuck (or its sockets exhausted) and
+  // a request that never ends would leave the page waiting for ever.
+  var waiterPatience = Number(box.getAttribute("data-waiter-timeout-ms")) || 35000;
   var viaIdpOnce = false;
   // Another way of confirming (a passkey) may finish first and navigate away; a reload after
   // that would pull the browser back to this page. The passkey script raises this flag.
@@ -39,9 +42,23 @@
     }
     var atWaiter = Boolean(waiterUrl) && !viaIdpOnce;
     viaIdpOnce = false;
-    var request = atWaiter
-      ? fetch(waiterUrl, { credentials: "omit", mode: "cors", headers: { Accept: "application/json" } })
-      : fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    var timer = null;
+    var request;
+    if (atWaiter) {
+      var abort = new AbortController();
+      timer = window.setTimeout(function () {
+        waiterUrl = null; // a waiter that does not answer in time is not asked again
+        abort.abort();
+      }, waiterPatience);
+      request = fetch(waiterUrl, {
+        credentials: "omit",
+        mode: "cors",
+        headers: { Accept: "application/json" },
+        signal: abort.signal
+      });
+    } else {
+      request = fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    }
     request
       .then(function (response) {
         if (atWaiter && response.status === 403) {
@@ -54,6 +71,7 @@
         return response.json();
       })
       .then(function (body) {
+        window.clearTimeout(timer);
         if (leaving) {
           stopped = true;
           return;
@@ -67,6 +85,7 @@
         }
       })
       .catch(function () {
+        window.clearTimeout(timer);
         if (atWaiter) {
           viaIdpOnce = true; // the waiter is unreachable: ask the IdP now
           again(0);
