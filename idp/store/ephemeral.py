@@ -178,10 +178,14 @@ class RedisStore:
     """The shared store (several IdP instances behind a load balancer)."""
 
     def __init__(self, url: str) -> None:
+        import hiredis
         import redis
 
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         self._connection_error: type[Exception] = redis.ConnectionError
+        # The C packer (a dependency, as redis-py's reply parser): UTF-8 keys, the same RESP
+        # bytes as redis-py's own packing, without its per-argument checks in Python.
+        self._pack: Callable[..., bytes] = hiredis.pack_command
         self._client = redis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
@@ -226,7 +230,7 @@ class RedisStore:
             pool = self._client.connection_pool
             connection = pool.connection_class(**pool.connection_kwargs)
             reused = False
-        command = connection.pack_command("MGET", *keys)
+        command = [self._pack(("MGET", *keys))]
         try:
             try:
                 values = _send_and_read(connection, command)
