@@ -81,6 +81,10 @@ class RevocationList:
     def __init__(self, store: EphemeralStore, keys: Keys) -> None:
         self._store = store
         self._keys = keys
+        # Spelled once: every introspection asks for these.
+        self._loaded_key = keys.revocations_loaded()
+        self._token_key = keys.revoked(RevokedKind.ACCESS_TOKEN.value, "")
+        self._session_key = keys.revoked(RevokedKind.SESSION.value, "")
         # This instance's own doubt: set when it failed to mirror or saw the dirty mark,
         # cleared only by a complete rebuild after which the mark was found clear.
         self._distrusted = False
@@ -120,23 +124,23 @@ class RevocationList:
         open_session: Callable[[], Session],
     ) -> bool:
         """True when the access token ``jti`` or the session ``sid`` was revoked."""
-        wanted = [(RevokedKind.ACCESS_TOKEN, jti), (RevokedKind.SESSION, sid)]
-        present = [(kind, value) for kind, value in wanted if value]
         if self._distrusted:
-            return self._ask_database(open_session, present, now)
+            return self._ask_database(open_session, _present(jti, sid), now)
+        keys = [self._loaded_key]
+        if jti:
+            keys.append(self._token_key + jti)
+        if sid:
+            keys.append(self._session_key + sid)
         try:
-            values = self._store.mget(
-                [self._keys.revocations_loaded()]
-                + [self._keys.revoked(kind.value, value) for kind, value in present]
-            )
+            values = self._store.mget(keys)
         except EphemeralStoreError:
             log.warning("idp.revocation.store_unavailable")
-            return self._ask_database(open_session, present, now)
+            return self._ask_database(open_session, _present(jti, sid), now)
         if values[0] is None:
             # The mirror is not known to be complete: rebuild it, answer from the database.
             with open_session() as db:
                 self.reload(db, now)
-            return self._ask_database(open_session, present, now)
+            return self._ask_database(open_session, _present(jti, sid), now)
         return any(value is not None for value in values[1:])
 
     def reload(self, db: Session, now: datetime) -> bool:
@@ -242,6 +246,11 @@ class RevocationList:
                 .limit(1)
             )
         return found is not None
+
+
+def _present(jti: str | None, sid: str | None) -> list[tuple[RevokedKind, str]]:
+    wanted = [(RevokedKind.ACCESS_TOKEN, jti), (RevokedKind.SESSION, sid)]
+    return [(kind, value) for kind, value in wanted if value]
 
 
 @event.listens_for(Session, "after_commit")

@@ -10,11 +10,13 @@ TTL, and single-use items are consumed atomically.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 from typing import Protocol
 from typing import TypeVar
 from typing import cast
@@ -167,19 +169,35 @@ class Keys:
         return self._prefix
 
 
+def _send_and_read(connection: Any, command: list[bytes]) -> list[bytes | None]:
+    connection.send_packed_command(command)
+    return cast(list[bytes | None], connection.read_response())
+
+
 class RedisStore:
     """The shared store (several IdP instances behind a load balancer)."""
 
     def __init__(self, url: str) -> None:
+        import hiredis
         import redis
 
         self._redis_errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._connection_error: type[Exception] = redis.ConnectionError
+        # The C packer (a dependency, as redis-py's reply parser): UTF-8 keys, the same RESP
+        # bytes as redis-py's own packing, without its per-argument checks in Python.
+        self._pack: Callable[..., bytes] = hiredis.pack_command
         self._client = redis.Redis.from_url(
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
         self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._listener: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Connections for ``mget`` (every introspection's revocation check), kept here rather
+        # than taken from the client's pool: the pool's checkout and release (a lock, a poll
+        # of the socket, its metrics) cost twice the MGET itself. ``list.pop`` and ``append``
+        # are atomic, so a thread never shares a connection; there are as many as calls at once.
+        self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
 
     @property
     def is_shared(self) -> bool:
@@ -202,7 +220,32 @@ class RedisStore:
         return self._call(lambda: self._client.get(key))  # type: ignore[return-value]
 
     def mget(self, keys: list[str]) -> list[bytes | None]:
-        return self._call(lambda: cast(list[bytes | None], self._client.mget(keys)))
+        if self._idle_pid != os.getpid():
+            # A forked child must not use its parent's sockets (their replies would mix).
+            self._idle, self._idle_pid = [], os.getpid()
+        try:
+            connection = self._idle.pop()
+            reused = True
+        except IndexError:
+            pool = self._client.connection_pool
+            connection = pool.connection_class(**pool.connection_kwargs)
+            reused = False
+        command = [self._pack(("MGET", *keys))]
+        try:
+            try:
+                values = _send_and_read(connection, command)
+            except self._connection_error:
+                if not reused:
+                    raise
+                # What the pool's checkout does: a connection that Redis closed while it was
+                # idle (a restart) is opened again once. MGET only reads: sending it twice is safe.
+                connection.disconnect()
+                values = _send_and_read(connection, command)
+        except self._redis_errors as exc:
+            connection.disconnect()
+            raise EphemeralStoreError(str(exc)) from exc
+        self._idle.append(connection)
+        return values
 
     def set(self, key: str, value: bytes, *, ttl: float, only_if_new: bool = False) -> bool:
         ms = max(1, int(ttl * 1000))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import re
 import time
@@ -92,10 +93,13 @@ def plain_request(
     if len(body) != length or not _PLAIN_FORM.fullmatch(body):
         return None
     form: dict[str, str] = {}
+    known = _known(params)
     for pair in body.decode("ascii").split("&"):
         name, _, raw = pair.partition("=")
-        value = _unescaped(raw, plus=True)
-        if name in form or value is None or name not in params | _CREDENTIAL_PARAMS:
+        # The pattern above let through printable characters only: a value with nothing to
+        # unescape (a JWT) is already what unescaping would give.
+        value = _unescaped(raw, plus=True) if "%" in raw or "+" in raw else raw
+        if name in form or value is None or name not in known:
             return None  # repeated, unknown, or for Flask's input checks to look at
         form[name] = value
     authorization = environ.get("HTTP_AUTHORIZATION")
@@ -113,6 +117,11 @@ def plain_request(
     if not client_id or not secret:
         return None
     return PlainRequest(method, client_id, secret, form)
+
+
+@functools.cache
+def _known(params: frozenset[str]) -> frozenset[str]:
+    return params | _CREDENTIAL_PARAMS
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:
@@ -135,10 +144,13 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 def _unescaped(raw: str, *, plus: bool = False) -> str | None:
     """A form value (``plus``: "+" is a space) or a Basic credential unescaped, when it is
     printable ASCII (or empty); None for anything else."""
-    try:
-        value = unquote_plus(raw, errors="strict") if plus else unquote(raw, errors="strict")
-    except UnicodeDecodeError:
-        return None
+    if "%" in raw or (plus and "+" in raw):
+        try:
+            value = unquote_plus(raw, errors="strict") if plus else unquote(raw, errors="strict")
+        except UnicodeDecodeError:
+            return None
+    else:
+        value = raw  # nothing to unescape: unquoting would give it back unchanged
     return value if not value or _PRINTABLE_ASCII.fullmatch(value) else None
 
 

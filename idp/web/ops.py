@@ -91,6 +91,11 @@ _EXTRA_FIELDS = (
 )
 
 
+# ``json.dumps(entry, ensure_ascii=False)`` without making an encoder per line (one per
+# request: the access log).
+_ENCODE_LINE = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -99,12 +104,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        fields = record.__dict__  # where ``extra`` puts them (LogRecord has none of these)
         for key in _EXTRA_FIELDS:
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
+            if key in fields:
+                entry[key] = fields[key]
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return _ENCODE_LINE(entry)
 
 
 def configure_logging(level: str) -> None:
