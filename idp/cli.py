@@ -719,12 +719,30 @@ def waiter_command(bind: str, max_connections: int) -> list[str]:
     every wait it may hold (granian's default admits 1,024 requests at once per worker)."""
     host, _, port = bind.rpartition(":")
     return [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", host,
-        "--port", port, "--workers", "1", "--backpressure", str(max_connections + 64),
-        "--backlog", "4096", "--no-ws", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--workers",
+        "1",
+        "--backpressure",
+        str(max_connections + 64),
+        "--backlog",
+        "4096",
+        "--no-ws",
+        "--log-level",
+        "warning",
         # A page sends its few headers at once: a connection that trickles them is not one.
-        "--http1-header-read-timeout", "5000", "idp.web.waiter:create_app",
-    ]  # fmt: skip
+        "--http1-header-read-timeout",
+        "5000",
+        "idp.web.waiter:create_app",
+    ]
 
 
 def _die_with_parent() -> None:

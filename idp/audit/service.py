@@ -191,10 +191,16 @@ def _write_links(db: Session, links: list[dict[str, Any]]) -> None:
 
 
 _SEALED_COLUMNS = (
-    AuditEvent.id, AuditEvent.occurred_at, AuditEvent.event, AuditEvent.outcome,
-    AuditEvent.actor, AuditEvent.client_id, AuditEvent.client_ip, AuditEvent.request_id,
+    AuditEvent.id,
+    AuditEvent.occurred_at,
+    AuditEvent.event,
+    AuditEvent.outcome,
+    AuditEvent.actor,
+    AuditEvent.client_id,
+    AuditEvent.client_ip,
+    AuditEvent.request_id,
     AuditEvent.details,
-)  # fmt: skip
+)
 _UPDATE_LINKS_PG = text(
     "UPDATE audit_events SET seq = link.seq, chain_hash = link.chain_hash"
     " FROM json_to_recordset(CAST(:links AS json)) AS link(id bigint, seq bigint, chain_hash text)"

@@ -44,10 +44,14 @@ def _unb64(text: str) -> bytes:
 
 def issue(secret_key: str, ticket: Ticket) -> str:
     body = json.dumps(
-        {"c": ticket.challenge_id, "t": ticket.login_tx, "u": ticket.user_id,
-         "e": int(ticket.expires_at + GRACE)},
+        {
+            "c": ticket.challenge_id,
+            "t": ticket.login_tx,
+            "u": ticket.user_id,
+            "e": int(ticket.expires_at + GRACE),
+        },
         separators=(",", ":"),
-    ).encode()  # fmt: skip
+    ).encode()
     payload = _b64(body)
     mac = hmac.new(_key(secret_key), payload.encode(), hashlib.sha256).digest()
     return f"{payload}.{_b64(mac)}"
