@@ -1,6 +1,7 @@
 """Where the CPU of one hot-path request goes, through the real WSGI application.
 
     python bench/cpu_profile.py [--requests 2000] [--core 0] [--top 25] [--concurrency 8]
+    python bench/cpu_profile.py --only login [--requests 300]
 
 Builds the IdP in production mode in this process (``create_app``, no background jobs) on its
 own PostgreSQL database ``idp_bench_profile`` (dropped and recreated) and Redis db 1 under
@@ -8,16 +9,23 @@ own PostgreSQL database ``idp_bench_profile`` (dropped and recreated) and Redis 
 server or a socket, for each path: first unprofiled, for the CPU and wall time per request,
 then under cProfile on the thread's CPU clock. Prints, per path, the named stages (the
 profiler's share of each, scaled to the unprofiled CPU time) and the costliest functions.
+
+``--only login``: a password login of ``bench/run.py`` (``/authorize`` with PKCE, the login
+page, the password ``POST`` to the ``303`` to ``/login/confirm``), one user with a phone; the
+CPU of each of its three requests, the ``POST``'s without the argon2id verification (timed
+apart, on the same clock), then the profile of the three.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import os
 import pstats
+import re
 import sys
 import threading
 import time
@@ -25,9 +33,17 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from run import LOGIN_CALLBACK
+from run import LOGIN_CLIENT
+from run import LOGIN_USER
 from run import TOKEN_BODY
+from run import LoginRefusedError
 from run import basic_auth
 from run import seeded_world
+from suspension import PASSWORD
+from suspension import create_users
+from suspension import in_process_deps
+from suspension import pkce_pair
 
 NAMESPACE = "bench-profile:"
 ISSUER = "http://127.0.0.1:8000"
@@ -147,12 +163,149 @@ def concurrent(app: Any, make: Callable[[], dict], name: str, requests: int, thr
           f"{f', statuses {bad}' if bad else ''}")  # fmt: skip
 
 
+class LoginBrowser:
+    """A browser's cookies and one login's three requests, straight into the WSGI app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, target: str, body: str = "") -> tuple[int, str, str]:
+        path, _, query = target.partition("?")
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        make = environ_factory(method, path + ("?" + query if query else ""), body, **headers)
+        answer: list[Any] = []
+
+        def start_response(s: str, response_headers: list[Any], _exc: Any = None) -> None:
+            answer.extend((s, response_headers))
+
+        chunks = self.app(make(), start_response)
+        try:
+            text = b"".join(chunks).decode()
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        location = ""
+        for name, value in answer[1]:
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
+            elif name.lower() == "location":
+                location = value
+        return int(answer[0][:3]), location, text
+
+
+LOGIN_STEPS = ("GET /authorize", "GET the login page", "POST the password (without argon2id)")
+
+
+def one_login(app: Any, username: str, clock: list[float]) -> None:
+    """The three requests; ``clock`` gets the CPU seconds of each added."""
+    browser = LoginBrowser(app)
+    _verifier, challenge = pkce_pair()
+    query = urllib.parse.urlencode({
+        "response_type": "code", "client_id": LOGIN_CLIENT, "redirect_uri": LOGIN_CALLBACK,
+        "scope": "openid profile", "state": "s", "nonce": "n", "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    })  # fmt: skip
+    started = time.thread_time()
+    status, location, _ = browser.request("GET", "/authorize?" + query)
+    clock[0] += time.thread_time() - started
+    if status not in (302, 303) or not location.startswith("/login/"):
+        raise LoginRefusedError(f"/authorize answered {status} {location[:120]}")
+    started = time.thread_time()
+    status, _, page = browser.request("GET", location)
+    clock[1] += time.thread_time() - started
+    action = re.search(r'<form method="post" action="([^"]+)"', page)
+    if status != 200 or action is None:
+        raise LoginRefusedError(f"no login form ({status})")
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', page))
+    fields.update(username=username, password=PASSWORD)
+    started = time.thread_time()
+    status, location, _ = browser.request(
+        "POST", action.group(1).replace("&amp;", "&"), urllib.parse.urlencode(fields)
+    )
+    clock[2] += time.thread_time() - started
+    if status != 303 or "/login/confirm?" not in location:
+        raise LoginRefusedError(f"password step answered {status} {location[:120]}")
+
+
+def bound_user(env: dict[str, str]) -> str:
+    """One user with an active phone, written straight into the database: binding it through
+    the mock Nexus needs the IdP listening on a socket, and only the device's row matters to
+    the password step."""
+    from sqlalchemy import select
+
+    from idp.accounts.models import User
+    from idp.mfa.models import Device
+    from idp.mfa.models import DeviceStatus
+
+    username = LOGIN_USER.format(0)
+    deps = in_process_deps(env)
+    try:
+        create_users(deps, [username])
+        with deps.sessions.begin() as db:
+            user = db.scalar(select(User).where(User.username == username))
+            assert user is not None
+            db.add(Device(id="d" * 32, user_id=user.id, status=DeviceStatus.ACTIVE,
+                          public_jwk={}, key_thumbprint="t" * 43,
+                          push_address="http://127.0.0.1:9/phones/phone-bench",
+                          totp_seed_encrypted="x", bound_at=deps.clock.now()))  # fmt: skip
+    finally:
+        deps.engine.dispose()
+    return username
+
+
+def login_profile(app: Any, env: dict[str, str], logins: int, top: int) -> None:
+    import idp.accounts.service as service
+
+    username = bound_user(env)
+    gc.freeze()
+    verify = service.verify_password
+    hashing = [0.0]
+
+    def timed_verify(password_hash: str | None, password: str) -> bool:
+        started = time.thread_time()
+        try:
+            return verify(password_hash, password)
+        finally:
+            hashing[0] += time.thread_time() - started
+
+    service.verify_password = timed_verify  # type: ignore[assignment]
+    for _ in range(20):
+        one_login(app, username, [0.0, 0.0, 0.0])
+    clock = [0.0, 0.0, 0.0]
+    hashing[0] = 0.0
+    for _ in range(logins):
+        one_login(app, username, clock)
+    clock[2] -= hashing[0]
+    argon2_ms = hashing[0] / logins * 1000
+    rest_ms = sum(clock) / logins * 1000
+    print(f"\n## login: {rest_ms + argon2_ms:.2f} ms of CPU per login, of which argon2id"
+          f" {argon2_ms:.2f} ms; the rest {rest_ms:.2f} ms"
+          f" ({rest_ms / (rest_ms + argon2_ms):.0%})\n")  # fmt: skip
+    print("| step | ms |")
+    print("|---|---|")
+    for label, seconds in zip(LOGIN_STEPS, clock, strict=True):
+        print(f"| {label} | {seconds / logins * 1000:.2f} |")
+    service.verify_password = verify
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    for _ in range(logins):
+        one_login(app, username, [0.0, 0.0, 0.0])
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    print("\n```")
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    print("```")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="per path")
     parser.add_argument("--core", type=int, default=0, help="run on this core only")
     parser.add_argument("--top", type=int, default=20, help="functions listed per path")
-    parser.add_argument("--only", help="one path: token, introspection, jwks, discovery")
+    parser.add_argument("--only", help="one path: token, introspection, jwks, discovery, login")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="threads calling at once: the process's CPU per request, no"
                              " profile (a token's group commit is shared under load)")  # fmt: skip
@@ -168,7 +321,11 @@ def main() -> int:
     from idp import create_app
 
     app = create_app(background=False)
+    gc.freeze()  # as idp.wsgi does: full collections do not walk what start-up built
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.only == "login":
+        login_profile(app, env, args.requests, args.top)
+        return 0
     for name, make in workloads(app).items():
         if args.only and name != args.only:
             continue

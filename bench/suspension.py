@@ -285,16 +285,12 @@ def in_process_deps(env: dict[str, str]) -> Any:
 
 
 def create_users(deps: Any, usernames: list[str]) -> None:
-    from idp.accounts.service import create_user
-
     with deps.sessions.begin() as session:
         for n, username in enumerate(usernames):
-            create_user(
-                session, deps.cipher, username=username, password=PASSWORD,
-                now=deps.clock.now(), temporary=False,
-                temporary_ttl=deps.settings.temporary_password_ttl,
-                min_length=deps.settings.password_min_length, citizen_id=citizen_id(n + 1),
-                given_name_en="Bench", family_name_en=f"User {n}", actor="bench",
+            deps.accounts.create_user(
+                session, username=username, password=PASSWORD, now=deps.clock.now(),
+                temporary=False, citizen_id=citizen_id(n + 1), given_name_en="Bench",
+                family_name_en=f"User {n}", actor="bench",
             )  # fmt: skip
 
 

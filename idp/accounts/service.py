@@ -306,16 +306,25 @@ class PasswordAuthenticator:
     def _lock_counter(self, db: Session, key: str, now: datetime) -> LoginFailure:
         # Every username gets a row to lock, so parallel guesses at one account are counted
         # one after another and cannot slip past the cap together.
-        insert = postgresql.insert if is_postgresql(db) else sqlite.insert
+        locked = select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
+        postgres = is_postgresql(db)
+        if postgres:
+            # A username tried before has its row: the lock alone is then one round trip
+            # (inserting first cost another on every login). Whether the row exists tells
+            # only that the name was tried, never whether the account exists.
+            counter = db.scalar(locked)
+            if counter is not None:
+                return counter
+        # SQLite ignores FOR UPDATE: there the insert (even of nothing) takes the database's
+        # write lock first, which serialises the attempts instead.
+        insert = postgresql.insert if postgres else sqlite.insert
         for _ in range(3):
             db.execute(
                 insert(LoginFailure)
                 .values(username_hash=key, failures=0, last_failure_at=now)
                 .on_conflict_do_nothing(index_elements=["username_hash"])
             )
-            counter = db.scalar(
-                select(LoginFailure).where(LoginFailure.username_hash == key).with_for_update()
-            )
+            counter = db.scalar(locked)
             if counter is not None:
                 return counter
             # Purged between the insert and the lock (housekeeping): insert it again.

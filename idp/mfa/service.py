@@ -60,6 +60,13 @@ def active_device(db: Session, user_id: str) -> Device | None:
     )
 
 
+def active_device_id(db: Session, user_id: str) -> str | None:
+    """The id of the user's active phone: the password step needs no more of its row."""
+    return db.scalar(
+        select(Device.id).where(Device.user_id == user_id, Device.status == DeviceStatus.ACTIVE)
+    )
+
+
 def device_still_active(db: Session, device_id: str) -> bool:
     """Whether the phone may still stand behind a new db, holding its row (FOR SHARE)
     until the session is committed, so a suspension waits for it or is seen by it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
@@ -106,6 +107,22 @@ def test_unknown_usernames_are_throttled_like_real_ones(rp, deps):
         attempt(rp, "ghost", "wrong")
     with deps.sessions() as session:
         assert _failures(session) == 5
+
+
+def test_parallel_guesses_at_a_counted_account_are_each_counted(rp, app, deps, settings):
+    # The counter's row exists after the first failure: from then on the password step locks
+    # it with its first statement. Guesses sent at once must still be counted one by one.
+    assert is_generic_failure(attempt(rp, "somchai", "wrong"))
+    guesses = settings.login_throttle_after - 1
+    pages = [RP(app.test_client()) for _ in range(guesses)]
+    forms = [(each, each.authorize(prompt="login")) for each in pages]
+    with ThreadPoolExecutor(guesses) as pool:
+        answers = list(
+            pool.map(lambda f: f[0].submit(f[1], username="somchai", password="x"), forms)
+        )
+    assert all(is_generic_failure(answer) for answer in answers)
+    with deps.sessions() as session:
+        assert _failures(session) == settings.login_throttle_after
 
 
 def test_per_ip_limit_blocks_guessing_across_accounts(client, deps, settings):
